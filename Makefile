@@ -1,0 +1,53 @@
+# Atelier: `make run` starts the server, `make test` checks everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+PROTOS := $(shell find proto -name '*.proto')
+GEN_DIR := clients/python/atelier/v1
+GEN_STAMP := $(GEN_DIR)/__init__.py
+
+.PHONY: run test lint proto bench clean-venv
+
+run: $(VENV)/.installed $(GEN_STAMP)
+	$(PY) -m server
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy server storage clients/python/atelier tests bench
+	$(BUF) lint
+
+bench: $(VENV)/.installed $(GEN_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+# The venv is (re)built when the dependency lists change.
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ./clients/python -e '.[dev]'
+	touch $@
+
+$(BUF): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+# Regenerates the code under clients/python/atelier/v1 from proto/. The generator owns that
+# directory: it is wiped and rewritten, never edited by hand.
+proto: $(VENV)/.installed
+	rm -rf $(GEN_DIR) .proto-out
+	mkdir -p .proto-out
+	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/proto \
+		--python_out=.proto-out --pyi_out=.proto-out --grpc_python_out=.proto-out \
+		$(shell find proto -name '*.proto' | sed 's|^proto/||' | sort)
+	mv .proto-out/atelier/v1 $(GEN_DIR)
+	rm -rf .proto-out
+	touch $(GEN_DIR)/py.typed
+	printf '"""Generated from proto/atelier/v1 by `make proto`. Do not edit."""\n' > $(GEN_STAMP)
+
+$(GEN_STAMP): $(PROTOS)
+	$(MAKE) proto

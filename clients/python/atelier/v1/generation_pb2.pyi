@@ -1,0 +1,103 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class VersionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERSION_STATE_UNSPECIFIED: _ClassVar[VersionState]
+    VERSION_STATE_QUEUED: _ClassVar[VersionState]
+    VERSION_STATE_RUNNING: _ClassVar[VersionState]
+    VERSION_STATE_COMPLETED: _ClassVar[VersionState]
+    VERSION_STATE_FAILED: _ClassVar[VersionState]
+    VERSION_STATE_CANCELLED: _ClassVar[VersionState]
+    VERSION_STATE_NEEDS_REVIEW: _ClassVar[VersionState]
+
+class VersionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERSION_KIND_UNSPECIFIED: _ClassVar[VersionKind]
+    VERSION_KIND_GENERATE: _ClassVar[VersionKind]
+    VERSION_KIND_TWEAK: _ClassVar[VersionKind]
+    VERSION_KIND_ITERATE: _ClassVar[VersionKind]
+    VERSION_KIND_REGENERATE: _ClassVar[VersionKind]
+VERSION_STATE_UNSPECIFIED: VersionState
+VERSION_STATE_QUEUED: VersionState
+VERSION_STATE_RUNNING: VersionState
+VERSION_STATE_COMPLETED: VersionState
+VERSION_STATE_FAILED: VersionState
+VERSION_STATE_CANCELLED: VersionState
+VERSION_STATE_NEEDS_REVIEW: VersionState
+VERSION_KIND_UNSPECIFIED: VersionKind
+VERSION_KIND_GENERATE: VersionKind
+VERSION_KIND_TWEAK: VersionKind
+VERSION_KIND_ITERATE: VersionKind
+VERSION_KIND_REGENERATE: VersionKind
+
+class Generation(_message.Message):
+    __slots__ = ("name", "prompt", "model", "provider", "version_count", "latest_version", "session", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    prompt: str
+    model: str
+    provider: str
+    version_count: int
+    latest_version: str
+    session: str
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., version_count: _Optional[int] = ..., latest_version: _Optional[str] = ..., session: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Version(_message.Message):
+    __slots__ = ("name", "number", "kind", "parent", "prompt", "model", "state", "stage", "total_stages", "message", "error", "file_count", "etag", "request_id", "last_event_seq", "create_time", "update_time", "complete_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STAGES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    FILE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    number: int
+    kind: VersionKind
+    parent: str
+    prompt: str
+    model: str
+    state: VersionState
+    stage: int
+    total_stages: int
+    message: str
+    error: _status_pb2.Status
+    file_count: int
+    etag: str
+    request_id: str
+    last_event_seq: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    complete_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., kind: _Optional[_Union[VersionKind, str]] = ..., parent: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., file_count: _Optional[int] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
