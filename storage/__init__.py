@@ -1,0 +1,105 @@
+"""Atelier's storage: SQLModel tables and the verbs that read and write them.
+
+Every verb takes the SQLModel `Session` of a transaction opened with `Database.write()`
+or `Database.read()`, so the transaction's scope is visible where it is used. Nothing
+here knows about gRPC.
+"""
+
+from sqlmodel import Session
+
+from storage._blobs import put_blobs, read_blob, sha256_hex
+from storage._database import Database
+from storage._jobs import (
+    ClaimedJob,
+    claim_job,
+    expired_jobs,
+    finish_job,
+    holds_lease,
+    job_for_version,
+    renew_lease,
+    request_cancel,
+    requeue_job,
+)
+from storage._models import (
+    TERMINAL_STATES,
+    Blob,
+    ConversationSession,
+    Event,
+    EventType,
+    Generation,
+    Job,
+    JobStatus,
+    ManifestEntry,
+    Turn,
+    Version,
+    VersionAttachment,
+    VersionKind,
+    VersionState,
+)
+from storage._versions import (
+    ErrorDetail,
+    NewFile,
+    StateConflictError,
+    append_event,
+    create_generation,
+    find_version_by_request_id,
+    get_generation,
+    get_manifest_entry,
+    get_version,
+    get_version_by_id,
+    list_attachments,
+    list_events,
+    list_generations,
+    list_manifest,
+    list_versions,
+    utcnow,
+    write_manifest,
+)
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Blob",
+    "ClaimedJob",
+    "ConversationSession",
+    "Database",
+    "ErrorDetail",
+    "Event",
+    "EventType",
+    "Generation",
+    "Job",
+    "JobStatus",
+    "ManifestEntry",
+    "NewFile",
+    "Session",
+    "StateConflictError",
+    "Turn",
+    "Version",
+    "VersionAttachment",
+    "VersionKind",
+    "VersionState",
+    "append_event",
+    "claim_job",
+    "create_generation",
+    "expired_jobs",
+    "find_version_by_request_id",
+    "finish_job",
+    "get_generation",
+    "get_manifest_entry",
+    "get_version",
+    "get_version_by_id",
+    "holds_lease",
+    "job_for_version",
+    "list_attachments",
+    "list_events",
+    "list_generations",
+    "list_manifest",
+    "list_versions",
+    "put_blobs",
+    "read_blob",
+    "renew_lease",
+    "request_cancel",
+    "requeue_job",
+    "sha256_hex",
+    "utcnow",
+    "write_manifest",
+]

@@ -1,0 +1,37 @@
+"""Content-addressed blobs: each distinct content is stored once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from storage._models import Blob
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put_blobs(session: Session, contents: Iterable[bytes]) -> list[str]:
+    """Stores each content unless it is already stored; returns their SHA-256s in order."""
+    rows: dict[str, dict[str, object]] = {}
+    hashes: list[str] = []
+    for data in contents:
+        digest = sha256_hex(data)
+        hashes.append(digest)
+        rows.setdefault(digest, {"sha256": digest, "size": len(data), "data": data})
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Sorted, so that concurrent writers take the index locks in one order.
+        values = [rows[key] for key in sorted(rows)]
+        session.execute(insert(Blob).on_conflict_do_nothing(index_elements=["sha256"]), values)
+    return hashes
+
+
+def read_blob(session: Session, sha256: str) -> bytes | None:
+    return session.execute(sa.select(col(Blob.data)).where(col(Blob.sha256) == sha256)).scalar_one_or_none()

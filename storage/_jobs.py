@@ -1,0 +1,111 @@
+"""The durable job queue: workers claim jobs with a lease and keep it alive with heartbeats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from storage._models import Job, JobStatus
+from storage._versions import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    job_id: int
+    version_id: int
+    attempt: int
+
+
+def claim_job(session: Session, *, worker: str, lease: timedelta) -> ClaimedJob | None:
+    """Takes the oldest available QUEUED job, or returns None.
+
+    PostgreSQL skips rows other workers hold (FOR UPDATE SKIP LOCKED); SQLite needs no row
+    lock because the write transaction already holds the database's write lock.
+    """
+    now = utcnow()
+    statement = (
+        select(Job)
+        .where(Job.status == JobStatus.QUEUED, col(Job.available_at) <= now)
+        .order_by(col(Job.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    job = session.exec(statement).first()
+    if job is None:
+        return None
+    job.status = JobStatus.RUNNING
+    job.attempts += 1
+    job.lease_owner = worker
+    job.lease_expires_at = now + lease
+    job.update_time = now
+    session.add(job)
+    assert job.id is not None
+    return ClaimedJob(job_id=job.id, version_id=job.version_id, attempt=job.attempts)
+
+
+def renew_lease(session: Session, *, job_id: int, worker: str, lease: timedelta) -> bool | None:
+    """Extends a running job's lease. Returns whether cancellation was requested, or None if the
+    worker no longer holds the job (its lease expired and the job was taken from it)."""
+    now = utcnow()
+    row = session.execute(
+        sa.update(Job)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == worker, col(Job.status) == JobStatus.RUNNING)
+        .values(lease_expires_at=now + lease, update_time=now)
+        .returning(col(Job.cancel_requested))
+    ).one_or_none()
+    return None if row is None else bool(row[0])
+
+
+def holds_lease(session: Session, *, job_id: int, worker: str) -> bool:
+    statement = select(Job.id).where(
+        Job.id == job_id, Job.lease_owner == worker, Job.status == JobStatus.RUNNING
+    )
+    return session.exec(statement).first() is not None
+
+
+def finish_job(session: Session, *, job_id: int) -> None:
+    now = utcnow()
+    session.execute(
+        sa.update(Job)
+        .where(col(Job.id) == job_id)
+        .values(status=JobStatus.DONE, lease_owner=None, lease_expires_at=None, update_time=now)
+    )
+
+
+def requeue_job(session: Session, *, job_id: int) -> None:
+    """Puts a job back in the queue, for another worker to run from the start."""
+    now = utcnow()
+    session.execute(
+        sa.update(Job)
+        .where(col(Job.id) == job_id)
+        .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None, update_time=now)
+    )
+
+
+def request_cancel(session: Session, *, version_id: int) -> Job | None:
+    """Flags the version's job for cancellation; returns the job as it was before."""
+    job = session.exec(select(Job).where(Job.version_id == version_id).with_for_update()).one_or_none()
+    if job is not None and job.status != JobStatus.DONE:
+        job.cancel_requested = True
+        job.update_time = utcnow()
+        session.add(job)
+    return job
+
+
+def expired_jobs(session: Session) -> Sequence[Job]:
+    """RUNNING jobs whose worker stopped renewing its lease (it crashed or was killed)."""
+    statement = (
+        select(Job)
+        .where(Job.status == JobStatus.RUNNING, col(Job.lease_expires_at) < utcnow())
+        .order_by(col(Job.id))
+        .with_for_update(skip_locked=True)
+    )
+    return session.exec(statement).all()
+
+
+def job_for_version(session: Session, *, version_id: int) -> Job | None:
+    return session.exec(select(Job).where(Job.version_id == version_id)).one_or_none()

@@ -1,0 +1,209 @@
+"""Table models and the stored vocabulary (states, kinds, event types).
+
+Times are timezone-aware UTC datetimes (SQLModel's UTCDateTime column type).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class VersionState(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {VersionState.COMPLETED, VersionState.FAILED, VersionState.CANCELLED, VersionState.NEEDS_REVIEW}
+)
+
+
+class VersionKind(enum.StrEnum):
+    GENERATE = "GENERATE"
+    TWEAK = "TWEAK"
+    ITERATE = "ITERATE"
+    REGENERATE = "REGENERATE"
+
+
+class EventType(enum.StrEnum):
+    STATE = "STATE"
+    STAGE_STARTED = "STAGE_STARTED"
+    STAGE_DONE = "STAGE_DONE"
+    MESSAGE = "MESSAGE"
+    OUTPUT = "OUTPUT"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+
+
+class Blob(SQLModel, table=True):
+    """File contents, addressed by their SHA-256 and stored once whatever refers to them."""
+
+    __tablename__ = "blob"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    data: bytes = Field(sa_type=sa.LargeBinary)
+
+
+class Generation(SQLModel, table=True):
+    __tablename__ = "generation"
+    __table_args__ = (sa.Index("ix_generation_owner_id", "owner", "id"),)
+
+    # Time-ordered (see ids.new_generation_id), so listing by id is listing by age.
+    id: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=200)
+    prompt: str = Field(sa_type=sa.Text)
+    model: str = Field(max_length=200)
+    provider: str = Field(max_length=100)
+    version_count: int = 0
+    create_time: datetime
+    update_time: datetime
+
+
+class Version(SQLModel, table=True):
+    __tablename__ = "version"
+    __table_args__ = (
+        sa.UniqueConstraint("generation_id", "number", name="uq_version_generation_number"),
+        # AIP-155: one request id names one version per caller.
+        sa.UniqueConstraint("owner", "request_id", name="uq_version_owner_request_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    generation_id: str = Field(foreign_key="generation.id", max_length=32)
+    number: int
+    owner: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    parent_number: int | None = None
+    prompt: str = Field(sa_type=sa.Text)
+    model: str = Field(max_length=200)
+    provider: str = Field(max_length=100)
+    state: str = Field(max_length=20)
+    stage: int = 0
+    total_stages: int = 0
+    message: str = Field(default="", sa_type=sa.Text)
+    error_code: str | None = Field(default=None, max_length=40)
+    error_reason: str | None = Field(default=None, max_length=100)
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    file_count: int = 0
+    # Bumped on every change; the etag is derived from it.
+    revision: int = 1
+    request_id: str | None = Field(default=None, max_length=200)
+    # A hash of the creating request's parameters, to tell a retry from a reused request id.
+    request_fingerprint: str | None = Field(default=None, max_length=64)
+    last_event_seq: int = 0
+    create_time: datetime
+    update_time: datetime
+    complete_time: datetime | None = None
+
+
+class VersionAttachment(SQLModel, table=True):
+    """An input file sent with the prompt that created a version."""
+
+    __tablename__ = "version_attachment"
+
+    version_id: int = Field(foreign_key="version.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    name: str = Field(default="", max_length=1024)
+    mime_type: str = Field(max_length=255)
+    blob_sha256: str = Field(foreign_key="blob.sha256", max_length=64)
+
+
+class ManifestEntry(SQLModel, table=True):
+    """One file of a version's tree."""
+
+    __tablename__ = "manifest_entry"
+
+    version_id: int = Field(foreign_key="version.id", primary_key=True)
+    path: str = Field(primary_key=True, max_length=1024)
+    blob_sha256: str = Field(foreign_key="blob.sha256", max_length=64)
+    size: int
+    mime_type: str = Field(max_length=255)
+
+
+class Event(SQLModel, table=True):
+    """One progress event of a version; (version_id, seq) is gap-free from 1."""
+
+    __tablename__ = "event"
+
+    version_id: int = Field(foreign_key="version.id", primary_key=True)
+    seq: int = Field(primary_key=True)
+    type: str = Field(max_length=20)
+    state: str = Field(max_length=20)
+    stage: int = 0
+    total_stages: int = 0
+    message: str = Field(default="", sa_type=sa.Text)
+    paths: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    error_code: str | None = Field(default=None, max_length=40)
+    error_reason: str | None = Field(default=None, max_length=100)
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    create_time: datetime
+
+
+class Job(SQLModel, table=True):
+    """The durable work item behind a QUEUED or RUNNING version."""
+
+    __tablename__ = "job"
+    __table_args__ = (sa.Index("ix_job_status_available", "status", "available_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", unique=True)
+    status: str = Field(max_length=20)
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+    available_at: datetime
+    create_time: datetime
+    update_time: datetime
+
+
+class ConversationSession(SQLModel, table=True):
+    """The conversation with the model behind a generation, kept server-side so any process can resume it."""
+
+    __tablename__ = "session"
+
+    id: str = Field(primary_key=True, max_length=32)
+    generation_id: str = Field(foreign_key="generation.id", unique=True, max_length=32)
+    owner: str = Field(max_length=200)
+    model: str = Field(max_length=200)
+    system_instruction: str = Field(default="", sa_type=sa.Text)
+    # Provider settings needed to resume the chat exactly (a provider-specific JSON object).
+    config: dict[str, object] = Field(default_factory=dict, sa_type=sa.JSON)
+    turn_count: int = 0
+    create_time: datetime
+    update_time: datetime
+
+
+class Turn(SQLModel, table=True):
+    """One message of a conversation. `parent_turn_id` makes the turns a tree, so that forks share history."""
+
+    __tablename__ = "turn"
+    __table_args__ = (sa.UniqueConstraint("session_id", "number", name="uq_turn_session_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(foreign_key="session.id", max_length=32)
+    number: int
+    parent_turn_id: int | None = Field(default=None, foreign_key="turn.id")
+    version_id: int | None = Field(default=None, foreign_key="version.id")
+    role: str = Field(max_length=20)
+    # Text parts and inline data as blob references: [{"text": ...} | {"blob": sha, "mime_type": ...}].
+    parts: list[dict[str, object]] = Field(default_factory=list, sa_type=sa.JSON)
+    # Provider data needed to replay the turn byte-for-byte (for example thought signatures).
+    provider_state: dict[str, object] = Field(default_factory=dict, sa_type=sa.JSON)
+    create_time: datetime

@@ -1,0 +1,167 @@
+"""Test support: fresh databases, the real server in a subprocess, and typed helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import sqlalchemy as sa
+from atelier.v1 import atelier_service_pb2 as pb
+from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get(
+    "ATELIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TERMINAL = {
+    generation_pb2.VERSION_STATE_COMPLETED,
+    generation_pb2.VERSION_STATE_FAILED,
+    generation_pb2.VERSION_STATE_CANCELLED,
+    generation_pb2.VERSION_STATE_NEEDS_REVIEW,
+}
+_LISTENING = re.compile(r"Atelier listening on (\S+):(\d+)")
+
+
+def postgres_unavailable_reason() -> str | None:
+    """None if PostgreSQL answers at POSTGRES_URL, else why not."""
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).render_as_string()}: {exc}"
+    return None
+
+
+@contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of the given backend; dropped afterwards (PostgreSQL)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'atelier.db'}"
+        return
+    name = f"atelier_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class ServerProcess:
+    """The real server (`python -m server`) on a free port, in a subprocess."""
+
+    def __init__(self, *, database_url: str, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.extra_env = dict(env or {})
+        self.process: subprocess.Popen[bytes] | None = None
+        self.target = ""
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("ATELIER_", "GEMINI_", "GOOGLE_"))
+        }
+        env.update(
+            ATELIER_LISTEN="127.0.0.1:0",
+            ATELIER_DATABASE_URL=self.database_url,
+            ATELIER_LOG_LEVEL="INFO",
+        )
+        env.update(self.extra_env)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            match = _LISTENING.search(text)
+            if match:
+                self.target = f"{match.group(1)}:{match.group(2)}"
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{text}")
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"the server did not start in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM (a graceful shutdown); returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to clean up."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.target)
+
+
+class Api:
+    """The generated stub with a caller's token attached to every call."""
+
+    def __init__(self, channel: grpc.Channel, token: str | None = None) -> None:
+        self.stub = atelier_service_pb2_grpc.AtelierServiceStub(channel)
+        self.metadata = [("authorization", f"Bearer {token}")] if token else []
+
+    def generate(self, prompt: str, **fields: object) -> generation_pb2.Version:
+        request = pb.GenerateRequest(prompt=prompt, **fields)  # type: ignore[arg-type]
+        version: generation_pb2.Version = self.stub.Generate(request, metadata=self.metadata, timeout=10)
+        return version
+
+    def get(self, name: str) -> generation_pb2.Version:
+        version: generation_pb2.Version = self.stub.GetVersion(
+            pb.GetVersionRequest(name=name), metadata=self.metadata, timeout=10
+        )
+        return version
+
+    def progress(
+        self, name: str, after_seq: int = 0, timeout: float = 30
+    ) -> list[progress_pb2.ProgressEvent]:
+        return list(
+            self.stub.Progress(
+                pb.ProgressRequest(name=name, after_seq=after_seq), metadata=self.metadata, timeout=timeout
+            )
+        )
+
+    def wait(self, name: str, timeout: float = 30) -> generation_pb2.Version:
+        """Follows Progress to the end, then returns the version."""
+        self.progress(name, timeout=timeout)
+        return self.get(name)
+
+    def read_file(self, name: str, path: str) -> tuple[pb.ReadFileResponse, bytes]:
+        chunks = list(
+            self.stub.ReadFile(pb.ReadFileRequest(name=name, path=path), metadata=self.metadata, timeout=10)
+        )
+        return chunks[0], b"".join(chunk.data for chunk in chunks)
+
+    def list_files(self, name: str) -> list[str]:
+        response = self.stub.ListFiles(
+            pb.ListFilesRequest(parent=name, page_size=1000), metadata=self.metadata, timeout=10
+        )
+        return [file.path for file in response.files]

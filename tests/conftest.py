@@ -1,0 +1,37 @@
+"""Fixtures: every storage and server test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._support import fresh_database, postgres_unavailable_reason
+
+_postgres_reason: list[str | None] = []
+
+
+def _postgres_skip_reason() -> str | None:
+    if not _postgres_reason:
+        _postgres_reason.append(postgres_unavailable_reason())
+    return _postgres_reason[0]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "postgres":
+        reason = _postgres_skip_reason()
+        if reason is not None:
+            if os.environ.get("ATELIER_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"ATELIER_REQUIRE_POSTGRES=1 but {reason}")
+            pytest.skip(reason)
+    return name
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(backend, tmp_path) as url:
+        yield url

@@ -1,0 +1,205 @@
+"""Storage verbs against real SQLite and real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+import sqlalchemy.exc
+
+import storage
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[storage.Database]:
+    database = storage.Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def _generate(
+    db: storage.Database, prompt: str = "a tiny app", request_id: str | None = None
+) -> storage.Version:
+    with db.write() as session:
+        _, version = storage.create_generation(
+            session,
+            owner="alice",
+            prompt=prompt,
+            model="offline",
+            provider="offline",
+            request_id=request_id,
+            request_fingerprint="f",
+            attachments=[storage.NewFile(path="a.png", mime_type="image/png", data=b"\x89PNG")],
+        )
+    return version
+
+
+def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -> None:
+    db.migrate()  # a second run is a no-op
+    tables = set(sa.inspect(db.engine).get_table_names())
+    assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
+    with db.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    database = storage.Database(f"sqlite:///{tmp_path}/wal.db")
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+    database.dispose()
+
+
+def test_create_generation_makes_a_queued_version_with_job_session_and_first_event(
+    db: storage.Database,
+) -> None:
+    version = _generate(db)
+    assert version.id is not None
+    with db.read() as session:
+        stored = storage.get_version(session, owner="alice", generation_id=version.generation_id, number=1)
+        assert stored is not None and stored.state == storage.VersionState.QUEUED
+        events = storage.list_events(session, version_id=version.id, after_seq=0)
+        assert [(e.seq, e.type, e.state) for e in events] == [(1, "STATE", "QUEUED")]
+        job = storage.job_for_version(session, version_id=version.id)
+        assert job is not None and job.status == storage.JobStatus.QUEUED
+        assert [a.mime_type for a in storage.list_attachments(session, version_id=version.id)] == [
+            "image/png"
+        ]
+        conversation = session.exec(
+            sa.select(storage.ConversationSession).where(
+                storage.ConversationSession.generation_id == version.generation_id  # type: ignore[arg-type]
+            )
+        ).scalar_one()
+        assert conversation.turn_count == 0
+
+
+def test_other_owners_see_nothing(db: storage.Database) -> None:
+    version = _generate(db)
+    with db.read() as session:
+        assert (
+            storage.get_version(session, owner="bob", generation_id=version.generation_id, number=1) is None
+        )
+        assert storage.get_generation(session, owner="bob", generation_id=version.generation_id) is None
+        assert storage.list_generations(session, owner="bob", before_id=None, limit=10) == []
+
+
+def test_blobs_are_stored_once(db: storage.Database) -> None:
+    with db.write() as session:
+        first = storage.put_blobs(session, [b"same", b"same", b"other"])
+    with db.write() as session:
+        second = storage.put_blobs(session, [b"same"])
+    assert first[0] == first[1] == second[0] == storage.sha256_hex(b"same")
+    with db.read() as session:
+        count = session.execute(sa.select(sa.func.count()).select_from(storage.Blob)).scalar_one()
+        assert count == 2
+        assert storage.read_blob(session, first[2]) == b"other"
+
+
+def test_events_are_gap_free_and_a_terminal_version_takes_no_more(db: storage.Database) -> None:
+    version = _generate(db)
+    with db.write() as session:
+        storage.append_event(
+            session, version=version, type=storage.EventType.STATE, state=storage.VersionState.RUNNING
+        )
+        storage.append_event(
+            session, version=version, type=storage.EventType.STAGE_STARTED, stage=1, total_stages=2
+        )
+        storage.append_event(
+            session,
+            version=version,
+            type=storage.EventType.STATE,
+            state=storage.VersionState.FAILED,
+            error=storage.ErrorDetail(code="UNAVAILABLE", reason="X", message="down"),
+        )
+    with pytest.raises(storage.StateConflictError), db.write() as session:
+        storage.append_event(session, version=version, type=storage.EventType.MESSAGE, message="late")
+    assert version.id is not None
+    with db.read() as session:
+        events = storage.list_events(session, version_id=version.id, after_seq=0)
+        assert [e.seq for e in events] == [1, 2, 3, 4]
+        assert events[2].stage == 1 and events[2].total_stages == 2
+        latest = storage.get_version_by_id(session, version.id)
+        assert (latest.state, latest.error_reason, latest.last_event_seq) == ("FAILED", "X", 4)
+        assert latest.complete_time is not None
+        assert [e.seq for e in storage.list_events(session, version_id=version.id, after_seq=2)] == [3, 4]
+
+
+def test_a_request_id_names_one_version_per_owner(db: storage.Database) -> None:
+    _generate(db, request_id="r-1")
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        _generate(db, request_id="r-1")
+    with db.read() as session:
+        found = storage.find_version_by_request_id(session, owner="alice", request_id="r-1")
+        assert found is not None and found.number == 1
+
+
+def test_each_job_is_claimed_once_even_by_concurrent_workers(db: storage.Database) -> None:
+    versions = [_generate(db, prompt=f"p{i}") for i in range(12)]
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while True:
+            with db.write() as session:
+                job = storage.claim_job(session, worker=name, lease=timedelta(seconds=30))
+            if job is None:
+                return
+            with lock:
+                claimed.append(job.version_id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(v.id for v in versions if v.id is not None)
+
+
+def test_leases_renew_expire_and_carry_cancellation(db: storage.Database) -> None:
+    version = _generate(db)
+    with db.write() as session:
+        job = storage.claim_job(session, worker="w1", lease=timedelta(seconds=-1))
+    assert job is not None and job.attempt == 1
+    with db.write() as session:
+        assert [j.id for j in storage.expired_jobs(session)] == [job.job_id]
+        assert (
+            storage.renew_lease(session, job_id=job.job_id, worker="w2", lease=timedelta(seconds=30)) is None
+        )
+        assert (
+            storage.renew_lease(session, job_id=job.job_id, worker="w1", lease=timedelta(seconds=30)) is False
+        )
+    with db.write() as session:
+        assert storage.expired_jobs(session) == []
+        assert version.id is not None
+        storage.request_cancel(session, version_id=version.id)
+    with db.write() as session:
+        assert (
+            storage.renew_lease(session, job_id=job.job_id, worker="w1", lease=timedelta(seconds=30)) is True
+        )
+        storage.requeue_job(session, job_id=job.job_id)
+    with db.write() as session:
+        again = storage.claim_job(session, worker="w2", lease=timedelta(seconds=30))
+        assert again is not None and again.attempt == 2
+        assert storage.holds_lease(session, job_id=job.job_id, worker="w2")
+        assert not storage.holds_lease(session, job_id=job.job_id, worker="w1")
+
+
+def test_manifest_lists_in_byte_order_with_keyset_pages(db: storage.Database) -> None:
+    version = _generate(db)
+    paths = ["b.txt", "B.txt", "a/z.py", "a.txt", "é.md", "_x"]
+    with db.write() as session:
+        storage.write_manifest(
+            session,
+            version=version,
+            files=[storage.NewFile(path=p, mime_type="text/plain", data=p.encode()) for p in paths],
+        )
+    expected = sorted(paths, key=lambda p: p.encode())
+    assert version.id is not None
+    with db.read() as session:
+        first = storage.list_manifest(session, version_id=version.id, limit=4)
+        rest = storage.list_manifest(session, version_id=version.id, after_path=first[-1].path, limit=10)
+        assert [e.path for e in [*first, *rest]] == expected
+        assert storage.get_version_by_id(session, version.id).file_count == len(paths)
