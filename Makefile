@@ -33,7 +33,9 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	touch $@
 
 $(BUF): package.json package-lock.json
-	npm ci --silent --no-audit --no-fund
+	# `npm ci` rejects this lock file (npm leaves out the other platforms' optional buf binaries),
+	# so install from it with `npm install`, which keeps the pinned version.
+	npm install --silent --no-audit --no-fund
 	touch $@
 
 # Regenerates the code under clients/python/atelier/v1 from proto/. The generator owns that

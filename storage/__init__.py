@@ -12,6 +12,7 @@ from storage._database import Database
 from storage._jobs import (
     ClaimedJob,
     claim_job,
+    end_job,
     expired_jobs,
     finish_job,
     holds_lease,
@@ -80,6 +81,7 @@ __all__ = [
     "append_event",
     "claim_job",
     "create_generation",
+    "end_job",
     "expired_jobs",
     "find_version_by_request_id",
     "finish_job",

@@ -9,8 +9,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage._models import Job, JobStatus
-from storage._versions import utcnow
+from storage._models import EventType, Job, JobStatus, Version, VersionState
+from storage._versions import ErrorDetail, append_event, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +76,31 @@ def finish_job(session: Session, *, job_id: int) -> None:
     )
 
 
-def requeue_job(session: Session, *, job_id: int) -> None:
-    """Puts a job back in the queue, for another worker to run from the start."""
+def requeue_job(session: Session, *, job_id: int, version: Version, message: str) -> None:
+    """Puts a job back in the queue, for a worker to run from the start, and its version back to QUEUED."""
     now = utcnow()
     session.execute(
         sa.update(Job)
         .where(col(Job.id) == job_id)
         .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None, update_time=now)
     )
+    append_event(
+        session, version=version, type=EventType.STATE, state=VersionState.QUEUED, stage=0, message=message
+    )
+
+
+def end_job(
+    session: Session,
+    *,
+    job_id: int,
+    version: Version,
+    state: VersionState,
+    message: str,
+    error: ErrorDetail | None = None,
+) -> None:
+    """Finishes a job and records its version's terminal state (with the reason, if it failed)."""
+    finish_job(session, job_id=job_id)
+    append_event(session, version=version, type=EventType.STATE, state=state, message=message, error=error)
 
 
 def request_cancel(session: Session, *, version_id: int) -> Job | None:

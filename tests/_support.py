@@ -165,3 +165,29 @@ class Api:
             pb.ListFilesRequest(parent=name, page_size=1000), metadata=self.metadata, timeout=10
         )
         return [file.path for file in response.files]
+
+
+def script(**fields: object) -> str:
+    """A prompt for the scripted provider (see server/providers/scripted.py)."""
+    import json
+
+    return json.dumps(fields)
+
+
+def error_details(error: grpc.RpcError) -> tuple[object, object | None]:
+    """The ErrorInfo and (if any) BadRequest carried by a failed call."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no rich status on {error}"
+    info, bad_request = None, None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+    assert info is not None, f"no ErrorInfo on {error}"
+    return info, bad_request

@@ -19,9 +19,11 @@ def _postgres_skip_reason() -> str | None:
     return _postgres_reason[0]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def check_backend(name: str) -> str:
+    """Skips (stating why) when PostgreSQL is missing, unless CI requires it."""
     if name == "postgres":
         reason = _postgres_skip_reason()
         if reason is not None:
@@ -29,6 +31,11 @@ def backend(request: pytest.FixtureRequest) -> str:
                 pytest.fail(f"ATELIER_REQUIRE_POSTGRES=1 but {reason}")
             pytest.skip(reason)
     return name
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return check_backend(request.param)
 
 
 @pytest.fixture

@@ -68,10 +68,8 @@ def test_create_generation_makes_a_queued_version_with_job_session_and_first_eve
         assert [a.mime_type for a in storage.list_attachments(session, version_id=version.id)] == [
             "image/png"
         ]
-        conversation = session.exec(
-            sa.select(storage.ConversationSession).where(
-                storage.ConversationSession.generation_id == version.generation_id  # type: ignore[arg-type]
-            )
+        conversation = session.execute(
+            sa.select(storage.ConversationSession).where(sa.column("generation_id") == version.generation_id)
         ).scalar_one()
         assert conversation.turn_count == 0
 
@@ -179,7 +177,7 @@ def test_leases_renew_expire_and_carry_cancellation(db: storage.Database) -> Non
         assert (
             storage.renew_lease(session, job_id=job.job_id, worker="w1", lease=timedelta(seconds=30)) is True
         )
-        storage.requeue_job(session, job_id=job.job_id)
+        storage.requeue_job(session, job_id=job.job_id, version=version, message="Requeued")
     with db.write() as session:
         again = storage.claim_job(session, worker="w2", lease=timedelta(seconds=30))
         assert again is not None and again.attempt == 2

@@ -1,0 +1,100 @@
+"""Pure conversions from stored rows to atelier.v1 messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2
+from google.protobuf import timestamp_pb2
+from google.rpc import status_pb2
+
+import storage
+from server.api._errors import to_status_proto
+from server.api._names import generation_name, version_name
+from server.config import ModelConfig
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _error(code: str | None, reason: str | None, message: str | None) -> status_pb2.Status | None:
+    if code is None:
+        return None
+    return to_status_proto(code, message or "", reason or "UNKNOWN_REASON")
+
+
+def version_to_proto(version: storage.Version) -> generation_pb2.Version:
+    return generation_pb2.Version(
+        name=version_name(version.generation_id, version.number),
+        number=version.number,
+        kind=f"VERSION_KIND_{version.kind}",
+        parent=version_name(version.generation_id, version.parent_number) if version.parent_number else "",
+        prompt=version.prompt,
+        model=version.model,
+        state=f"VERSION_STATE_{version.state}",
+        stage=version.stage,
+        total_stages=version.total_stages,
+        message=version.message,
+        error=_error(version.error_code, version.error_reason, version.error_message),
+        file_count=version.file_count,
+        etag=etag(version),
+        request_id=version.request_id or "",
+        last_event_seq=version.last_event_seq,
+        create_time=_timestamp(version.create_time),
+        update_time=_timestamp(version.update_time),
+        complete_time=_timestamp(version.complete_time),
+    )
+
+
+def etag(version: storage.Version) -> str:
+    return f'W/"{version.revision}"'
+
+
+def generation_to_proto(generation: storage.Generation) -> generation_pb2.Generation:
+    return generation_pb2.Generation(
+        name=generation_name(generation.id),
+        prompt=generation.prompt,
+        model=generation.model,
+        provider=generation.provider,
+        version_count=generation.version_count,
+        latest_version=version_name(generation.id, generation.version_count),
+        session=f"{generation_name(generation.id)}/session",
+        create_time=_timestamp(generation.create_time),
+        update_time=_timestamp(generation.update_time),
+    )
+
+
+def event_to_proto(event: storage.Event, version: str) -> progress_pb2.ProgressEvent:
+    return progress_pb2.ProgressEvent(
+        seq=event.seq,
+        version=version,
+        type=f"PROGRESS_EVENT_TYPE_{event.type}",
+        state=f"VERSION_STATE_{event.state}",
+        stage=event.stage,
+        total_stages=event.total_stages,
+        message=event.message,
+        paths=event.paths,
+        error=_error(event.error_code, event.error_reason, event.error_message),
+        create_time=_timestamp(event.create_time),
+    )
+
+
+def file_to_proto(entry: storage.ManifestEntry) -> file_pb2.File:
+    return file_pb2.File(
+        path=entry.path, size=entry.size, sha256=entry.blob_sha256, mime_type=entry.mime_type
+    )
+
+
+def model_to_proto(model: ModelConfig, *, default: bool) -> model_pb2.Model:
+    return model_pb2.Model(
+        name=model.name,
+        provider=model.provider,
+        display_name=model.display_name,
+        output_modalities=model.output_modalities,
+        default=default,
+    )

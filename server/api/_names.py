@@ -1,0 +1,83 @@
+"""Resource names and page tokens (AIP-122, AIP-158)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+
+from server.domain.errors import FieldViolation, InvalidArgument
+from server.domain.generations import VersionRef
+
+_GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
+_VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def generation_name(generation_id: str) -> str:
+    return f"generations/{generation_id}"
+
+
+def version_name(generation_id: str, number: int) -> str:
+    return f"generations/{generation_id}/versions/{number}"
+
+
+def parse_generation_name(name: str, *, field: str = "name") -> str:
+    match = _GENERATION.fullmatch(name)
+    if match is None:
+        raise _malformed(field, name, "generations/{generation}")
+    return match.group(1)
+
+
+def parse_version_name(name: str, *, field: str = "name") -> VersionRef:
+    match = _VERSION.fullmatch(name)
+    if match is None:
+        raise _malformed(field, name, "generations/{generation}/versions/{number}")
+    return VersionRef(generation_id=match.group(1), number=int(match.group(2)))
+
+
+def _malformed(field: str, name: str, pattern: str) -> InvalidArgument:
+    described = repr(name) if name else "empty"
+    return InvalidArgument(
+        f"{field} is {described}; expected a resource name like {pattern}",
+        reason="INVALID_NAME",
+        metadata={"field": field, "pattern": pattern},
+        violations=[FieldViolation(field, f"must match {pattern}")],
+    )
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument(
+            f"page_size is {requested}; it must not be negative",
+            reason="INVALID_PAGE_SIZE",
+            violations=[FieldViolation("page_size", "must be 0 (the default) or positive")],
+        )
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def encode_page_token(scope: str, key: object) -> str:
+    """An opaque token for the next page; `scope` ties it to the listing it came from."""
+    raw = json.dumps({"s": scope, "k": key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str, scope: str) -> object | None:
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        if isinstance(data, dict) and data.get("s") == scope and "k" in data:
+            key: object = data["k"]
+            return key
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        pass
+    raise InvalidArgument(
+        "page_token is not a token this listing returned",
+        reason="INVALID_PAGE_TOKEN",
+        violations=[FieldViolation("page_token", "must be a next_page_token from the same listing")],
+    )

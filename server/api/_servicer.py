@@ -1,0 +1,235 @@
+"""AtelierService: authenticates, validates names, calls the domain, converts the answers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from atelier.v1 import atelier_service_pb2 as pb
+from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
+from grpc_status import rpc_status
+
+from server.api import _convert, _names
+from server.api._auth import Authenticator
+from server.api._errors import to_status, to_status_proto
+from server.config import Settings
+from server.domain.errors import AtelierError, FieldViolation, InvalidArgument, Unimplemented
+from server.domain.generations import AttachmentInput, GenerationService
+
+_log = logging.getLogger("atelier.api")
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+_Unary = Callable[[Any, _Req, grpc.aio.ServicerContext, str], Awaitable[_Resp]]
+_Stream = Callable[[Any, _Req, grpc.aio.ServicerContext, str], AsyncIterator[_Resp]]
+
+
+async def _abort_internal(context: grpc.aio.ServicerContext, method: str) -> None:
+    _log.exception("unexpected error in %s", method)
+    status = to_status_proto(
+        "INTERNAL", f"internal error in {method}; the server log has the details", "INTERNAL"
+    )
+    await context.abort_with_status(rpc_status.to_status(status))
+
+
+def _unary(handler: _Unary[_Req, _Resp]) -> Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]:
+    """Authenticates the caller and turns every failure into a status with ErrorInfo (never UNKNOWN)."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
+        try:
+            principal = self._auth.principal(context.invocation_metadata())
+            return await handler(self, request, context, principal)
+        except AtelierError as error:
+            await context.abort_with_status(to_status(error))
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception:
+            await _abort_internal(context, handler.__name__)
+        raise AssertionError("unreachable: abort_with_status raises")
+
+    return wrapper
+
+
+def _stream(
+    handler: _Stream[_Req, _Resp],
+) -> Callable[[Any, _Req, grpc.aio.ServicerContext], AsyncIterator[_Resp]]:
+    @functools.wraps(handler)
+    async def wrapper(
+        self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[_Resp]:
+        try:
+            principal = self._auth.principal(context.invocation_metadata())
+            async for item in handler(self, request, context, principal):
+                yield item
+        except AtelierError as error:
+            await context.abort_with_status(to_status(error))
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception:
+            await _abort_internal(context, handler.__name__)
+
+    return wrapper
+
+
+class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
+    def __init__(self, *, service: GenerationService, settings: Settings) -> None:
+        self._service = service
+        self._settings = settings
+        self._auth = Authenticator(settings.principals_by_token)
+
+    @_unary
+    async def Generate(
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Version:
+        version = await self._service.generate(
+            owner=principal,
+            prompt=request.prompt,
+            model=request.model,
+            request_id=request.request_id,
+            attachments=[AttachmentInput(a.name, a.mime_type, a.data) for a in request.attachments],
+        )
+        return _convert.version_to_proto(version)
+
+    @_unary
+    async def Tweak(
+        self, request: pb.TweakRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Version:
+        raise Unimplemented(
+            "Tweak is not available yet on this server: it arrives with conversation sessions",
+            reason="NOT_IMPLEMENTED_YET",
+            metadata={"method": "Tweak"},
+        )
+
+    @_unary
+    async def Iterate(
+        self, request: pb.IterateRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Version:
+        raise Unimplemented(
+            "Iterate is not available yet on this server: it arrives with versioned file trees",
+            reason="NOT_IMPLEMENTED_YET",
+            metadata={"method": "Iterate"},
+        )
+
+    @_stream
+    async def Progress(
+        self, request: pb.ProgressRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> AsyncIterator[progress_pb2.ProgressEvent]:
+        ref = _names.parse_version_name(request.name)
+        if request.after_seq < 0:
+            raise InvalidArgument(
+                f"after_seq is {request.after_seq}; it must not be negative",
+                reason="INVALID_CURSOR",
+                violations=[FieldViolation("after_seq", "must be 0 or a seq from an earlier event")],
+            )
+        name = _names.version_name(ref.generation_id, ref.number)
+        # A client that goes away cancels only this generator, never the job.
+        async for event in self._service.progress(owner=principal, ref=ref, after_seq=request.after_seq):
+            yield _convert.event_to_proto(event, name)
+
+    @_unary
+    async def CancelVersion(
+        self, request: pb.CancelVersionRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Version:
+        ref = _names.parse_version_name(request.name)
+        return _convert.version_to_proto(await self._service.cancel(owner=principal, ref=ref))
+
+    @_unary
+    async def GetVersion(
+        self, request: pb.GetVersionRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Version:
+        ref = _names.parse_version_name(request.name)
+        return _convert.version_to_proto(await self._service.get_version(owner=principal, ref=ref))
+
+    @_unary
+    async def ListVersions(
+        self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> pb.ListVersionsResponse:
+        generation_id = _names.parse_generation_name(request.parent, field="parent")
+        size = _names.page_size(request.page_size)
+        scope = f"versions:{generation_id}"
+        after = _names.decode_page_token(request.page_token, scope)
+        versions = await self._service.list_versions(
+            owner=principal,
+            generation_id=generation_id,
+            after_number=after if isinstance(after, int) else 0,
+            limit=size + 1,
+        )
+        page = versions[:size]
+        token = _names.encode_page_token(scope, page[-1].number) if len(versions) > size else ""
+        return pb.ListVersionsResponse(
+            versions=[_convert.version_to_proto(v) for v in page], next_page_token=token
+        )
+
+    @_unary
+    async def GetGeneration(
+        self, request: pb.GetGenerationRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Generation:
+        generation_id = _names.parse_generation_name(request.name)
+        generation = await self._service.get_generation(owner=principal, generation_id=generation_id)
+        return _convert.generation_to_proto(generation)
+
+    @_unary
+    async def ListGenerations(
+        self, request: pb.ListGenerationsRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> pb.ListGenerationsResponse:
+        size = _names.page_size(request.page_size)
+        scope = "generations"
+        before = _names.decode_page_token(request.page_token, scope)
+        generations = await self._service.list_generations(
+            owner=principal, before_id=before if isinstance(before, str) else None, limit=size + 1
+        )
+        page = generations[:size]
+        token = _names.encode_page_token(scope, page[-1].id) if len(generations) > size else ""
+        return pb.ListGenerationsResponse(
+            generations=[_convert.generation_to_proto(g) for g in page], next_page_token=token
+        )
+
+    @_unary
+    async def ListFiles(
+        self, request: pb.ListFilesRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> pb.ListFilesResponse:
+        ref = _names.parse_version_name(request.parent, field="parent")
+        size = _names.page_size(request.page_size)
+        scope = f"files:{ref.generation_id}/{ref.number}"
+        after = _names.decode_page_token(request.page_token, scope)
+        entries = await self._service.list_files(
+            owner=principal, ref=ref, after_path=after if isinstance(after, str) else None, limit=size + 1
+        )
+        page = entries[:size]
+        token = _names.encode_page_token(scope, page[-1].path) if len(entries) > size else ""
+        return pb.ListFilesResponse(files=[_convert.file_to_proto(e) for e in page], next_page_token=token)
+
+    @_stream
+    async def ReadFile(
+        self, request: pb.ReadFileRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> AsyncIterator[pb.ReadFileResponse]:
+        ref = _names.parse_version_name(request.name)
+        if not request.path:
+            raise InvalidArgument(
+                "path is empty",
+                reason="INVALID_PATH",
+                violations=[FieldViolation("path", "must name a file")],
+            )
+        entry, data = await self._service.read_file(owner=principal, ref=ref, path=request.path)
+        chunk = self._service.read_chunk_bytes
+        yield pb.ReadFileResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
+        for offset in range(chunk, len(data), chunk):
+            yield pb.ReadFileResponse(data=data[offset : offset + chunk], offset=offset)
+
+    @_unary
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> pb.ListModelsResponse:
+        default = self._settings.resolved_default_model
+        return pb.ListModelsResponse(
+            models=[
+                _convert.model_to_proto(m, default=m.name == default.name)
+                for m in self._settings.available_models
+            ],
+            default_model=default.name,
+        )

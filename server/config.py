@@ -1,0 +1,152 @@
+"""The one place Atelier's configuration comes from.
+
+Values are read from an optional TOML file named by `ATELIER_CONFIG`, then from
+`ATELIER_*` environment variables, which win. Everything else (the server, the
+providers, ListModels) reads the resulting `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+_PREFIX = "ATELIER_"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A model clients may ask for, and the provider that serves it."""
+
+    name: str
+    provider: str
+    display_name: str
+    output_modalities: tuple[str, ...] = ("text",)
+
+
+# The models each provider serves unless the config file lists models itself.
+_BUILTIN_MODELS: dict[str, tuple[ModelConfig, ...]] = {
+    "offline": (
+        ModelConfig(
+            "offline", "offline", "Offline (deterministic, no network)", output_modalities=("text", "image")
+        ),
+    ),
+    "scripted": (ModelConfig("scripted", "scripted", "Scripted (for tests)"),),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///./var/atelier.db"
+    # The provider whose first model serves requests that name no model.
+    provider: str = "offline"
+    # A model name; empty means the first model of `provider`.
+    default_model: str = ""
+    # "token:principal" pairs, comma-separated. Empty: every caller is principal `local`.
+    tokens: str = ""
+    max_prompt_bytes: int = 32 * 1024
+    max_attachment_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 32 * 1024 * 1024
+    workers: int = 4
+    job_lease_seconds: float = 30.0
+    job_heartbeat_seconds: float = 2.0
+    job_max_attempts: int = 3
+    shutdown_grace_seconds: float = 10.0
+    # How often Progress looks for events written by other server processes.
+    progress_poll_seconds: float = 1.0
+    log_level: str = "INFO"
+    # Models from the config file's [[models]] tables; empty means the built-in ones.
+    models: tuple[ModelConfig, ...] = field(default=())
+
+    @property
+    def principals_by_token(self) -> dict[str, str]:
+        pairs = (item.strip() for item in self.tokens.split(",") if item.strip())
+        result: dict[str, str] = {}
+        for pair in pairs:
+            token, sep, principal = pair.partition(":")
+            if not sep or not token or not principal:
+                raise ValueError(f"ATELIER_TOKENS entries are token:principal, got {pair!r}")
+            result[token] = principal
+        return result
+
+    @property
+    def available_models(self) -> tuple[ModelConfig, ...]:
+        """The models of the configured provider (and the offline one, which needs nothing)."""
+        if self.models:
+            return self.models
+        providers = dict.fromkeys([self.provider, "offline"])
+        models: list[ModelConfig] = []
+        for provider in providers:
+            if provider not in _BUILTIN_MODELS:
+                raise ValueError(
+                    f"unknown provider {provider!r}; known: {', '.join(sorted(_BUILTIN_MODELS))}"
+                )
+            models.extend(_BUILTIN_MODELS[provider])
+        return tuple(models)
+
+    @property
+    def resolved_default_model(self) -> ModelConfig:
+        models = self.available_models
+        if self.default_model:
+            for model in models:
+                if model.name == self.default_model:
+                    return model
+            raise ValueError(f"the default model {self.default_model!r} is not configured")
+        for model in models:
+            if model.provider == self.provider:
+                return model
+        return models[0]
+
+    def find_model(self, name: str) -> ModelConfig | None:
+        return next((model for model in self.available_models if model.name == name), None)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Reads the configuration file (if any) and the environment, and checks the result."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = environ.get(f"{_PREFIX}CONFIG")
+    if config_path:
+        values.update(_read_file(Path(config_path)))
+    known = {f.name: f for f in fields(Settings) if f.name != "models"}
+    for name, spec in known.items():
+        raw = environ.get(_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _parse(raw, spec.type, name)
+    settings = replace(Settings(), **values)
+    # Fail at start-up, not on the first request.
+    _ = settings.principals_by_token, settings.resolved_default_model
+    return settings
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    data = tomllib.loads(path.read_text())
+    models = tuple(
+        ModelConfig(
+            name=entry["name"],
+            provider=entry["provider"],
+            display_name=entry.get("display_name", entry["name"]),
+            output_modalities=tuple(entry.get("output_modalities", ("text",))),
+        )
+        for entry in data.pop("models", [])
+    )
+    known = {f.name for f in fields(Settings)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+    return {**data, "models": models} if models else data
+
+
+def _parse(raw: str, type_name: object, name: str) -> object:
+    try:
+        if type_name in ("int", int):
+            return int(raw)
+        if type_name in ("float", float):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{_PREFIX}{name.upper()} must be a number, got {raw!r}") from exc
+    return raw

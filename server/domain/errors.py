@@ -1,0 +1,68 @@
+"""Domain errors. Each names its gRPC status code and a machine-readable reason;
+the API layer turns them into a status with google.rpc.ErrorInfo (and BadRequest)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class AtelierError(Exception):
+    code: ClassVar[str] = "INTERNAL"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        metadata: Mapping[str, str] | None = None,
+        violations: Sequence[FieldViolation] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.metadata = dict(metadata or {})
+        self.violations = tuple(violations)
+
+
+class InvalidArgument(AtelierError):
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(AtelierError):
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(AtelierError):
+    code = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(AtelierError):
+    code = "FAILED_PRECONDITION"
+
+
+class Aborted(AtelierError):
+    code = "ABORTED"
+
+
+class Unauthenticated(AtelierError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(AtelierError):
+    code = "PERMISSION_DENIED"
+
+
+class Unimplemented(AtelierError):
+    code = "UNIMPLEMENTED"
+
+
+class Unavailable(AtelierError):
+    code = "UNAVAILABLE"

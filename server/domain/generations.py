@@ -1,0 +1,340 @@
+"""The generation service: the domain operations behind the API, in plain Python.
+
+It validates requests, runs storage verbs in transactions (on worker threads, so the
+event loop never blocks), and wakes the job runner and Progress subscribers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+import sqlalchemy.exc
+from sqlmodel import Session
+
+import storage
+from server.config import ModelConfig, Settings
+from server.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from server.domain.events import EventHub
+from server.domain.jobs import CANCELLED_BY_USER, JobRunner
+
+_T = TypeVar("_T")
+
+
+_READABLE_STATES = frozenset({storage.VersionState.COMPLETED, storage.VersionState.NEEDS_REVIEW})
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInput:
+    name: str
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    generation_id: str
+    number: int
+
+
+class GenerationService:
+    # ReadFile sends files in chunks of this size, well under gRPC's 4 MiB message limit.
+    read_chunk_bytes = 64 * 1024
+
+    def __init__(self, *, db: storage.Database, hub: EventHub, runner: JobRunner, settings: Settings) -> None:
+        self._db = db
+        self._hub = hub
+        self._runner = runner
+        self._settings = settings
+
+    async def _read(self, work: Callable[[Session], _T]) -> _T:
+        def run() -> _T:
+            with self._db.read() as session:
+                return work(session)
+
+        return await anyio.to_thread.run_sync(run)
+
+    async def _write(self, work: Callable[[Session], _T]) -> _T:
+        def run() -> _T:
+            with self._db.write() as session:
+                return work(session)
+
+        return await anyio.to_thread.run_sync(run)
+
+    # Generate
+
+    async def generate(
+        self,
+        *,
+        owner: str,
+        prompt: str,
+        model: str,
+        request_id: str,
+        attachments: Sequence[AttachmentInput],
+    ) -> storage.Version:
+        self._check_prompt(prompt)
+        model_config = self._resolve_model(model)
+        self._check_attachments(attachments)
+        fingerprint = _fingerprint(
+            "generate",
+            prompt,
+            model_config.name,
+            [(a.name, a.mime_type, storage.sha256_hex(a.data)) for a in attachments],
+        )
+
+        def create(session: Session) -> tuple[storage.Version, bool]:
+            if request_id:
+                existing = self._existing_request(session, owner, request_id, fingerprint)
+                if existing is not None:
+                    return existing, False
+            _, version = storage.create_generation(
+                session,
+                owner=owner,
+                prompt=prompt,
+                model=model_config.name,
+                provider=model_config.provider,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                attachments=[
+                    storage.NewFile(path=a.name, mime_type=a.mime_type, data=a.data) for a in attachments
+                ],
+            )
+            return version, True
+
+        try:
+            version, created = await self._write(create)
+        except sqlalchemy.exc.IntegrityError:
+            # A concurrent call with the same request id won the race: answer as a retry would.
+            existing = await self._read(lambda s: self._existing_request(s, owner, request_id, fingerprint))
+            if existing is None:
+                raise
+            version, created = existing, False
+        if created:
+            self._runner.wake()
+        return version
+
+    def _existing_request(
+        self, session: Session, owner: str, request_id: str, fingerprint: str
+    ) -> storage.Version | None:
+        existing = storage.find_version_by_request_id(session, owner=owner, request_id=request_id)
+        if existing is not None and existing.request_fingerprint != fingerprint:
+            raise AlreadyExists(
+                f"request_id {request_id!r} was already used for a different request",
+                reason="REQUEST_ID_REUSED",
+                metadata={"request_id": request_id},
+            )
+        return existing
+
+    def _check_prompt(self, prompt: str) -> None:
+        if not prompt.strip():
+            raise InvalidArgument(
+                "the prompt is empty",
+                reason="EMPTY_PROMPT",
+                violations=[FieldViolation("prompt", "must contain some non-blank text")],
+            )
+        size = len(prompt.encode())
+        limit = self._settings.max_prompt_bytes
+        if size > limit:
+            raise InvalidArgument(
+                f"the prompt is {size} bytes; the limit is {limit}",
+                reason="PROMPT_TOO_LARGE",
+                metadata={"size": str(size), "limit": str(limit)},
+                violations=[FieldViolation("prompt", f"must be at most {limit} bytes (UTF-8)")],
+            )
+
+    def _resolve_model(self, name: str) -> ModelConfig:
+        if not name:
+            return self._settings.resolved_default_model
+        model = self._settings.find_model(name)
+        if model is None:
+            known = ", ".join(m.name for m in self._settings.available_models)
+            raise InvalidArgument(
+                f"unknown model {name!r}; ListModels names the models this server offers ({known})",
+                reason="UNKNOWN_MODEL",
+                metadata={"model": name},
+                violations=[FieldViolation("model", "must be a model name from ListModels")],
+            )
+        return model
+
+    def _check_attachments(self, attachments: Sequence[AttachmentInput]) -> None:
+        violations = [
+            FieldViolation(f"attachments[{index}].mime_type", "must be a MIME type such as image/png")
+            for index, attachment in enumerate(attachments)
+            if "/" not in attachment.mime_type
+        ]
+        if violations:
+            raise InvalidArgument(
+                "an attachment has no valid MIME type", reason="INVALID_ATTACHMENT", violations=violations
+            )
+        total = sum(len(a.data) for a in attachments)
+        if total > self._settings.max_attachment_bytes:
+            raise InvalidArgument(
+                f"the attachments total {total} bytes; the limit is {self._settings.max_attachment_bytes}",
+                reason="ATTACHMENTS_TOO_LARGE",
+                violations=[FieldViolation("attachments", "are too large in total")],
+            )
+
+    # Reading
+
+    async def get_version(self, *, owner: str, ref: VersionRef) -> storage.Version:
+        return await self._read(lambda s: self._version(s, owner, ref))
+
+    @staticmethod
+    def _version(session: Session, owner: str, ref: VersionRef) -> storage.Version:
+        version = storage.get_version(
+            session, owner=owner, generation_id=ref.generation_id, number=ref.number
+        )
+        if version is None:
+            raise NotFound(
+                f"version generations/{ref.generation_id}/versions/{ref.number} not found",
+                reason="VERSION_NOT_FOUND",
+                metadata={"name": f"generations/{ref.generation_id}/versions/{ref.number}"},
+            )
+        return version
+
+    async def get_generation(self, *, owner: str, generation_id: str) -> storage.Generation:
+        return await self._read(lambda s: self._generation(s, owner, generation_id))
+
+    @staticmethod
+    def _generation(session: Session, owner: str, generation_id: str) -> storage.Generation:
+        generation = storage.get_generation(session, owner=owner, generation_id=generation_id)
+        if generation is None:
+            raise NotFound(
+                f"generation generations/{generation_id} not found",
+                reason="GENERATION_NOT_FOUND",
+                metadata={"name": f"generations/{generation_id}"},
+            )
+        return generation
+
+    async def list_generations(
+        self, *, owner: str, before_id: str | None, limit: int
+    ) -> Sequence[storage.Generation]:
+        return await self._read(
+            lambda s: storage.list_generations(s, owner=owner, before_id=before_id, limit=limit)
+        )
+
+    async def list_versions(
+        self, *, owner: str, generation_id: str, after_number: int, limit: int
+    ) -> Sequence[storage.Version]:
+        def work(session: Session) -> Sequence[storage.Version]:
+            self._generation(session, owner, generation_id)
+            return storage.list_versions(
+                session, owner=owner, generation_id=generation_id, after_number=after_number, limit=limit
+            )
+
+        return await self._read(work)
+
+    async def list_files(
+        self, *, owner: str, ref: VersionRef, after_path: str | None, limit: int
+    ) -> Sequence[storage.ManifestEntry]:
+        def work(session: Session) -> Sequence[storage.ManifestEntry]:
+            version = self._readable_version(session, owner, ref)
+            assert version.id is not None
+            return storage.list_manifest(session, version_id=version.id, after_path=after_path, limit=limit)
+
+        return await self._read(work)
+
+    def _readable_version(self, session: Session, owner: str, ref: VersionRef) -> storage.Version:
+        version = self._version(session, owner, ref)
+        if version.state not in _READABLE_STATES:
+            raise FailedPrecondition(
+                f"version generations/{ref.generation_id}/versions/{ref.number} is {version.state}; "
+                "its files can be read once it is COMPLETED",
+                reason="VERSION_NOT_READY",
+                metadata={"state": version.state},
+            )
+        return version
+
+    async def read_file(
+        self, *, owner: str, ref: VersionRef, path: str
+    ) -> tuple[storage.ManifestEntry, bytes]:
+        def work(session: Session) -> tuple[storage.ManifestEntry, bytes]:
+            version = self._readable_version(session, owner, ref)
+            assert version.id is not None
+            entry = storage.get_manifest_entry(session, version_id=version.id, path=path)
+            if entry is None:
+                raise NotFound(
+                    f"version generations/{ref.generation_id}/versions/{ref.number} has no file {path!r}",
+                    reason="FILE_NOT_FOUND",
+                    metadata={"path": path},
+                )
+            data = storage.read_blob(session, entry.blob_sha256)
+            if data is None:
+                raise RuntimeError(f"blob {entry.blob_sha256} of {path!r} is missing")
+            return entry, data
+
+        return await self._read(work)
+
+    # Cancel
+
+    async def cancel(self, *, owner: str, ref: VersionRef) -> storage.Version:
+        def work(session: Session) -> storage.Version:
+            version = self._version(session, owner, ref)
+            assert version.id is not None
+            if storage.VersionState(version.state).is_terminal:
+                raise FailedPrecondition(
+                    f"version generations/{ref.generation_id}/versions/{ref.number} "
+                    f"already ended {version.state}",
+                    reason="VERSION_ALREADY_ENDED",
+                    metadata={"state": version.state},
+                )
+            job = storage.request_cancel(session, version_id=version.id)
+            if job is not None and job.status == storage.JobStatus.QUEUED and job.id is not None:
+                # No worker has it: it ends here and now.
+                storage.end_job(
+                    session,
+                    job_id=job.id,
+                    version=version,
+                    state=storage.VersionState.CANCELLED,
+                    message="Cancelled",
+                    error=CANCELLED_BY_USER,
+                )
+            return storage.get_version_by_id(session, version.id)
+
+        version = await self._write(work)
+        assert version.id is not None
+        self._runner.cancel_local(version.id)
+        self._hub.notify(version.id)
+        return version
+
+    # Progress
+
+    async def progress(self, *, owner: str, ref: VersionRef, after_seq: int) -> AsyncIterator[storage.Event]:
+        """The version's events after `after_seq`, then live ones, until its terminal event."""
+        version = await self.get_version(owner=owner, ref=ref)
+        version_id = version.id
+        assert version_id is not None
+        cursor = after_seq
+        while True:
+            ticket = self._hub.ticket(version_id)
+            events, latest = await self._read(functools.partial(_events_after, version_id, cursor))
+            for event in events:
+                yield event
+                cursor = event.seq
+            if storage.VersionState(latest.state).is_terminal and cursor >= latest.last_event_seq:
+                return
+            if not events:
+                with anyio.move_on_after(self._settings.progress_poll_seconds):
+                    await ticket.wait()
+
+
+def _events_after(
+    version_id: int, after_seq: int, session: Session
+) -> tuple[Sequence[storage.Event], storage.Version]:
+    events = storage.list_events(session, version_id=version_id, after_seq=after_seq)
+    return events, storage.get_version_by_id(session, version_id)
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,46 @@
+"""Providers: where generated files come from, behind one small interface (see _base)."""
+
+from __future__ import annotations
+
+from server.config import Settings
+from server.providers._base import Provider, ProviderError
+
+
+class ProviderRegistry:
+    """The providers serving the configured models, built once at start-up."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._providers: dict[str, Provider] = {}
+        for model in settings.available_models:
+            if model.provider not in self._providers:
+                self._providers[model.provider] = _build(model.provider)
+
+    def get(self, name: str) -> Provider:
+        provider = self._providers.get(name)
+        if provider is None:
+            raise ProviderError(
+                f"the provider {name!r} is not configured on this server",
+                reason="PROVIDER_UNAVAILABLE",
+                code="FAILED_PRECONDITION",
+            )
+        return provider
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._providers)
+
+
+def _build(name: str) -> Provider:
+    # Imported here so that a server only loads the providers it uses.
+    if name == "offline":
+        from server.providers.offline import OfflineProvider
+
+        return OfflineProvider()
+    if name == "scripted":
+        from server.providers.scripted import ScriptedProvider
+
+        return ScriptedProvider()
+    raise ValueError(f"unknown provider {name!r}")
+
+
+__all__ = ["Provider", "ProviderError", "ProviderRegistry"]

@@ -1,0 +1,120 @@
+"""The one small interface every provider implements.
+
+A provider turns a request (a prompt, attachments, and for refinements the tree being
+refined) into a change set of files. It reports its work as stages through a
+`Progress` object; the job runner owns numbering, persistence and cancellation.
+Providers know nothing of gRPC or SQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class JobKind(enum.StrEnum):
+    """Why the provider is called. It travels from the RPC to the provider untouched."""
+
+    GENERATE = "generate"
+    TWEAK = "tweak"
+    ITERATE = "iterate"
+    REGENERATE = "regenerate"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """An input file sent with a prompt."""
+
+    name: str
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file of the tree being refined, as the provider sees it."""
+
+    path: str
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    kind: JobKind
+    prompt: str
+    model: str
+    attachments: Sequence[Attachment] = ()
+    # The tree being refined (empty for GENERATE).
+    source_files: Sequence[SourceFile] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpsert:
+    path: str
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What the provider made: files to write and, for refinements, explicit removals.
+
+    Files of the source tree that the change set does not mention are kept.
+    """
+
+    upserts: Sequence[FileUpsert] = ()
+    deletions: Sequence[str] = ()
+    # (old path, new path) pairs; the file's contents move unchanged.
+    renames: Sequence[tuple[str, str]] = ()
+    summary: str = ""
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+class Progress(Protocol):
+    """How a provider reports its work. Every call is also a cancellation checkpoint."""
+
+    def stage(self, title: str) -> AbstractAsyncContextManager[None]:
+        """Runs the next declared stage: reported started on entry and done on a clean exit."""
+        ...
+
+    async def message(self, text: str) -> None:
+        """Reports what the current stage is doing."""
+        ...
+
+    async def output(self, paths: Sequence[str]) -> None:
+        """Reports files this job has produced so far (partial output)."""
+        ...
+
+
+class ProviderError(Exception):
+    """A provider's failure, with a machine-readable reason (an ErrorInfo reason).
+
+    `code` is the name of the gRPC status code that describes the failure, for example
+    "UNAVAILABLE", "RESOURCE_EXHAUSTED", "PERMISSION_DENIED" or "INVALID_ARGUMENT".
+    """
+
+    def __init__(self, message: str, *, reason: str, code: str = "INTERNAL", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.code = code
+        self.retryable = retryable
+
+
+class Provider(Protocol):
+    """A source of generated files."""
+
+    @property
+    def name(self) -> str: ...
+
+    def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
+        """The titles of the stages `run` will go through, in order, known before it starts."""
+        ...
+
+    async def run(self, request: ProviderRequest, progress: Progress) -> ChangeSet:
+        """Does the work. Raises ProviderError on failure."""
+        ...

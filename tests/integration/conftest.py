@@ -1,0 +1,58 @@
+"""A real server per backend, shared by a test module; tests that restart servers make their own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from tests._support import Api, ServerProcess, fresh_database
+from tests.conftest import BACKENDS, check_backend
+
+TOKENS = "alice-token:alice,bob-token:bob"
+# Short leases and heartbeats, so that crash recovery and cancellation are quick to observe.
+SERVER_ENV = {
+    "ATELIER_PROVIDER": "scripted",
+    "ATELIER_TOKENS": TOKENS,
+    "ATELIER_JOB_LEASE_SECONDS": "3",
+    "ATELIER_JOB_HEARTBEAT_SECONDS": "0.5",
+    "ATELIER_PROGRESS_POLL_SECONDS": "0.5",
+    "ATELIER_SHUTDOWN_GRACE_SECONDS": "1",
+    "ATELIER_MAX_PROMPT_BYTES": str(1024 * 1024),  # big enough for scripted binary files
+}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    backend = check_backend(request.param)
+    tmp = tmp_path_factory.mktemp(f"server-{backend}")
+    with fresh_database(backend, tmp) as url:
+        process = ServerProcess(database_url=url, log_path=tmp / "server.log", env=SERVER_ENV).start()
+        try:
+            yield process
+        finally:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def channel(server: ServerProcess) -> Iterator[grpc.Channel]:
+    with server.channel() as channel:
+        yield channel
+
+
+@pytest.fixture
+def alice(channel: grpc.Channel) -> Api:
+    return Api(channel, "alice-token")
+
+
+@pytest.fixture
+def bob(channel: grpc.Channel) -> Api:
+    return Api(channel, "bob-token")
+
+
+@pytest.fixture
+def server_channel_factory(server: ServerProcess) -> object:
+    return server.channel
