@@ -1,0 +1,124 @@
+"""`python -m bench`: measures the echo server, then Atelier on SQLite and on PostgreSQL.
+
+One server runs at a time, loaded by one client process, so that the two of them have the
+machine to themselves (the target machine has 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from bench._child import ChildFailed, run_in_child
+from bench._load import CHILD_GRACE_SECONDS, Window, echo_load, get_version_load, jobs_load
+from bench._report import Figures, render, to_json
+from bench._servers import ServerFailed, atelier_server, echo_server
+from tests._support import postgres_unavailable_reason
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Atelier against a bare grpc.aio echo server, as ratios.",
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement (5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up before each measurement (1)")
+    parser.add_argument("--concurrency", type=int, default=32, help="unary calls in flight (32)")
+    parser.add_argument("--jobs-concurrency", type=int, default=16, help="jobs in flight (16)")
+    parser.add_argument("--payload-bytes", type=int, default=64, help="echo payload size (64)")
+    parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1 or args.jobs_concurrency < 1:
+        parser.error("--seconds must be > 0, --warmup >= 0, and the concurrencies >= 1")
+    return args
+
+
+def _say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
+    load_before = _load_average()
+    window = Window(warmup=args.warmup, seconds=args.seconds)
+    limit = window.warmup + window.seconds + CHILD_GRACE_SECONDS
+
+    _say(f"echo server: unary calls for {window.seconds:g} s")
+    with echo_server(workdir) as server:
+        echo = run_in_child(
+            limit,
+            echo_load,
+            server.target,
+            server_pid=server.pid,
+            payload_bytes=args.payload_bytes,
+            concurrency=args.concurrency,
+            window=window,
+        )
+    figures = Figures(
+        date=datetime.now().astimezone().isoformat(timespec="seconds"),
+        cores=os.cpu_count() or 0,
+        load_before=load_before,
+        settings={
+            "seconds": window.seconds,
+            "warmup": window.warmup,
+            "concurrency": args.concurrency,
+            "jobs_concurrency": args.jobs_concurrency,
+            "payload_bytes": args.payload_bytes,
+        },
+        echo=echo,
+    )
+
+    backends = ["sqlite"]
+    reason = "--no-postgres" if args.no_postgres else postgres_unavailable_reason()
+    if reason is None:
+        backends.append("postgres")
+    else:
+        figures.skipped["postgres"] = reason
+    for backend in backends:
+        with atelier_server(backend, workdir) as server:
+            # A fresh client process for each load, so neither inherits the other's state.
+            _say(f"Atelier on {backend}: GetVersion for {window.seconds:g} s")
+            figures.get_version[backend] = run_in_child(
+                limit,
+                get_version_load,
+                server.target,
+                server_pid=server.pid,
+                concurrency=args.concurrency,
+                window=window,
+            )
+            _say(f"Atelier on {backend}: jobs for {window.seconds:g} s")
+            figures.jobs[backend] = run_in_child(
+                limit,
+                jobs_load,
+                server.target,
+                server_pid=server.pid,
+                concurrency=args.jobs_concurrency,
+                window=window,
+            )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    try:
+        with tempfile.TemporaryDirectory(prefix="atelier-bench-") as tmp:
+            figures = _measure(args, Path(tmp))
+    except (ServerFailed, ChildFailed) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    print(render(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(to_json(figures), indent=2) + "\n")
+        _say(f"figures written to {args.json}")
