@@ -38,6 +38,18 @@ _BUILTIN_MODELS: dict[str, tuple[ModelConfig, ...]] = {
 }
 
 
+def _gemini_models(settings: Settings) -> tuple[ModelConfig, ...]:
+    return (
+        ModelConfig(settings.gemini_model, "gemini", f"Gemini ({settings.gemini_model})"),
+        ModelConfig(
+            settings.gemini_image_model,
+            "gemini",
+            f"Gemini image ({settings.gemini_image_model})",
+            output_modalities=("text", "image"),
+        ),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     listen: str = "127.0.0.1:50051"
@@ -59,6 +71,18 @@ class Settings:
     # How often Progress looks for events written by other server processes.
     progress_poll_seconds: float = 1.0
     log_level: str = "INFO"
+    # Gemini, through google-genai. The key is read from GEMINI_API_KEY.
+    gemini_api_key: str = field(default="", repr=False)
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_image_model: str = "gemini-2.5-flash-image"
+    # Overrides Google's endpoint (tests point it at a local fake).
+    gemini_base_url: str = ""
+    gemini_api_version: str = "v1beta"
+    gemini_timeout_seconds: float = 120.0
+    # Retries of 429, 5xx and timeouts: capped exponential backoff, then the version fails.
+    provider_max_attempts: int = 4
+    provider_backoff_initial_seconds: float = 0.5
+    provider_backoff_max_seconds: float = 8.0
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -81,11 +105,13 @@ class Settings:
         providers = dict.fromkeys([self.provider, "offline"])
         models: list[ModelConfig] = []
         for provider in providers:
-            if provider not in _BUILTIN_MODELS:
-                raise ValueError(
-                    f"unknown provider {provider!r}; known: {', '.join(sorted(_BUILTIN_MODELS))}"
-                )
-            models.extend(_BUILTIN_MODELS[provider])
+            if provider == "gemini":
+                models.extend(_gemini_models(self))
+            elif provider in _BUILTIN_MODELS:
+                models.extend(_BUILTIN_MODELS[provider])
+            else:
+                known = ", ".join(sorted([*_BUILTIN_MODELS, "gemini"]))
+                raise ValueError(f"unknown provider {provider!r}; known: {known}")
         return tuple(models)
 
     @property
@@ -117,9 +143,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raw = environ.get(_PREFIX + name.upper())
         if raw is not None:
             values[name] = _parse(raw, spec.type, name)
+    if "gemini_api_key" not in values and environ.get("GEMINI_API_KEY"):
+        values["gemini_api_key"] = environ["GEMINI_API_KEY"]
     settings = replace(Settings(), **values)
     # Fail at start-up, not on the first request.
     _ = settings.principals_by_token, settings.resolved_default_model
+    uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
+    if uses_gemini and not settings.gemini_api_key:
+        raise ValueError("the gemini provider needs an API key: set GEMINI_API_KEY")
     return settings
 
 

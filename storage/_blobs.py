@@ -35,3 +35,17 @@ def put_blobs(session: Session, contents: Iterable[bytes]) -> list[str]:
 
 def read_blob(session: Session, sha256: str) -> bytes | None:
     return session.execute(sa.select(col(Blob.data)).where(col(Blob.sha256) == sha256)).scalar_one_or_none()
+
+
+def read_blobs(session: Session, sha256s: Iterable[str]) -> dict[str, bytes]:
+    """The contents of many blobs at once, by SHA-256."""
+    wanted = sorted(set(sha256s))
+    found: dict[str, bytes] = {}
+    for start in range(0, len(wanted), 500):  # bounded IN lists
+        rows = session.execute(
+            sa.select(col(Blob.sha256), col(Blob.data)).where(
+                col(Blob.sha256).in_(wanted[start : start + 500])
+            )
+        )
+        found.update((digest, data) for digest, data in rows.tuples())
+    return found

@@ -21,15 +21,24 @@ class ClaimedJob:
 
 
 def claim_job(session: Session, *, worker: str, lease: timedelta) -> ClaimedJob | None:
-    """Takes the oldest available QUEUED job, or returns None.
+    """Takes the oldest available QUEUED job whose session has no running job, or returns None.
 
     PostgreSQL skips rows other workers hold (FOR UPDATE SKIP LOCKED); SQLite needs no row
-    lock because the write transaction already holds the database's write lock.
+    lock because the write transaction already holds the database's write lock. If another
+    worker started a job of the same session meanwhile, the unique index on running jobs
+    refuses this claim, and the job waits for the next attempt.
     """
     now = utcnow()
+    busy_sessions = select(Job.session_id).where(
+        Job.status == JobStatus.RUNNING, col(Job.session_id).is_not(None)
+    )
     statement = (
         select(Job)
-        .where(Job.status == JobStatus.QUEUED, col(Job.available_at) <= now)
+        .where(
+            Job.status == JobStatus.QUEUED,
+            col(Job.available_at) <= now,
+            sa.or_(col(Job.session_id).is_(None), col(Job.session_id).not_in(busy_sessions)),
+        )
         .order_by(col(Job.id))
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -37,14 +46,24 @@ def claim_job(session: Session, *, worker: str, lease: timedelta) -> ClaimedJob 
     job = session.exec(statement).first()
     if job is None:
         return None
-    job.status = JobStatus.RUNNING
-    job.attempts += 1
-    job.lease_owner = worker
-    job.lease_expires_at = now + lease
-    job.update_time = now
-    session.add(job)
     assert job.id is not None
-    return ClaimedJob(job_id=job.id, version_id=job.version_id, attempt=job.attempts)
+    try:
+        with session.begin_nested():
+            attempt = session.execute(
+                sa.update(Job)
+                .where(col(Job.id) == job.id)
+                .values(
+                    status=JobStatus.RUNNING,
+                    attempts=Job.attempts + 1,
+                    lease_owner=worker,
+                    lease_expires_at=now + lease,
+                    update_time=now,
+                )
+                .returning(col(Job.attempts))
+            ).scalar_one()
+    except sa.exc.IntegrityError:
+        return None
+    return ClaimedJob(job_id=job.id, version_id=job.version_id, attempt=attempt)
 
 
 def renew_lease(session: Session, *, job_id: int, worker: str, lease: timedelta) -> bool | None:

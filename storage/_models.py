@@ -107,6 +107,14 @@ class Version(SQLModel, table=True):
     # A hash of the creating request's parameters, to tell a retry from a reused request id.
     request_fingerprint: str | None = Field(default=None, max_length=64)
     last_event_seq: int = 0
+    # The session turn this version's request continues from (None: the start of the session),
+    # and the model's answer that ended its job (set once COMPLETED). Together they place the
+    # version on its branch of the conversation. (Not declared as foreign keys: turn refers
+    # to version, and a cycle of foreign keys would make the tables impossible to order.)
+    base_turn_id: int | None = None
+    head_turn_id: int | None = None
+    # The number of exchanges on the version's branch, its own included once COMPLETED.
+    turn: int = 0
     create_time: datetime
     update_time: datetime
     complete_time: datetime | None = None
@@ -159,10 +167,22 @@ class Job(SQLModel, table=True):
     """The durable work item behind a QUEUED or RUNNING version."""
 
     __tablename__ = "job"
-    __table_args__ = (sa.Index("ix_job_status_available", "status", "available_at"),)
+    __table_args__ = (
+        sa.Index("ix_job_status_available", "status", "available_at"),
+        # One running job per session, across every server process: a conversation's turns
+        # never interleave. A second claim for the session fails on this index.
+        sa.Index(
+            "uq_job_running_session",
+            "session_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'RUNNING'"),
+            postgresql_where=sa.text("status = 'RUNNING'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     version_id: int = Field(foreign_key="version.id", unique=True)
+    session_id: str | None = Field(default=None, foreign_key="session.id", max_length=32)
     status: str = Field(max_length=20)
     attempts: int = 0
     lease_owner: str | None = Field(default=None, max_length=200)

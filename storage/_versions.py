@@ -43,6 +43,16 @@ class NewFile:
 
 
 @dataclass(frozen=True, slots=True)
+class TreeEntry:
+    """A file of a version's tree whose contents are already stored as a blob."""
+
+    path: str
+    blob_sha256: str
+    size: int
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorDetail:
     """Why a version failed or was cancelled: a gRPC code name, an ErrorInfo reason, a message."""
 
@@ -74,7 +84,7 @@ def create_generation(
         prompt=prompt,
         model=model,
         provider=provider,
-        version_count=1,
+        version_count=0,
         create_time=now,
         update_time=now,
     )
@@ -90,11 +100,56 @@ def create_generation(
             update_time=now,
         )
     )
+    session.flush()
+    version = create_version(
+        session,
+        generation=generation,
+        kind=VersionKind.GENERATE,
+        prompt=prompt,
+        model=model,
+        provider=provider,
+        parent_number=None,
+        base_turn_id=None,
+        turn=1,
+        request_id=request_id,
+        request_fingerprint=request_fingerprint,
+        attachments=attachments,
+    )
+    return generation, version
+
+
+def create_version(
+    session: Session,
+    *,
+    generation: Generation,
+    kind: VersionKind,
+    prompt: str,
+    model: str,
+    provider: str,
+    parent_number: int | None,
+    base_turn_id: int | None,
+    turn: int,
+    request_id: str | None,
+    request_fingerprint: str | None,
+    attachments: Sequence[NewFile] = (),
+) -> Version:
+    """Adds the generation's next version, QUEUED, with its job and its first event."""
+    now = utcnow()
+    number = session.execute(
+        sa.update(Generation)
+        .where(col(Generation.id) == generation.id)
+        .values(version_count=Generation.version_count + 1, update_time=now)
+        .returning(col(Generation.version_count))
+    ).scalar_one()
+    generation.version_count = number
     version = Version(
         generation_id=generation.id,
-        number=1,
-        owner=owner,
-        kind=VersionKind.GENERATE,
+        number=number,
+        owner=generation.owner,
+        kind=kind,
+        parent_number=parent_number,
+        base_turn_id=base_turn_id,
+        turn=turn,
         prompt=prompt,
         model=model,
         provider=provider,
@@ -120,9 +175,13 @@ def create_generation(
             )
             for position, (attachment, digest) in enumerate(zip(attachments, hashes, strict=True))
         )
+    session_id = session.execute(
+        sa.select(col(ConversationSession.id)).where(col(ConversationSession.generation_id) == generation.id)
+    ).scalar_one()
     session.add(
         Job(
             version_id=version.id,
+            session_id=session_id,
             status=JobStatus.QUEUED,
             available_at=now,
             create_time=now,
@@ -130,7 +189,7 @@ def create_generation(
         )
     )
     append_event(session, version=version, type=EventType.STATE, state=VersionState.QUEUED, message="Queued")
-    return generation, version
+    return version
 
 
 def find_version_by_request_id(session: Session, *, owner: str, request_id: str) -> Version | None:
@@ -276,6 +335,79 @@ def append_event(
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event not yet stored; `append_events` numbers it."""
+
+    type: EventType
+    state: VersionState
+    stage: int
+    total_stages: int
+    message: str
+    paths: Sequence[str] = ()
+    error: ErrorDetail | None = None
+    create_time: datetime | None = None
+
+
+def append_events(
+    session: Session, *, version_id: int, after_seq: int, drafts: Sequence[EventDraft]
+) -> list[Event]:
+    """Stores a batch of events numbered after_seq+1, after_seq+2, ... in one statement each.
+
+    The batch applies only if the version's latest event is still `after_seq` and the version
+    is not in a terminal state: StateConflictError otherwise (another writer got there first).
+    """
+    if not drafts:
+        return []
+    now = utcnow()
+    last = drafts[-1]
+    changes: dict[str, object] = {
+        "last_event_seq": after_seq + len(drafts),
+        "revision": Version.revision + len(drafts),
+        "update_time": now,
+        "state": last.state,
+        "stage": last.stage,
+        "total_stages": last.total_stages,
+        "message": last.message,
+    }
+    if last.state in TERMINAL_STATES:
+        changes["complete_time"] = now
+    if last.error is not None:
+        changes.update(
+            error_code=last.error.code, error_reason=last.error.reason, error_message=last.error.message
+        )
+    updated = session.execute(
+        sa.update(Version)
+        .where(
+            col(Version.id) == version_id,
+            col(Version.last_event_seq) == after_seq,
+            col(Version.state).not_in(list(TERMINAL_STATES)),
+        )
+        .values(changes)
+    )
+    if updated.rowcount != 1:  # type: ignore[attr-defined]
+        raise StateConflictError(get_version_by_id(session, version_id))
+    events = [
+        Event(
+            version_id=version_id,
+            seq=after_seq + offset,
+            type=draft.type,
+            state=draft.state,
+            stage=draft.stage,
+            total_stages=draft.total_stages,
+            message=draft.message,
+            paths=list(draft.paths),
+            error_code=draft.error.code if draft.error else None,
+            error_reason=draft.error.reason if draft.error else None,
+            error_message=draft.error.message if draft.error else None,
+            create_time=draft.create_time or now,
+        )
+        for offset, draft in enumerate(drafts, start=1)
+    ]
+    session.execute(sa.insert(Event), [event.model_dump() for event in events])
+    return events
+
+
 def list_events(session: Session, *, version_id: int, after_seq: int, limit: int = 500) -> Sequence[Event]:
     statement = (
         select(Event)
@@ -286,25 +418,34 @@ def list_events(session: Session, *, version_id: int, after_seq: int, limit: int
     return session.exec(statement).all()
 
 
-def write_manifest(session: Session, *, version: Version, files: Sequence[NewFile]) -> None:
-    """Stores a version's whole tree (its blobs once each, and one manifest row per file)."""
-    assert version.id is not None
+def store_files(session: Session, files: Sequence[NewFile]) -> list[TreeEntry]:
+    """Stores the files' contents (each distinct content once) and returns their tree entries."""
     hashes = put_blobs(session, (file.data for file in files))
-    if files:
+    return [
+        TreeEntry(path=file.path, blob_sha256=digest, size=len(file.data), mime_type=file.mime_type)
+        for file, digest in zip(files, hashes, strict=True)
+    ]
+
+
+def write_manifest(session: Session, *, version: Version, entries: Sequence[TreeEntry]) -> None:
+    """Records a version's whole tree: one manifest row per file, referring to stored blobs."""
+    assert version.id is not None
+    if entries:
         session.execute(
             sa.insert(ManifestEntry),
             [
                 {
                     "version_id": version.id,
-                    "path": file.path,
-                    "blob_sha256": digest,
-                    "size": len(file.data),
-                    "mime_type": file.mime_type,
+                    "path": entry.path,
+                    "blob_sha256": entry.blob_sha256,
+                    "size": entry.size,
+                    "mime_type": entry.mime_type,
                 }
-                for file, digest in zip(files, hashes, strict=True)
+                for entry in entries
             ],
         )
-    session.execute(sa.update(Version).where(col(Version.id) == version.id).values(file_count=len(files)))
+    session.execute(sa.update(Version).where(col(Version.id) == version.id).values(file_count=len(entries)))
+    version.file_count = len(entries)
 
 
 def _binary_collation(session: Session) -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2
+from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2, session_pb2
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
 import storage
 from server.api._errors import to_status_proto
-from server.api._names import generation_name, version_name
+from server.api._names import generation_name, session_name, turn_name, version_name
 from server.config import ModelConfig
+from server.domain.generations import version_etag
 
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -42,17 +43,14 @@ def version_to_proto(version: storage.Version) -> generation_pb2.Version:
         message=version.message,
         error=_error(version.error_code, version.error_reason, version.error_message),
         file_count=version.file_count,
-        etag=etag(version),
+        etag=version_etag(version),
+        turn=version.turn,
         request_id=version.request_id or "",
         last_event_seq=version.last_event_seq,
         create_time=_timestamp(version.create_time),
         update_time=_timestamp(version.update_time),
         complete_time=_timestamp(version.complete_time),
     )
-
-
-def etag(version: storage.Version) -> str:
-    return f'W/"{version.revision}"'
 
 
 def generation_to_proto(generation: storage.Generation) -> generation_pb2.Generation:
@@ -97,4 +95,39 @@ def model_to_proto(model: ModelConfig, *, default: bool) -> model_pb2.Model:
         display_name=model.display_name,
         output_modalities=model.output_modalities,
         default=default,
+    )
+
+
+def session_to_proto(conversation: storage.ConversationSession) -> session_pb2.Session:
+    return session_pb2.Session(
+        name=session_name(conversation.generation_id),
+        generation=generation_name(conversation.generation_id),
+        model=conversation.model,
+        system_instruction=conversation.system_instruction,
+        turn_count=conversation.turn_count,
+        create_time=_timestamp(conversation.create_time),
+        update_time=_timestamp(conversation.update_time),
+    )
+
+
+def turn_to_proto(
+    turn: storage.Turn, *, generation_id: str, version_number: int | None, parent_number: int | None
+) -> session_pb2.Turn:
+    return session_pb2.Turn(
+        name=turn_name(generation_id, turn.number),
+        number=turn.number,
+        role=f"TURN_ROLE_{turn.role.upper()}",
+        parts=[
+            session_pb2.TurnPart(
+                text=str(part.get("text", "")),
+                mime_type=str(part.get("mime_type", "")),
+                size=int(str(part.get("size", 0))),
+                sha256=str(part.get("blob", "")),
+                thought=bool(part.get("thought", False)),
+            )
+            for part in turn.parts
+        ],
+        parent=turn_name(generation_id, parent_number) if parent_number else "",
+        version=version_name(generation_id, version_number) if version_number else "",
+        create_time=_timestamp(turn.create_time),
     )

@@ -11,6 +11,7 @@ from server.domain.errors import FieldViolation, InvalidArgument
 from server.domain.generations import VersionRef
 
 _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
+_SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")
 _VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
 
 DEFAULT_PAGE_SIZE = 50
@@ -29,6 +30,21 @@ def parse_generation_name(name: str, *, field: str = "name") -> str:
     match = _GENERATION.fullmatch(name)
     if match is None:
         raise _malformed(field, name, "generations/{generation}")
+    return match.group(1)
+
+
+def session_name(generation_id: str) -> str:
+    return f"generations/{generation_id}/session"
+
+
+def turn_name(generation_id: str, number: int) -> str:
+    return f"generations/{generation_id}/session/turns/{number}"
+
+
+def parse_session_name(name: str, *, field: str = "name") -> str:
+    match = _SESSION.fullmatch(name)
+    if match is None:
+        raise _malformed(field, name, "generations/{generation}/session")
     return match.group(1)
 
 

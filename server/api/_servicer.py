@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
+from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2, session_pb2
 from grpc_status import rpc_status
 
 from server.api import _convert, _names
@@ -99,11 +99,25 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     async def Tweak(
         self, request: pb.TweakRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
-        raise Unimplemented(
-            "Tweak is not available yet on this server: it arrives with conversation sessions",
-            reason="NOT_IMPLEMENTED_YET",
-            metadata={"method": "Tweak"},
+        version = await self._service.tweak(
+            owner=principal,
+            ref=_names.parse_version_name(request.name),
+            prompt=request.prompt,
+            model=request.model,
+            request_id=request.request_id,
+            etag=request.etag,
+            attachments=[AttachmentInput(a.name, a.mime_type, a.data) for a in request.attachments],
         )
+        return _convert.version_to_proto(version)
+
+    @_unary
+    async def Regenerate(
+        self, request: pb.RegenerateRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Version:
+        version = await self._service.regenerate(
+            owner=principal, ref=_names.parse_version_name(request.name), request_id=request.request_id
+        )
+        return _convert.version_to_proto(version)
 
     @_unary
     async def Iterate(
@@ -232,4 +246,49 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
                 for m in self._settings.available_models
             ],
             default_model=default.name,
+        )
+
+    @_unary
+    async def GetSession(
+        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> session_pb2.Session:
+        generation_id = _names.parse_session_name(request.name)
+        conversation = await self._service.get_session(owner=principal, generation_id=generation_id)
+        return _convert.session_to_proto(conversation)
+
+    @_unary
+    async def ListTurns(
+        self, request: pb.ListTurnsRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> pb.ListTurnsResponse:
+        generation_id = _names.parse_session_name(request.parent, field="parent")
+        branch_of = _names.parse_version_name(request.version, field="version") if request.version else None
+        if branch_of is not None and branch_of.generation_id != generation_id:
+            raise InvalidArgument(
+                "version must be a version of the session's generation",
+                reason="INVALID_NAME",
+                violations=[FieldViolation("version", f"must start with generations/{generation_id}/")],
+            )
+        size = _names.page_size(request.page_size)
+        scope = f"turns:{generation_id}:{request.version}"
+        after = _names.decode_page_token(request.page_token, scope)
+        views = await self._service.list_turns(
+            owner=principal,
+            generation_id=generation_id,
+            after_number=after if isinstance(after, int) else 0,
+            limit=size + 1,
+            branch_of=branch_of,
+        )
+        page = views[:size]
+        token = _names.encode_page_token(scope, page[-1].turn.number) if len(views) > size else ""
+        return pb.ListTurnsResponse(
+            turns=[
+                _convert.turn_to_proto(
+                    view.turn,
+                    generation_id=generation_id,
+                    version_number=view.version_number,
+                    parent_number=view.parent_number,
+                )
+                for view in page
+            ],
+            next_page_token=token,
         )

@@ -6,9 +6,11 @@ event loop never blocks), and wakes the job runner and Progress subscribers.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,6 +22,7 @@ from sqlmodel import Session
 import storage
 from server.config import ModelConfig, Settings
 from server.domain.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
@@ -30,6 +33,8 @@ from server.domain.events import EventHub
 from server.domain.jobs import CANCELLED_BY_USER, JobRunner
 
 _T = TypeVar("_T")
+_log = logging.getLogger("atelier.sessions")
+_ENDED_CACHE_SIZE = 4096
 
 
 _READABLE_STATES = frozenset({storage.VersionState.COMPLETED, storage.VersionState.NEEDS_REVIEW})
@@ -48,6 +53,13 @@ class VersionRef:
     number: int
 
 
+@dataclass(frozen=True, slots=True)
+class TurnView:
+    turn: storage.Turn
+    version_number: int | None
+    parent_number: int | None
+
+
 class GenerationService:
     # ReadFile sends files in chunks of this size, well under gRPC's 4 MiB message limit.
     read_chunk_bytes = 64 * 1024
@@ -57,6 +69,11 @@ class GenerationService:
         self._hub = hub
         self._runner = runner
         self._settings = settings
+        # Versions in a terminal state never change again, in any process: GetVersion serves
+        # them from this small, bounded cache, without a database read or a thread hop.
+        self._ended: collections.OrderedDict[tuple[str, str, int], storage.Version] = (
+            collections.OrderedDict()
+        )
 
     async def _read(self, work: Callable[[Session], _T]) -> _T:
         def run() -> _T:
@@ -86,19 +103,10 @@ class GenerationService:
         self._check_prompt(prompt)
         model_config = self._resolve_model(model)
         self._check_attachments(attachments)
-        fingerprint = _fingerprint(
-            "generate",
-            prompt,
-            model_config.name,
-            [(a.name, a.mime_type, storage.sha256_hex(a.data)) for a in attachments],
-        )
+        fingerprint = _fingerprint("generate", prompt, model_config.name, _attachment_keys(attachments))
 
-        def create(session: Session) -> tuple[storage.Version, bool]:
-            if request_id:
-                existing = self._existing_request(session, owner, request_id, fingerprint)
-                if existing is not None:
-                    return existing, False
-            _, version = storage.create_generation(
+        def create(session: Session) -> storage.Version:
+            generation, version = storage.create_generation(
                 session,
                 owner=owner,
                 prompt=prompt,
@@ -106,14 +114,132 @@ class GenerationService:
                 provider=model_config.provider,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                attachments=_new_files(attachments),
+            )
+            _log_event("session_created", generation=generation.id, owner=owner, model=model_config.name)
+            return version
+
+        return await self._create_once(owner, request_id, fingerprint, create)
+
+    async def tweak(
+        self,
+        *,
+        owner: str,
+        ref: VersionRef,
+        prompt: str,
+        model: str,
+        request_id: str,
+        etag: str,
+        attachments: Sequence[AttachmentInput],
+    ) -> storage.Version:
+        """Queues the next version of the generation: `ref` refined in its own conversation branch."""
+        self._check_prompt(prompt)
+        self._check_attachments(attachments)
+        model_config = self._resolve_model(model) if model else None
+        fingerprint = _fingerprint(
+            "tweak", ref.generation_id, ref.number, prompt, model, etag, _attachment_keys(attachments)
+        )
+
+        def create(session: Session) -> storage.Version:
+            base = self._refinable_version(session, owner, ref, etag)
+            generation = self._generation(session, owner, ref.generation_id)
+            conversation = storage.get_session(session, owner=owner, generation_id=ref.generation_id)
+            latest = generation.version_count
+            version = storage.create_version(
+                session,
+                generation=generation,
+                kind=storage.VersionKind.TWEAK,
+                prompt=prompt,
+                model=model_config.name if model_config else base.model,
+                provider=model_config.provider if model_config else base.provider,
+                parent_number=base.number,
+                base_turn_id=base.head_turn_id,
+                turn=base.turn + 1,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                attachments=_new_files(attachments),
+            )
+            if conversation is not None:
+                _log_event(
+                    "session_reused",
+                    session=conversation.id,
+                    generation=generation.id,
+                    age_seconds=round((storage.utcnow() - conversation.create_time).total_seconds(), 3),
+                    turn_count=conversation.turn_count,
+                    branch_turns=base.turn,
+                    forked=base.number != latest,
+                )
+            return version
+
+        return await self._create_once(owner, request_id, fingerprint, create)
+
+    async def regenerate(self, *, owner: str, ref: VersionRef, request_id: str) -> storage.Version:
+        """Queues the version's prompt again, as a sibling of the version on a new branch."""
+        fingerprint = _fingerprint("regenerate", ref.generation_id, ref.number)
+
+        def create(session: Session) -> storage.Version:
+            original = self._version(session, owner, ref)
+            assert original.id is not None
+            if not storage.VersionState(original.state).is_terminal:
+                raise FailedPrecondition(
+                    f"version {_name(ref)} is {original.state}; it can be made again once it has ended",
+                    reason="VERSION_NOT_ENDED",
+                    metadata={"state": original.state},
+                )
+            attachments = storage.list_attachments(session, version_id=original.id)
+            contents = storage.read_blobs(session, (a.blob_sha256 for a in attachments))
+            return storage.create_version(
+                session,
+                generation=self._generation(session, owner, ref.generation_id),
+                kind=storage.VersionKind.REGENERATE,
+                prompt=original.prompt,
+                model=original.model,
+                provider=original.provider,
+                parent_number=original.parent_number,
+                base_turn_id=original.base_turn_id,
+                turn=original.turn,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
                 attachments=[
-                    storage.NewFile(path=a.name, mime_type=a.mime_type, data=a.data) for a in attachments
+                    storage.NewFile(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments
                 ],
             )
-            return version, True
+
+        return await self._create_once(owner, request_id, fingerprint, create)
+
+    def _refinable_version(self, session: Session, owner: str, ref: VersionRef, etag: str) -> storage.Version:
+        version = self._version(session, owner, ref)
+        if version.state not in _READABLE_STATES:
+            raise FailedPrecondition(
+                f"version {_name(ref)} is {version.state}; "
+                "only a COMPLETED or NEEDS_REVIEW version can be refined",
+                reason="VERSION_NOT_READY",
+                metadata={"state": version.state},
+            )
+        if etag and etag != version_etag(version):
+            raise Aborted(
+                f"version {_name(ref)} changed since it was read (etag {etag} is stale; it is now "
+                f"{version_etag(version)}): read it again and retry",
+                reason="ETAG_MISMATCH",
+                metadata={"etag": version_etag(version)},
+            )
+        return version
+
+    async def _create_once(
+        self, owner: str, request_id: str, fingerprint: str, create: Callable[[Session], storage.Version]
+    ) -> storage.Version:
+        """Runs `create` in a write transaction, unless the caller's `request_id` already made a version
+        (AIP-155): then that version is the answer, and nothing new starts."""
+
+        def work(session: Session) -> tuple[storage.Version, bool]:
+            if request_id:
+                existing = self._existing_request(session, owner, request_id, fingerprint)
+                if existing is not None:
+                    return existing, False
+            return create(session), True
 
         try:
-            version, created = await self._write(create)
+            version, created = await self._write(work)
         except sqlalchemy.exc.IntegrityError:
             # A concurrent call with the same request id won the race: answer as a retry would.
             existing = await self._read(lambda s: self._existing_request(s, owner, request_id, fingerprint))
@@ -188,7 +314,17 @@ class GenerationService:
     # Reading
 
     async def get_version(self, *, owner: str, ref: VersionRef) -> storage.Version:
-        return await self._read(lambda s: self._version(s, owner, ref))
+        key = (owner, ref.generation_id, ref.number)
+        cached = self._ended.get(key)
+        if cached is not None:
+            self._ended.move_to_end(key)
+            return cached
+        version = await self._read(lambda s: self._version(s, owner, ref))
+        if storage.VersionState(version.state).is_terminal:
+            self._ended[key] = version
+            if len(self._ended) > _ENDED_CACHE_SIZE:
+                self._ended.popitem(last=False)
+        return version
 
     @staticmethod
     def _version(session: Session, owner: str, ref: VersionRef) -> storage.Version:
@@ -276,6 +412,57 @@ class GenerationService:
 
         return await self._read(work)
 
+    # Sessions
+
+    async def get_session(self, *, owner: str, generation_id: str) -> storage.ConversationSession:
+        return await self._read(lambda s: self._session(s, owner, generation_id))
+
+    @staticmethod
+    def _session(session: Session, owner: str, generation_id: str) -> storage.ConversationSession:
+        conversation = storage.get_session(session, owner=owner, generation_id=generation_id)
+        if conversation is None:
+            raise NotFound(
+                f"session generations/{generation_id}/session not found",
+                reason="SESSION_NOT_FOUND",
+                metadata={"name": f"generations/{generation_id}/session"},
+            )
+        return conversation
+
+    async def list_turns(
+        self, *, owner: str, generation_id: str, after_number: int, limit: int, branch_of: VersionRef | None
+    ) -> list[TurnView]:
+        """Turns in order, each with the number of the version that added it and of its parent turn."""
+
+        def work(session: Session) -> list[TurnView]:
+            conversation = self._session(session, owner, generation_id)
+            if branch_of is None:
+                turns = list(
+                    storage.list_turns(
+                        session, session_id=conversation.id, after_number=after_number, limit=limit
+                    )
+                )
+            else:
+                head = self._version(session, owner, branch_of).head_turn_id
+                branch = storage.branch_turns(session, head_turn_id=head)
+                turns = [turn for turn in branch if turn.number > after_number][:limit]
+            numbers = {
+                v.id: v.number
+                for v in storage.list_versions(
+                    session, owner=owner, generation_id=generation_id, after_number=0, limit=1_000_000
+                )
+            }
+            parents = storage.turn_numbers(session, [t.parent_turn_id for t in turns if t.parent_turn_id])
+            return [
+                TurnView(
+                    turn=turn,
+                    version_number=numbers.get(turn.version_id) if turn.version_id else None,
+                    parent_number=parents.get(turn.parent_turn_id) if turn.parent_turn_id else None,
+                )
+                for turn in turns
+            ]
+
+        return await self._read(work)
+
     # Cancel
 
     async def cancel(self, *, owner: str, ref: VersionRef) -> storage.Version:
@@ -327,6 +514,27 @@ class GenerationService:
             if not events:
                 with anyio.move_on_after(self._settings.progress_poll_seconds):
                     await ticket.wait()
+
+
+def version_etag(version: storage.Version) -> str:
+    return f'W/"{version.revision}"'
+
+
+def _name(ref: VersionRef) -> str:
+    return f"generations/{ref.generation_id}/versions/{ref.number}"
+
+
+def _attachment_keys(attachments: Sequence[AttachmentInput]) -> list[tuple[str, str, str]]:
+    return [(a.name, a.mime_type, storage.sha256_hex(a.data)) for a in attachments]
+
+
+def _new_files(attachments: Sequence[AttachmentInput]) -> list[storage.NewFile]:
+    return [storage.NewFile(path=a.name, mime_type=a.mime_type, data=a.data) for a in attachments]
+
+
+def _log_event(event: str, **fields: object) -> None:
+    """One structured (JSON) log line, for operators' tools."""
+    _log.info(json.dumps({"event": event, **fields}, default=str))
 
 
 def _events_after(

@@ -3,18 +3,21 @@
 Every job ends COMPLETED, FAILED (with a reason) or CANCELLED. A job whose worker
 dies keeps its lease only until the lease expires; the reaper then requeues it
 (or fails it after too many attempts), so no job stays RUNNING forever.
+
+While a worker holds a job's lease it is the only writer of the version's events, so it
+numbers them itself and writes them in small batches; the version's result (its tree, its
+turns in the session, its last events and its terminal state) commits in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -24,6 +27,7 @@ from sqlmodel import Session
 
 import storage
 from server.config import Settings
+from server.domain import conversation, trees
 from server.domain.events import EventHub
 from server.providers import ProviderRegistry
 from server.providers._base import (
@@ -33,30 +37,53 @@ from server.providers._base import (
     Provider,
     ProviderError,
     ProviderRequest,
+    SourceFile,
+    Turn,
 )
 
 _log = logging.getLogger("atelier.jobs")
 _T = TypeVar("_T")
 
+MERGE_STAGE = "Merge"
 SAVE_STAGE = "Save"
 CANCELLED_BY_USER = storage.ErrorDetail(
     code="CANCELLED", reason="CANCELLED", message="cancelled by CancelVersion"
 )
+# How long events wait to be written together: short enough for live progress, long enough
+# that a burst of events costs one transaction.
+_EVENT_BATCH_SECONDS = 0.02
+
 _STOPPED_BY_SHUTDOWN = "shutdown"
 _STOPPED_BY_CANCEL = "cancel"
 _STOPPED_BY_LOST_LEASE = "lost-lease"
 
 
 @dataclass(slots=True)
-class _RunningJob:
+class _Job:
+    """A claimed job and everything its run needs, gathered in the claiming transaction."""
+
     claimed: storage.ClaimedJob
-    scope: anyio.CancelScope
+    session_id: str | None
+    request: ProviderRequest
+    provider: Provider
+    # The tree the result merges onto; None when the version starts from nothing.
+    base: dict[str, storage.TreeEntry] | None
+    titles: list[str]
+    # The seq of the version's last stored event.
+    stored_seq: int
+    scope: anyio.CancelScope | None = None
     stop_reason: str | None = None
+    pending: list[storage.EventDraft] = field(default_factory=list)
+
+    @property
+    def version_id(self) -> int:
+        return self.claimed.version_id
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        self.scope.cancel()
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class JobRunner:
@@ -64,7 +91,7 @@ class JobRunner:
 
     def __init__(
         self, *, db: storage.Database, hub: EventHub, providers: ProviderRegistry, settings: Settings
-    ):
+    ) -> None:
         self._db = db
         self._hub = hub
         self._providers = providers
@@ -76,14 +103,17 @@ class JobRunner:
         self._stop_requested = anyio.Event()
         # Set (and replaced) whenever a job of this process ends.
         self._job_ended = anyio.Event()
-        self._running: dict[int, _RunningJob] = {}
+        self._running: dict[int, _Job] = {}
 
     async def _db_write(self, work: Callable[[Session], _T]) -> _T:
         def run() -> _T:
             with self._db.write() as session:
                 return work(session)
 
-        return await anyio.to_thread.run_sync(run)
+        # Shielded: once a write has started, its outcome must be known, even by a cancelled task.
+        with anyio.CancelScope(shield=True):
+            result = await anyio.to_thread.run_sync(run)
+        return result
 
     def wake(self) -> None:
         """Tells idle workers that a job was queued."""
@@ -92,7 +122,7 @@ class JobRunner:
     def cancel_local(self, version_id: int) -> None:
         """Stops the version's job at once if it runs in this process (the heartbeat finds it otherwise)."""
         for job in self._running.values():
-            if job.claimed.version_id == version_id:
+            if job.version_id == version_id:
                 job.stop(_STOPPED_BY_CANCEL)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -131,14 +161,13 @@ class JobRunner:
                 with anyio.move_on_after(self._settings.progress_poll_seconds):
                     await wakeup.wait()
                 continue
-            job, started = claimed
-            self._hub.notify(job.version_id)
-            if started is not None:
+            self._hub.notify(claimed.version_id)
+            if isinstance(claimed, _Job):
                 try:
-                    await self._run(job, *started)
+                    await self._run(claimed)
                 except Exception:
                     # The job keeps its lease until it expires; the reaper then requeues it.
-                    _log.exception("could not record the end of job %s", job.job_id)
+                    _log.exception("could not record the end of job %s", claimed.claimed.job_id)
 
     async def _reap_loop(self) -> None:
         interval = max(self._settings.job_lease_seconds / 2, 0.5)
@@ -146,7 +175,10 @@ class JobRunner:
             with anyio.move_on_after(interval):
                 await self._stop_requested.wait()
             if not self._stopping:
-                await self.reap_expired()
+                try:
+                    await self.reap_expired()
+                except Exception:
+                    _log.exception("could not reap expired jobs; retrying")
 
     async def reap_expired(self) -> None:
         """Requeues (or, after too many attempts, fails) jobs whose worker stopped heartbeating."""
@@ -190,20 +222,20 @@ class JobRunner:
         if touched:
             self.wake()
 
-    def _claim(
-        self, session: Session
-    ) -> tuple[storage.ClaimedJob, tuple[ProviderRequest, Provider] | None] | None:
+    # Claiming
+
+    def _claim(self, session: Session) -> _Job | storage.ClaimedJob | None:
         """Claims a job and marks its version RUNNING, in one transaction.
 
-        Returns None when no job is waiting, and (job, None) when the claimed job
-        cannot start at all (it is then FAILED in the same transaction).
+        Returns None when no job is waiting, and the bare claim when the job cannot start at
+        all (it is then FAILED in the same transaction).
         """
         claimed = storage.claim_job(session, worker=self._worker_name, lease=self._lease)
         if claimed is None:
             return None
         version = storage.get_version_by_id(session, claimed.version_id)
         try:
-            return claimed, self._start(session, claimed, version)
+            return self._prepare(session, claimed, version)
         except ProviderError as exc:
             storage.end_job(
                 session,
@@ -213,62 +245,113 @@ class JobRunner:
                 message=f"Failed: {exc.message}",
                 error=storage.ErrorDetail(code=exc.code, reason=exc.reason, message=exc.message),
             )
-            return claimed, None
+            return claimed
 
-    def _start(
-        self, session: Session, claimed: storage.ClaimedJob, version: storage.Version
-    ) -> tuple[ProviderRequest, Provider]:
-        attachments = [
-            Attachment(
-                name=a.name, mime_type=a.mime_type, data=storage.read_blob(session, a.blob_sha256) or b""
+    def _prepare(self, session: Session, claimed: storage.ClaimedJob, version: storage.Version) -> _Job:
+        assert version.id is not None
+        attachments = storage.list_attachments(session, version_id=version.id)
+        contents = storage.read_blobs(session, (a.blob_sha256 for a in attachments))
+        base: dict[str, storage.TreeEntry] | None = None
+        source_files: list[SourceFile] = []
+        if version.parent_number is not None:
+            parent = storage.get_version(
+                session,
+                owner=version.owner,
+                generation_id=version.generation_id,
+                number=version.parent_number,
             )
-            for a in storage.list_attachments(session, version_id=claimed.version_id)
-        ]
+            assert parent is not None and parent.id is not None
+            entries = storage.list_manifest(session, version_id=parent.id)
+            base = {e.path: storage.TreeEntry(e.path, e.blob_sha256, e.size, e.mime_type) for e in entries}
+            data = storage.read_blobs(session, (e.blob_sha256 for e in entries))
+            source_files = [SourceFile(e.path, e.mime_type, data[e.blob_sha256]) for e in entries]
+        conversation_session = storage.get_session(
+            session, owner=version.owner, generation_id=version.generation_id
+        )
         request = ProviderRequest(
             kind=JobKind(version.kind.lower()),
             prompt=version.prompt,
             model=version.model,
-            attachments=attachments,
+            attachments=[Attachment(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
+            source_files=source_files,
+            history=conversation.history(session, head_turn_id=version.base_turn_id),
+            system_instruction=conversation_session.system_instruction if conversation_session else "",
         )
         provider = self._providers.get(version.provider)  # raises ProviderError if not configured
-        total = len(provider.stage_titles(request)) + 1
-        storage.append_event(
+        titles = [*provider.stage_titles(request), *([MERGE_STAGE] if base is not None else []), SAVE_STAGE]
+        running = storage.append_event(
             session,
             version=version,
             type=storage.EventType.STATE,
             state=storage.VersionState.RUNNING,
             stage=0,
-            total_stages=total,
+            total_stages=len(titles),
             message=f"Running (attempt {claimed.attempt})",
         )
-        return request, provider
+        return _Job(
+            claimed=claimed,
+            session_id=conversation_session.id if conversation_session else None,
+            request=request,
+            provider=provider,
+            base=base,
+            titles=titles,
+            stored_seq=running.seq,
+        )
 
-    async def _run(self, claimed: storage.ClaimedJob, request: ProviderRequest, provider: Provider) -> None:
-        job = self._running[claimed.job_id] = _RunningJob(claimed=claimed, scope=anyio.CancelScope())
-        job_id, version_id = claimed.job_id, claimed.version_id
-        reporter = _JobProgress(runner=self, version_id=version_id, titles=provider.stage_titles(request))
-        outcome: ChangeSet | BaseException | None = None
+    # Running
+
+    async def _run(self, job: _Job) -> None:
+        job.scope = anyio.CancelScope()
+        self._running[job.claimed.job_id] = job
+        progress = _JobProgress(self, job)
+        outcome: trees.MergedTree | ChangeSet | BaseException | None = None
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._heartbeat, job)
+                group.start_soon(progress.write_batches)
                 with job.scope:
                     try:
-                        outcome = await provider.run(request, reporter)
-                        await reporter.finish_provider_stages()
+                        changes = await job.provider.run(job.request, progress)
+                        progress.check_provider_stages()
+                        outcome = await self._merge(job, progress, changes)
                     except ProviderError as exc:
                         outcome = exc
                     except Exception as exc:
-                        _log.exception("provider %s crashed on version id %s", provider.name, version_id)
+                        _log.exception(
+                            "provider %s crashed on version id %s", job.provider.name, job.version_id
+                        )
                         outcome = exc
                 group.cancel_scope.cancel()
-            await self._settle(job, reporter, outcome)
+            await self._settle(job, progress, outcome)
         finally:
-            self._running.pop(job_id, None)
-            self._hub.notify(version_id)
+            self._running.pop(job.claimed.job_id, None)
+            self._hub.notify(job.version_id)
             self._job_ended.set()
             self._job_ended = anyio.Event()
 
-    async def _heartbeat(self, job: _RunningJob) -> None:
+    async def _merge(self, job: _Job, progress: _JobProgress, changes: ChangeSet) -> trees.MergedTree:
+        if job.base is None:
+            merged = trees.merge({}, changes)
+            if not merged.file_count:
+                raise ProviderError(
+                    "the model produced no files", reason="NO_FILES", code="FAILED_PRECONDITION"
+                )
+            return merged
+        async with progress.stage(MERGE_STAGE):
+            merged = trees.merge(job.base, changes)
+            if not merged.changed:
+                raise ProviderError(
+                    "the model's answer changes no file, so no new version was made",
+                    reason="NO_CHANGES",
+                    code="FAILED_PRECONDITION",
+                )
+            await progress.message(
+                f"merged onto {len(job.base)} files: {merged.added} added, {merged.modified} changed, "
+                f"{merged.deleted} deleted, {merged.file_count} in the new tree"
+            )
+        return merged
+
+    async def _heartbeat(self, job: _Job) -> None:
         while True:
             await anyio.sleep(self._settings.job_heartbeat_seconds)
             cancel_requested = await self._db_write(
@@ -282,137 +365,185 @@ class JobRunner:
                 job.stop(_STOPPED_BY_CANCEL)
 
     async def _settle(
-        self, job: _RunningJob, reporter: _JobProgress, outcome: ChangeSet | BaseException | None
+        self, job: _Job, progress: _JobProgress, outcome: trees.MergedTree | ChangeSet | BaseException | None
     ) -> None:
-        """Writes the job's end in one transaction, if this worker still owns the job."""
-        job_id, version_id = job.claimed.job_id, job.claimed.version_id
+        """Writes the job's end and its last events in one transaction, if this worker still owns the job."""
         if job.stop_reason == _STOPPED_BY_LOST_LEASE:
-            _log.warning("lost the lease of job %s; another worker owns it now", job_id)
+            _log.warning("lost the lease of job %s; another worker owns it now", job.claimed.job_id)
             return
-        if isinstance(outcome, ChangeSet) and job.stop_reason is None:
-            await reporter.begin_save()
-            files = _files_of(outcome)
-            end = storage.VersionState.COMPLETED
-            error = None
-            message = outcome.summary or f"Completed: {len(files)} files"
+        if isinstance(outcome, trees.MergedTree) and job.stop_reason is None:
+            await progress.start_stage(SAVE_STAGE)
+            end, error, message = storage.VersionState.COMPLETED, None, _summary(outcome, job)
         elif job.stop_reason == _STOPPED_BY_SHUTDOWN:
-            files, end, error, message = (
-                [],
-                storage.VersionState.QUEUED,
-                None,
-                "Requeued: the server is shutting down",
-            )
+            end, error, message = storage.VersionState.QUEUED, None, "Requeued: the server is shutting down"
         elif job.stop_reason == _STOPPED_BY_CANCEL:
-            files, end, message = [], storage.VersionState.CANCELLED, "Cancelled"
-            error = CANCELLED_BY_USER
+            end, error, message = storage.VersionState.CANCELLED, CANCELLED_BY_USER, "Cancelled"
         elif isinstance(outcome, ProviderError):
-            files, end, message = [], storage.VersionState.FAILED, f"Failed: {outcome.message}"
+            end, message = storage.VersionState.FAILED, f"Failed: {outcome.message}"
             error = storage.ErrorDetail(code=outcome.code, reason=outcome.reason, message=outcome.message)
         else:
-            files, end, message = [], storage.VersionState.FAILED, "Failed: internal error in the provider"
+            end, message = storage.VersionState.FAILED, "Failed: internal error in the provider"
             error = storage.ErrorDetail(
                 code="INTERNAL",
                 reason="PROVIDER_CRASHED",
                 message=f"the provider failed unexpectedly: {outcome!r}",
             )
+        merged = outcome if isinstance(outcome, trees.MergedTree) else None
+        if merged is not None:
+            progress.finish_stage(f"{SAVE_STAGE} done: {merged.file_count} files")
 
-        def settle(session: Session) -> None:
-            if not storage.holds_lease(session, job_id=job_id, worker=self._worker_name):
+        def settle(session: Session, drafts: list[storage.EventDraft]) -> None:
+            if not storage.holds_lease(session, job_id=job.claimed.job_id, worker=self._worker_name):
                 return
-            version = storage.get_version_by_id(session, version_id)
+            version = storage.get_version_by_id(session, job.version_id)
+            if merged is not None:
+                entries = [*merged.carried, *storage.store_files(session, merged.written)]
+                storage.write_manifest(session, version=version, entries=trees.sorted_entries(entries))
+                if job.session_id is not None:
+                    storage.record_exchange(
+                        session,
+                        version=version,
+                        session_id=job.session_id,
+                        turns=[conversation.to_record(session, turn) for turn in self._exchange(job, merged)],
+                    )
+            progress.write(session, drafts)
+            version = storage.get_version_by_id(session, job.version_id)
             if end is storage.VersionState.QUEUED:
-                storage.requeue_job(session, job_id=job_id, version=version, message=message)
-                return
-            if end is storage.VersionState.COMPLETED:
-                storage.write_manifest(session, version=version, files=files)
-                storage.append_event(
+                storage.requeue_job(session, job_id=job.claimed.job_id, version=version, message=message)
+            else:
+                storage.end_job(
                     session,
+                    job_id=job.claimed.job_id,
                     version=version,
-                    type=storage.EventType.STAGE_DONE,
-                    stage=reporter.total,
-                    message=f"{SAVE_STAGE} done: {len(files)} files",
+                    state=end,
+                    message=message,
+                    error=error,
                 )
-            storage.end_job(session, job_id=job_id, version=version, state=end, message=message, error=error)
 
-        # The end must be written even if this task is being cancelled (for example at shutdown).
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._db_write(settle)
-            except storage.StateConflictError as exc:
-                _log.info("version id %s ended elsewhere first: %s", version_id, exc)
+        try:
+            await progress.flush(settle)
+        except storage.StateConflictError as exc:
+            _log.info("version id %s ended elsewhere first: %s", job.version_id, exc)
+
+    @staticmethod
+    def _exchange(job: _Job, merged: trees.MergedTree) -> Sequence[Turn]:
+        turns = merged.turns
+        if turns:
+            return turns
+        return conversation.default_exchange(job.request.prompt, job.request.attachments, merged.summary)
 
 
-def _files_of(changes: ChangeSet) -> list[storage.NewFile]:
-    """The tree of a new version made from scratch (GENERATE): the change set's upserts."""
-    files: dict[str, storage.NewFile] = {}
-    for upsert in changes.upserts:
-        mime_type = upsert.mime_type or mimetypes.guess_type(upsert.path)[0] or "application/octet-stream"
-        files[upsert.path] = storage.NewFile(path=upsert.path, mime_type=mime_type, data=upsert.data)
-    return [files[path] for path in sorted(files)]
+def _summary(merged: trees.MergedTree, job: _Job) -> str:
+    if merged.summary:
+        return merged.summary
+    if job.base is None:
+        return f"Completed: {merged.file_count} files"
+    return f"Completed: {merged.added} added, {merged.modified} changed, {merged.deleted} deleted"
 
 
 class _JobProgress:
-    """The provider's view of progress: numbers stages, records events, and is a cancellation checkpoint."""
+    """The provider's view of progress: numbers stages, records events, and is a cancellation checkpoint.
 
-    def __init__(self, *, runner: JobRunner, version_id: int, titles: Sequence[str]) -> None:
+    Events are numbered as they happen and written in batches by `write_batches`; the
+    ones still pending at the end go into the job's final transaction.
+    """
+
+    def __init__(self, runner: JobRunner, job: _Job) -> None:
         self._runner = runner
-        self._version_id = version_id
-        self._titles = list(titles)
-        self.total = len(self._titles) + 1  # the provider's stages, then Save
+        self._job = job
+        self._provider_stages = len(job.titles) - (2 if job.base is not None else 1)
         self._current = 0
         self._open = False
+        self._dirty = anyio.Event()
+        # Held while a batch is being written, so batches (and the final write) never overlap.
+        self._writing = anyio.Lock()
 
-    async def _record(self, **event: object) -> None:
-        await anyio.lowlevel.checkpoint()  # lets a cancellation land before more is written
+    @property
+    def total(self) -> int:
+        return len(self._job.titles)
 
-        def write(session: Session) -> None:
-            version = storage.get_version_by_id(session, self._version_id)
-            storage.append_event(session, version=version, **event)  # type: ignore[arg-type]
+    def _add(self, type: storage.EventType, message: str, paths: Sequence[str] = ()) -> None:
+        self._job.pending.append(
+            storage.EventDraft(
+                type=type,
+                state=storage.VersionState.RUNNING,
+                stage=self._current,
+                total_stages=self.total,
+                message=message,
+                paths=list(paths),
+                create_time=storage.utcnow(),
+            )
+        )
+        self._dirty.set()
 
-        await self._runner._db_write(write)
-        self._runner._hub.notify(self._version_id)
+    async def start_stage(self, title: str) -> None:
+        await anyio.lowlevel.checkpoint()  # lets a cancellation land before more is recorded
+        if self._open:
+            raise RuntimeError(f"stage {title!r} started inside stage {self._current}")
+        if self._current >= self.total or self._job.titles[self._current] != title:
+            raise RuntimeError(f"stage {title!r} is not the next declared stage")
+        self._current += 1
+        self._open = True
+        self._add(storage.EventType.STAGE_STARTED, f"{title} ({self._current}/{self.total})")
+
+    def finish_stage(self, message: str | None = None) -> None:
+        title = self._job.titles[self._current - 1]
+        self._open = False
+        self._add(storage.EventType.STAGE_DONE, message or f"{title} done ({self._current}/{self.total})")
 
     @asynccontextmanager
     async def stage(self, title: str) -> AsyncIterator[None]:
-        if self._open:
-            raise RuntimeError(f"stage {title!r} started inside stage {self._current}")
-        if self._current >= len(self._titles):
-            raise RuntimeError(f"stage {title!r} was not declared by stage_titles()")
-        self._current += 1
-        self._open = True
-        await self._record(
-            type=storage.EventType.STAGE_STARTED,
-            stage=self._current,
-            total_stages=self.total,
-            message=f"{title} ({self._current}/{self.total})",
-        )
+        await self.start_stage(title)
         yield
-        self._open = False
-        await self._record(
-            type=storage.EventType.STAGE_DONE,
-            stage=self._current,
-            message=f"{title} done ({self._current}/{self.total})",
-        )
+        self.finish_stage()
 
     async def message(self, text: str) -> None:
-        await self._record(type=storage.EventType.MESSAGE, message=text)
+        await anyio.lowlevel.checkpoint()
+        self._add(storage.EventType.MESSAGE, text)
 
     async def output(self, paths: Sequence[str]) -> None:
-        await self._record(
-            type=storage.EventType.OUTPUT, message=f"Produced {len(paths)} files", paths=list(paths)
-        )
+        await anyio.lowlevel.checkpoint()
+        self._add(storage.EventType.OUTPUT, f"Produced {len(paths)} files", paths)
 
-    async def finish_provider_stages(self) -> None:
-        if self._current != len(self._titles):
+    def check_provider_stages(self) -> None:
+        if self._current != self._provider_stages:
             raise ProviderError(
-                f"the provider declared {len(self._titles)} stages but ran {self._current}",
+                f"the provider declared {self._provider_stages} stages but ran {self._current}",
                 reason="PROVIDER_STAGE_MISMATCH",
             )
 
-    async def begin_save(self) -> None:
-        self._current = self.total
-        await self._record(
-            type=storage.EventType.STAGE_STARTED,
-            stage=self.total,
-            message=f"{SAVE_STAGE} ({self.total}/{self.total})",
+    def write(self, session: Session, drafts: Sequence[storage.EventDraft]) -> None:
+        """Stores events taken from the pending list, in the caller's transaction."""
+        storage.append_events(
+            session, version_id=self._job.version_id, after_seq=self._job.stored_seq, drafts=drafts
         )
+
+    async def flush(self, work: Callable[[Session, list[storage.EventDraft]], None]) -> None:
+        """Runs `work` on the pending events in one write transaction, one flush at a time.
+
+        The pending list is only touched on the event loop's thread; events recorded while
+        the transaction runs wait for the next flush.
+        """
+        async with self._writing:
+            job = self._job
+            drafts, job.pending = job.pending, []
+            try:
+                await self._runner._db_write(lambda session: work(session, drafts))
+            except BaseException:
+                job.pending[:0] = drafts
+                raise
+            job.stored_seq += len(drafts)
+        self._runner._hub.notify(job.version_id)
+
+    async def write_batches(self) -> None:
+        """Writes pending events every few milliseconds while the job runs."""
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            await anyio.sleep(_EVENT_BATCH_SECONDS)
+            try:
+                await self.flush(self.write)
+            except storage.StateConflictError:
+                # Someone else wrote this version's events: this worker lost the job.
+                self._job.stop(_STOPPED_BY_LOST_LEASE)
+                return

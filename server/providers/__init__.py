@@ -13,7 +13,7 @@ class ProviderRegistry:
         self._providers: dict[str, Provider] = {}
         for model in settings.available_models:
             if model.provider not in self._providers:
-                self._providers[model.provider] = _build(model.provider)
+                self._providers[model.provider] = _build(model.provider, settings)
 
     def get(self, name: str) -> Provider:
         provider = self._providers.get(name)
@@ -30,7 +30,7 @@ class ProviderRegistry:
         return sorted(self._providers)
 
 
-def _build(name: str) -> Provider:
+def _build(name: str, settings: Settings) -> Provider:
     # Imported here so that a server only loads the providers it uses.
     if name == "offline":
         from server.providers.offline import OfflineProvider
@@ -40,6 +40,10 @@ def _build(name: str) -> Provider:
         from server.providers.scripted import ScriptedProvider
 
         return ScriptedProvider()
+    if name == "gemini":
+        from server.providers.gemini import GeminiProvider
+
+        return GeminiProvider(settings)
     raise ValueError(f"unknown provider {name!r}")
 
 

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 class JobKind(enum.StrEnum):
@@ -43,6 +43,27 @@ class SourceFile:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a conversation message: text, or inline data (an image, a file)."""
+
+    text: str | None = None
+    data: bytes | None = None
+    mime_type: str | None = None
+    # Whether the part is the model's thinking rather than its answer.
+    thought: bool = False
+    # Opaque provider data that must be sent back unchanged on later turns (Gemini's thought signatures).
+    thought_signature: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of the conversation with the model."""
+
+    role: Literal["user", "model"]
+    parts: Sequence[Part]
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderRequest:
     kind: JobKind
     prompt: str
@@ -50,6 +71,10 @@ class ProviderRequest:
     attachments: Sequence[Attachment] = ()
     # The tree being refined (empty for GENERATE).
     source_files: Sequence[SourceFile] = ()
+    # The earlier turns of this branch of the conversation, oldest first, exactly as they were
+    # exchanged. A provider sends them before the new prompt, so the model builds on what it made.
+    history: Sequence[Turn] = ()
+    system_instruction: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +97,9 @@ class ChangeSet:
     renames: Sequence[tuple[str, str]] = ()
     summary: str = ""
     notes: Sequence[str] = field(default_factory=tuple)
+    # The turns this call added to the conversation: the user turn as sent, then the model's turn.
+    # Left empty, the runner records the prompt (with attachments) and the summary.
+    turns: Sequence[Turn] = ()
 
 
 class Progress(Protocol):

@@ -70,6 +70,10 @@ def test_the_readme_grpcurl_examples_work(plain_server: ServerProcess, tmp_path:
     assert out.count('"state": "VERSION_STATE_COMPLETED"') >= 2  # the last event, and GetVersion
     assert '"path": "README.md"' in out and '"mime_type": "text/markdown"' in out
     assert '"data": "' in out
+    # Tweak: the next version, turn 2, with the new file beside the old ones, and four turns.
+    assert '"kind": "VERSION_KIND_TWEAK"' in out and '"turn": "2"' in out
+    assert '"path": "docs/usage.md"' in out
+    assert out.count('"role": "TURN_ROLE_USER"') == 2 and out.count('"role": "TURN_ROLE_MODEL"') == 2
 
 
 def test_grpcurl_sees_health_and_clear_errors(plain_server: ServerProcess) -> None:

@@ -9,6 +9,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.exc
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
 
 import storage
 
@@ -43,7 +46,9 @@ def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        # The migrations build exactly the schema the models describe.
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
@@ -192,7 +197,9 @@ def test_manifest_lists_in_byte_order_with_keyset_pages(db: storage.Database) ->
         storage.write_manifest(
             session,
             version=version,
-            files=[storage.NewFile(path=p, mime_type="text/plain", data=p.encode()) for p in paths],
+            entries=storage.store_files(
+                session, [storage.NewFile(path=p, mime_type="text/plain", data=p.encode()) for p in paths]
+            ),
         )
     expected = sorted(paths, key=lambda p: p.encode())
     assert version.id is not None
@@ -201,3 +208,92 @@ def test_manifest_lists_in_byte_order_with_keyset_pages(db: storage.Database) ->
         rest = storage.list_manifest(session, version_id=version.id, after_path=first[-1].path, limit=10)
         assert [e.path for e in [*first, *rest]] == expected
         assert storage.get_version_by_id(session, version.id).file_count == len(paths)
+
+
+def test_a_session_runs_one_job_at_a_time(db: storage.Database) -> None:
+    first = _generate(db)
+    with db.write() as session:
+        generation = storage.get_generation(session, owner="alice", generation_id=first.generation_id)
+        assert generation is not None
+        second = storage.create_version(
+            session,
+            generation=generation,
+            kind=storage.VersionKind.TWEAK,
+            prompt="again",
+            model="offline",
+            provider="offline",
+            parent_number=1,
+            base_turn_id=None,
+            turn=2,
+            request_id=None,
+            request_fingerprint=None,
+        )
+    assert second.number == 2
+    other = _generate(db, prompt="another generation")
+    with db.write() as session:
+        claimed = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
+    with db.write() as session:
+        also = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
+    with db.write() as session:
+        none = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
+    assert claimed is not None and claimed.version_id == first.id
+    assert also is not None and also.version_id == other.id, "the busy session's next job waits"
+    assert none is None
+    with db.write() as session:
+        storage.finish_job(session, job_id=claimed.job_id)
+    with db.write() as session:
+        last = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
+    assert last is not None and last.version_id == second.id
+
+
+def test_turns_form_branches(db: storage.Database) -> None:
+    version = _generate(db)
+    with db.read() as session:
+        conversation = storage.get_session(session, owner="alice", generation_id=version.generation_id)
+    assert conversation is not None
+    text: list[dict[str, object]] = [{"text": "hello"}]
+    with db.write() as session:
+        storage.record_exchange(
+            session,
+            version=version,
+            session_id=conversation.id,
+            turns=[storage.NewTurn("user", text), storage.NewTurn("model", text)],
+        )
+    head = version.head_turn_id
+    with db.write() as session:
+        for _ in range(2):  # two forks from the same head
+            generation = storage.get_generation(session, owner="alice", generation_id=version.generation_id)
+            assert generation is not None
+            fork = storage.create_version(
+                session,
+                generation=generation,
+                kind=storage.VersionKind.TWEAK,
+                prompt="fork",
+                model="offline",
+                provider="offline",
+                parent_number=1,
+                base_turn_id=head,
+                turn=2,
+                request_id=None,
+                request_fingerprint=None,
+            )
+            storage.record_exchange(
+                session,
+                version=fork,
+                session_id=conversation.id,
+                turns=[
+                    storage.NewTurn("user", [{"text": f"fork {fork.number}"}]),
+                    storage.NewTurn("model", text),
+                ],
+            )
+    with db.read() as session:
+        forks = [
+            storage.get_version(session, owner="alice", generation_id=version.generation_id, number=n)
+            for n in (2, 3)
+        ]
+        branches = [storage.branch_turns(session, head_turn_id=f.head_turn_id if f else None) for f in forks]
+        assert [[t.number for t in branch] for branch in branches] == [[1, 2, 3, 4], [1, 2, 5, 6]]
+        assert branches[1][2].parts == [{"text": "fork 3"}]
+        reread = storage.get_session(session, owner="alice", generation_id=version.generation_id)
+        assert reread is not None and reread.turn_count == 3
+        assert len(storage.list_turns(session, session_id=conversation.id, after_number=0, limit=100)) == 6

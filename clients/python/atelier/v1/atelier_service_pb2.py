@@ -26,49 +26,58 @@ from atelier.v1 import file_pb2 as atelier_dot_v1_dot_file__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import model_pb2 as atelier_dot_v1_dot_model__pb2
 from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
+from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\"q\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\"\x8a\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\"a\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\"2\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t2\xec\x06\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\x1a\x18\x61telier/v1/session.proto\"q\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\"\x8a\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\"5\n\x11RegenerateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"a\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\"2\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"!\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x10ListTurnsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"M\n\x11ListTurnsResponse\x12\x1f\n\x05turns\x18\x01 \x03(\x0b\x32\x10.atelier.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xba\x08\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12@\n\nRegenerate\x12\x1d.atelier.v1.RegenerateRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponse\x12@\n\nGetSession\x12\x1d.atelier.v1.GetSessionRequest\x1a\x13.atelier.v1.Session\x12H\n\tListTurns\x12\x1c.atelier.v1.ListTurnsRequest\x1a\x1d.atelier.v1.ListTurnsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atelier.v1.atelier_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GENERATEREQUEST']._serialized_start=151
-  _globals['_GENERATEREQUEST']._serialized_end=264
-  _globals['_TWEAKREQUEST']._serialized_start=267
-  _globals['_TWEAKREQUEST']._serialized_end=405
-  _globals['_ITERATEREQUEST']._serialized_start=407
-  _globals['_ITERATEREQUEST']._serialized_end=504
-  _globals['_PROGRESSREQUEST']._serialized_start=506
-  _globals['_PROGRESSREQUEST']._serialized_end=556
-  _globals['_CANCELVERSIONREQUEST']._serialized_start=558
-  _globals['_CANCELVERSIONREQUEST']._serialized_end=594
-  _globals['_GETVERSIONREQUEST']._serialized_start=596
-  _globals['_GETVERSIONREQUEST']._serialized_end=629
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=631
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=707
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=709
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=795
-  _globals['_GETGENERATIONREQUEST']._serialized_start=797
-  _globals['_GETGENERATIONREQUEST']._serialized_end=833
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=835
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=898
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=900
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=995
-  _globals['_LISTFILESREQUEST']._serialized_start=997
-  _globals['_LISTFILESREQUEST']._serialized_end=1070
-  _globals['_LISTFILESRESPONSE']._serialized_start=1072
-  _globals['_LISTFILESRESPONSE']._serialized_end=1149
-  _globals['_READFILEREQUEST']._serialized_start=1151
-  _globals['_READFILEREQUEST']._serialized_end=1196
-  _globals['_READFILERESPONSE']._serialized_start=1198
-  _globals['_READFILERESPONSE']._serialized_end=1278
-  _globals['_LISTMODELSREQUEST']._serialized_start=1280
-  _globals['_LISTMODELSREQUEST']._serialized_end=1299
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1301
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1379
-  _globals['_ATELIERSERVICE']._serialized_start=1382
-  _globals['_ATELIERSERVICE']._serialized_end=2258
+  _globals['_GENERATEREQUEST']._serialized_start=177
+  _globals['_GENERATEREQUEST']._serialized_end=290
+  _globals['_TWEAKREQUEST']._serialized_start=293
+  _globals['_TWEAKREQUEST']._serialized_end=431
+  _globals['_REGENERATEREQUEST']._serialized_start=433
+  _globals['_REGENERATEREQUEST']._serialized_end=486
+  _globals['_ITERATEREQUEST']._serialized_start=488
+  _globals['_ITERATEREQUEST']._serialized_end=585
+  _globals['_PROGRESSREQUEST']._serialized_start=587
+  _globals['_PROGRESSREQUEST']._serialized_end=637
+  _globals['_CANCELVERSIONREQUEST']._serialized_start=639
+  _globals['_CANCELVERSIONREQUEST']._serialized_end=675
+  _globals['_GETVERSIONREQUEST']._serialized_start=677
+  _globals['_GETVERSIONREQUEST']._serialized_end=710
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=712
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=788
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=790
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=876
+  _globals['_GETGENERATIONREQUEST']._serialized_start=878
+  _globals['_GETGENERATIONREQUEST']._serialized_end=914
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=916
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=979
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=981
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1076
+  _globals['_LISTFILESREQUEST']._serialized_start=1078
+  _globals['_LISTFILESREQUEST']._serialized_end=1151
+  _globals['_LISTFILESRESPONSE']._serialized_start=1153
+  _globals['_LISTFILESRESPONSE']._serialized_end=1230
+  _globals['_READFILEREQUEST']._serialized_start=1232
+  _globals['_READFILEREQUEST']._serialized_end=1277
+  _globals['_READFILERESPONSE']._serialized_start=1279
+  _globals['_READFILERESPONSE']._serialized_end=1359
+  _globals['_LISTMODELSREQUEST']._serialized_start=1361
+  _globals['_LISTMODELSREQUEST']._serialized_end=1380
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1382
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1460
+  _globals['_GETSESSIONREQUEST']._serialized_start=1462
+  _globals['_GETSESSIONREQUEST']._serialized_end=1495
+  _globals['_LISTTURNSREQUEST']._serialized_start=1497
+  _globals['_LISTTURNSREQUEST']._serialized_end=1587
+  _globals['_LISTTURNSRESPONSE']._serialized_start=1589
+  _globals['_LISTTURNSRESPONSE']._serialized_end=1666
+  _globals['_ATELIERSERVICE']._serialized_start=1669
+  _globals['_ATELIERSERVICE']._serialized_end=2751
 # @@protoc_insertion_point(module_scope)

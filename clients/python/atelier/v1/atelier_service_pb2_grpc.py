@@ -6,6 +6,7 @@ import warnings
 from atelier.v1 import atelier_service_pb2 as atelier_dot_v1_dot_atelier__service__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
+from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -49,6 +50,11 @@ class AtelierServiceStub:
         self.Tweak = channel.unary_unary(
                 '/atelier.v1.AtelierService/Tweak',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.TweakRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_generation__pb2.Version.FromString,
+                _registered_method=True)
+        self.Regenerate = channel.unary_unary(
+                '/atelier.v1.AtelierService/Regenerate',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.RegenerateRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_generation__pb2.Version.FromString,
                 _registered_method=True)
         self.Iterate = channel.unary_unary(
@@ -101,6 +107,16 @@ class AtelierServiceStub:
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetSession = channel.unary_unary(
+                '/atelier.v1.AtelierService/GetSession',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.ListTurns = channel.unary_unary(
+                '/atelier.v1.AtelierService/ListTurns',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
+                _registered_method=True)
 
 
 class AtelierServiceServicer:
@@ -121,7 +137,18 @@ class AtelierServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Tweak(self, request, context):
-        """Refines a finished version inside the same conversation with the model.
+        """Refines a COMPLETED (or NEEDS_REVIEW) version inside the same conversation with the
+        model: the model receives every earlier turn of the version's branch, and its changes
+        are merged onto the version's files. Tweaking an earlier version forks the conversation
+        and makes a sibling version; nothing is overwritten.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Regenerate(self, request, context):
+        """Runs a version's prompt and settings again, as a new attempt on a new branch of the
+        session ("generate again"). The result is a sibling of the version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -199,6 +226,20 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSession(self, request, context):
+        """The conversation session of a generation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTurns(self, request, context):
+        """Lists a session's turns in the order they were made (AIP-158), or one version's branch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -210,6 +251,11 @@ def add_AtelierServiceServicer_to_server(servicer, server):
             'Tweak': grpc.unary_unary_rpc_method_handler(
                     servicer.Tweak,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.TweakRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_generation__pb2.Version.SerializeToString,
+            ),
+            'Regenerate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Regenerate,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.RegenerateRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_generation__pb2.Version.SerializeToString,
             ),
             'Iterate': grpc.unary_unary_rpc_method_handler(
@@ -261,6 +307,16 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSession,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetSessionRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'ListTurns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTurns,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -321,6 +377,33 @@ class AtelierService:
             target,
             '/atelier.v1.AtelierService/Tweak',
             atelier_dot_v1_dot_atelier__service__pb2.TweakRequest.SerializeToString,
+            atelier_dot_v1_dot_generation__pb2.Version.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Regenerate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/Regenerate',
+            atelier_dot_v1_dot_atelier__service__pb2.RegenerateRequest.SerializeToString,
             atelier_dot_v1_dot_generation__pb2.Version.FromString,
             options,
             channel_credentials,
@@ -592,6 +675,60 @@ class AtelierService:
             '/atelier.v1.AtelierService/ListModels',
             atelier_dot_v1_dot_atelier__service__pb2.ListModelsRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/GetSession',
+            atelier_dot_v1_dot_atelier__service__pb2.GetSessionRequest.SerializeToString,
+            atelier_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTurns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/ListTurns',
+            atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
             options,
             channel_credentials,
             insecure,

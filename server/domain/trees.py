@@ -1,0 +1,147 @@
+"""Merging a provider's change set onto a version's tree, with the checks that keep trees sane.
+
+New tree = base tree - deletions, with renames applied, + upserts. Files the change set does
+not mention are carried forward untouched: a refinement never loses a user's files.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import storage
+from server.providers._base import ChangeSet, ProviderError, Turn
+
+MAX_PATH_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MergedTree:
+    """The new tree: entries carried from the base, and new contents still to be stored."""
+
+    carried: list[storage.TreeEntry]
+    written: list[storage.NewFile]
+    added: int
+    modified: int
+    deleted: int
+    # Carried over from the change set: the provider's summary and its turns of the conversation.
+    summary: str = ""
+    turns: Sequence[Turn] = ()
+
+    @property
+    def file_count(self) -> int:
+        return len(self.carried) + len(self.written)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.modified or self.deleted)
+
+
+def path_problem(path: str) -> str | None:
+    """Why a path cannot name a file of a tree, or None if it can."""
+    if not path:
+        return "is empty"
+    if "\x00" in path:
+        return "contains NUL"
+    if "\\" in path:
+        return "contains a backslash (use /)"
+    if path.startswith("/"):
+        return "is absolute"
+    if len(path.encode()) > MAX_PATH_BYTES:
+        return f"is longer than {MAX_PATH_BYTES} bytes"
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "has an empty, '.' or '..' segment"
+    return None
+
+
+def merge(base: Mapping[str, storage.TreeEntry], changes: ChangeSet) -> MergedTree:
+    """Applies `changes` to `base`. Raises ProviderError (INVALID_CHANGES) listing every bad path."""
+    problems: list[str] = []
+    tree: dict[str, storage.TreeEntry | storage.NewFile] = dict(base)
+    touched: set[str] = set()
+
+    def check(path: str, role: str) -> bool:
+        problem = path_problem(path)
+        if problem is not None:
+            problems.append(f"{role} {path!r} {problem}")
+        elif path in touched:
+            problems.append(f"{role} {path!r} is named twice in one change set")
+        else:
+            touched.add(path)
+            return True
+        return False
+
+    deleted = 0
+    for path in changes.deletions:
+        if not check(path, "deletion"):
+            continue
+        if tree.pop(path, None) is None:
+            problems.append(f"deletion {path!r} names no file of the tree")
+        else:
+            deleted += 1
+    added = modified = 0
+    for old, new in changes.renames:
+        # Both checked, so that every bad path is reported.
+        if not (check(old, "rename source") & check(new, "rename target")):
+            continue
+        moved = tree.pop(old, None)
+        if moved is None:
+            problems.append(f"rename source {old!r} names no file of the tree")
+        elif new in tree:
+            problems.append(f"rename target {new!r} already exists")
+        else:
+            tree[new] = _moved(moved, new)
+            deleted += 1
+            added += 1
+    for upsert in changes.upserts:
+        if not check(upsert.path, "file"):
+            continue
+        mime_type = upsert.mime_type or mimetypes.guess_type(upsert.path)[0] or "application/octet-stream"
+        previous = tree.get(upsert.path)
+        if isinstance(previous, storage.TreeEntry) and previous.blob_sha256 == storage.sha256_hex(
+            upsert.data
+        ):
+            continue  # the same contents again: not a change
+        if previous is None:
+            added += 1
+        else:
+            modified += 1
+        tree[upsert.path] = storage.NewFile(upsert.path, mime_type, upsert.data)
+    folded: dict[str, str] = {}
+    for path in tree:
+        clash = folded.setdefault(path.casefold(), path)
+        if clash != path:
+            problems.append(f"{path!r} and {clash!r} differ only in case")
+        for parent in PurePosixPath(path).parents:
+            if str(parent) != "." and str(parent) in tree:
+                problems.append(f"{path!r} is inside {str(parent)!r}, which is a file")
+    if problems:
+        raise ProviderError(
+            "the model's changes cannot be applied: " + "; ".join(problems),
+            reason="INVALID_CHANGES",
+            code="INVALID_ARGUMENT",
+        )
+    carried = [entry for entry in tree.values() if isinstance(entry, storage.TreeEntry)]
+    written = [entry for entry in tree.values() if isinstance(entry, storage.NewFile)]
+    return MergedTree(
+        carried=carried,
+        written=written,
+        added=added,
+        modified=modified,
+        deleted=deleted,
+        summary=changes.summary,
+        turns=changes.turns,
+    )
+
+
+def _moved(entry: storage.TreeEntry | storage.NewFile, path: str) -> storage.TreeEntry | storage.NewFile:
+    if isinstance(entry, storage.TreeEntry):
+        return storage.TreeEntry(path, entry.blob_sha256, entry.size, entry.mime_type)
+    return storage.NewFile(path, entry.mime_type, entry.data)
+
+
+def sorted_entries(entries: Sequence[storage.TreeEntry]) -> list[storage.TreeEntry]:
+    return sorted(entries, key=lambda entry: entry.path.encode())

@@ -1,0 +1,190 @@
+"""The Gemini path end to end: the real server, the real google-genai client, a local fake of Gemini.
+
+What the server sends on the wire is asserted: each tweak carries its branch's whole history,
+after restarts too, and every failure leaves the parent version untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from atelier.v1 import atelier_service_pb2 as pb
+from atelier.v1 import generation_pb2 as gen
+
+from tests._support import Api, ServerProcess, fresh_database
+from tests.conftest import BACKENDS, check_backend
+from tests.fakes.gemini import FakeGemini, inline_data_of, make_png
+
+TEXT_MODEL = "gemini-2.5-flash"
+IMAGE_MODEL = "gemini-2.5-flash-image"
+
+
+def _env(fake: FakeGemini) -> dict[str, str]:
+    return {
+        "ATELIER_PROVIDER": "gemini",
+        "GEMINI_API_KEY": "test-key",
+        "ATELIER_GEMINI_BASE_URL": fake.base_url,
+        "ATELIER_PROVIDER_MAX_ATTEMPTS": "3",
+        "ATELIER_PROVIDER_BACKOFF_INITIAL_SECONDS": "0.01",
+        "ATELIER_PROVIDER_BACKOFF_MAX_SECONDS": "0.05",
+        "ATELIER_JOB_LEASE_SECONDS": "3",
+        "ATELIER_JOB_HEARTBEAT_SECONDS": "0.5",
+    }
+
+
+@pytest.fixture(params=BACKENDS)
+def gemini_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[ServerProcess, FakeGemini]]:
+    backend = check_backend(request.param)
+    with FakeGemini(default=None) as fake, fresh_database(backend, tmp_path) as url:
+        server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=_env(fake)).start()
+        try:
+            yield server, fake
+        finally:
+            server.kill()
+
+
+def _tweak(api: Api, name: str, prompt: str) -> gen.Version:
+    version: gen.Version = api.stub.Tweak(pb.TweakRequest(name=name, prompt=prompt), metadata=api.metadata)
+    return version
+
+
+def _files(api: Api, name: str) -> dict[str, bytes]:
+    return {path: api.read_file(name, path)[1] for path in api.list_files(name)}
+
+
+def _model_text(content: dict[str, Any]) -> str:
+    return "".join(str(part.get("text", "")) for part in content["parts"])
+
+
+def test_tweaks_send_the_branch_history_across_restarts_and_forks(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini_server
+    with server.channel() as channel:
+        api = Api(channel)
+        fake.reply_json_files({"app.py": "print('hello')\n"}, summary="a tiny app")
+        v1 = api.wait(api.generate("a tiny python app").name)
+        assert v1.state == gen.VERSION_STATE_COMPLETED, v1.error.message
+        assert v1.model == TEXT_MODEL and _files(api, v1.name) == {"app.py": b"print('hello')\n"}
+        first = fake.requests[-1]
+        assert first.api_key == "test-key" and first.model == TEXT_MODEL and first.stream
+        assert first.generation_config["responseMimeType"] == "application/json"
+        assert len(first.contents) == 1 and "a tiny python app" in "".join(first.texts())
+
+        fake.reply_json_files({"test_app.py": "def test(): pass\n"}, summary="added a test")
+        v2 = api.wait(_tweak(api, v1.name, "add a test").name)
+        assert v2.state == gen.VERSION_STATE_COMPLETED and v2.turn == 2
+        second = fake.requests[-1]
+        # Turn 2 carries turn 1: the user content exactly as sent, then the model's answer.
+        assert second.contents[0] == first.contents[0]
+        assert second.contents[1]["role"] == "model" and '"app.py"' in _model_text(second.contents[1])
+        assert second.contents[2]["role"] == "user" and "add a test" in "".join(second.texts())
+        assert set(_files(api, v2.name)) == {"app.py", "test_app.py"}
+
+    server.kill()  # a crash: nothing of the conversation may live only in memory
+    server.start()
+    with server.channel() as channel:
+        api = Api(channel)
+        fake.reply_json_files({"README.md": "# App\n"}, summary="documented")
+        v3 = api.wait(_tweak(api, v2.name, "document it").name)
+        assert v3.state == gen.VERSION_STATE_COMPLETED and v3.turn == 3
+        third = fake.requests[-1]
+        assert len(third.contents) == 5
+        assert third.contents[:3] == second.contents[:3]
+        assert '"test_app.py"' in _model_text(third.contents[3])
+
+        # Tweaking v1 again forks: only v1's branch is sent.
+        fake.reply_json_files({"cli.py": "import sys\n"}, summary="a cli")
+        fork = api.wait(_tweak(api, v1.name, "make it a CLI").name)
+        assert fork.state == gen.VERSION_STATE_COMPLETED and fork.parent == v1.name
+        forked = fake.requests[-1]
+        assert len(forked.contents) == 3 and forked.contents[:2] == second.contents[:2]
+        assert "add a test" not in str(forked.contents)
+        assert set(_files(api, fork.name)) == {"app.py", "cli.py"}
+
+
+def test_provider_failures_end_the_version_and_leave_the_parent_untouched(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini_server
+    with server.channel() as channel:
+        api = Api(channel)
+        fake.reply_json_files({"app.py": "x = 1\n"})
+        parent = api.wait(api.generate("an app").name)
+        files = _files(api, parent.name)
+
+        def tweak_ends(*, expect: int) -> gen.Version:
+            before = len(fake.requests)
+            version = api.wait(_tweak(api, parent.name, "change it").name)
+            assert version.state == expect, version.error.message
+            assert _files(api, parent.name) == files and api.get(parent.name).etag == parent.etag
+            assert len(fake.requests) > before
+            return version
+
+        fake.reply_error(429, "quota").reply_json_files({"app.py": "x = 2\n"})
+        count = len(fake.requests)
+        ok = tweak_ends(expect=gen.VERSION_STATE_COMPLETED)
+        assert len(fake.requests) - count == 2 and _files(api, ok.name)["app.py"] == b"x = 2\n"
+
+        cases = [
+            (lambda: fake.reply_error(403, "API key not valid for this model"), "PERMISSION_DENIED", 1),
+            (lambda: [fake.reply_error(500, "boom") for _ in range(3)], "UNAVAILABLE", 3),
+            (lambda: fake.reply_error(400, "bad field contents"), "INVALID_ARGUMENT", 1),
+            (lambda: fake.reply_no_candidates(), None, 1),
+            (lambda: fake.reply_blocked("SAFETY"), "FAILED_PRECONDITION", 1),
+            (lambda: [fake.reply_raw_text("not json") for _ in range(2)], None, 2),
+        ]
+        for script, code, requests in cases:
+            script()
+            count = len(fake.requests)
+            failed = tweak_ends(expect=gen.VERSION_STATE_FAILED)
+            assert len(fake.requests) - count == requests, failed.error.message
+            assert failed.error.message and failed.file_count == 0
+            if code is not None:
+                assert failed.error.code == getattr(grpc.StatusCode, code).value[0], failed.error.message
+        assert fake.pending == 0
+
+
+def test_an_image_tweak_sends_the_first_image_and_keeps_the_new_one(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini_server
+    first_png, second_png = make_png(rgb=(10, 20, 30)), make_png(width=3, rgb=(200, 100, 50))
+    with server.channel() as channel:
+        api = Api(channel)
+        fake.reply_image(first_png, text="a portrait")
+        v1 = api.wait(api.generate("a fashion photo", model=IMAGE_MODEL).name)
+        assert v1.state == gen.VERSION_STATE_COMPLETED, v1.error.message
+        assert fake.requests[-1].generation_config["responseModalities"] == ["TEXT", "IMAGE"]
+        (image_path,) = [p for p in api.list_files(v1.name) if p.endswith(".png")]
+        assert api.read_file(v1.name, image_path)[1] == first_png
+
+        fake.reply_image(second_png, text="zoomed out")
+        v2 = api.wait(_tweak(api, v1.name, "zoom out to show the model's face").name)
+        assert v2.state == gen.VERSION_STATE_COMPLETED, v2.error.message
+        request = fake.requests[-1]
+        sent = [inline_data_of(part) for content in request.contents[:-1] for part in content["parts"]]
+        assert (first_png, "image/png") in sent, "the second request carries the first image"
+        model_parts = request.contents[1]["parts"]
+        assert any(part.get("thoughtSignature") or part.get("thought_signature") for part in model_parts)
+        first, data = api.read_file(v2.name, image_path)
+        assert data == second_png and first.file.mime_type == "image/png"
+        assert api.read_file(v1.name, image_path)[1] == first_png
+
+
+def test_list_models_shows_the_configured_gemini_models(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, _ = gemini_server
+    with server.channel() as channel:
+        models = Api(channel).stub.ListModels(pb.ListModelsRequest())
+    names = {m.name: m for m in models.models}
+    assert models.default_model == TEXT_MODEL
+    assert list(names[IMAGE_MODEL].output_modalities) == ["text", "image"]
+    assert names["offline"].provider == "offline"
