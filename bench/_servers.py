@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +79,7 @@ def _free_port() -> int:
         return port
 
 
-def _atelier_env(database_url: str, listen: str) -> dict[str, str]:
+def _atelier_env(database_url: str, listen: str, extra: Mapping[str, str]) -> dict[str, str]:
     # Like tests._support.ServerProcess: nothing from the caller's ATELIER_*/Gemini settings leaks
     # in, so the offline provider serves and no tokens are needed.
     env = {
@@ -94,6 +94,7 @@ def _atelier_env(database_url: str, listen: str) -> dict[str, str]:
         # the port is chosen here and readiness is read from the health service instead.
         ATELIER_LOG_LEVEL="WARNING",
     )
+    env.update(extra)
     return env
 
 
@@ -115,7 +116,9 @@ def _wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float)
     return False
 
 
-def _start_atelier(database_url: str, log_path: Path, timeout: float) -> tuple[subprocess.Popen[bytes], str]:
+def _start_atelier(
+    database_url: str, log_path: Path, timeout: float, extra_env: Mapping[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
     # The chosen port can be taken by someone else before the server binds it; then the
     # server exits and another port is tried.
     for _ in range(_START_ATTEMPTS):
@@ -124,7 +127,7 @@ def _start_atelier(database_url: str, log_path: Path, timeout: float) -> tuple[s
             process = subprocess.Popen(
                 [sys.executable, "-m", "server"],
                 cwd=ROOT,
-                env=_atelier_env(database_url, target),
+                env=_atelier_env(database_url, target, extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -135,15 +138,27 @@ def _start_atelier(database_url: str, log_path: Path, timeout: float) -> tuple[s
 
 
 @contextmanager
-def atelier_server(backend: str, workdir: Path, *, timeout: float = 60.0) -> Iterator[Server]:
+def atelier_server(
+    backend: str,
+    workdir: Path,
+    *,
+    timeout: float = 60.0,
+    label: str = "",
+    env: Mapping[str, str] | None = None,
+    prepare: Callable[[str], None] | None = None,
+) -> Iterator[Server]:
     """An Atelier server on a fresh database of `backend`.
 
+    `label` names the server's directory under `workdir` (the backend's name by default), `env`
+    adds to (or overrides) its environment, and `prepare(database_url)` runs before it starts.
     The server is stopped before its database is dropped (PostgreSQL) or deleted with `workdir`.
     """
-    backend_dir = workdir / backend
+    backend_dir = workdir / (label or backend)
     backend_dir.mkdir()
     with fresh_database(backend, backend_dir) as database_url:
-        process, target = _start_atelier(database_url, backend_dir / "server.log", timeout)
+        if prepare is not None:
+            prepare(database_url)
+        process, target = _start_atelier(database_url, backend_dir / "server.log", timeout, env or {})
         try:
             yield Server(target=target, pid=process.pid)
         finally:

@@ -64,6 +64,12 @@ class Settings:
     max_attachment_bytes: int = 16 * 1024 * 1024
     max_message_bytes: int = 32 * 1024 * 1024
     workers: int = 4
+    # Limits on what a version's tree may hold.
+    max_file_bytes: int = 32 * 1024 * 1024
+    max_tree_bytes: int = 512 * 1024 * 1024
+    max_tree_files: int = 100_000
+    # A refinement that deletes more than this share of the tree, unasked, ends NEEDS_REVIEW.
+    max_deletion_share: float = 0.5
     job_lease_seconds: float = 30.0
     job_heartbeat_seconds: float = 2.0
     job_max_attempts: int = 3

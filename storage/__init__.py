@@ -38,6 +38,7 @@ from storage._models import (
     VersionState,
 )
 from storage._sessions import NewTurn, branch_turns, get_session, list_turns, record_exchange, turn_numbers
+from storage._trees import get_manifest_entry, list_manifest, read_tree, write_tree
 from storage._versions import (
     ErrorDetail,
     EventDraft,
@@ -50,17 +51,14 @@ from storage._versions import (
     create_version,
     find_version_by_request_id,
     get_generation,
-    get_manifest_entry,
     get_version,
     get_version_by_id,
     list_attachments,
     list_events,
     list_generations,
-    list_manifest,
     list_versions,
     store_files,
     utcnow,
-    write_manifest,
 )
 
 __all__ = [
@@ -113,6 +111,7 @@ __all__ = [
     "put_blobs",
     "read_blob",
     "read_blobs",
+    "read_tree",
     "record_exchange",
     "renew_lease",
     "request_cancel",
@@ -121,5 +120,5 @@ __all__ = [
     "store_files",
     "turn_numbers",
     "utcnow",
-    "write_manifest",
+    "write_tree",
 ]

@@ -35,6 +35,8 @@ class VersionKind(enum.StrEnum):
     TWEAK = "TWEAK"
     ITERATE = "ITERATE"
     REGENERATE = "REGENERATE"
+    UPLOAD = "UPLOAD"
+    MERGE = "MERGE"
 
 
 class EventType(enum.StrEnum):
@@ -115,6 +117,18 @@ class Version(SQLModel, table=True):
     head_turn_id: int | None = None
     # The number of exchanges on the version's branch, its own included once COMPLETED.
     turn: int = 0
+    # A merge's second parent.
+    merge_parent_number: int | None = None
+    # What the version changed against its parent.
+    added_count: int = 0
+    modified_count: int = 0
+    deleted_count: int = 0
+    # How the tree is stored (see docs/STORAGE.md): a snapshot (manifest_base_id is None), or
+    # the rows that differ from the tree of version `manifest_base_id`. `manifest_chain` counts
+    # the deltas back to a snapshot and `manifest_delta_rows` their rows, to bound reads.
+    manifest_base_id: int | None = None
+    manifest_chain: int = 0
+    manifest_delta_rows: int = 0
     create_time: datetime
     update_time: datetime
     complete_time: datetime | None = None
@@ -133,15 +147,16 @@ class VersionAttachment(SQLModel, table=True):
 
 
 class ManifestEntry(SQLModel, table=True):
-    """One file of a version's tree."""
+    """One file of a version's tree, or (in a delta) a file removed from its base: `deleted`."""
 
     __tablename__ = "manifest_entry"
 
     version_id: int = Field(foreign_key="version.id", primary_key=True)
     path: str = Field(primary_key=True, max_length=1024)
-    blob_sha256: str = Field(foreign_key="blob.sha256", max_length=64)
+    blob_sha256: str | None = Field(default=None, foreign_key="blob.sha256", max_length=64)
     size: int
     mime_type: str = Field(max_length=255)
+    deleted: bool = False
 
 
 class Event(SQLModel, table=True):

@@ -19,7 +19,6 @@ from storage._models import (
     Generation,
     Job,
     JobStatus,
-    ManifestEntry,
     Version,
     VersionAttachment,
     VersionKind,
@@ -75,8 +74,10 @@ def create_generation(
     request_id: str | None,
     request_fingerprint: str | None,
     attachments: Sequence[NewFile] = (),
+    kind: VersionKind = VersionKind.GENERATE,
+    queue_job: bool = True,
 ) -> tuple[Generation, Version]:
-    """Creates a generation, its conversation session, and version 1 QUEUED with its job."""
+    """Creates a generation, its conversation session, and version 1 (see create_version)."""
     now = utcnow()
     generation = Generation(
         id=new_generation_id(),
@@ -104,10 +105,11 @@ def create_generation(
     version = create_version(
         session,
         generation=generation,
-        kind=VersionKind.GENERATE,
+        kind=kind,
         prompt=prompt,
         model=model,
         provider=provider,
+        queue_job=queue_job,
         parent_number=None,
         base_turn_id=None,
         turn=1,
@@ -132,8 +134,14 @@ def create_version(
     request_id: str | None,
     request_fingerprint: str | None,
     attachments: Sequence[NewFile] = (),
+    merge_parent_number: int | None = None,
+    queue_job: bool = True,
 ) -> Version:
-    """Adds the generation's next version, QUEUED, with its job and its first event."""
+    """Adds the generation's next version, QUEUED, with its job and its first event.
+
+    With `queue_job=False` the version gets no job and no event: the caller completes it in
+    the same transaction (an upload or a merge, which need no model).
+    """
     now = utcnow()
     number = session.execute(
         sa.update(Generation)
@@ -148,6 +156,7 @@ def create_version(
         owner=generation.owner,
         kind=kind,
         parent_number=parent_number,
+        merge_parent_number=merge_parent_number,
         base_turn_id=base_turn_id,
         turn=turn,
         prompt=prompt,
@@ -175,6 +184,8 @@ def create_version(
             )
             for position, (attachment, digest) in enumerate(zip(attachments, hashes, strict=True))
         )
+    if not queue_job:
+        return version
     session_id = session.execute(
         sa.select(col(ConversationSession.id)).where(col(ConversationSession.generation_id) == generation.id)
     ).scalar_one()
@@ -245,24 +256,6 @@ def list_attachments(session: Session, *, version_id: int) -> Sequence[VersionAt
         .order_by(col(VersionAttachment.position))
     )
     return session.exec(statement).all()
-
-
-def list_manifest(
-    session: Session, *, version_id: int, after_path: str | None = None, limit: int | None = None
-) -> Sequence[ManifestEntry]:
-    """A version's files in path order (byte order of the UTF-8 path on every database)."""
-    path = col(ManifestEntry.path).collate(_binary_collation(session))
-    statement = select(ManifestEntry).where(ManifestEntry.version_id == version_id)
-    if after_path is not None:
-        statement = statement.where(path > after_path)
-    statement = statement.order_by(path)
-    if limit is not None:
-        statement = statement.limit(limit)
-    return session.exec(statement).all()
-
-
-def get_manifest_entry(session: Session, *, version_id: int, path: str) -> ManifestEntry | None:
-    return session.get(ManifestEntry, (version_id, path))
 
 
 def append_event(
@@ -425,28 +418,3 @@ def store_files(session: Session, files: Sequence[NewFile]) -> list[TreeEntry]:
         TreeEntry(path=file.path, blob_sha256=digest, size=len(file.data), mime_type=file.mime_type)
         for file, digest in zip(files, hashes, strict=True)
     ]
-
-
-def write_manifest(session: Session, *, version: Version, entries: Sequence[TreeEntry]) -> None:
-    """Records a version's whole tree: one manifest row per file, referring to stored blobs."""
-    assert version.id is not None
-    if entries:
-        session.execute(
-            sa.insert(ManifestEntry),
-            [
-                {
-                    "version_id": version.id,
-                    "path": entry.path,
-                    "blob_sha256": entry.blob_sha256,
-                    "size": entry.size,
-                    "mime_type": entry.mime_type,
-                }
-                for entry in entries
-            ],
-        )
-    session.execute(sa.update(Version).where(col(Version.id) == version.id).values(file_count=len(entries)))
-    version.file_count = len(entries)
-
-
-def _binary_collation(session: Session) -> str:
-    return "C" if session.get_bind().dialect.name == "postgresql" else "BINARY"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2, session_pb2
+from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2, session_pb2, tree_pb2
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
@@ -12,6 +12,7 @@ import storage
 from server.api._errors import to_status_proto
 from server.api._names import generation_name, session_name, turn_name, version_name
 from server.config import ModelConfig
+from server.domain import tree_ops
 from server.domain.generations import version_etag
 
 
@@ -45,6 +46,12 @@ def version_to_proto(version: storage.Version) -> generation_pb2.Version:
         file_count=version.file_count,
         etag=version_etag(version),
         turn=version.turn,
+        added_count=version.added_count,
+        modified_count=version.modified_count,
+        deleted_count=version.deleted_count,
+        merge_parent=version_name(version.generation_id, version.merge_parent_number)
+        if version.merge_parent_number
+        else "",
         request_id=version.request_id or "",
         last_event_seq=version.last_event_seq,
         create_time=_timestamp(version.create_time),
@@ -82,7 +89,7 @@ def event_to_proto(event: storage.Event, version: str) -> progress_pb2.ProgressE
     )
 
 
-def file_to_proto(entry: storage.ManifestEntry) -> file_pb2.File:
+def file_to_proto(entry: storage.TreeEntry) -> file_pb2.File:
     return file_pb2.File(
         path=entry.path, size=entry.size, sha256=entry.blob_sha256, mime_type=entry.mime_type
     )
@@ -130,4 +137,24 @@ def turn_to_proto(
         parent=turn_name(generation_id, parent_number) if parent_number else "",
         version=version_name(generation_id, version_number) if version_number else "",
         create_time=_timestamp(turn.create_time),
+    )
+
+
+def file_diff_to_proto(change: tree_ops.PathDiff, unified_diff: str) -> tree_pb2.FileDiff:
+    return tree_pb2.FileDiff(
+        path=change.path,
+        change=f"FILE_CHANGE_{change.change}",
+        base=file_to_proto(change.base) if change.base else None,
+        target=file_to_proto(change.target) if change.target else None,
+        unified_diff=unified_diff,
+    )
+
+
+def conflict_to_proto(conflict: tree_ops.Conflict) -> tree_pb2.MergeConflict:
+    return tree_pb2.MergeConflict(
+        path=conflict.path,
+        kind=f"CONFLICT_KIND_{conflict.kind}",
+        base=file_to_proto(conflict.base) if conflict.base else None,
+        ours=file_to_proto(conflict.ours) if conflict.ours else None,
+        theirs=file_to_proto(conflict.theirs) if conflict.theirs else None,
     )

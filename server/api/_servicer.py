@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import mimetypes
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2, session_pb2
+from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2, session_pb2, tree_pb2
 from grpc_status import rpc_status
 
+import storage
 from server.api import _convert, _names
 from server.api._auth import Authenticator
 from server.api._errors import to_status, to_status_proto
 from server.config import Settings
-from server.domain.errors import AtelierError, FieldViolation, InvalidArgument, Unimplemented
+from server.domain import tree_ops
+from server.domain.errors import AtelierError, FieldViolation, InvalidArgument
 from server.domain.generations import AttachmentInput, GenerationService
 
 _log = logging.getLogger("atelier.api")
@@ -123,11 +126,15 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     async def Iterate(
         self, request: pb.IterateRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
-        raise Unimplemented(
-            "Iterate is not available yet on this server: it arrives with versioned file trees",
-            reason="NOT_IMPLEMENTED_YET",
-            metadata={"method": "Iterate"},
+        version = await self._service.iterate(
+            owner=principal,
+            ref=_names.parse_version_name(request.parent, field="parent"),
+            prompt=request.prompt,
+            model=request.model,
+            request_id=request.request_id,
+            etag=request.etag,
         )
+        return _convert.version_to_proto(version)
 
     @_stream
     async def Progress(
@@ -291,4 +298,88 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
                 for view in page
             ],
             next_page_token=token,
+        )
+
+    @_unary
+    async def Diff(
+        self, request: pb.DiffRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> pb.DiffResponse:
+        changes = await self._service.diff(
+            owner=principal,
+            base=_names.parse_version_name(request.base, field="base"),
+            target=_names.parse_version_name(request.target, field="target"),
+            include_text_diffs=request.include_text_diffs,
+        )
+        return pb.DiffResponse(files=[_convert.file_diff_to_proto(change, text) for change, text in changes])
+
+    @_stream
+    async def ExportTree(
+        self, request: pb.ExportTreeRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> AsyncIterator[pb.ExportTreeResponse]:
+        chunk = self._service.read_chunk_bytes
+        async for entry, data in self._service.export(
+            owner=principal, ref=_names.parse_version_name(request.name)
+        ):
+            yield pb.ExportTreeResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
+            for offset in range(chunk, len(data), chunk):
+                yield pb.ExportTreeResponse(data=data[offset : offset + chunk], offset=offset)
+
+    @_unary
+    async def UploadTree(
+        self,
+        request: AsyncIterator[pb.UploadTreeRequest],
+        context: grpc.aio.ServicerContext,
+        principal: str,
+    ) -> generation_pb2.Version:
+        request_id, description = "", ""
+        files: list[tuple[str, str, bytearray]] = []
+        total, limit = 0, self._settings.max_tree_bytes
+        first = True
+        async for message in request:
+            if first:
+                request_id, description, first = message.request_id, message.description, False
+            if message.HasField("file"):
+                mime_type = message.file.mime_type or mimetypes.guess_type(message.file.path)[0] or ""
+                files.append((message.file.path, mime_type or "application/octet-stream", bytearray()))
+            if message.data:
+                if not files:
+                    raise InvalidArgument(
+                        "data arrived before any file was started",
+                        reason="UPLOAD_DATA_WITHOUT_FILE",
+                        violations=[FieldViolation("file", "must be set before the file's data")],
+                    )
+                total += len(message.data)
+                if total > limit:
+                    raise InvalidArgument(
+                        f"the upload is over the limit of {limit} bytes",
+                        reason="TREE_TOO_LARGE",
+                        violations=[FieldViolation("data", f"the tree must be at most {limit} bytes")],
+                    )
+                files[-1][2].extend(message.data)
+        version = await self._service.upload(
+            owner=principal,
+            description=description,
+            request_id=request_id,
+            files=[storage.NewFile(path, mime_type, bytes(data)) for path, mime_type, data in files],
+        )
+        return _convert.version_to_proto(version)
+
+    @_unary
+    async def Merge(
+        self, request: pb.MergeRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> pb.MergeResponse:
+        strategy = {
+            tree_pb2.MERGE_STRATEGY_OURS: tree_ops.Strategy.OURS,
+            tree_pb2.MERGE_STRATEGY_THEIRS: tree_ops.Strategy.THEIRS,
+        }.get(request.strategy, tree_ops.Strategy.NONE)
+        version, conflicts = await self._service.merge(
+            owner=principal,
+            ours=_names.parse_version_name(request.ours, field="ours"),
+            theirs=_names.parse_version_name(request.theirs, field="theirs"),
+            strategy=strategy,
+            request_id=request.request_id,
+        )
+        return pb.MergeResponse(
+            version=_convert.version_to_proto(version) if version else None,
+            conflicts=[_convert.conflict_to_proto(c) for c in conflicts],
         )

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 import storage
 from server.config import ModelConfig, Settings
+from server.domain import tree_ops, trees
 from server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -31,6 +32,7 @@ from server.domain.errors import (
 )
 from server.domain.events import EventHub
 from server.domain.jobs import CANCELLED_BY_USER, JobRunner
+from server.providers._base import ChangeSet, FileUpsert, ProviderError
 
 _T = TypeVar("_T")
 _log = logging.getLogger("atelier.sessions")
@@ -170,6 +172,36 @@ class GenerationService:
                     forked=base.number != latest,
                 )
             return version
+
+        return await self._create_once(owner, request_id, fingerprint, create)
+
+    async def iterate(
+        self, *, owner: str, ref: VersionRef, prompt: str, model: str, request_id: str, etag: str
+    ) -> storage.Version:
+        """Queues version N+1 of the generation: `ref`'s tree plus the model's changes for `prompt`.
+
+        The model sees the parent's files (not the conversation), and its answer is merged onto
+        the parent's tree in one transaction.
+        """
+        self._check_prompt(prompt)
+        model_config = self._resolve_model(model) if model else None
+        fingerprint = _fingerprint("iterate", ref.generation_id, ref.number, prompt, model, etag)
+
+        def create(session: Session) -> storage.Version:
+            parent = self._refinable_version(session, owner, ref, etag)
+            return storage.create_version(
+                session,
+                generation=self._generation(session, owner, ref.generation_id),
+                kind=storage.VersionKind.ITERATE,
+                prompt=prompt,
+                model=model_config.name if model_config else parent.model,
+                provider=model_config.provider if model_config else parent.provider,
+                parent_number=parent.number,
+                base_turn_id=None,
+                turn=1,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+            )
 
         return await self._create_once(owner, request_id, fingerprint, create)
 
@@ -373,8 +405,8 @@ class GenerationService:
 
     async def list_files(
         self, *, owner: str, ref: VersionRef, after_path: str | None, limit: int
-    ) -> Sequence[storage.ManifestEntry]:
-        def work(session: Session) -> Sequence[storage.ManifestEntry]:
+    ) -> Sequence[storage.TreeEntry]:
+        def work(session: Session) -> Sequence[storage.TreeEntry]:
             version = self._readable_version(session, owner, ref)
             assert version.id is not None
             return storage.list_manifest(session, version_id=version.id, after_path=after_path, limit=limit)
@@ -392,10 +424,8 @@ class GenerationService:
             )
         return version
 
-    async def read_file(
-        self, *, owner: str, ref: VersionRef, path: str
-    ) -> tuple[storage.ManifestEntry, bytes]:
-        def work(session: Session) -> tuple[storage.ManifestEntry, bytes]:
+    async def read_file(self, *, owner: str, ref: VersionRef, path: str) -> tuple[storage.TreeEntry, bytes]:
+        def work(session: Session) -> tuple[storage.TreeEntry, bytes]:
             version = self._readable_version(session, owner, ref)
             assert version.id is not None
             entry = storage.get_manifest_entry(session, version_id=version.id, path=path)
@@ -411,6 +441,219 @@ class GenerationService:
             return entry, data
 
         return await self._read(work)
+
+    # Trees: diff, export, upload, merge
+
+    async def diff(
+        self, *, owner: str, base: VersionRef, target: VersionRef, include_text_diffs: bool
+    ) -> list[tuple[tree_ops.PathDiff, str]]:
+        """The paths that differ from `base` to `target`, each with a unified diff if asked for."""
+
+        def work(session: Session) -> list[tuple[tree_ops.PathDiff, str]]:
+            trees = [self._tree(session, owner, ref) for ref in (base, target)]
+            changes = tree_ops.diff(trees[0], trees[1])
+            if not include_text_diffs:
+                return [(change, "") for change in changes]
+            shas = [
+                e.blob_sha256 for c in changes for e in (c.base, c.target) if e is not None and _is_text(e)
+            ]
+            contents = storage.read_blobs(session, shas)
+
+            def text(entry: storage.TreeEntry | None) -> bytes | None:
+                return contents.get(entry.blob_sha256) if entry is not None else None
+
+            return [
+                (
+                    c,
+                    tree_ops.unified_diff(c.path, text(c.base), text(c.target))
+                    if all(e is None or _is_text(e) for e in (c.base, c.target))
+                    else "",
+                )
+                for c in changes
+            ]
+
+        return await self._read(work)
+
+    def _tree(self, session: Session, owner: str, ref: VersionRef) -> dict[str, storage.TreeEntry]:
+        version = self._readable_version(session, owner, ref)
+        assert version.id is not None
+        return storage.read_tree(session, version_id=version.id)
+
+    async def export(self, *, owner: str, ref: VersionRef) -> AsyncIterator[tuple[storage.TreeEntry, bytes]]:
+        """Every file of the version with its contents, in path order, reading a batch at a time."""
+        tree = await self._read(lambda s: self._tree(s, owner, ref))
+        entries = sorted(tree.values(), key=lambda e: e.path.encode())
+        batch_bytes = 8 * 1024 * 1024
+        start = 0
+        while start < len(entries):
+            end, size = start, 0
+            while end < len(entries) and (end == start or size + entries[end].size <= batch_bytes):
+                size += entries[end].size
+                end += 1
+            batch = entries[start:end]
+            contents = await self._read(functools.partial(_contents_of, batch))
+            for entry in batch:
+                yield entry, contents[entry.blob_sha256]
+            start = end
+
+    async def upload(
+        self, *, owner: str, description: str, request_id: str, files: Sequence[storage.NewFile]
+    ) -> storage.Version:
+        """Starts a generation from the caller's files: they become its COMPLETED version 1."""
+        description = description.strip() or f"Uploaded {len(files)} files"
+        self._check_prompt(description)
+        changes = ChangeSet(upserts=[FileUpsert(f.path, f.mime_type, f.data) for f in files])
+        try:
+            merged = trees.merge({}, changes, trees.Limits.of(self._settings))
+        except ProviderError as exc:
+            raise InvalidArgument(
+                exc.message, reason=exc.reason, violations=[FieldViolation("file", exc.message)]
+            ) from exc
+        if not merged.file_count:
+            raise InvalidArgument(
+                "the upload holds no files",
+                reason="EMPTY_UPLOAD",
+                violations=[FieldViolation("file", "send one")],
+            )
+        model = self._settings.resolved_default_model
+        fingerprint = _fingerprint(
+            "upload", description, sorted((f.path, storage.sha256_hex(f.data)) for f in files)
+        )
+
+        def create(session: Session) -> storage.Version:
+            _, version = storage.create_generation(
+                session,
+                owner=owner,
+                prompt=description,
+                model=model.name,
+                provider=model.provider,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                kind=storage.VersionKind.UPLOAD,
+                queue_job=False,
+            )
+            return self._complete_now(
+                session,
+                version,
+                storage.store_files(session, merged.written),
+                None,
+                f"Uploaded {merged.file_count} files",
+            )
+
+        return await self._create_once(owner, request_id, fingerprint, create)
+
+    async def merge(
+        self,
+        *,
+        owner: str,
+        ours: VersionRef,
+        theirs: VersionRef,
+        strategy: tree_ops.Strategy,
+        request_id: str,
+    ) -> tuple[storage.Version | None, list[tree_ops.Conflict]]:
+        """Three-way merges two versions against their common ancestor (see tree_ops)."""
+        if ours.generation_id != theirs.generation_id:
+            raise InvalidArgument(
+                "ours and theirs must be versions of one generation",
+                reason="DIFFERENT_GENERATIONS",
+                violations=[FieldViolation("theirs", f"must start with generations/{ours.generation_id}/")],
+            )
+        if ours.number == theirs.number:
+            raise InvalidArgument(
+                "a version cannot be merged with itself",
+                reason="SAME_VERSION",
+                violations=[FieldViolation("theirs", "must differ from ours")],
+            )
+
+        def plan(
+            session: Session,
+        ) -> tuple[dict[str, storage.TreeEntry], list[tree_ops.Conflict], int | None]:
+            ours_tree, theirs_tree = self._tree(session, owner, ours), self._tree(session, owner, theirs)
+            ancestor = self._common_ancestor(session, owner, ours, theirs)
+            base_tree = (
+                {}
+                if ancestor is None
+                else self._tree(session, owner, VersionRef(ours.generation_id, ancestor))
+            )
+            merged, conflicts = tree_ops.three_way(base_tree, ours_tree, theirs_tree, strategy)
+            return merged, conflicts, ancestor
+
+        merged, conflicts, ancestor = await self._read(plan)
+        if conflicts and strategy is tree_ops.Strategy.NONE:
+            return None, conflicts
+        fingerprint = _fingerprint("merge", ours.generation_id, ours.number, theirs.number, strategy)
+
+        def create(session: Session) -> storage.Version:
+            ours_version = self._readable_version(session, owner, ours)
+            assert ours_version.id is not None
+            version = storage.create_version(
+                session,
+                generation=self._generation(session, owner, ours.generation_id),
+                kind=storage.VersionKind.MERGE,
+                prompt=f"Merge v{theirs.number} into v{ours.number}"
+                + (f" (base v{ancestor})" if ancestor else "")
+                + (f", conflicts resolved as {strategy.lower()}" if conflicts else ""),
+                model=ours_version.model,
+                provider=ours_version.provider,
+                parent_number=ours.number,
+                merge_parent_number=theirs.number,
+                base_turn_id=ours_version.head_turn_id,
+                turn=ours_version.turn,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                queue_job=False,
+            )
+            base = (ours_version, storage.read_tree(session, version_id=ours_version.id))
+            return self._complete_now(session, version, list(merged.values()), base, version.prompt)
+
+        return await self._create_once(owner, request_id, fingerprint, create), conflicts
+
+    @staticmethod
+    def _complete_now(
+        session: Session,
+        version: storage.Version,
+        entries: Sequence[storage.TreeEntry],
+        base: tuple[storage.Version, dict[str, storage.TreeEntry]] | None,
+        message: str,
+    ) -> storage.Version:
+        storage.write_tree(session, version=version, entries=entries, base=base)
+        storage.append_event(
+            session,
+            version=version,
+            type=storage.EventType.STATE,
+            state=storage.VersionState.COMPLETED,
+            stage=1,
+            total_stages=1,
+            message=message,
+        )
+        assert version.id is not None
+        return storage.get_version_by_id(session, version.id)
+
+    def _common_ancestor(
+        self, session: Session, owner: str, ours: VersionRef, theirs: VersionRef
+    ) -> int | None:
+        """The newest version that both are descended from (through parent and merge-parent links)."""
+        versions = {
+            v.number: v
+            for v in storage.list_versions(
+                session, owner=owner, generation_id=ours.generation_id, after_number=0, limit=1_000_000
+            )
+        }
+
+        def ancestors(number: int) -> set[int]:
+            seen: set[int] = set()
+            stack = [number]
+            while stack:
+                current = stack.pop()
+                if current in seen or current not in versions:
+                    continue
+                seen.add(current)
+                version = versions[current]
+                stack.extend(n for n in (version.parent_number, version.merge_parent_number) if n is not None)
+            return seen
+
+        common = ancestors(ours.number) & ancestors(theirs.number)
+        return max(common) if common else None
 
     # Sessions
 
@@ -522,6 +765,19 @@ def version_etag(version: storage.Version) -> str:
 
 def _name(ref: VersionRef) -> str:
     return f"generations/{ref.generation_id}/versions/{ref.number}"
+
+
+def _contents_of(entries: Sequence[storage.TreeEntry], session: Session) -> dict[str, bytes]:
+    return storage.read_blobs(session, (entry.blob_sha256 for entry in entries))
+
+
+def _is_text(entry: storage.TreeEntry) -> bool:
+    kind = entry.mime_type
+    return (
+        kind.startswith("text/")
+        or kind in ("application/json", "application/toml", "application/xml")
+        or (kind.endswith(("+json", "+xml")))
+    )
 
 
 def _attachment_keys(attachments: Sequence[AttachmentInput]) -> list[tuple[str, str, str]]:

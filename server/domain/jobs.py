@@ -66,13 +66,16 @@ class _Job:
     session_id: str | None
     request: ProviderRequest
     provider: Provider
-    # The tree the result merges onto; None when the version starts from nothing.
+    # The tree the result merges onto, and its version; None when the version starts from nothing.
     base: dict[str, storage.TreeEntry] | None
+    base_version: storage.Version | None
     titles: list[str]
     # The seq of the version's last stored event.
     stored_seq: int
     scope: anyio.CancelScope | None = None
     stop_reason: str | None = None
+    # Set when the result must be held back as NEEDS_REVIEW instead of COMPLETED.
+    review_reason: str | None = None
     pending: list[storage.EventDraft] = field(default_factory=list)
 
     @property
@@ -252,6 +255,7 @@ class JobRunner:
         attachments = storage.list_attachments(session, version_id=version.id)
         contents = storage.read_blobs(session, (a.blob_sha256 for a in attachments))
         base: dict[str, storage.TreeEntry] | None = None
+        base_version: storage.Version | None = None
         source_files: list[SourceFile] = []
         if version.parent_number is not None:
             parent = storage.get_version(
@@ -261,8 +265,9 @@ class JobRunner:
                 number=version.parent_number,
             )
             assert parent is not None and parent.id is not None
-            entries = storage.list_manifest(session, version_id=parent.id)
-            base = {e.path: storage.TreeEntry(e.path, e.blob_sha256, e.size, e.mime_type) for e in entries}
+            base_version = parent
+            base = storage.read_tree(session, version_id=parent.id)
+            entries = sorted(base.values(), key=lambda e: e.path.encode())
             data = storage.read_blobs(session, (e.blob_sha256 for e in entries))
             source_files = [SourceFile(e.path, e.mime_type, data[e.blob_sha256]) for e in entries]
         conversation_session = storage.get_session(
@@ -294,6 +299,7 @@ class JobRunner:
             request=request,
             provider=provider,
             base=base,
+            base_version=base_version,
             titles=titles,
             stored_seq=running.seq,
         )
@@ -330,15 +336,24 @@ class JobRunner:
             self._job_ended = anyio.Event()
 
     async def _merge(self, job: _Job, progress: _JobProgress, changes: ChangeSet) -> trees.MergedTree:
+        limits = trees.Limits.of(self._settings)
         if job.base is None:
-            merged = trees.merge({}, changes)
+            merged = trees.merge({}, changes, limits)
             if not merged.file_count:
                 raise ProviderError(
                     "the model produced no files", reason="NO_FILES", code="FAILED_PRECONDITION"
                 )
             return merged
         async with progress.stage(MERGE_STAGE):
-            merged = trees.merge(job.base, changes)
+            merged = trees.merge(job.base, changes, limits)
+            share = merged.deleted / len(job.base) if job.base else 0.0
+            if share > self._settings.max_deletion_share and not trees.asks_for_deletion(job.request.prompt):
+                # Never applied silently: the version keeps the result, held back for a person.
+                job.review_reason = (
+                    f"the model's changes delete {merged.deleted} of {len(job.base)} files "
+                    f"({share:.0%}), but the prompt asked for no deletion: review before using it"
+                )
+                await progress.message(job.review_reason)
             if not merged.changed:
                 raise ProviderError(
                     "the model's answer changes no file, so no new version was made",
@@ -374,6 +389,11 @@ class JobRunner:
         if isinstance(outcome, trees.MergedTree) and job.stop_reason is None:
             await progress.start_stage(SAVE_STAGE)
             end, error, message = storage.VersionState.COMPLETED, None, _summary(outcome, job)
+            if job.review_reason is not None:
+                end, message = storage.VersionState.NEEDS_REVIEW, f"Needs review: {job.review_reason}"
+                error = storage.ErrorDetail(
+                    code="FAILED_PRECONDITION", reason="MASS_DELETION", message=job.review_reason
+                )
         elif job.stop_reason == _STOPPED_BY_SHUTDOWN:
             end, error, message = storage.VersionState.QUEUED, None, "Requeued: the server is shutting down"
         elif job.stop_reason == _STOPPED_BY_CANCEL:
@@ -398,7 +418,12 @@ class JobRunner:
             version = storage.get_version_by_id(session, job.version_id)
             if merged is not None:
                 entries = [*merged.carried, *storage.store_files(session, merged.written)]
-                storage.write_manifest(session, version=version, entries=trees.sorted_entries(entries))
+                storage.write_tree(
+                    session,
+                    version=version,
+                    entries=entries,
+                    base=(job.base_version, job.base) if job.base_version and job.base is not None else None,
+                )
                 if job.session_id is not None:
                     storage.record_exchange(
                         session,

@@ -7,14 +7,35 @@ not mention are carried forward untouched: a refinement never loses a user's fil
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import storage
+from server.config import Settings
 from server.providers._base import ChangeSet, ProviderError, Turn
 
 MAX_PATH_BYTES = 1024
+_DELETION_WORDS = re.compile(
+    r"\b(delete|deletes|deleting|remove|removes|removing|drop|rm|prune|clean\s*up|get rid)\b", re.I
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_file_bytes: int
+    max_tree_bytes: int
+    max_tree_files: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_file_bytes, settings.max_tree_bytes, settings.max_tree_files)
+
+
+def asks_for_deletion(prompt: str) -> bool:
+    """Whether a prompt asks for files to go (so that deleting many of them is expected)."""
+    return _DELETION_WORDS.search(prompt) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +78,9 @@ def path_problem(path: str) -> str | None:
     return None
 
 
-def merge(base: Mapping[str, storage.TreeEntry], changes: ChangeSet) -> MergedTree:
+def merge(
+    base: Mapping[str, storage.TreeEntry], changes: ChangeSet, limits: Limits | None = None
+) -> MergedTree:
     """Applies `changes` to `base`. Raises ProviderError (INVALID_CHANGES) listing every bad path."""
     problems: list[str] = []
     tree: dict[str, storage.TreeEntry | storage.NewFile] = dict(base)
@@ -118,6 +141,8 @@ def merge(base: Mapping[str, storage.TreeEntry], changes: ChangeSet) -> MergedTr
         for parent in PurePosixPath(path).parents:
             if str(parent) != "." and str(parent) in tree:
                 problems.append(f"{path!r} is inside {str(parent)!r}, which is a file")
+    if limits is not None:
+        _check_limits(tree, limits)
     if problems:
         raise ProviderError(
             "the model's changes cannot be applied: " + "; ".join(problems),
@@ -137,11 +162,29 @@ def merge(base: Mapping[str, storage.TreeEntry], changes: ChangeSet) -> MergedTr
     )
 
 
+def _check_limits(tree: Mapping[str, storage.TreeEntry | storage.NewFile], limits: Limits) -> None:
+    sizes = {
+        path: entry.size if isinstance(entry, storage.TreeEntry) else len(entry.data)
+        for path, entry in tree.items()
+    }
+    too_big = sorted(path for path, size in sizes.items() if size > limits.max_file_bytes)
+    if too_big:
+        raise ProviderError(
+            f"files over the limit of {limits.max_file_bytes} bytes: {', '.join(too_big[:20])}",
+            reason="FILE_TOO_LARGE",
+            code="RESOURCE_EXHAUSTED",
+        )
+    total = sum(sizes.values())
+    if total > limits.max_tree_bytes or len(sizes) > limits.max_tree_files:
+        raise ProviderError(
+            f"the tree would hold {len(sizes)} files and {total} bytes; the limits are "
+            f"{limits.max_tree_files} files and {limits.max_tree_bytes} bytes",
+            reason="TREE_TOO_LARGE",
+            code="RESOURCE_EXHAUSTED",
+        )
+
+
 def _moved(entry: storage.TreeEntry | storage.NewFile, path: str) -> storage.TreeEntry | storage.NewFile:
     if isinstance(entry, storage.TreeEntry):
         return storage.TreeEntry(path, entry.blob_sha256, entry.size, entry.mime_type)
     return storage.NewFile(path, entry.mime_type, entry.data)
-
-
-def sorted_entries(entries: Sequence[storage.TreeEntry]) -> list[storage.TreeEntry]:
-    return sorted(entries, key=lambda entry: entry.path.encode())

@@ -173,15 +173,6 @@ def test_a_reused_request_id_with_a_different_request_is_already_exists(alice: A
     assert alice.get(first.name).prompt == "one thing"
 
 
-def test_iterate_is_not_implemented_yet_with_a_clear_message(alice: Api) -> None:
-    s, md = alice.stub, alice.metadata
-    error = _fails(
-        lambda: s.Iterate(pb.IterateRequest(parent="generations/a/versions/1", prompt="x"), metadata=md)
-    )
-    _check(error, grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED_YET")
-    assert "Iterate" in (error.details() or "")
-
-
 def test_missing_or_unknown_tokens_are_unauthenticated(server_channel_factory: object) -> None:
     assert callable(server_channel_factory)
     with server_channel_factory() as channel:

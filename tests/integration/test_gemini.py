@@ -188,3 +188,40 @@ def test_list_models_shows_the_configured_gemini_models(
     assert models.default_model == TEXT_MODEL
     assert list(names[IMAGE_MODEL].output_modalities) == ["text", "image"]
     assert names["offline"].provider == "offline"
+
+
+def test_the_scenario_that_must_never_fail_again(gemini_server: tuple[ServerProcess, FakeGemini]) -> None:
+    """V1 has 14 files; "Add missing schema file" returns one file; V2 must have all 15."""
+    server, fake = gemini_server
+    app = {f"app/{name}.py": f'"""{name}"""\n'.encode() for name in ("main", "db", "config", "deps")}
+    app |= {
+        f"app/routers/{name}.py": f"# router {name}\n".encode() for name in ("projects", "users", "health")
+    }
+    app |= {f"app/models/{name}.py": f"# model {name}\n".encode() for name in ("project", "user")}
+    app |= {"app/__init__.py": b"", "README.md": b"# Projects API\n", "pyproject.toml": b"[project]\n"}
+    app |= {"tests/test_projects.py": b"def test(): pass\n", "Dockerfile": b"FROM python:3.11\n"}
+    assert len(app) == 14
+    with server.channel() as channel:
+        api = Api(channel)
+        fake.reply_json_files({path: data.decode() for path, data in app.items()}, summary="a projects API")
+        v1 = api.wait(api.generate("a FastAPI projects service").name)
+        assert v1.file_count == 14 and _files(api, v1.name) == app
+
+        schema = "from pydantic import BaseModel\n\nclass Project(BaseModel):\n    name: str\n"
+        fake.reply_json_files({"app/schemas/project.py": schema}, summary="added the schema")
+        queued = api.stub.Iterate(pb.IterateRequest(parent=v1.name, prompt="Add missing schema file"))
+        assert queued.kind == gen.VERSION_KIND_ITERATE and queued.parent == v1.name
+        events = api.progress(queued.name)
+        v2 = api.get(queued.name)
+
+        assert v2.state == gen.VERSION_STATE_COMPLETED, v2.error.message
+        files = _files(api, v2.name)
+        assert v2.file_count == len(files) == 15
+        assert {path: files[path] for path in app} == app, "the 14 files of V1 are byte-identical"
+        assert files["app/schemas/project.py"] == schema.encode()
+        assert (v2.added_count, v2.modified_count, v2.deleted_count) == (1, 0, 0)
+        merge_events = [e.message for e in events if e.message.startswith("merged onto")]
+        assert merge_events and "1 added" in merge_events[0] and "15 in the new tree" in merge_events[0]
+        # The model saw the parent's full file list.
+        sent = " ".join(fake.requests[-1].texts())
+        assert all(path in sent for path in app)

@@ -46,7 +46,7 @@ def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
         # The migrations build exactly the schema the models describe.
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
 
@@ -194,7 +194,7 @@ def test_manifest_lists_in_byte_order_with_keyset_pages(db: storage.Database) ->
     version = _generate(db)
     paths = ["b.txt", "B.txt", "a/z.py", "a.txt", "é.md", "_x"]
     with db.write() as session:
-        storage.write_manifest(
+        storage.write_tree(
             session,
             version=version,
             entries=storage.store_files(
@@ -297,3 +297,74 @@ def test_turns_form_branches(db: storage.Database) -> None:
         reread = storage.get_session(session, owner="alice", generation_id=version.generation_id)
         assert reread is not None and reread.turn_count == 3
         assert len(storage.list_turns(session, session_id=conversation.id, after_number=0, limit=100)) == 6
+
+
+def _new_version(db: storage.Database, first: storage.Version, parent: int) -> storage.Version:
+    with db.write() as session:
+        generation = storage.get_generation(session, owner="alice", generation_id=first.generation_id)
+        assert generation is not None
+        return storage.create_version(
+            session,
+            generation=generation,
+            kind=storage.VersionKind.ITERATE,
+            prompt="change",
+            model="offline",
+            provider="offline",
+            parent_number=parent,
+            base_turn_id=None,
+            turn=1,
+            request_id=None,
+            request_fingerprint=None,
+        )
+
+
+def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database) -> None:
+    v1 = _generate(db)
+    files = {f"src/f{i:04}.py": f"print({i})\n".encode() for i in range(500)}
+    with db.write() as session:
+        entries = storage.store_files(
+            session, [storage.NewFile(p, "text/plain", d) for p, d in files.items()]
+        )
+        storage.write_tree(session, version=v1, entries=entries)
+    versions = [v1]
+    expected = dict(files)
+    for step in range(40):  # longer than the longest delta chain
+        parent = versions[-1]
+        child = _new_version(db, v1, parent.number)
+        expected.pop(f"src/f{step:04}.py")
+        expected[f"src/f{step + 100:04}.py"] = f"changed {step}".encode()
+        expected[f"new/{step}.md"] = b"new"
+        assert parent.id is not None and child.id is not None
+        with db.write() as session:
+            parent_tree = storage.read_tree(session, version_id=parent.id)
+            parent_row = storage.get_version_by_id(session, parent.id)
+            entries = storage.store_files(
+                session, [storage.NewFile(p, "text/plain", d) for p, d in expected.items()]
+            )
+            storage.write_tree(session, version=child, entries=entries, base=(parent_row, parent_tree))
+            rows = session.execute(
+                sa.select(sa.func.count())
+                .select_from(storage.ManifestEntry)
+                .where(sa.column("version_id") == child.id)
+            ).scalar_one()
+        assert rows < 10 or child.manifest_base_id is None, "a delta writes only what changed"
+        assert (child.added_count, child.modified_count, child.deleted_count) == (1, 1, 1)
+        versions.append(child)
+    assert max(v.manifest_chain for v in versions) == storage._trees.MAX_DELTA_CHAIN
+    assert any(v.manifest_base_id is None for v in versions[1:]), "a long chain ends in a new snapshot"
+    last = versions[-1]
+    assert last.id is not None
+    with db.read() as session:
+        tree = storage.read_tree(session, version_id=last.id)
+        assert {p: storage.read_blob(session, e.blob_sha256) for p, e in tree.items()} == expected
+        listed = storage.list_manifest(session, version_id=last.id, limit=100)
+        rest = storage.list_manifest(session, version_id=last.id, after_path=listed[-1].path)
+        assert [e.path for e in listed + rest] == sorted(expected, key=str.encode)
+        assert storage.get_manifest_entry(session, version_id=last.id, path="src/f0000.py") is None
+        found = storage.get_manifest_entry(session, version_id=last.id, path="src/f0139.py")
+        assert found is not None and storage.read_blob(session, found.blob_sha256) == b"changed 39"
+        # The first version is untouched by its descendants.
+        assert v1.id is not None
+        assert {p: e.size for p, e in storage.read_tree(session, version_id=v1.id).items()} == {
+            p: len(d) for p, d in files.items()
+        }

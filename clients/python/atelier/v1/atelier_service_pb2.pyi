@@ -3,6 +3,7 @@ from atelier.v1 import generation_pb2 as _generation_pb2
 from atelier.v1 import model_pb2 as _model_pb2
 from atelier.v1 import progress_pb2 as _progress_pb2
 from atelier.v1 import session_pb2 as _session_pb2
+from atelier.v1 import tree_pb2 as _tree_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -194,3 +195,67 @@ class ListTurnsResponse(_message.Message):
     turns: _containers.RepeatedCompositeFieldContainer[_session_pb2.Turn]
     next_page_token: str
     def __init__(self, turns: _Optional[_Iterable[_Union[_session_pb2.Turn, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DiffRequest(_message.Message):
+    __slots__ = ("base", "target", "include_text_diffs")
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TEXT_DIFFS_FIELD_NUMBER: _ClassVar[int]
+    base: str
+    target: str
+    include_text_diffs: bool
+    def __init__(self, base: _Optional[str] = ..., target: _Optional[str] = ..., include_text_diffs: _Optional[bool] = ...) -> None: ...
+
+class DiffResponse(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[_tree_pb2.FileDiff]
+    def __init__(self, files: _Optional[_Iterable[_Union[_tree_pb2.FileDiff, _Mapping]]] = ...) -> None: ...
+
+class ExportTreeRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ExportTreeResponse(_message.Message):
+    __slots__ = ("file", "data", "offset")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    file: _file_pb2.File
+    data: bytes
+    offset: int
+    def __init__(self, file: _Optional[_Union[_file_pb2.File, _Mapping]] = ..., data: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class UploadTreeRequest(_message.Message):
+    __slots__ = ("request_id", "description", "file", "data")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    description: str
+    file: _file_pb2.File
+    data: bytes
+    def __init__(self, request_id: _Optional[str] = ..., description: _Optional[str] = ..., file: _Optional[_Union[_file_pb2.File, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class MergeRequest(_message.Message):
+    __slots__ = ("ours", "theirs", "strategy", "request_id")
+    OURS_FIELD_NUMBER: _ClassVar[int]
+    THEIRS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ours: str
+    theirs: str
+    strategy: _tree_pb2.MergeStrategy
+    request_id: str
+    def __init__(self, ours: _Optional[str] = ..., theirs: _Optional[str] = ..., strategy: _Optional[_Union[_tree_pb2.MergeStrategy, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MergeResponse(_message.Message):
+    __slots__ = ("version", "conflicts")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    version: _generation_pb2.Version
+    conflicts: _containers.RepeatedCompositeFieldContainer[_tree_pb2.MergeConflict]
+    def __init__(self, version: _Optional[_Union[_generation_pb2.Version, _Mapping]] = ..., conflicts: _Optional[_Iterable[_Union[_tree_pb2.MergeConflict, _Mapping]]] = ...) -> None: ...

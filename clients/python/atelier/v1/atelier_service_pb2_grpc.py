@@ -107,6 +107,26 @@ class AtelierServiceStub:
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Diff = channel.unary_unary(
+                '/atelier.v1.AtelierService/Diff',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.DiffRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.DiffResponse.FromString,
+                _registered_method=True)
+        self.ExportTree = channel.unary_stream(
+                '/atelier.v1.AtelierService/ExportTree',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ExportTreeRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ExportTreeResponse.FromString,
+                _registered_method=True)
+        self.UploadTree = channel.stream_unary(
+                '/atelier.v1.AtelierService/UploadTree',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.UploadTreeRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_generation__pb2.Version.FromString,
+                _registered_method=True)
+        self.Merge = channel.unary_unary(
+                '/atelier.v1.AtelierService/Merge',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.MergeRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.MergeResponse.FromString,
+                _registered_method=True)
         self.GetSession = channel.unary_unary(
                 '/atelier.v1.AtelierService/GetSession',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetSessionRequest.SerializeToString,
@@ -226,6 +246,37 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Diff(self, request, context):
+        """Compares two versions' trees: the added, removed and modified paths.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportTree(self, request, context):
+        """Streams a version's whole tree, file by file, in chunks of at most 64 KiB.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadTree(self, request_iterator, context):
+        """Starts a generation from the caller's own files: the uploaded tree becomes its
+        COMPLETED version 1. The first message names the upload; then each file's chunks follow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Merge(self, request, context):
+        """Three-way merges two versions of one generation against their common ancestor.
+        Without conflicts (or with a strategy) the result is a new version with two parents;
+        with conflicts they are listed and nothing is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSession(self, request, context):
         """The conversation session of a generation.
         """
@@ -307,6 +358,26 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Diff': grpc.unary_unary_rpc_method_handler(
+                    servicer.Diff,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.DiffRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.DiffResponse.SerializeToString,
+            ),
+            'ExportTree': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportTree,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ExportTreeRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ExportTreeResponse.SerializeToString,
+            ),
+            'UploadTree': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadTree,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.UploadTreeRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_generation__pb2.Version.SerializeToString,
+            ),
+            'Merge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Merge,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.MergeRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.MergeResponse.SerializeToString,
             ),
             'GetSession': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSession,
@@ -675,6 +746,114 @@ class AtelierService:
             '/atelier.v1.AtelierService/ListModels',
             atelier_dot_v1_dot_atelier__service__pb2.ListModelsRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Diff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/Diff',
+            atelier_dot_v1_dot_atelier__service__pb2.DiffRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.DiffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportTree(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/atelier.v1.AtelierService/ExportTree',
+            atelier_dot_v1_dot_atelier__service__pb2.ExportTreeRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.ExportTreeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadTree(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/atelier.v1.AtelierService/UploadTree',
+            atelier_dot_v1_dot_atelier__service__pb2.UploadTreeRequest.SerializeToString,
+            atelier_dot_v1_dot_generation__pb2.Version.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Merge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/Merge',
+            atelier_dot_v1_dot_atelier__service__pb2.MergeRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.MergeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,6 +27,8 @@ class VersionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERSION_KIND_TWEAK: _ClassVar[VersionKind]
     VERSION_KIND_ITERATE: _ClassVar[VersionKind]
     VERSION_KIND_REGENERATE: _ClassVar[VersionKind]
+    VERSION_KIND_UPLOAD: _ClassVar[VersionKind]
+    VERSION_KIND_MERGE: _ClassVar[VersionKind]
 VERSION_STATE_UNSPECIFIED: VersionState
 VERSION_STATE_QUEUED: VersionState
 VERSION_STATE_RUNNING: VersionState
@@ -39,6 +41,8 @@ VERSION_KIND_GENERATE: VersionKind
 VERSION_KIND_TWEAK: VersionKind
 VERSION_KIND_ITERATE: VersionKind
 VERSION_KIND_REGENERATE: VersionKind
+VERSION_KIND_UPLOAD: VersionKind
+VERSION_KIND_MERGE: VersionKind
 
 class Generation(_message.Message):
     __slots__ = ("name", "prompt", "model", "provider", "version_count", "latest_version", "session", "create_time", "update_time")
@@ -63,7 +67,7 @@ class Generation(_message.Message):
     def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., version_count: _Optional[int] = ..., latest_version: _Optional[str] = ..., session: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("name", "number", "kind", "parent", "prompt", "model", "state", "stage", "total_stages", "message", "error", "file_count", "etag", "request_id", "last_event_seq", "create_time", "update_time", "complete_time", "turn")
+    __slots__ = ("name", "number", "kind", "parent", "prompt", "model", "state", "stage", "total_stages", "message", "error", "file_count", "etag", "request_id", "last_event_seq", "create_time", "update_time", "complete_time", "turn", "added_count", "modified_count", "deleted_count", "merge_parent")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +87,10 @@ class Version(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
+    ADDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MERGE_PARENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     number: int
     kind: VersionKind
@@ -102,4 +110,8 @@ class Version(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     complete_time: _timestamp_pb2.Timestamp
     turn: int
-    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., kind: _Optional[_Union[VersionKind, str]] = ..., parent: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., file_count: _Optional[int] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., turn: _Optional[int] = ...) -> None: ...
+    added_count: int
+    modified_count: int
+    deleted_count: int
+    merge_parent: str
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., kind: _Optional[_Union[VersionKind, str]] = ..., parent: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., file_count: _Optional[int] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., turn: _Optional[int] = ..., added_count: _Optional[int] = ..., modified_count: _Optional[int] = ..., deleted_count: _Optional[int] = ..., merge_parent: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,159 @@
+"""Version trees, stored as snapshots or as deltas against an earlier version's tree.
+
+A version's tree is either a snapshot (one manifest row per file) or a delta: the rows that
+differ from its base version's tree, with `deleted` rows for removed paths. An iteration
+that changes 10 files of a 10,000-file tree so writes about 10 rows. To keep reads linear in
+a tree's own size, a snapshot is taken instead of a delta when the chain of deltas behind it
+grows long, or when its deltas add up to a large share of the tree. docs/STORAGE.md says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from storage._models import ManifestEntry, Version
+from storage._versions import TreeEntry
+
+# A delta is written only while the chain stays short and its rows stay a small share of the
+# tree: reading a tree then costs at most about 1.5 times its size.
+MAX_DELTA_CHAIN = 32
+MAX_DELTA_SHARE = 0.5
+
+
+def _entry(row: ManifestEntry) -> TreeEntry:
+    assert row.blob_sha256 is not None
+    return TreeEntry(path=row.path, blob_sha256=row.blob_sha256, size=row.size, mime_type=row.mime_type)
+
+
+def _chain(session: Session, version_id: int) -> list[int]:
+    """The version ids whose manifest rows make up the tree, the snapshot first."""
+    chain: list[int] = []
+    current: int | None = version_id
+    while current is not None:
+        chain.append(current)
+        current = session.execute(
+            sa.select(col(Version.manifest_base_id)).where(col(Version.id) == current)
+        ).scalar_one()
+    return list(reversed(chain))
+
+
+def read_tree(session: Session, *, version_id: int) -> dict[str, TreeEntry]:
+    """A version's whole tree, by path."""
+    chain = _chain(session, version_id)
+    order = {vid: position for position, vid in enumerate(chain)}
+    rows = session.exec(select(ManifestEntry).where(col(ManifestEntry.version_id).in_(chain))).all()
+    tree: dict[str, TreeEntry] = {}
+    for row in sorted(rows, key=lambda r: order[r.version_id]):
+        if row.deleted:
+            tree.pop(row.path, None)
+        else:
+            tree[row.path] = _entry(row)
+    return tree
+
+
+def list_manifest(
+    session: Session, *, version_id: int, after_path: str | None = None, limit: int | None = None
+) -> list[TreeEntry]:
+    """A version's files in path order (byte order of the UTF-8 path on every database)."""
+    base = session.execute(
+        sa.select(col(Version.manifest_base_id)).where(col(Version.id) == version_id)
+    ).scalar_one()
+    if base is None:  # a snapshot: the database sorts and pages
+        path = col(ManifestEntry.path).collate(_binary_collation(session))
+        statement = select(ManifestEntry).where(ManifestEntry.version_id == version_id)
+        if after_path is not None:
+            statement = statement.where(path > after_path)
+        statement = statement.order_by(path)
+        if limit is not None:
+            statement = statement.limit(limit)
+        return [_entry(row) for row in session.exec(statement).all()]
+    entries = sorted(read_tree(session, version_id=version_id).values(), key=lambda e: e.path.encode())
+    if after_path is not None:
+        entries = [e for e in entries if e.path.encode() > after_path.encode()]
+    return entries[:limit] if limit is not None else entries
+
+
+def get_manifest_entry(session: Session, *, version_id: int, path: str) -> TreeEntry | None:
+    chain = _chain(session, version_id)
+    rows = session.exec(
+        select(ManifestEntry).where(col(ManifestEntry.version_id).in_(chain), ManifestEntry.path == path)
+    ).all()
+    if not rows:
+        return None
+    newest = max(rows, key=lambda row: chain.index(row.version_id))
+    return None if newest.deleted else _entry(newest)
+
+
+def write_tree(
+    session: Session,
+    *,
+    version: Version,
+    entries: Sequence[TreeEntry],
+    base: tuple[Version, Mapping[str, TreeEntry]] | None = None,
+) -> None:
+    """Records a version's tree, as a delta against `base` (a version and its tree) when that is cheap.
+
+    Also sets the version's file count and its added, modified and deleted counts against `base`.
+    """
+    assert version.id is not None
+    tree = {entry.path: entry for entry in entries}
+    base_tree: Mapping[str, TreeEntry] = base[1] if base is not None else {}
+    changed = [entry for path, entry in tree.items() if base_tree.get(path) != entry]
+    removed = [path for path in base_tree if path not in tree]
+    added = sum(1 for entry in changed if entry.path not in base_tree)
+    values: dict[str, object] = {
+        "file_count": len(tree),
+        "added_count": added,
+        "modified_count": len(changed) - added,
+        "deleted_count": len(removed),
+    }
+    delta_rows = len(changed) + len(removed)
+    use_delta = (
+        base is not None
+        and base[0].manifest_chain < MAX_DELTA_CHAIN
+        and base[0].manifest_delta_rows + delta_rows <= max(64, MAX_DELTA_SHARE * len(tree))
+    )
+    if use_delta:
+        assert base is not None
+        values.update(
+            manifest_base_id=base[0].id,
+            manifest_chain=base[0].manifest_chain + 1,
+            manifest_delta_rows=base[0].manifest_delta_rows + delta_rows,
+        )
+        rows = [_row(version.id, entry) for entry in changed] + [
+            {
+                "version_id": version.id,
+                "path": path,
+                "blob_sha256": None,
+                "size": 0,
+                "mime_type": "",
+                "deleted": True,
+            }
+            for path in removed
+        ]
+    else:
+        values.update(manifest_base_id=None, manifest_chain=0, manifest_delta_rows=0)
+        rows = [_row(version.id, entry) for entry in tree.values()]
+    if rows:
+        session.execute(sa.insert(ManifestEntry), rows)
+    session.execute(sa.update(Version).where(col(Version.id) == version.id).values(values))
+    for key, value in values.items():
+        setattr(version, key, value)
+
+
+def _row(version_id: int, entry: TreeEntry) -> dict[str, object]:
+    return {
+        "version_id": version_id,
+        "path": entry.path,
+        "blob_sha256": entry.blob_sha256,
+        "size": entry.size,
+        "mime_type": entry.mime_type,
+        "deleted": False,
+    }
+
+
+def _binary_collation(session: Session) -> str:
+    return "C" if session.get_bind().dialect.name == "postgresql" else "BINARY"
