@@ -85,6 +85,9 @@ class Settings:
     gemini_base_url: str = ""
     gemini_api_version: str = "v1beta"
     gemini_timeout_seconds: float = 120.0
+    # How many bytes of a tree's file contents go to the model with a refinement; the other
+    # files are listed by path, size and SHA-256.
+    provider_context_budget_bytes: int = 1024 * 1024
     # Retries of 429, 5xx and timeouts: capped exponential backoff, then the version fails.
     provider_max_attempts: int = 4
     provider_backoff_initial_seconds: float = 0.5

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import posixpath
 import random
@@ -30,6 +31,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 import anyio
@@ -186,7 +188,9 @@ class GeminiProvider:
     async def run(self, request: ProviderRequest, progress: Progress) -> ChangeSet:
         image = self.is_image_model(request.model)
         async with progress.stage("Send"):
-            user_turn = build_user_turn(request, image_model=image)
+            user_turn = build_user_turn(
+                request, image_model=image, budget=self._settings.provider_context_budget_bytes
+            )
             contents = [*(to_content(turn) for turn in request.history), to_content(user_turn)]
             config = self._config(request, image_model=image)
             await progress.message(_describe_request(request, user_turn))
@@ -259,16 +263,20 @@ class GeminiProvider:
 # The user turn.
 
 
-def build_user_turn(request: ProviderRequest, *, image_model: bool) -> Turn:
+def build_user_turn(
+    request: ProviderRequest, *, image_model: bool, budget: int = FILE_CONTEXT_BUDGET
+) -> Turn:
     """The new user turn: what the model is asked now. The same request always gives the same turn.
 
     Text models (context first and the request last, as Google advises for long contexts):
     - when a tree is refined (source_files not empty), a manifest of every file (path, type, size,
       and whether it is shown), then the content of each file the conversation has not already
-      shown unchanged (see `_last_seen`): text files first, then images and PDFs, in tree order,
-      within FILE_CONTEXT_BUDGET bytes. Files over the budget, and binary files Gemini cannot
-      read, are listed only. With no history every file is a candidate, so ITERATE (and any
-      first turn) sends the tree; a TWEAK sends only what changed since the model last saw it;
+      shown unchanged (see `_last_seen`), most relevant first (files the prompt names, then text,
+      then images and PDFs, in tree order), within `budget` bytes (the setting
+      provider_context_budget_bytes). Files over the budget, and binary files Gemini cannot
+      read, are listed by path, type, size and SHA-256 only. With no history every file is a
+      candidate, so ITERATE (and any first turn) sends the tree; a TWEAK sends only what changed
+      since the model last saw it;
     - then each attachment;
     - last, the prompt, verbatim.
 
@@ -287,7 +295,9 @@ def build_user_turn(request: ProviderRequest, *, image_model: bool) -> Turn:
         parts = [Part(text=request.prompt), *attachments, *context]
     else:
         files = (
-            _files_context(request.source_files, _last_seen(request.history)) if request.source_files else []
+            _files_context(request.source_files, _last_seen(request.history), request.prompt, budget)
+            if request.source_files
+            else []
         )
         parts = [*files, *attachments, Part(text=request.prompt)]
     return Turn(role="user", parts=tuple(parts))
@@ -303,13 +313,21 @@ def _attachment_parts(attachment: Attachment) -> list[Part]:
     return [Part(text=f"{label}: binary content, not shown.")]
 
 
-def _files_context(files: Sequence[SourceFile], seen: Mapping[str, bytes]) -> list[Part]:
+def _files_context(
+    files: Sequence[SourceFile], seen: Mapping[str, bytes], prompt: str, budget: int
+) -> list[Part]:
     texts = {file.path: _as_text(file.data) for file in files if not _is_media(file.mime_type)}
     candidates = [file for file in files if seen.get(file.path) != file.data]
-    # Text first: it is what the model edits; pictures and PDFs are context.
-    candidates.sort(key=lambda file: texts.get(file.path) is None)
+    # Most relevant first: the files the prompt names, then text (what the model edits), then
+    # pictures and PDFs (context).
+    words = prompt.lower()
+    candidates.sort(
+        key=lambda file: (
+            not (file.path.lower() in words or PurePosixPath(file.path).name.lower() in words),
+            texts.get(file.path) is None,
+        )
+    )
     shown: list[SourceFile] = []
-    budget = FILE_CONTEXT_BUDGET
     for file in candidates:
         readable = texts.get(file.path) is not None or _is_media(file.mime_type)
         if readable and len(file.data) <= budget:
@@ -323,7 +341,8 @@ def _files_context(files: Sequence[SourceFile], seen: Mapping[str, bytes]) -> li
         "Files you do not change are kept as they are."
     ]
     for file in files:
-        line = f"- {file.path} ({file.mime_type}, {len(file.data)} bytes)"
+        digest = hashlib.sha256(file.data).hexdigest()
+        line = f"- {file.path} ({file.mime_type}, {len(file.data)} bytes, sha256 {digest})"
         if file.path in shown_paths:
             line += ": shown below"
         elif seen.get(file.path) == file.data:

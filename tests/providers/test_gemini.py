@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import re
 import socket
@@ -264,7 +265,7 @@ async def test_a_refinement_sends_the_tree_and_merges_its_answer(fake: FakeGemin
     assert parts[-1] == ("text", "bump the version")
     kind, manifest = parts[0]
     assert kind == "text"
-    assert manifest.splitlines() == [
+    assert [_without_sha(line) for line in manifest.splitlines()] == [
         "The project's current files (4 files, "
         f"{sum(len(f.data) for f in SOURCE)} bytes). Files you do not change are kept as they are.",
         "- app.py (text/x-python, 12 bytes): shown below",
@@ -285,20 +286,21 @@ async def test_a_refinement_sends_the_tree_and_merges_its_answer(fake: FakeGemin
 
 
 @pytest.mark.anyio
-async def test_files_over_the_budget_are_listed_not_sent(
-    fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(gemini, "FILE_CONTEXT_BUDGET", 20)
+async def test_files_over_the_budget_are_listed_not_sent(fake: FakeGemini) -> None:
     fake.reply_json_files({"a.txt": "A\n"})
     source = (
         SourceFile("big.txt", "text/plain", b"x" * 30),
         SourceFile("small.txt", "text/plain", b"tiny\n"),
     )
 
-    await run(fake.base_url, request_for("edit", kind=JobKind.ITERATE, source_files=source))
+    await run(
+        fake.base_url,
+        request_for("edit", kind=JobKind.ITERATE, source_files=source),
+        provider_context_budget_bytes=20,
+    )
 
     texts = only(fake.requests).texts()
-    assert "- big.txt (text/plain, 30 bytes): not shown, over the context budget" in texts[0]
+    assert "- big.txt (text/plain, 30 bytes): not shown, over the context budget" in _without_sha(texts[0])
     assert texts[1:] == ["--- file: small.txt (text/plain, 5 bytes) ---\ntiny\n", "edit"]
 
 
@@ -330,7 +332,7 @@ async def test_a_tweak_sends_history_first_and_skips_files_it_already_showed(fak
     texts = sent.texts()
     assert (
         "- app.py (text/x-python, 12 bytes): unchanged since it was last shown in this conversation"
-        in texts[0]
+        in _without_sha(texts[0])
     )
     assert texts[1:] == ["--- file: extra.md (text/markdown, 16 bytes) ---\n# added by hand\n", "bump it"]
 
@@ -787,3 +789,23 @@ async def test_the_fake_also_answers_generate_content(fake: FakeGemini) -> None:
     assert response.text == "hello there"
     sent = only(fake.requests)
     assert (sent.version, sent.stream, sent.api_key) == ("v1", False, "test-key")  # the SDK default version
+
+
+def _without_sha(text: str) -> str:
+    """Manifest lines with their SHA-256 column removed (the digests are checked separately)."""
+    return re.sub(r", sha256 [0-9a-f]{64}\)", ")", text)
+
+
+def test_the_manifest_lists_every_file_with_its_sha256_and_named_files_come_first() -> None:
+    from server.providers.gemini import build_user_turn
+
+    files = [SourceFile(f"src/m{i}.py", "text/x-python", b"x" * 100) for i in range(5)]
+    request = ProviderRequest(
+        kind=JobKind.ITERATE, prompt="fix src/m4.py please", model="m", source_files=files
+    )
+    turn = build_user_turn(request, image_model=False, budget=150)
+    texts = [part.text or "" for part in turn.parts]
+    for file in files:
+        assert f"sha256 {hashlib.sha256(file.data).hexdigest()}" in texts[0]
+    shown = [text.split("\n", 1)[0] for text in texts[1:] if text.startswith("--- file:")]
+    assert shown == ["--- file: src/m4.py (text/x-python, 100 bytes) ---"], "the named file wins the budget"
