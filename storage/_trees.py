@@ -101,7 +101,11 @@ def write_tree(
     assert version.id is not None
     tree = {entry.path: entry for entry in entries}
     base_tree: Mapping[str, TreeEntry] = base[1] if base is not None else {}
-    changed = [entry for path, entry in tree.items() if base_tree.get(path) != entry]
+    # Entries carried over from the base are the very same objects: `is` settles most paths
+    # without comparing fields.
+    changed = [
+        entry for path, entry in tree.items() if (old := base_tree.get(path)) is not entry and old != entry
+    ]
     removed = [path for path in base_tree if path not in tree]
     added = sum(1 for entry in changed if entry.path not in base_tree)
     values: dict[str, object] = {
