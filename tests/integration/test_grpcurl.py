@@ -74,6 +74,9 @@ def test_the_readme_grpcurl_examples_work(plain_server: ServerProcess, tmp_path:
     assert '"kind": "VERSION_KIND_TWEAK"' in out and '"turn": "2"' in out
     assert '"path": "docs/usage.md"' in out
     assert out.count('"role": "TURN_ROLE_USER"') == 2 and out.count('"role": "TURN_ROLE_MODEL"') == 2
+    # Iterate, then Diff against v1: the two added files.
+    assert '"kind": "VERSION_KIND_ITERATE"' in out
+    assert out.count('"change": "FILE_CHANGE_ADDED"') == 2 and '"path": "app/schemas/project.py"' in out
 
 
 def test_grpcurl_sees_health_and_clear_errors(plain_server: ServerProcess) -> None:
