@@ -745,14 +745,17 @@ class GenerationService:
         version = await self.get_version(owner=owner, ref=ref)
         version_id = version.id
         assert version_id is not None
+        if storage.VersionState(version.state).is_terminal and after_seq >= version.last_event_seq:
+            return
         cursor = after_seq
         while True:
             ticket = self._hub.ticket(version_id)
-            events, latest = await self._read(functools.partial(_events_after, version_id, cursor))
+            events = await self._read(functools.partial(_events_after, version_id, cursor))
             for event in events:
                 yield event
                 cursor = event.seq
-            if storage.VersionState(latest.state).is_terminal and cursor >= latest.last_event_seq:
+            # A version's terminal event is its last: nothing is recorded after it.
+            if events and storage.VersionState(events[-1].state).is_terminal:
                 return
             if not events:
                 with anyio.move_on_after(self._settings.progress_poll_seconds):
@@ -793,11 +796,8 @@ def _log_event(event: str, **fields: object) -> None:
     _log.info(json.dumps({"event": event, **fields}, default=str))
 
 
-def _events_after(
-    version_id: int, after_seq: int, session: Session
-) -> tuple[Sequence[storage.Event], storage.Version]:
-    events = storage.list_events(session, version_id=version_id, after_seq=after_seq)
-    return events, storage.get_version_by_id(session, version_id)
+def _events_after(version_id: int, after_seq: int, session: Session) -> Sequence[storage.Event]:
+    return storage.list_events(session, version_id=version_id, after_seq=after_seq)
 
 
 def _fingerprint(*parts: object) -> str:
