@@ -225,3 +225,26 @@ def test_the_scenario_that_must_never_fail_again(gemini_server: tuple[ServerProc
         # The model saw the parent's full file list.
         sent = " ".join(fake.requests[-1].texts())
         assert all(path in sent for path in app)
+
+
+def test_another_server_process_continues_the_conversation(
+    gemini_server: tuple[ServerProcess, FakeGemini], tmp_path: Path
+) -> None:
+    first, fake = gemini_server
+    second = ServerProcess(database_url=first.database_url, log_path=tmp_path / "second.log", env=_env(fake))
+    second.start()
+    try:
+        with first.channel() as channel_a, second.channel() as channel_b:
+            a, b = Api(channel_a), Api(channel_b)
+            fake.reply_json_files({"app.py": "v = 1\n"}, summary="made by A")
+            v1 = a.wait(a.generate("an app").name)
+            opening = fake.requests[-1]
+            fake.reply_json_files({"app.py": "v = 2\n"}, summary="made by B")
+            # B serves the tweak (and, with both running workers, either may run the job).
+            v2 = b.wait(_tweak(b, v1.name, "bump v").name)
+            assert v2.state == gen.VERSION_STATE_COMPLETED and v2.turn == 2
+            sent = fake.requests[-1]
+            assert sent.contents[0] == opening.contents[0] and sent.contents[1]["role"] == "model"
+            assert a.read_file(v2.name, "app.py")[1] == b"v = 2\n"
+    finally:
+        second.kill()
