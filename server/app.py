@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import sys
@@ -63,6 +64,19 @@ async def serve(settings: Settings) -> None:
         raise SystemExit(f"could not listen on {settings.listen}")
     host = settings.listen.rsplit(":", 1)[0]
 
+    loop = asyncio.get_running_loop()
+
+    def on_notification(channel: str, payload: str) -> None:
+        # Another server process (PostgreSQL) wrote events or queued a job: wake our side.
+        subject, _, origin = payload.partition(" ")
+        if origin == storage.PROCESS_TAG:
+            return
+        if channel == storage.EVENTS_CHANNEL and subject.isdigit():
+            loop.call_soon_threadsafe(hub.notify, int(subject))
+        elif channel == storage.JOBS_CHANNEL:
+            loop.call_soon_threadsafe(runner.wake)
+
+    stop_listening = db.listen([storage.EVENTS_CHANNEL, storage.JOBS_CHANNEL], on_notification)
     async with anyio.create_task_group() as group:
         await group.start(runner.run)
         await server.start()
@@ -86,6 +100,7 @@ async def serve(settings: Settings) -> None:
         await runner.stop()
         await server.stop(settings.shutdown_grace_seconds)
         group.cancel_scope.cancel()
+    await anyio.to_thread.run_sync(stop_listening)
     db.dispose()
     _log.info("Atelier stopped")
 

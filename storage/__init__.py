@@ -40,6 +40,9 @@ from storage._models import (
 from storage._sessions import NewTurn, branch_turns, get_session, list_turns, record_exchange, turn_numbers
 from storage._trees import get_manifest_entry, list_manifest, read_tree, write_tree
 from storage._versions import (
+    EVENTS_CHANNEL,
+    JOBS_CHANNEL,
+    PROCESS_TAG,
     ErrorDetail,
     EventDraft,
     NewFile,
@@ -62,6 +65,9 @@ from storage._versions import (
 )
 
 __all__ = [
+    "EVENTS_CHANNEL",
+    "JOBS_CHANNEL",
+    "PROCESS_TAG",
     "TERMINAL_STATES",
     "Blob",
     "ClaimedJob",

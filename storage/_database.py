@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BEGIN_MODE = "atelier_begin_mode"
+_log = logging.getLogger("atelier.storage")
 
 
 class Database:
@@ -60,6 +64,40 @@ class Database:
     def read(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
+
+    def listen(self, channels: Sequence[str], callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """Calls `callback(channel, payload)` for each PostgreSQL NOTIFY on `channels`, from a
+        background thread, until the returned function is called. (SQLite has no other
+        processes to hear from: nothing happens there.)"""
+        if self.is_sqlite:
+            return lambda: None
+        stopped = threading.Event()
+
+        def run() -> None:
+            while not stopped.is_set():
+                try:
+                    connection = psycopg.connect(
+                        self.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                        autocommit=True,
+                    )
+                    with connection:
+                        for channel in channels:
+                            connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                        while not stopped.is_set():
+                            for note in connection.notifies(timeout=0.5):
+                                callback(note.channel, note.payload)
+                except psycopg.Error:
+                    _log.warning("lost the PostgreSQL notification connection; reconnecting", exc_info=True)
+                    stopped.wait(1.0)
+
+        thread = threading.Thread(target=run, name="atelier-listen", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopped.set()
+            thread.join(timeout=5)
+
+        return stop
 
     def migrate(self) -> None:
         """Brings the schema up to the newest Alembic revision."""

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage._models import EventType, Job, JobStatus, Version, VersionState
-from storage._versions import ErrorDetail, append_event, utcnow
+from storage._versions import JOBS_CHANNEL, ErrorDetail, append_event, notify, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,7 @@ def requeue_job(session: Session, *, job_id: int, version: Version, message: str
     append_event(
         session, version=version, type=EventType.STATE, state=VersionState.QUEUED, stage=0, message=message
     )
+    notify(session, JOBS_CHANNEL)
 
 
 def end_job(

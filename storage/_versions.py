@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +61,23 @@ class ErrorDetail:
     code: str
     reason: str
     message: str
+
+
+EVENTS_CHANNEL = "atelier_events"
+JOBS_CHANNEL = "atelier_jobs"
+
+
+# Names this process in its notifications, so that it can ignore its own.
+PROCESS_TAG = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def notify(session: Session, channel: str, payload: str = "") -> None:
+    """Tells other server processes (PostgreSQL LISTEN) once this transaction commits.
+
+    The payload arrives as "<payload> <PROCESS_TAG of the sender>".
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_notify(channel, f"{payload} {PROCESS_TAG}")))
 
 
 def utcnow() -> datetime:
@@ -200,6 +220,7 @@ def create_version(
         )
     )
     append_event(session, version=version, type=EventType.STATE, state=VersionState.QUEUED, message="Queued")
+    notify(session, JOBS_CHANNEL)
     return version
 
 
@@ -325,6 +346,7 @@ def append_event(
         create_time=now,
     )
     session.add(event)
+    notify(session, EVENTS_CHANNEL, str(version.id))
     return event
 
 
@@ -398,6 +420,7 @@ def append_events(
         for offset, draft in enumerate(drafts, start=1)
     ]
     session.execute(sa.insert(Event), [event.model_dump() for event in events])
+    notify(session, EVENTS_CHANNEL, str(version_id))
     return events
 
 
