@@ -1,4 +1,6 @@
-"""`python -m bench`: measures the echo server, then Atelier on SQLite and on PostgreSQL.
+"""`python -m bench`: measures the echo server, then Atelier on SQLite and on PostgreSQL, then
+Tweak's overhead over google-genai alone, the server's memory as sessions add up, and how an
+iteration's cost grows with the tree.
 
 One server runs at a time, loaded by one client process, so that the two of them have the
 machine to themselves (the target machine has 2 cores).
@@ -15,9 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 from bench._child import ChildFailed, run_in_child
+from bench._iterate import measure_iterate
 from bench._load import CHILD_GRACE_SECONDS, Window, echo_load, get_version_load, jobs_load
+from bench._memory import SESSIONS, measure_memory
 from bench._report import Figures, render, to_json
 from bench._servers import ServerFailed, atelier_server, echo_server
+from bench._tweak import measure_tweak
 from tests._support import postgres_unavailable_reason
 
 
@@ -32,10 +37,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs-concurrency", type=int, default=16, help="jobs in flight (16)")
     parser.add_argument("--payload-bytes", type=int, default=64, help="echo payload size (64)")
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
+    parser.add_argument("--no-tweak", action="store_true", help="skip the Tweak overhead measurement")
+    parser.add_argument("--tweak-turns", type=int, default=20, help="Tweaks in a row, and direct turns (20)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the session memory measurement")
+    parser.add_argument(
+        "--memory-sessions",
+        type=int,
+        default=SESSIONS,
+        help=f"sessions for the memory measurement ({SESSIONS})",
+    )
+    parser.add_argument("--no-iterate", action="store_true", help="skip the Iterate scaling measurement")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1 or args.jobs_concurrency < 1:
         parser.error("--seconds must be > 0, --warmup >= 0, and the concurrencies >= 1")
+    if args.tweak_turns < 1 or args.memory_sessions < 4:
+        parser.error("--tweak-turns must be >= 1 and --memory-sessions >= 4")
     return args
 
 
@@ -76,6 +93,8 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
             "concurrency": args.concurrency,
             "jobs_concurrency": args.jobs_concurrency,
             "payload_bytes": args.payload_bytes,
+            "tweak_turns": None if args.no_tweak else args.tweak_turns,
+            "memory_sessions": None if args.no_memory else args.memory_sessions,
         },
         echo=echo,
     )
@@ -107,6 +126,12 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
                 concurrency=args.jobs_concurrency,
                 window=window,
             )
+    if not args.no_tweak:
+        figures.tweak = measure_tweak(workdir, turns=args.tweak_turns, say=_say)
+    if not args.no_memory:
+        figures.memory = measure_memory(workdir, sessions=args.memory_sessions, say=_say)
+    if not args.no_iterate:
+        figures.iterate = measure_iterate(workdir, say=_say)
     return figures
 
 

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench._iterate import IterateStats, iterate_json, render_iterate
 from bench._load import CallStats, CpuUse, JobStats
+from bench._memory import GROWTH_CEILING_MB, MemoryStats
+from bench._tweak import OVERHEAD_CEILING_MS, PHASES, RATIO_CEILING, TweakStats
 
 BACKEND_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 # Above this 1-minute load average something else was competing for the cores.
@@ -28,6 +31,24 @@ GET_VERSION_TARGET = Target("get_version.sqlite", "GetVersion (SQLite) / echo", 
 JOBS_TARGET = Target("jobs.sqlite", "COMPLETED jobs/s (SQLite) / echo", 0.1)
 
 
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """A ceiling for one measured value (not a ratio to echo)."""
+
+    key: str
+    title: str
+    ceiling: float
+
+
+TWEAK_OVERHEAD_TARGET = Ceiling(
+    "tweak.overhead_p50_ms", "Tweak p50 - direct google-genai p50 (ms)", OVERHEAD_CEILING_MS
+)
+TWEAK_RATIO_TARGET = Ceiling("tweak.ratio_p50", "Tweak p50 / direct google-genai p50", RATIO_CEILING)
+MEMORY_TARGET = Ceiling(
+    "memory.rss_growth_mib", "server RSS growth from 1/4 to all sessions touched (MiB)", GROWTH_CEILING_MB
+)
+
+
 @dataclass(slots=True)
 class Figures:
     date: str
@@ -40,6 +61,9 @@ class Figures:
     jobs: dict[str, JobStats] = field(default_factory=dict)
     # Backend → why it was not measured.
     skipped: dict[str, str] = field(default_factory=dict)
+    tweak: TweakStats | None = None
+    memory: MemoryStats | None = None
+    iterate: IterateStats | None = None
 
     def ratio(self, rate: float) -> float:
         return rate / self.echo.rate if self.echo.rate else 0.0
@@ -55,6 +79,26 @@ class Figures:
             ratio = None if stats is None else self.ratio(stats.rate)
             result.append((target, ratio, ratio is not None and ratio >= target.floor))
         return result
+
+
+def tweak_overhead(stats: TweakStats) -> tuple[float | None, float | None]:
+    """(Atelier p50 - direct p50 in ms, Atelier p50 / direct p50); None where a side is missing."""
+    atelier, direct = percentile(stats.atelier_ms, 50), percentile(stats.direct_ms, 50)
+    if atelier is None or direct is None or direct <= 0:
+        return None, None
+    return atelier - direct, atelier / direct
+
+
+def ceiling_verdicts(figures: Figures) -> list[tuple[Ceiling, float | None, bool]]:
+    """The tweak and memory targets that were measured, each with its value and whether it is met."""
+    result: list[tuple[Ceiling, float | None, bool]] = []
+    if figures.tweak is not None:
+        overhead, ratio = tweak_overhead(figures.tweak)
+        for target, value in ((TWEAK_OVERHEAD_TARGET, overhead), (TWEAK_RATIO_TARGET, ratio)):
+            result.append((target, value, value is not None and value <= target.ceiling))
+    if figures.memory is not None:
+        result.append((MEMORY_TARGET, figures.memory.growth_mb(), figures.memory.flat()))
+    return result
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
@@ -116,6 +160,13 @@ def render(figures: Figures) -> str:
             title = BACKEND_TITLES[backend]
             lines.append(f"  {title:<51} {len(jobs.latencies_ms):>8} {_ms(p50):>8} {_ms(p99):>8}")
 
+    if figures.tweak is not None:
+        lines += ["", *_render_tweak(figures.tweak)]
+    if figures.memory is not None:
+        lines += ["", *_render_memory(figures.memory)]
+    if figures.iterate is not None:
+        lines += render_iterate(figures.iterate).splitlines()
+
     problems = _problems(figures)
     lines += ["", "  problems: none" if not problems else "  problems:"]
     lines += [f"    - {problem}" for problem in problems]
@@ -129,6 +180,7 @@ def render(figures: Figures) -> str:
         )
 
     missed = [target.title for target, _, ok in figures.verdicts() if not ok]
+    missed += [target.title for target, _, ok in ceiling_verdicts(figures) if not ok]
     lines.append("")
     if missed:
         lines.append(f"  TARGETS MISSED: {'; '.join(missed)} (a measurement: the exit code stays 0)")
@@ -148,6 +200,13 @@ def _problems(figures: Figures) -> list[str]:
             problems.append(f"jobs {backend}: {count} ended {outcome}")
         if jobs.unfinished:
             problems.append(f"jobs {backend}: {jobs.unfinished} still running after the drain")
+    if figures.tweak is not None:
+        problems += [f"tweak: {failure}" for failure in figures.tweak.failures]
+        if figures.tweak.failures:
+            problems.append("tweak: the phases are not shown when a turn failed")
+    if figures.memory is not None and figures.memory.errors:
+        memory = figures.memory
+        problems.append(f"memory: {memory.errors} failed touches, first: {memory.first_error}")
     return problems
 
 
@@ -200,7 +259,129 @@ def to_json(figures: Figures) -> dict[str, Any]:
                 "met": ok,
             }
             for target, ratio, ok in figures.verdicts()
+        ]
+        + [
+            {
+                "name": target.key,
+                "ceiling": target.ceiling,
+                "value": None if value is None else round(value, 4),
+                "met": ok,
+            }
+            for target, value, ok in ceiling_verdicts(figures)
         ],
+        "tweak": None if figures.tweak is None else _tweak_json(figures.tweak),
+        "memory": None if figures.memory is None else _memory_json(figures.memory),
+        "iterate": None if figures.iterate is None else iterate_json(figures.iterate),
         "skipped": figures.skipped,
         "problems": _problems(figures),
+    }
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _render_tweak(stats: TweakStats) -> list[str]:
+    overhead, ratio = tweak_overhead(stats)
+    lines = [
+        f"  Tweak overhead: {stats.turns} turns in a row, a fake Gemini answering each after "
+        f"{stats.reply_delay_ms:g} ms (SQLite)",
+        f"  {'':<60} {'turns':>6} {'p50 ms':>8} {'p90 ms':>8}",
+    ]
+    for name, values in (
+        ("direct: google-genai chat, send_message_stream to its end", stats.direct_ms),
+        ("Atelier: Tweak call -> terminal Progress event", stats.atelier_ms),
+    ):
+        p50, p90 = percentile(values, 50), percentile(values, 90)
+        lines.append(f"  {name:<60} {len(values):>6} {_ms(p50):>8} {_ms(p90):>8}")
+    if overhead is not None and ratio is not None:
+        ok_overhead = overhead <= TWEAK_OVERHEAD_TARGET.ceiling
+        ok_ratio = ratio <= TWEAK_RATIO_TARGET.ceiling
+        lines += [
+            f"  {'overhead: Atelier p50 - direct p50':<40} {overhead:>8.1f} ms   "
+            f"target <= {TWEAK_OVERHEAD_TARGET.ceiling:g} ms   {_verdict(ok_overhead)}",
+            f"  {'ratio: Atelier p50 / direct p50':<40} {ratio:>8.2f} x    "
+            f"target <= {TWEAK_RATIO_TARGET.ceiling:g} x    {_verdict(ok_ratio)}",
+        ]
+    if any(stats.phases_ms.values()):
+        cpu = stats.server_cpu_ms_per_turn
+        cpu_note = "" if cpu is None else f"; the server used {cpu:.0f} ms of CPU per turn"
+        lines.append(f"  where an Atelier turn's time goes (p50 of each phase, ms{cpu_note}):")
+        total = 0.0
+        for name, description in PHASES:
+            p50 = percentile(stats.phases_ms.get(name, ()), 50)
+            total += p50 or 0.0
+            lines.append(f"    {_ms(p50):>7}  {name:<12} {description}")
+        lines.append(f"    {total:>7.1f}  (the sum of the phases' p50s)")
+    request = percentile(stats.direct_request_ms, 50)
+    if request is not None:
+        lines.append(
+            f"  direct: call -> request at the fake, p50 {request:.1f} ms "
+            "(google-genai building the request; grows with the history)"
+        )
+    deliveries = percentile([float(d) for d in stats.deliveries], 50)
+    if deliveries is not None:
+        lines.append(f"  Progress messages per Atelier turn arrive in bursts: p50 {deliveries:.0f} bursts")
+    return lines
+
+
+def _render_memory(stats: MemoryStats) -> list[str]:
+    lines = [
+        f"  Session memory: {stats.sessions:,} sessions, each touched by GetSession + GetVersion (SQLite)"
+    ]
+    lines.append(
+        "  " + f"{'sessions touched':<22}" + "".join(f"{touched:>10,}" for touched, _ in stats.samples)
+    )
+    lines.append("  " + f"{'server VmRSS, MiB':<22}" + "".join(f"{rss:>10.1f}" for _, rss in stats.samples))
+    growth, last = stats.growth_mb(), stats.last_step_mb()
+    if growth is not None and last is not None:
+        quarter = stats.samples[1][0]
+        lines += [
+            f"  growth from {quarter:,} to {stats.sessions:,} sessions touched: {growth:+.1f} MiB, "
+            f"last quarter {last:+.1f} MiB   {_verdict(stats.flat())}",
+            f"  (target: under {GROWTH_CEILING_MB:g} MiB, and levelling off: "
+            f"under {GROWTH_CEILING_MB / 3:.1f} MiB in the last quarter)",
+        ]
+    rate = stats.sessions / stats.touch_seconds if stats.touch_seconds else 0.0
+    lines.append(
+        f"  (written in {stats.populate_seconds:.1f} s before the server started; "
+        f"touched in {stats.touch_seconds:.1f} s, {rate:,.0f} sessions/s)"
+    )
+    return lines
+
+
+def _round(values: Sequence[float]) -> list[float]:
+    return [round(value, 2) for value in values]
+
+
+def _tweak_json(stats: TweakStats) -> dict[str, Any]:
+    return {
+        "turns": stats.turns,
+        "reply_delay_ms": stats.reply_delay_ms,
+        "atelier_ms": {
+            "p50": percentile(stats.atelier_ms, 50),
+            "p90": percentile(stats.atelier_ms, 90),
+            "turns": _round(stats.atelier_ms),
+        },
+        "direct_ms": {
+            "p50": percentile(stats.direct_ms, 50),
+            "p90": percentile(stats.direct_ms, 90),
+            "turns": _round(stats.direct_ms),
+        },
+        "direct_request_ms_p50": percentile(stats.direct_request_ms, 50),
+        "phases_ms_p50": {name: percentile(values, 50) for name, values in stats.phases_ms.items()},
+        "server_cpu_ms_per_turn": stats.server_cpu_ms_per_turn,
+        "failures": list(stats.failures),
+    }
+
+
+def _memory_json(stats: MemoryStats) -> dict[str, Any]:
+    return {
+        "sessions": stats.sessions,
+        "rss_mib": [{"touched": touched, "rss": round(rss, 2)} for touched, rss in stats.samples],
+        "growth_mib": stats.growth_mb(),
+        "last_quarter_mib": stats.last_step_mb(),
+        "errors": stats.errors,
+        "populate_seconds": round(stats.populate_seconds, 2),
+        "touch_seconds": round(stats.touch_seconds, 2),
     }

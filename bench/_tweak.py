@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from socketserver import StreamRequestHandler
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
@@ -127,14 +126,14 @@ class TweakStats:
     reply_delay_ms: float
     atelier_ms: tuple[float, ...]
     direct_ms: tuple[float, ...]
-    # Direct turn minus the fake's delay, split at the request's arrival: before / after.
+    # Direct: from the call to the request at the fake (google-genai building and sending it).
     direct_request_ms: tuple[float, ...]
     # Phase name (see PHASES) -> its duration in each Atelier turn.
     phases_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    # Progress messages received per turn (each is one batch of events read by Progress).
+    # Bursts of Progress events per Atelier turn (receive times more than 1 ms apart).
     deliveries: tuple[int, ...] = ()
     failures: tuple[str, ...] = ()
-    # CPU seconds the server process used per Atelier turn.
+    # CPU milliseconds the server used per Atelier turn (Generate's job spread over the turns).
     server_cpu_ms_per_turn: float | None = None
 
 
@@ -263,24 +262,10 @@ def _deliveries(turn: _AtelierTurn) -> int:
     return bursts
 
 
-def _no_nagle(fake: FakeGemini) -> None:
-    """TCP_NODELAY on the fake's connections (the handler class is this fake's own subclass).
-
-    The fake writes a streamed answer's headers and each of its events separately. With Nagle's
-    algorithm on, an event waits for the ACK of the previous write, which the client delays by up
-    to 40 ms: turns took +45 ms at random, on both sides. Real servers do not do that.
-    """
-    server = fake._server
-    if server is not None:
-        handler: type[StreamRequestHandler] = server.RequestHandlerClass  # type: ignore[assignment]
-        handler.disable_nagle_algorithm = True
-
-
 def measure_tweak(workdir: Path, *, turns: int, say: Callable[[str], None]) -> TweakStats:
     limit = 60.0 + turns * 5.0
     model = _Model()
     with FakeGemini(default=model) as fake:
-        _no_nagle(fake)
         say(f"tweak overhead: {turns} turns straight through google-genai (fake Gemini, 50 ms replies)")
         direct = run_in_child(limit, direct_chat_load, fake.base_url, turns=turns)
         direct_arrivals = model.take_arrivals()[1:]

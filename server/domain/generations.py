@@ -36,7 +36,7 @@ from server.providers._base import ChangeSet, FileUpsert, ProviderError
 
 _T = TypeVar("_T")
 _log = logging.getLogger("atelier.sessions")
-_ENDED_CACHE_SIZE = 4096
+_ENDED_CACHE_SIZE = 1024
 
 
 _READABLE_STATES = frozenset({storage.VersionState.COMPLETED, storage.VersionState.NEEDS_REVIEW})

@@ -11,6 +11,7 @@ turns in the session, its last events and its terminal state) commits in one tra
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
@@ -101,7 +102,9 @@ class JobRunner:
         self._settings = settings
         self._worker_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease = timedelta(seconds=settings.job_lease_seconds)
-        self._wakeup = anyio.Event()
+        # The events idle workers wait on, and wake-ups that came while none was idle.
+        self._idle: collections.deque[anyio.Event] = collections.deque()
+        self._missed_wakeups = 0
         self._stopping = False
         self._stop_requested = anyio.Event()
         # Set (and replaced) whenever a job of this process ends.
@@ -118,9 +121,18 @@ class JobRunner:
             result = await anyio.to_thread.run_sync(run)
         return result
 
-    def wake(self) -> None:
-        """Tells idle workers that a job was queued."""
-        self._wakeup.set()
+    def wake(self, *, everyone: bool = False) -> None:
+        """Tells an idle worker (or every one) that a job was queued.
+
+        One job needs one worker: waking them all would send each to the database for nothing.
+        A wake-up that finds no idle worker is kept, for the next worker to go idle.
+        """
+        if not self._idle:
+            self._missed_wakeups += 1
+        while self._idle:
+            self._idle.popleft().set()
+            if not everyone:
+                break
 
     def cancel_local(self, version_id: int) -> None:
         """Stops the version's job at once if it runs in this process (the heartbeat finds it otherwise)."""
@@ -141,7 +153,7 @@ class JobRunner:
         """Stops claiming jobs; running jobs get the shutdown grace period, then are requeued."""
         self._stopping = True
         self._stop_requested.set()
-        self._wakeup.set()
+        self.wake(everyone=True)
         with anyio.move_on_after(self._settings.shutdown_grace_seconds):
             while self._running:
                 await self._job_ended.wait()
@@ -150,10 +162,6 @@ class JobRunner:
 
     async def _work_loop(self) -> None:
         while not self._stopping:
-            if self._wakeup.is_set():
-                # A fresh event before claiming, so a wake-up during the claim is not lost.
-                self._wakeup = anyio.Event()
-            wakeup = self._wakeup
             try:
                 claimed = await self._db_write(self._claim)
             except Exception:
@@ -161,8 +169,15 @@ class JobRunner:
                 _log.exception("could not claim a job; retrying")
                 claimed = None
             if claimed is None:
+                if self._missed_wakeups:
+                    self._missed_wakeups -= 1  # a job was queued during the claim: look again
+                    continue
+                wakeup = anyio.Event()
+                self._idle.append(wakeup)
                 with anyio.move_on_after(self._settings.progress_poll_seconds):
                     await wakeup.wait()
+                if wakeup in self._idle:
+                    self._idle.remove(wakeup)
                 continue
             self._hub.notify(claimed.version_id)
             if isinstance(claimed, _Job):
@@ -223,7 +238,7 @@ class JobRunner:
             _log.warning("requeued or failed the job of version id %s after its lease expired", version_id)
             self._hub.notify(version_id)
         if touched:
-            self.wake()
+            self.wake(everyone=True)
 
     # Claiming
 
@@ -432,7 +447,6 @@ class JobRunner:
                         turns=[conversation.to_record(session, turn) for turn in self._exchange(job, merged)],
                     )
             progress.write(session, drafts)
-            version = storage.get_version_by_id(session, job.version_id)
             if end is storage.VersionState.QUEUED:
                 storage.requeue_job(session, job_id=job.claimed.job_id, version=version, message=message)
             else:

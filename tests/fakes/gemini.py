@@ -383,6 +383,9 @@ class FakeGemini:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeGemini
     protocol_version = "HTTP/1.1"
+    # The fake writes a streamed answer's headers and events separately. With Nagle's algorithm
+    # an event waits for the ACK of the previous write, which clients delay by up to 40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # Quiet: tests assert on recorded requests instead.
