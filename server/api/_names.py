@@ -6,6 +6,8 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from server.domain.errors import FieldViolation, InvalidArgument
 from server.domain.generations import VersionRef
@@ -13,6 +15,8 @@ from server.domain.generations import VersionRef
 _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
 _SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")
 _VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -73,6 +77,16 @@ def page_size(requested: int) -> int:
             violations=[FieldViolation("page_size", "must be 0 (the default) or positive")],
         )
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def page_of(items: Sequence[T], size: int, scope: str, key: Callable[[T], object]) -> tuple[Sequence[T], str]:
+    """The first `size` items, and the token of the next page (empty when there is none).
+
+    Callers fetch `size + 1` items: the extra one only says that another page exists.
+    """
+    page = items[:size]
+    token = encode_page_token(scope, key(page[-1])) if len(items) > size else ""
+    return page, token
 
 
 def encode_page_token(scope: str, key: object) -> str:

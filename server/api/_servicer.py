@@ -180,8 +180,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             after_number=after if isinstance(after, int) else 0,
             limit=size + 1,
         )
-        page = versions[:size]
-        token = _names.encode_page_token(scope, page[-1].number) if len(versions) > size else ""
+        page, token = _names.page_of(versions, size, scope, lambda item: item.number)
         return pb.ListVersionsResponse(
             versions=[_convert.version_to_proto(v) for v in page], next_page_token=token
         )
@@ -204,8 +203,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         generations = await self._service.list_generations(
             owner=principal, before_id=before if isinstance(before, str) else None, limit=size + 1
         )
-        page = generations[:size]
-        token = _names.encode_page_token(scope, page[-1].id) if len(generations) > size else ""
+        page, token = _names.page_of(generations, size, scope, lambda item: item.id)
         return pb.ListGenerationsResponse(
             generations=[_convert.generation_to_proto(g) for g in page], next_page_token=token
         )
@@ -221,8 +219,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         entries = await self._service.list_files(
             owner=principal, ref=ref, after_path=after if isinstance(after, str) else None, limit=size + 1
         )
-        page = entries[:size]
-        token = _names.encode_page_token(scope, page[-1].path) if len(entries) > size else ""
+        page, token = _names.page_of(entries, size, scope, lambda item: item.path)
         return pb.ListFilesResponse(files=[_convert.file_to_proto(e) for e in page], next_page_token=token)
 
     @_stream
@@ -285,8 +282,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             limit=size + 1,
             branch_of=branch_of,
         )
-        page = views[:size]
-        token = _names.encode_page_token(scope, page[-1].turn.number) if len(views) > size else ""
+        page, token = _names.page_of(views, size, scope, lambda item: item.turn.number)
         return pb.ListTurnsResponse(
             turns=[
                 _convert.turn_to_proto(

@@ -364,11 +364,7 @@ class GenerationService:
             session, owner=owner, generation_id=ref.generation_id, number=ref.number
         )
         if version is None:
-            raise NotFound(
-                f"version generations/{ref.generation_id}/versions/{ref.number} not found",
-                reason="VERSION_NOT_FOUND",
-                metadata={"name": f"generations/{ref.generation_id}/versions/{ref.number}"},
-            )
+            raise _not_found("version", _name(ref), "VERSION_NOT_FOUND")
         return version
 
     async def get_generation(self, *, owner: str, generation_id: str) -> storage.Generation:
@@ -378,11 +374,7 @@ class GenerationService:
     def _generation(session: Session, owner: str, generation_id: str) -> storage.Generation:
         generation = storage.get_generation(session, owner=owner, generation_id=generation_id)
         if generation is None:
-            raise NotFound(
-                f"generation generations/{generation_id} not found",
-                reason="GENERATION_NOT_FOUND",
-                metadata={"name": f"generations/{generation_id}"},
-            )
+            raise _not_found("generation", f"generations/{generation_id}", "GENERATION_NOT_FOUND")
         return generation
 
     async def list_generations(
@@ -664,11 +656,7 @@ class GenerationService:
     def _session(session: Session, owner: str, generation_id: str) -> storage.ConversationSession:
         conversation = storage.get_session(session, owner=owner, generation_id=generation_id)
         if conversation is None:
-            raise NotFound(
-                f"session generations/{generation_id}/session not found",
-                reason="SESSION_NOT_FOUND",
-                metadata={"name": f"generations/{generation_id}/session"},
-            )
+            raise _not_found("session", f"generations/{generation_id}/session", "SESSION_NOT_FOUND")
         return conversation
 
     async def list_turns(
@@ -764,6 +752,11 @@ class GenerationService:
 
 def version_etag(version: storage.Version) -> str:
     return f'W/"{version.revision}"'
+
+
+def _not_found(kind: str, name: str, reason: str) -> NotFound:
+    # The same answer whether the resource does not exist or belongs to someone else.
+    return NotFound(f"{kind} {name} not found", reason=reason, metadata={"name": name})
 
 
 def _name(ref: VersionRef) -> str:
