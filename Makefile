@@ -7,19 +7,21 @@ BUF := node_modules/.bin/buf
 PROTOS := $(shell find proto -name '*.proto')
 GEN_DIR := clients/python/atelier/v1
 GEN_STAMP := $(GEN_DIR)/__init__.py
+# The Node.js client (clients/node) and its pinned packages, which its test runs.
+NODE_CLIENT := clients/node/node_modules/.installed
 
 .PHONY: run test lint proto bench clean-venv
 
 run: $(VENV)/.installed $(GEN_STAMP)
 	$(PY) -m server
 
-test: lint
+test: lint $(NODE_CLIENT)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy server storage clients/python/atelier tests bench
+	$(PY) -m mypy server storage clients/python/atelier clients/python/examples tests bench
 	$(BUF) lint
 
 bench: $(VENV)/.installed $(GEN_STAMP)
@@ -29,13 +31,18 @@ bench: $(VENV)/.installed $(GEN_STAMP)
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet -e './clients/python[cli]' -e '.[dev]'
 	touch $@
 
 $(BUF): package.json package-lock.json
 	# `npm ci` rejects this lock file (npm leaves out the other platforms' optional buf binaries),
 	# so install from it with `npm install`, which keeps the pinned version.
 	npm install --silent --no-audit --no-fund
+	touch $@
+
+$(NODE_CLIENT): clients/node/package.json clients/node/package-lock.json
+	# As for buf above: `npm install` from the lock file keeps the pinned versions.
+	cd clients/node && npm install --silent --no-audit --no-fund
 	touch $@
 
 # Regenerates the code under clients/python/atelier/v1 from proto/. The generator owns that

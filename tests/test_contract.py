@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -60,11 +61,23 @@ def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
     assert fresh == current, "the generated code is stale: run `make proto`"
 
 
+def _names(requirements: list[str]) -> list[str]:
+    return sorted(re.split(r"[<>=!~\[ ;]", dep, maxsplit=1)[0] for dep in requirements)
+
+
 def test_the_client_package_needs_only_grpc_and_protobuf() -> None:
     import tomllib
 
     project = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())["project"]
-    names = sorted(dep.split(">")[0].split("=")[0].split("[")[0] for dep in project["dependencies"])
-    assert names == ["googleapis-common-protos", "grpcio", "protobuf"]
-    sources = "\n".join(p.read_text() for p in Path(atelier.__file__).parent.rglob("*.py"))
+    allowed = ["googleapis-common-protos", "grpcio", "grpcio-status", "protobuf"]
+    assert _names(project["dependencies"]) == allowed
+    # The command line's libraries only come with the `cli` extra, and only the CLI imports them.
+    assert project["optional-dependencies"] == {"cli": project["optional-dependencies"]["cli"]}
+    assert _names(project["optional-dependencies"]["cli"]) == ["rich"]
+    assert project["scripts"] == {"atelier": "atelier._cli:main"}
+    package = Path(atelier.__file__).parent
+    sources = "\n".join(p.read_text() for p in package.rglob("*.py"))
     assert "sqlmodel" not in sources and "google.genai" not in sources and "import server" not in sources
+    for module in package.rglob("*.py"):
+        if module.name not in ("_cli.py", "__main__.py"):
+            assert not re.search(r"^\s*(from|import) rich", module.read_text(), re.M), module

@@ -1,0 +1,241 @@
+"""Pure conversions between the generated atelier.v1 messages and the SDK's types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from google.protobuf import timestamp_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from atelier._types import (
+    Attachment,
+    ConflictKind,
+    ErrorStatus,
+    File,
+    FileChange,
+    FileDiff,
+    Generation,
+    MergeConflict,
+    MergeResult,
+    MergeStrategy,
+    Model,
+    ProgressEvent,
+    ProgressEventType,
+    Session,
+    Turn,
+    TurnPart,
+    TurnRole,
+    Version,
+    VersionKind,
+    VersionState,
+)
+from atelier.v1 import (
+    atelier_service_pb2,
+    file_pb2,
+    generation_pb2,
+    model_pb2,
+    progress_pb2,
+    session_pb2,
+    tree_pb2,
+)
+
+_E = TypeVar(
+    "_E", VersionState, VersionKind, ProgressEventType, TurnRole, FileChange, ConflictKind, MergeStrategy
+)
+
+
+def _enum(cls: type[_E], wire_name: str, prefix: str) -> _E:
+    # A value this SDK does not know yet (a newer server) reads as UNSPECIFIED rather than failing.
+    try:
+        return cls(wire_name.removeprefix(prefix))
+    except ValueError:
+        return cls("UNSPECIFIED")
+
+
+def _name_or_none(value: str) -> str | None:
+    return value or None
+
+
+def convert_timestamp(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
+    """An aware UTC datetime, or None when the field is unset."""
+    if not present:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def convert_error_status(status: status_pb2.Status) -> ErrorStatus:
+    info = error_details_pb2.ErrorInfo()
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+            break
+    try:
+        code = code_pb2.Code.Name(status.code)
+    except ValueError:
+        code = str(status.code)
+    return ErrorStatus(
+        code=code,
+        message=status.message,
+        reason=info.reason,
+        domain=info.domain,
+        metadata=dict(info.metadata),
+    )
+
+
+def convert_version(message: generation_pb2.Version) -> Version:
+    return Version(
+        name=message.name,
+        number=message.number,
+        kind=_enum(VersionKind, generation_pb2.VersionKind.Name(message.kind), "VERSION_KIND_"),
+        state=convert_version_state(message.state),
+        prompt=message.prompt,
+        model=message.model,
+        parent=_name_or_none(message.parent),
+        merge_parent=_name_or_none(message.merge_parent),
+        stage=message.stage,
+        total_stages=message.total_stages,
+        message=message.message,
+        error=convert_error_status(message.error) if message.HasField("error") else None,
+        file_count=message.file_count,
+        etag=message.etag,
+        request_id=_name_or_none(message.request_id),
+        last_event_seq=message.last_event_seq,
+        turn=message.turn,
+        added_count=message.added_count,
+        modified_count=message.modified_count,
+        deleted_count=message.deleted_count,
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+        update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
+        complete_time=convert_timestamp(message.complete_time, message.HasField("complete_time")),
+    )
+
+
+def convert_version_state(value: int) -> VersionState:
+    try:
+        wire_name = generation_pb2.VersionState.Name(value)
+    except ValueError:
+        return VersionState.UNSPECIFIED
+    return _enum(VersionState, wire_name, "VERSION_STATE_")
+
+
+def convert_generation(message: generation_pb2.Generation) -> Generation:
+    return Generation(
+        name=message.name,
+        prompt=message.prompt,
+        model=message.model,
+        provider=message.provider,
+        version_count=message.version_count,
+        latest_version=message.latest_version,
+        session=message.session,
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+        update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
+    )
+
+
+def convert_file(message: file_pb2.File) -> File:
+    return File(path=message.path, size=message.size, sha256=message.sha256, mime_type=message.mime_type)
+
+
+def _optional_file(present: bool, message: file_pb2.File) -> File | None:
+    return convert_file(message) if present else None
+
+
+def convert_progress_event(message: progress_pb2.ProgressEvent) -> ProgressEvent:
+    return ProgressEvent(
+        seq=message.seq,
+        version=message.version,
+        type=_enum(
+            ProgressEventType, progress_pb2.ProgressEventType.Name(message.type), "PROGRESS_EVENT_TYPE_"
+        ),
+        state=convert_version_state(message.state),
+        stage=message.stage,
+        total_stages=message.total_stages,
+        message=message.message,
+        paths=tuple(message.paths),
+        error=convert_error_status(message.error) if message.HasField("error") else None,
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+    )
+
+
+def convert_model(message: model_pb2.Model) -> Model:
+    return Model(
+        name=message.name,
+        provider=message.provider,
+        display_name=message.display_name,
+        output_modalities=tuple(message.output_modalities),
+        default=message.default,
+    )
+
+
+def convert_session(message: session_pb2.Session) -> Session:
+    return Session(
+        name=message.name,
+        generation=message.generation,
+        model=message.model,
+        system_instruction=message.system_instruction,
+        turn_count=message.turn_count,
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+        update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
+    )
+
+
+def convert_turn(message: session_pb2.Turn) -> Turn:
+    return Turn(
+        name=message.name,
+        number=message.number,
+        role=_enum(TurnRole, session_pb2.TurnRole.Name(message.role), "TURN_ROLE_"),
+        parts=tuple(
+            TurnPart(
+                text=part.text,
+                mime_type=part.mime_type,
+                size=part.size,
+                sha256=part.sha256,
+                thought=part.thought,
+            )
+            for part in message.parts
+        ),
+        parent=_name_or_none(message.parent),
+        version=_name_or_none(message.version),
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+    )
+
+
+def convert_file_diff(message: tree_pb2.FileDiff) -> FileDiff:
+    return FileDiff(
+        path=message.path,
+        change=_enum(FileChange, tree_pb2.FileChange.Name(message.change), "FILE_CHANGE_"),
+        base=_optional_file(message.HasField("base"), message.base),
+        target=_optional_file(message.HasField("target"), message.target),
+        unified_diff=message.unified_diff,
+    )
+
+
+def convert_merge_conflict(message: tree_pb2.MergeConflict) -> MergeConflict:
+    return MergeConflict(
+        path=message.path,
+        kind=_enum(ConflictKind, tree_pb2.ConflictKind.Name(message.kind), "CONFLICT_KIND_"),
+        base=_optional_file(message.HasField("base"), message.base),
+        ours=_optional_file(message.HasField("ours"), message.ours),
+        theirs=_optional_file(message.HasField("theirs"), message.theirs),
+    )
+
+
+def convert_merge_response(message: atelier_service_pb2.MergeResponse) -> MergeResult:
+    return MergeResult(
+        version=convert_version(message.version) if message.HasField("version") else None,
+        conflicts=tuple(convert_merge_conflict(c) for c in message.conflicts),
+    )
+
+
+# The other direction: the SDK's inputs as wire messages.
+
+
+def attachments_to_proto(attachments: Iterable[Attachment]) -> list[file_pb2.Attachment]:
+    return [file_pb2.Attachment(name=a.name, mime_type=a.mime_type, data=a.data) for a in attachments]
+
+
+def merge_strategy_to_proto(strategy: MergeStrategy | None) -> str:
+    """The wire enum's name (the generated constructors take names as well as numbers)."""
+    return f"MERGE_STRATEGY_{strategy.value if strategy is not None else 'UNSPECIFIED'}"

@@ -1,0 +1,94 @@
+"""Retries: capped exponential backoff with jitter, within one deadline for the whole call."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from atelier._errors import AtelierError, Internal, Unavailable
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a call that may safely be repeated is retried after a transient failure (UNAVAILABLE).
+
+    The n-th retry waits `min(initial_backoff * multiplier**(n-1), max_backoff)` seconds, less up to
+    `jitter` of it at random. A call is made at most `max_attempts` times, and never past its deadline.
+    """
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    jitter: float = 0.2
+
+    def delays(self) -> Iterator[float]:
+        """The waits before the second, third, ... attempt."""
+        delay = self.initial_backoff
+        while True:
+            yield delay * (1 - self.jitter * random.random())
+            delay = min(delay * self.multiplier, self.max_backoff)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def is_transient(exc: AtelierError) -> bool:
+    """Whether a failure says nothing about the request itself: the connection dropped or the server
+    went away. A stream reset by a dying server can also surface as INTERNAL with RST_STREAM."""
+    if isinstance(exc, Unavailable):
+        return True
+    return isinstance(exc, Internal) and "RST_STREAM" in exc.message
+
+
+class Deadline:
+    """The time left for a whole logical call, retries included. `None` means no deadline."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self._end = None if timeout is None else time.monotonic() + timeout
+
+    def remaining(self) -> float | None:
+        if self._end is None:
+            return None
+        return max(0.0, self._end - time.monotonic())
+
+    def allows(self, delay: float) -> bool:
+        """Whether there is still time after sleeping `delay` seconds."""
+        remaining = self.remaining()
+        return remaining is None or remaining > delay
+
+
+def retry_call(attempt: Callable[[float | None], _T], *, policy: RetryPolicy, deadline: Deadline) -> _T:
+    """Calls `attempt(time_left)` until it succeeds, fails for good, or runs out of attempts or time."""
+    delays = policy.delays()
+    for number in range(1, policy.max_attempts + 1):
+        try:
+            return attempt(deadline.remaining())
+        except AtelierError as exc:
+            delay = next(delays)
+            if number == policy.max_attempts or not is_transient(exc) or not deadline.allows(delay):
+                raise
+        time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def aretry_call(
+    attempt: Callable[[float | None], Awaitable[_T]], *, policy: RetryPolicy, deadline: Deadline
+) -> _T:
+    """The async form of `retry_call`."""
+    delays = policy.delays()
+    for number in range(1, policy.max_attempts + 1):
+        try:
+            return await attempt(deadline.remaining())
+        except AtelierError as exc:
+            delay = next(delays)
+            if number == policy.max_attempts or not is_transient(exc) or not deadline.allows(delay):
+                raise
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -1,0 +1,288 @@
+"""The SDK's own types: what callers get back, never the generated messages."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+class VersionState(enum.Enum):
+    """The life of a version's job. COMPLETED, FAILED, CANCELLED and NEEDS_REVIEW are terminal."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether a version in this state never changes state again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {VersionState.COMPLETED, VersionState.FAILED, VersionState.CANCELLED, VersionState.NEEDS_REVIEW}
+)
+
+
+class VersionKind(enum.Enum):
+    """How a version came to be."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    GENERATE = "GENERATE"
+    TWEAK = "TWEAK"
+    ITERATE = "ITERATE"
+    REGENERATE = "REGENERATE"
+    UPLOAD = "UPLOAD"
+    MERGE = "MERGE"
+
+
+class ProgressEventType(enum.Enum):
+    """What a progress event reports."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    STATE = "STATE"
+    STAGE_STARTED = "STAGE_STARTED"
+    STAGE_DONE = "STAGE_DONE"
+    MESSAGE = "MESSAGE"
+    OUTPUT = "OUTPUT"
+
+
+class TurnRole(enum.Enum):
+    """Who spoke a turn of the conversation."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    USER = "USER"
+    MODEL = "MODEL"
+
+
+class FileChange(enum.Enum):
+    """How a path differs between two versions."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    ADDED = "ADDED"
+    REMOVED = "REMOVED"
+    MODIFIED = "MODIFIED"
+
+
+class ConflictKind(enum.Enum):
+    """Why Merge could not take a path from either side."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    BOTH_CHANGED = "BOTH_CHANGED"
+    CHANGED_AND_DELETED = "CHANGED_AND_DELETED"
+    BOTH_ADDED = "BOTH_ADDED"
+
+
+class MergeStrategy(enum.Enum):
+    """How Merge resolves conflicts: take our side, or theirs. `None` (the default) reports them."""
+
+    OURS = "OURS"
+    THEIRS = "THEIRS"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorStatus:
+    """Why a version FAILED or was CANCELLED: a status code name, a message and the ErrorInfo."""
+
+    code: str
+    message: str
+    reason: str = ""
+    domain: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One revision of a generation's file tree (`generations/{g}/versions/{n}`)."""
+
+    name: str
+    number: int
+    kind: VersionKind
+    state: VersionState
+    prompt: str
+    model: str
+    parent: str | None = None
+    merge_parent: str | None = None
+    stage: int = 0
+    total_stages: int = 0
+    message: str = ""
+    error: ErrorStatus | None = None
+    file_count: int = 0
+    etag: str = ""
+    request_id: str | None = None
+    last_event_seq: int = 0
+    turn: int = 0
+    added_count: int = 0
+    modified_count: int = 0
+    deleted_count: int = 0
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    complete_time: datetime | None = None
+
+    @property
+    def generation(self) -> str:
+        """The generation the version belongs to: `generations/{g}`."""
+        return self.name.rsplit("/versions/", 1)[0]
+
+    @property
+    def done(self) -> bool:
+        """Whether the version's job has ended (its state is terminal)."""
+        return self.state.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One lineage of work, started by Generate (`generations/{g}`)."""
+
+    name: str
+    prompt: str
+    model: str
+    provider: str
+    version_count: int
+    latest_version: str
+    session: str
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """One file of a version's tree."""
+
+    path: str
+    size: int
+    sha256: str
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """One event in a version's life. A version's events are numbered 1, 2, 3, ... with no gaps."""
+
+    seq: int
+    version: str
+    type: ProgressEventType
+    state: VersionState
+    stage: int = 0
+    total_stages: int = 0
+    message: str = ""
+    paths: tuple[str, ...] = ()
+    error: ErrorStatus | None = None
+    create_time: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether this is the version's last event (its state is terminal)."""
+        return self.state.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A model that Generate, Tweak and Iterate can be asked to use."""
+
+    name: str
+    provider: str
+    display_name: str
+    output_modalities: tuple[str, ...] = ()
+    default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The conversation with the model behind a generation (`generations/{g}/session`)."""
+
+    name: str
+    generation: str
+    model: str
+    system_instruction: str
+    turn_count: int
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPart:
+    """Text, or inline data (stored once as a blob: its MIME type, size and SHA-256)."""
+
+    text: str = ""
+    mime_type: str = ""
+    size: int = 0
+    sha256: str = ""
+    thought: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of the conversation; `parent` links it to the turn before it on its branch."""
+
+    name: str
+    number: int
+    role: TurnRole
+    parts: tuple[TurnPart, ...] = ()
+    parent: str | None = None
+    version: str | None = None
+    create_time: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        """The text of the turn's answer parts (thinking left out), joined."""
+        return "".join(part.text for part in self.parts if not part.thought)
+
+
+@dataclass(frozen=True, slots=True)
+class FileDiff:
+    """One path that differs between two versions. `base` is None when ADDED, `target` when REMOVED."""
+
+    path: str
+    change: FileChange
+    base: File | None = None
+    target: File | None = None
+    unified_diff: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MergeConflict:
+    """A path Merge could not resolve. Each side's file is None where that side has none."""
+
+    path: str
+    kind: ConflictKind
+    base: File | None = None
+    ours: File | None = None
+    theirs: File | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """The merged version, or (when there are conflicts and no strategy) the conflicts."""
+
+    version: Version | None
+    conflicts: tuple[MergeConflict, ...] = ()
+
+    @property
+    def merged(self) -> bool:
+        """Whether a merged version was written."""
+        return self.version is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """An input file sent with a prompt. `Attachment.from_path` reads one from disk."""
+
+    name: str
+    mime_type: str
+    data: bytes
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, mime_type: str | None = None) -> Attachment:
+        """Reads a file; the MIME type is guessed from its name unless given."""
+        from atelier._files import guess_mime_type
+
+        source = Path(path)
+        return cls(source.name, mime_type or guess_mime_type(source.name), source.read_bytes())

@@ -1,0 +1,61 @@
+"""Support for the client tests (SDK, CLI, other languages): one real server on SQLite.
+
+These suites exercise the clients, not the storage backends, which the server suites already
+run on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests._support import ServerProcess
+
+TOKEN = "alice-token"
+# The default model is the offline one (deterministic file trees from the prompt); the scripted
+# one (model="scripted") runs what a JSON prompt says, for slow or failing jobs.
+CLIENT_SERVER_ENV = {
+    "ATELIER_PROVIDER": "scripted",
+    "ATELIER_DEFAULT_MODEL": "offline",
+    "ATELIER_TOKENS": f"{TOKEN}:alice",
+    "ATELIER_JOB_LEASE_SECONDS": "2",
+    "ATELIER_JOB_HEARTBEAT_SECONDS": "0.5",
+    "ATELIER_PROGRESS_POLL_SECONDS": "0.5",
+    "ATELIER_SHUTDOWN_GRACE_SECONDS": "1",
+}
+WORKFLOW_PROMPT = "a python CLI that converts celsius to fahrenheit"
+WORKFLOW_TWEAK = "add file docs/usage.md"
+WORKFLOW_ITERATE = "add file app/schemas/project.py"
+
+
+def free_port() -> int:
+    """A port nobody listens on now, for a server that must come back on the same address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def client_server(tmp: Path, **env: str) -> Iterator[ServerProcess]:
+    """The real server in a subprocess, on SQLite, killed afterwards."""
+    server = ServerProcess(
+        database_url=f"sqlite:///{tmp / 'atelier.db'}",
+        log_path=tmp / "server.log",
+        env={**CLIENT_SERVER_ENV, **env},
+    ).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def tree_of(directory: Path) -> dict[str, bytes]:
+    """Every file under a directory, by relative `/` path."""
+    return {
+        path.relative_to(directory).as_posix(): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

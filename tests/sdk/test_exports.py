@@ -1,0 +1,102 @@
+"""The SDK's public API is exactly this list: adding or removing a name is a decision, made here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import atelier
+
+PUBLIC = [
+    "DEFAULT",
+    "Aborted",
+    "AlreadyExists",
+    "AsyncAtelierClient",
+    "AtelierClient",
+    "AtelierError",
+    "Attachment",
+    "Cancelled",
+    "ConflictKind",
+    "DeadlineExceeded",
+    "ErrorStatus",
+    "FailedPrecondition",
+    "FieldViolation",
+    "File",
+    "FileChange",
+    "FileDiff",
+    "Generation",
+    "Internal",
+    "InvalidArgument",
+    "MergeConflict",
+    "MergeResult",
+    "MergeStrategy",
+    "Model",
+    "NotFound",
+    "PermissionDenied",
+    "ProgressEvent",
+    "ProgressEventType",
+    "ResourceExhausted",
+    "RetryPolicy",
+    "Session",
+    "Turn",
+    "TurnPart",
+    "TurnRole",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "Version",
+    "VersionKind",
+    "VersionState",
+    "WaitTimeout",
+]
+CLIENT_METHODS = [
+    "cancel",
+    "diff",
+    "export",
+    "files",
+    "generate",
+    "get",
+    "get_generation",
+    "iterate",
+    "list_generations",
+    "merge",
+    "models",
+    "progress",
+    "read_file",
+    "regenerate",
+    "session",
+    "turns",
+    "tweak",
+    "upload",
+    "versions",
+    "wait",
+]
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert atelier.__all__ == PUBLIC
+    for name in PUBLIC:
+        assert getattr(atelier, name).__module__.startswith("atelier")
+    # Everything else is private (the implementation modules start with an underscore), or generated.
+    assert {name for name in dir(atelier) if not name.startswith("_")} - set(PUBLIC) <= {"v1"}
+
+
+def test_both_clients_have_the_same_documented_methods() -> None:
+    for cls in (atelier.AtelierClient, atelier.AsyncAtelierClient):
+        public = sorted(n for n in vars(cls) if not n.startswith("_") and callable(getattr(cls, n)))
+        assert public == sorted([*CLIENT_METHODS, "close"])
+        for name in public:
+            assert getattr(cls, name).__doc__, f"{cls.__name__}.{name} has no docstring"
+
+
+def test_every_error_is_an_atelier_error() -> None:
+    errors = [getattr(atelier, n) for n in PUBLIC if isinstance(getattr(atelier, n), type)]
+    errors = [e for e in errors if issubclass(e, BaseException)]
+    assert all(issubclass(e, atelier.AtelierError) for e in errors)
+    assert issubclass(atelier.WaitTimeout, atelier.DeadlineExceeded)
+
+
+def test_importing_the_sdk_loads_no_command_line_library() -> None:
+    code = "import sys, atelier; print(sorted(m for m in ('rich', 'atelier._cli') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
