@@ -145,5 +145,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from exc
     print(render(figures))
     if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(to_json(figures), indent=2) + "\n")
         _say(f"figures written to {args.json}")

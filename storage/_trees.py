@@ -29,15 +29,19 @@ def _entry(row: ManifestEntry) -> TreeEntry:
 
 
 def _chain(session: Session, version_id: int) -> list[int]:
-    """The version ids whose manifest rows make up the tree, the snapshot first."""
-    chain: list[int] = []
-    current: int | None = version_id
-    while current is not None:
-        chain.append(current)
-        current = session.execute(
-            sa.select(col(Version.manifest_base_id)).where(col(Version.id) == current)
-        ).scalar_one()
-    return list(reversed(chain))
+    """The version ids whose manifest rows make up the tree, the snapshot first (one query)."""
+    chain = (
+        sa.select(col(Version.id), col(Version.manifest_base_id), sa.literal(0).label("depth"))
+        .where(col(Version.id) == version_id)
+        .cte("chain", recursive=True)
+    )
+    chain = chain.union_all(
+        sa.select(col(Version.id), col(Version.manifest_base_id), (chain.c.depth + 1).label("depth")).join(
+            chain, col(Version.id) == chain.c.manifest_base_id
+        )
+    )
+    rows = session.execute(sa.select(chain.c.id).order_by(chain.c.depth.desc())).scalars().all()
+    return list(rows)
 
 
 def read_tree(session: Session, *, version_id: int) -> dict[str, TreeEntry]:
