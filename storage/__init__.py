@@ -37,7 +37,15 @@ from storage._models import (
     VersionKind,
     VersionState,
 )
-from storage._sessions import NewTurn, branch_turns, get_session, list_turns, record_exchange, turn_numbers
+from storage._sessions import (
+    NewTurn,
+    branch_turns,
+    get_session,
+    list_turns,
+    record_exchange,
+    turn_numbers,
+    version_numbers,
+)
 from storage._trees import get_manifest_entry, list_manifest, read_tree, write_tree
 from storage._versions import (
     EVENTS_CHANNEL,
@@ -126,5 +134,6 @@ __all__ = [
     "store_files",
     "turn_numbers",
     "utcnow",
+    "version_numbers",
     "write_tree",
 ]

@@ -64,6 +64,16 @@ def turn_numbers(session: Session, turn_ids: Sequence[int]) -> dict[int, int]:
     return dict(rows.tuples().all())
 
 
+def version_numbers(session: Session, version_ids: Sequence[int]) -> dict[int, int]:
+    """The numbers of versions (within their generation), by id."""
+    if not version_ids:
+        return {}
+    rows = session.execute(
+        sa.select(col(Version.id), col(Version.number)).where(col(Version.id).in_(sorted(set(version_ids))))
+    )
+    return {version_id: number for version_id, number in rows.tuples() if version_id is not None}
+
+
 def record_exchange(session: Session, *, version: Version, session_id: str, turns: Sequence[NewTurn]) -> None:
     """Adds a version's exchange to its branch (after its base turn) and makes it the version's head.
 

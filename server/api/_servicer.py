@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import mimetypes
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -335,8 +334,8 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             if first:
                 request_id, description, first = message.request_id, message.description, False
             if message.HasField("file"):
-                mime_type = message.file.mime_type or mimetypes.guess_type(message.file.path)[0] or ""
-                files.append((message.file.path, mime_type or "application/octet-stream", bytearray()))
+                # An empty MIME type is guessed from the path where the tree is built.
+                files.append((message.file.path, message.file.mime_type, bytearray()))
             if message.data:
                 if not files:
                     raise InvalidArgument(

@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import anyio
 import sqlalchemy.exc
@@ -21,6 +20,7 @@ from sqlmodel import Session
 
 import storage
 from server.config import ModelConfig, Settings
+from server.domain import _transactions as transactions
 from server.domain import tree_ops, trees
 from server.domain.errors import (
     Aborted,
@@ -34,7 +34,6 @@ from server.domain.events import EventHub
 from server.domain.jobs import CANCELLED_BY_USER, JobRunner
 from server.providers._base import ChangeSet, FileUpsert, ProviderError
 
-_T = TypeVar("_T")
 _log = logging.getLogger("atelier.sessions")
 _ENDED_CACHE_SIZE = 1024
 
@@ -76,20 +75,6 @@ class GenerationService:
         self._ended: collections.OrderedDict[tuple[str, str, int], storage.Version] = (
             collections.OrderedDict()
         )
-
-    async def _read(self, work: Callable[[Session], _T]) -> _T:
-        def run() -> _T:
-            with self._db.read() as session:
-                return work(session)
-
-        return await anyio.to_thread.run_sync(run)
-
-    async def _write(self, work: Callable[[Session], _T]) -> _T:
-        def run() -> _T:
-            with self._db.write() as session:
-                return work(session)
-
-        return await anyio.to_thread.run_sync(run)
 
     # Generate
 
@@ -271,10 +256,12 @@ class GenerationService:
             return create(session), True
 
         try:
-            version, created = await self._write(work)
+            version, created = await transactions.write(self._db, work)
         except sqlalchemy.exc.IntegrityError:
             # A concurrent call with the same request id won the race: answer as a retry would.
-            existing = await self._read(lambda s: self._existing_request(s, owner, request_id, fingerprint))
+            existing = await transactions.read(
+                self._db, lambda s: self._existing_request(s, owner, request_id, fingerprint)
+            )
             if existing is None:
                 raise
             version, created = existing, False
@@ -351,7 +338,7 @@ class GenerationService:
         if cached is not None:
             self._ended.move_to_end(key)
             return cached
-        version = await self._read(lambda s: self._version(s, owner, ref))
+        version = await transactions.read(self._db, lambda s: self._version(s, owner, ref))
         if storage.VersionState(version.state).is_terminal:
             self._ended[key] = version
             if len(self._ended) > _ENDED_CACHE_SIZE:
@@ -368,7 +355,7 @@ class GenerationService:
         return version
 
     async def get_generation(self, *, owner: str, generation_id: str) -> storage.Generation:
-        return await self._read(lambda s: self._generation(s, owner, generation_id))
+        return await transactions.read(self._db, lambda s: self._generation(s, owner, generation_id))
 
     @staticmethod
     def _generation(session: Session, owner: str, generation_id: str) -> storage.Generation:
@@ -380,8 +367,8 @@ class GenerationService:
     async def list_generations(
         self, *, owner: str, before_id: str | None, limit: int
     ) -> Sequence[storage.Generation]:
-        return await self._read(
-            lambda s: storage.list_generations(s, owner=owner, before_id=before_id, limit=limit)
+        return await transactions.read(
+            self._db, lambda s: storage.list_generations(s, owner=owner, before_id=before_id, limit=limit)
         )
 
     async def list_versions(
@@ -393,7 +380,7 @@ class GenerationService:
                 session, owner=owner, generation_id=generation_id, after_number=after_number, limit=limit
             )
 
-        return await self._read(work)
+        return await transactions.read(self._db, work)
 
     async def list_files(
         self, *, owner: str, ref: VersionRef, after_path: str | None, limit: int
@@ -403,7 +390,7 @@ class GenerationService:
             assert version.id is not None
             return storage.list_manifest(session, version_id=version.id, after_path=after_path, limit=limit)
 
-        return await self._read(work)
+        return await transactions.read(self._db, work)
 
     def _readable_version(self, session: Session, owner: str, ref: VersionRef) -> storage.Version:
         version = self._version(session, owner, ref)
@@ -432,7 +419,7 @@ class GenerationService:
                 raise RuntimeError(f"blob {entry.blob_sha256} of {path!r} is missing")
             return entry, data
 
-        return await self._read(work)
+        return await transactions.read(self._db, work)
 
     # Trees: diff, export, upload, merge
 
@@ -464,7 +451,7 @@ class GenerationService:
                 for c in changes
             ]
 
-        return await self._read(work)
+        return await transactions.read(self._db, work)
 
     def _tree(self, session: Session, owner: str, ref: VersionRef) -> dict[str, storage.TreeEntry]:
         version = self._readable_version(session, owner, ref)
@@ -473,7 +460,7 @@ class GenerationService:
 
     async def export(self, *, owner: str, ref: VersionRef) -> AsyncIterator[tuple[storage.TreeEntry, bytes]]:
         """Every file of the version with its contents, in path order, reading a batch at a time."""
-        tree = await self._read(lambda s: self._tree(s, owner, ref))
+        tree = await transactions.read(self._db, lambda s: self._tree(s, owner, ref))
         entries = sorted(tree.values(), key=lambda e: e.path.encode())
         batch_bytes = 8 * 1024 * 1024
         start = 0
@@ -483,7 +470,7 @@ class GenerationService:
                 size += entries[end].size
                 end += 1
             batch = entries[start:end]
-            contents = await self._read(functools.partial(_contents_of, batch))
+            contents = await transactions.read(self._db, functools.partial(_contents_of, batch))
             for entry in batch:
                 yield entry, contents[entry.blob_sha256]
             start = end
@@ -570,7 +557,7 @@ class GenerationService:
             merged, conflicts = tree_ops.three_way(base_tree, ours_tree, theirs_tree, strategy)
             return merged, conflicts, ancestor
 
-        merged, conflicts, ancestor = await self._read(plan)
+        merged, conflicts, ancestor = await transactions.read(self._db, plan)
         if conflicts and strategy is tree_ops.Strategy.NONE:
             return None, conflicts
         fingerprint = _fingerprint("merge", ours.generation_id, ours.number, theirs.number, strategy)
@@ -650,7 +637,7 @@ class GenerationService:
     # Sessions
 
     async def get_session(self, *, owner: str, generation_id: str) -> storage.ConversationSession:
-        return await self._read(lambda s: self._session(s, owner, generation_id))
+        return await transactions.read(self._db, lambda s: self._session(s, owner, generation_id))
 
     @staticmethod
     def _session(session: Session, owner: str, generation_id: str) -> storage.ConversationSession:
@@ -676,12 +663,7 @@ class GenerationService:
                 head = self._version(session, owner, branch_of).head_turn_id
                 branch = storage.branch_turns(session, head_turn_id=head)
                 turns = [turn for turn in branch if turn.number > after_number][:limit]
-            numbers = {
-                v.id: v.number
-                for v in storage.list_versions(
-                    session, owner=owner, generation_id=generation_id, after_number=0, limit=1_000_000
-                )
-            }
+            numbers = storage.version_numbers(session, [t.version_id for t in turns if t.version_id])
             parents = storage.turn_numbers(session, [t.parent_turn_id for t in turns if t.parent_turn_id])
             return [
                 TurnView(
@@ -692,7 +674,7 @@ class GenerationService:
                 for turn in turns
             ]
 
-        return await self._read(work)
+        return await transactions.read(self._db, work)
 
     # Cancel
 
@@ -720,7 +702,7 @@ class GenerationService:
                 )
             return storage.get_version_by_id(session, version.id)
 
-        version = await self._write(work)
+        version = await transactions.write(self._db, work)
         assert version.id is not None
         self._runner.cancel_local(version.id)
         self._hub.notify(version.id)
@@ -738,7 +720,7 @@ class GenerationService:
         cursor = after_seq
         while True:
             ticket = self._hub.ticket(version_id)
-            events = await self._read(functools.partial(_events_after, version_id, cursor))
+            events = await transactions.read(self._db, functools.partial(_events_after, version_id, cursor))
             for event in events:
                 yield event
                 cursor = event.seq

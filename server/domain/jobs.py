@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -28,6 +27,7 @@ from sqlmodel import Session
 
 import storage
 from server.config import Settings
+from server.domain import _transactions as transactions
 from server.domain import conversation, trees
 from server.domain.events import EventHub
 from server.providers import ProviderRegistry
@@ -43,7 +43,6 @@ from server.providers._base import (
 )
 
 _log = logging.getLogger("atelier.jobs")
-_T = TypeVar("_T")
 
 MERGE_STAGE = "Merge"
 SAVE_STAGE = "Save"
@@ -111,16 +110,6 @@ class JobRunner:
         self._job_ended = anyio.Event()
         self._running: dict[int, _Job] = {}
 
-    async def _db_write(self, work: Callable[[Session], _T]) -> _T:
-        def run() -> _T:
-            with self._db.write() as session:
-                return work(session)
-
-        # Shielded: once a write has started, its outcome must be known, even by a cancelled task.
-        with anyio.CancelScope(shield=True):
-            result = await anyio.to_thread.run_sync(run)
-        return result
-
     def wake(self, *, everyone: bool = False) -> None:
         """Tells an idle worker (or every one) that a job was queued.
 
@@ -163,7 +152,7 @@ class JobRunner:
     async def _work_loop(self) -> None:
         while not self._stopping:
             try:
-                claimed = await self._db_write(self._claim)
+                claimed = await transactions.write(self._db, self._claim)
             except Exception:
                 # A database outage must not take the worker down: log it, back off, try again.
                 _log.exception("could not claim a job; retrying")
@@ -233,7 +222,7 @@ class JobRunner:
                     )
             return touched
 
-        touched = await self._db_write(reap)
+        touched = await transactions.write(self._db, reap)
         for version_id in touched:
             _log.warning("requeued or failed the job of version id %s after its lease expired", version_id)
             self._hub.notify(version_id)
@@ -384,10 +373,11 @@ class JobRunner:
     async def _heartbeat(self, job: _Job) -> None:
         while True:
             await anyio.sleep(self._settings.job_heartbeat_seconds)
-            cancel_requested = await self._db_write(
+            cancel_requested = await transactions.write(
+                self._db,
                 lambda s: storage.renew_lease(
                     s, job_id=job.claimed.job_id, worker=self._worker_name, lease=self._lease
-                )
+                ),
             )
             if cancel_requested is None:
                 job.stop(_STOPPED_BY_LOST_LEASE)
@@ -567,7 +557,7 @@ class _JobProgress:
             job = self._job
             drafts, job.pending = job.pending, []
             try:
-                await self._runner._db_write(lambda session: work(session, drafts))
+                await transactions.write(self._runner._db, lambda session: work(session, drafts))
             except BaseException:
                 job.pending[:0] = drafts
                 raise
