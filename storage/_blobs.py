@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from storage._models import Blob
+from storage._tables import BLOB
 
 
 def sha256_hex(data: bytes) -> str:
@@ -25,12 +26,16 @@ def put_blobs(session: Session, contents: Iterable[bytes]) -> list[str]:
         hashes.append(digest)
         rows.setdefault(digest, {"sha256": digest, "size": len(data), "data": data})
     if rows:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # Sorted, so that concurrent writers take the index locks in one order.
         values = [rows[key] for key in sorted(rows)]
-        session.execute(insert(Blob).on_conflict_do_nothing(index_elements=["sha256"]), values)
+        session.execute(_INSERT_BLOB[session.get_bind().dialect.name], values)
     return hashes
+
+
+_INSERT_BLOB = {
+    "postgresql": postgresql.insert(BLOB).on_conflict_do_nothing(index_elements=["sha256"]),
+    "sqlite": sqlite.insert(BLOB).on_conflict_do_nothing(index_elements=["sha256"]),
+}
 
 
 def read_blob(session: Session, sha256: str) -> bytes | None:

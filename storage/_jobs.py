@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage._models import EventType, Job, JobStatus, Version, VersionState
+from storage._models import Event, EventType, Job, JobStatus, Version, VersionState
+from storage._tables import JOB
 from storage._versions import JOBS_CHANNEL, ErrorDetail, append_event, notify, utcnow
 
 
@@ -20,50 +22,89 @@ class ClaimedJob:
     attempt: int
 
 
-def claim_job(session: Session, *, worker: str, lease: timedelta) -> ClaimedJob | None:
+def claim_job(
+    session: Session, *, worker: str, lease: timedelta, job_id: int | None = None
+) -> ClaimedJob | None:
     """Takes the oldest available QUEUED job whose session has no running job, or returns None.
 
-    PostgreSQL skips rows other workers hold (FOR UPDATE SKIP LOCKED); SQLite needs no row
-    lock because the write transaction already holds the database's write lock. If another
-    worker started a job of the same session meanwhile, the unique index on running jobs
-    refuses this claim, and the job waits for the next attempt.
+    With `job_id`, takes that job only (if it is available). PostgreSQL skips rows other
+    workers hold (FOR UPDATE SKIP LOCKED); SQLite needs no row lock because the write
+    transaction already holds the database's write lock. If another worker started a job
+    of the same session meanwhile, the unique index on running jobs refuses this claim, and
+    the job waits for the next attempt.
     """
     now = utcnow()
-    busy_sessions = select(Job.session_id).where(
-        Job.status == JobStatus.RUNNING, col(Job.session_id).is_not(None)
-    )
-    statement = (
-        select(Job)
-        .where(
-            Job.status == JobStatus.QUEUED,
-            col(Job.available_at) <= now,
-            sa.or_(col(Job.session_id).is_(None), col(Job.session_id).not_in(busy_sessions)),
-        )
-        .order_by(col(Job.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    job = session.exec(statement).first()
-    if job is None:
+    statement = _NEXT_JOB if job_id is None else _THAT_JOB
+    row = session.execute(statement, {"now": now, "job_id": job_id}).one_or_none()
+    if row is None:
         return None
-    assert job.id is not None
+    claimed_id, version_id = row
     try:
         with session.begin_nested():
             attempt = session.execute(
-                sa.update(Job)
-                .where(col(Job.id) == job.id)
-                .values(
-                    status=JobStatus.RUNNING,
-                    attempts=Job.attempts + 1,
-                    lease_owner=worker,
-                    lease_expires_at=now + lease,
-                    update_time=now,
-                )
-                .returning(col(Job.attempts))
+                _START_JOB,
+                {"job_id": claimed_id, "worker": worker, "expires": now + lease, "now": now},
             ).scalar_one()
     except sa.exc.IntegrityError:
         return None
-    return ClaimedJob(job_id=job.id, version_id=job.version_id, attempt=attempt)
+    return ClaimedJob(job_id=claimed_id, version_id=version_id, attempt=attempt)
+
+
+def _claimable(statement: sa.Select[Any]) -> sa.Select[Any]:
+    busy_sessions = sa.select(JOB.c.session_id).where(
+        JOB.c.status == JobStatus.RUNNING, JOB.c.session_id.is_not(None)
+    )
+    return (
+        statement.where(
+            JOB.c.status == JobStatus.QUEUED,
+            JOB.c.available_at <= sa.bindparam("now"),
+            sa.or_(JOB.c.session_id.is_(None), JOB.c.session_id.not_in(busy_sessions)),
+        )
+        .order_by(JOB.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_NEXT_JOB = _claimable(sa.select(JOB.c.id, JOB.c.version_id))
+_THAT_JOB = _claimable(sa.select(JOB.c.id, JOB.c.version_id).where(JOB.c.id == sa.bindparam("job_id")))
+_START_JOB = (
+    sa.update(JOB)
+    .where(JOB.c.id == sa.bindparam("job_id"))
+    .values(
+        status=JobStatus.RUNNING,
+        attempts=JOB.c.attempts + 1,
+        lease_owner=sa.bindparam("worker"),
+        lease_expires_at=sa.bindparam("expires"),
+        update_time=sa.bindparam("now"),
+    )
+    .returning(JOB.c.attempts)
+)
+_RENEW_LEASE = (
+    sa.update(JOB)
+    .where(
+        JOB.c.id == sa.bindparam("job_id"),
+        JOB.c.lease_owner == sa.bindparam("worker"),
+        JOB.c.status == JobStatus.RUNNING,
+    )
+    .values(lease_expires_at=sa.bindparam("expires"), update_time=sa.bindparam("now"))
+    .returning(JOB.c.cancel_requested)
+)
+_HOLDS_LEASE = sa.select(JOB.c.id).where(
+    JOB.c.id == sa.bindparam("job_id"),
+    JOB.c.lease_owner == sa.bindparam("worker"),
+    JOB.c.status == JobStatus.RUNNING,
+)
+_SET_JOB_STATUS = (
+    sa.update(JOB)
+    .where(JOB.c.id == sa.bindparam("job_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        lease_owner=None,
+        lease_expires_at=None,
+        update_time=sa.bindparam("now"),
+    )
+)
 
 
 def renew_lease(session: Session, *, job_id: int, worker: str, lease: timedelta) -> bool | None:
@@ -71,42 +112,27 @@ def renew_lease(session: Session, *, job_id: int, worker: str, lease: timedelta)
     worker no longer holds the job (its lease expired and the job was taken from it)."""
     now = utcnow()
     row = session.execute(
-        sa.update(Job)
-        .where(col(Job.id) == job_id, col(Job.lease_owner) == worker, col(Job.status) == JobStatus.RUNNING)
-        .values(lease_expires_at=now + lease, update_time=now)
-        .returning(col(Job.cancel_requested))
+        _RENEW_LEASE, {"job_id": job_id, "worker": worker, "expires": now + lease, "now": now}
     ).one_or_none()
     return None if row is None else bool(row[0])
 
 
 def holds_lease(session: Session, *, job_id: int, worker: str) -> bool:
-    statement = select(Job.id).where(
-        Job.id == job_id, Job.lease_owner == worker, Job.status == JobStatus.RUNNING
-    )
-    return session.exec(statement).first() is not None
+    return session.execute(_HOLDS_LEASE, {"job_id": job_id, "worker": worker}).first() is not None
 
 
 def finish_job(session: Session, *, job_id: int) -> None:
-    now = utcnow()
-    session.execute(
-        sa.update(Job)
-        .where(col(Job.id) == job_id)
-        .values(status=JobStatus.DONE, lease_owner=None, lease_expires_at=None, update_time=now)
-    )
+    session.execute(_SET_JOB_STATUS, {"job_id": job_id, "new_status": JobStatus.DONE, "now": utcnow()})
 
 
-def requeue_job(session: Session, *, job_id: int, version: Version, message: str) -> None:
+def requeue_job(session: Session, *, job_id: int, version: Version, message: str) -> Event:
     """Puts a job back in the queue, for a worker to run from the start, and its version back to QUEUED."""
-    now = utcnow()
-    session.execute(
-        sa.update(Job)
-        .where(col(Job.id) == job_id)
-        .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None, update_time=now)
-    )
-    append_event(
+    session.execute(_SET_JOB_STATUS, {"job_id": job_id, "new_status": JobStatus.QUEUED, "now": utcnow()})
+    event = append_event(
         session, version=version, type=EventType.STATE, state=VersionState.QUEUED, stage=0, message=message
     )
     notify(session, JOBS_CHANNEL)
+    return event
 
 
 def end_job(
@@ -117,10 +143,12 @@ def end_job(
     state: VersionState,
     message: str,
     error: ErrorDetail | None = None,
-) -> None:
+) -> Event:
     """Finishes a job and records its version's terminal state (with the reason, if it failed)."""
     finish_job(session, job_id=job_id)
-    append_event(session, version=version, type=EventType.STATE, state=state, message=message, error=error)
+    return append_event(
+        session, version=version, type=EventType.STATE, state=state, message=message, error=error
+    )
 
 
 def request_cancel(session: Session, *, version_id: int) -> Job | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage._models import ConversationSession, Turn, Version
+from storage._tables import SESSION, TURN, VERSION, from_row, full_row, insert_params
 from storage._versions import utcnow
 
 
@@ -20,28 +22,36 @@ class NewTurn:
     parts: list[dict[str, object]]
 
 
-def get_session(session: Session, *, owner: str, generation_id: str) -> ConversationSession | None:
-    statement = select(ConversationSession).where(
-        ConversationSession.generation_id == generation_id, ConversationSession.owner == owner
+_SESSION_OF = sa.select(SESSION).where(
+    SESSION.c.generation_id == sa.bindparam("generation_id"), SESSION.c.owner == sa.bindparam("owner")
+)
+
+
+def _build_branch() -> sa.Select[Any]:
+    chain = (
+        sa.select(TURN.c.id, TURN.c.parent_turn_id)
+        .where(TURN.c.id == sa.bindparam("head_turn_id"))
+        .cte("chain", recursive=True)
     )
-    return session.exec(statement).one_or_none()
+    chain = chain.union_all(
+        sa.select(TURN.c.id, TURN.c.parent_turn_id).join(chain, TURN.c.id == chain.c.parent_turn_id)
+    )
+    return sa.select(TURN).where(TURN.c.id.in_(sa.select(chain.c.id))).order_by(TURN.c.number)
+
+
+_BRANCH = _build_branch()
+
+
+def get_session(session: Session, *, owner: str, generation_id: str) -> ConversationSession | None:
+    row = session.execute(_SESSION_OF, {"generation_id": generation_id, "owner": owner}).one_or_none()
+    return None if row is None else from_row(ConversationSession, row)
 
 
 def branch_turns(session: Session, *, head_turn_id: int | None) -> list[Turn]:
     """The turns of one branch, from the start of the session to `head_turn_id`, oldest first."""
     if head_turn_id is None:
         return []
-    chain = (
-        sa.select(col(Turn.id), col(Turn.parent_turn_id))
-        .where(col(Turn.id) == head_turn_id)
-        .cte("chain", recursive=True)
-    )
-    parent = sa.select(col(Turn.id), col(Turn.parent_turn_id)).join(
-        chain, col(Turn.id) == chain.c.parent_turn_id
-    )
-    chain = chain.union_all(parent)
-    statement = select(Turn).where(col(Turn.id).in_(sa.select(chain.c.id))).order_by(col(Turn.number))
-    return list(session.exec(statement).all())
+    return [from_row(Turn, row) for row in session.execute(_BRANCH, {"head_turn_id": head_turn_id})]
 
 
 def list_turns(session: Session, *, session_id: str, after_number: int, limit: int) -> Sequence[Turn]:
@@ -81,32 +91,43 @@ def record_exchange(session: Session, *, version: Version, session_id: str, turn
     """
     assert version.id is not None
     now = utcnow()
-    number = session.execute(
-        sa.select(sa.func.coalesce(sa.func.max(col(Turn.number)), 0)).where(
-            col(Turn.session_id) == session_id
-        )
-    ).scalar_one()
+    number = session.execute(_LAST_TURN_NUMBER, {"session_id": session_id}).scalar_one()
     parent_turn_id = version.base_turn_id
     for new in turns:
         number += 1
-        turn = Turn(
-            session_id=session_id,
-            number=number,
-            parent_turn_id=parent_turn_id,
-            version_id=version.id,
-            role=new.role,
-            parts=new.parts,
-            create_time=now,
-        )
-        session.add(turn)
-        session.flush()
-        parent_turn_id = turn.id
-    session.execute(
-        sa.update(Version).where(col(Version.id) == version.id).values(head_turn_id=parent_turn_id)
-    )
+        parent_turn_id = session.execute(
+            _INSERT_TURN,
+            insert_params(
+                full_row(
+                    TURN,
+                    {
+                        "session_id": session_id,
+                        "number": number,
+                        "parent_turn_id": parent_turn_id,
+                        "version_id": version.id,
+                        "role": new.role,
+                        "parts": new.parts,
+                        "create_time": now,
+                    },
+                )
+            ),
+        ).scalar_one()
+    session.execute(_SET_HEAD_TURN, {"version_id": version.id, "new_head_turn_id": parent_turn_id})
     version.head_turn_id = parent_turn_id
-    session.execute(
-        sa.update(ConversationSession)
-        .where(col(ConversationSession.id) == session_id)
-        .values(turn_count=ConversationSession.turn_count + 1, update_time=now)
-    )
+    session.execute(_COUNT_EXCHANGE, {"session_id": session_id, "now": now})
+
+
+_LAST_TURN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(TURN.c.number), 0)).where(
+    TURN.c.session_id == sa.bindparam("session_id")
+)
+_INSERT_TURN = sa.insert(TURN).returning(TURN.c.id)
+_SET_HEAD_TURN = (
+    sa.update(VERSION)
+    .where(VERSION.c.id == sa.bindparam("version_id"))
+    .values(head_turn_id=sa.bindparam("new_head_turn_id"))
+)
+_COUNT_EXCHANGE = (
+    sa.update(SESSION)
+    .where(SESSION.c.id == sa.bindparam("session_id"))
+    .values(turn_count=SESSION.c.turn_count + 1, update_time=sa.bindparam("now"))
+)

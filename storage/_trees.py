@@ -9,12 +9,15 @@ grows long, or when its deltas add up to a large share of the tree. docs/STORAGE
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage._models import ManifestEntry, Version
+from storage._tables import MANIFEST, VERSION
 from storage._versions import TreeEntry
 
 # A delta is written only while the chain stays short and its rows stay a small share of the
@@ -28,33 +31,47 @@ def _entry(row: ManifestEntry) -> TreeEntry:
     return TreeEntry(path=row.path, blob_sha256=row.blob_sha256, size=row.size, mime_type=row.mime_type)
 
 
-def _chain(session: Session, version_id: int) -> list[int]:
-    """The version ids whose manifest rows make up the tree, the snapshot first (one query)."""
-    chain = (
-        sa.select(col(Version.id), col(Version.manifest_base_id), sa.literal(0).label("depth"))
-        .where(col(Version.id) == version_id)
+def _build_chain() -> sa.Select[Any]:
+    start = (
+        sa.select(VERSION.c.id, VERSION.c.manifest_base_id, sa.literal(0).label("depth"))
+        .where(VERSION.c.id == sa.bindparam("version_id"))
         .cte("chain", recursive=True)
     )
-    chain = chain.union_all(
-        sa.select(col(Version.id), col(Version.manifest_base_id), (chain.c.depth + 1).label("depth")).join(
-            chain, col(Version.id) == chain.c.manifest_base_id
+    chain = start.union_all(
+        sa.select(VERSION.c.id, VERSION.c.manifest_base_id, (start.c.depth + 1).label("depth")).join(
+            start, VERSION.c.id == start.c.manifest_base_id
         )
     )
-    rows = session.execute(sa.select(chain.c.id).order_by(chain.c.depth.desc())).scalars().all()
-    return list(rows)
+    return sa.select(chain.c.id).order_by(chain.c.depth.desc())
+
+
+_CHAIN = _build_chain()
+_ROWS_OF = sa.select(
+    MANIFEST.c.version_id,
+    MANIFEST.c.path,
+    MANIFEST.c.blob_sha256,
+    MANIFEST.c.size,
+    MANIFEST.c.mime_type,
+    MANIFEST.c.deleted,
+).where(MANIFEST.c.version_id.in_(sa.bindparam("chain", expanding=True)))
+
+
+def _chain(session: Session, version_id: int) -> list[int]:
+    """The version ids whose manifest rows make up the tree, the snapshot first (one query)."""
+    return list(session.execute(_CHAIN, {"version_id": version_id}).scalars())
 
 
 def read_tree(session: Session, *, version_id: int) -> dict[str, TreeEntry]:
     """A version's whole tree, by path."""
     chain = _chain(session, version_id)
     order = {vid: position for position, vid in enumerate(chain)}
-    rows = session.exec(select(ManifestEntry).where(col(ManifestEntry.version_id).in_(chain))).all()
+    rows = session.execute(_ROWS_OF, {"chain": chain}).all()
     tree: dict[str, TreeEntry] = {}
-    for row in sorted(rows, key=lambda r: order[r.version_id]):
-        if row.deleted:
-            tree.pop(row.path, None)
+    for _version_id, path, blob_sha256, size, mime_type, deleted in sorted(rows, key=lambda r: order[r[0]]):
+        if deleted:
+            tree.pop(path, None)
         else:
-            tree[row.path] = _entry(row)
+            tree[path] = TreeEntry(path=path, blob_sha256=blob_sha256, size=size, mime_type=mime_type)
     return tree
 
 
@@ -146,10 +163,25 @@ def write_tree(
         values.update(manifest_base_id=None, manifest_chain=0, manifest_delta_rows=0)
         rows = [_row(version.id, entry) for entry in tree.values()]
     if rows:
-        session.execute(sa.insert(ManifestEntry), rows)
-    session.execute(sa.update(Version).where(col(Version.id) == version.id).values(values))
+        session.execute(_INSERT_MANIFEST, rows)
+    session.execute(
+        _set_tree(tuple(values)),
+        {"version_id": version.id, **{f"new_{key}": value for key, value in values.items()}},
+    )
     for key, value in values.items():
         setattr(version, key, value)
+
+
+_INSERT_MANIFEST = sa.insert(MANIFEST)
+
+
+@functools.cache
+def _set_tree(columns: tuple[str, ...]) -> sa.Update:
+    return (
+        sa.update(VERSION)
+        .where(VERSION.c.id == sa.bindparam("version_id"))
+        .values({column: sa.bindparam(f"new_{column}") for column in columns})
+    )
 
 
 def _row(version_id: int, entry: TreeEntry) -> dict[str, object]:

@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from storage._blobs import put_blobs
 from storage._ids import new_generation_id, new_session_id
 from storage._models import (
     TERMINAL_STATES,
-    ConversationSession,
     Event,
     EventType,
     Generation,
-    Job,
     JobStatus,
     Version,
     VersionAttachment,
     VersionKind,
     VersionState,
 )
+from storage._tables import (
+    ATTACHMENT,
+    EVENT,
+    GENERATION,
+    JOB,
+    SESSION,
+    VERSION,
+    from_row,
+    full_row,
+    insert_params,
+)
+
+_M = TypeVar("_M", bound=SQLModel)
 
 
 class StateConflictError(Exception):
@@ -99,29 +112,33 @@ def create_generation(
 ) -> tuple[Generation, Version]:
     """Creates a generation, its conversation session, and version 1 (see create_version)."""
     now = utcnow()
-    generation = Generation(
-        id=new_generation_id(),
-        owner=owner,
-        prompt=prompt,
-        model=model,
-        provider=provider,
-        version_count=0,
-        create_time=now,
-        update_time=now,
+    generation_row = full_row(
+        GENERATION,
+        {
+            "id": new_generation_id(),
+            "owner": owner,
+            "prompt": prompt,
+            "model": model,
+            "provider": provider,
+            "version_count": 0,
+            "create_time": now,
+            "update_time": now,
+        },
     )
-    session.add(generation)
-    session.flush()  # the rows below refer to it, and there are no ORM relationships to order the inserts
-    session.add(
-        ConversationSession(
-            id=new_session_id(),
-            generation_id=generation.id,
-            owner=owner,
-            model=model,
-            create_time=now,
-            update_time=now,
-        )
+    session.execute(_INSERT_GENERATION, generation_row)
+    session_row = full_row(
+        SESSION,
+        {
+            "id": new_session_id(),
+            "generation_id": generation_row["id"],
+            "owner": owner,
+            "model": model,
+            "create_time": now,
+            "update_time": now,
+        },
     )
-    session.flush()
+    session.execute(_INSERT_SESSION, session_row)
+    generation = from_row(Generation, generation_row)
     version = create_version(
         session,
         generation=generation,
@@ -136,6 +153,7 @@ def create_generation(
         request_id=request_id,
         request_fingerprint=request_fingerprint,
         attachments=attachments,
+        session_id=session_row["id"],
     )
     return generation, version
 
@@ -156,82 +174,117 @@ def create_version(
     attachments: Sequence[NewFile] = (),
     merge_parent_number: int | None = None,
     queue_job: bool = True,
+    session_id: str | None = None,
 ) -> Version:
     """Adds the generation's next version, QUEUED, with its job and its first event.
 
     With `queue_job=False` the version gets no job and no event: the caller completes it in
-    the same transaction (an upload or a merge, which need no model).
+    the same transaction (an upload or a merge, which need no model). `session_id` is the
+    generation's conversation session, when the caller already knows it.
     """
     now = utcnow()
-    number = session.execute(
-        sa.update(Generation)
-        .where(col(Generation.id) == generation.id)
-        .values(version_count=Generation.version_count + 1, update_time=now)
-        .returning(col(Generation.version_count))
-    ).scalar_one()
+    number = session.execute(_NEXT_VERSION_NUMBER, {"generation_id": generation.id, "now": now}).scalar_one()
     generation.version_count = number
-    version = Version(
-        generation_id=generation.id,
-        number=number,
-        owner=generation.owner,
-        kind=kind,
-        parent_number=parent_number,
-        merge_parent_number=merge_parent_number,
-        base_turn_id=base_turn_id,
-        turn=turn,
-        prompt=prompt,
-        model=model,
-        provider=provider,
-        state=VersionState.QUEUED,
-        message="Queued",
-        request_id=request_id,
-        request_fingerprint=request_fingerprint,
-        create_time=now,
-        update_time=now,
+    row = full_row(
+        VERSION,
+        {
+            "generation_id": generation.id,
+            "number": number,
+            "owner": generation.owner,
+            "kind": kind,
+            "parent_number": parent_number,
+            "merge_parent_number": merge_parent_number,
+            "base_turn_id": base_turn_id,
+            "turn": turn,
+            "prompt": prompt,
+            "model": model,
+            "provider": provider,
+            "state": VersionState.QUEUED,
+            "message": "Queued",
+            "request_id": request_id,
+            "request_fingerprint": request_fingerprint,
+            "create_time": now,
+            "update_time": now,
+        },
     )
-    session.add(version)
-    session.flush()
-    assert version.id is not None
+    row["id"] = version_id = session.execute(_INSERT_VERSION, insert_params(row)).scalar_one()
+    version = from_row(Version, row)
     if attachments:
         hashes = put_blobs(session, (attachment.data for attachment in attachments))
-        session.add_all(
-            VersionAttachment(
-                version_id=version.id,
-                position=position,
-                name=attachment.path,
-                mime_type=attachment.mime_type,
-                blob_sha256=digest,
-            )
-            for position, (attachment, digest) in enumerate(zip(attachments, hashes, strict=True))
+        session.execute(
+            sa.insert(ATTACHMENT),
+            [
+                {
+                    "version_id": version_id,
+                    "position": position,
+                    "name": attachment.path,
+                    "mime_type": attachment.mime_type,
+                    "blob_sha256": digest,
+                }
+                for position, (attachment, digest) in enumerate(zip(attachments, hashes, strict=True))
+            ],
         )
     if not queue_job:
         return version
-    session_id = session.execute(
-        sa.select(col(ConversationSession.id)).where(col(ConversationSession.generation_id) == generation.id)
-    ).scalar_one()
-    session.add(
-        Job(
-            version_id=version.id,
-            session_id=session_id,
-            status=JobStatus.QUEUED,
-            available_at=now,
-            create_time=now,
-            update_time=now,
-        )
+    if session_id is None:
+        session_id = session.execute(_SESSION_OF_GENERATION, {"id": generation.id}).scalar_one()
+    session.execute(
+        _INSERT_JOB,
+        insert_params(
+            full_row(
+                JOB,
+                {
+                    "version_id": version_id,
+                    "session_id": session_id,
+                    "status": JobStatus.QUEUED,
+                    "available_at": now,
+                    "create_time": now,
+                    "update_time": now,
+                },
+            )
+        ),
     )
     append_event(session, version=version, type=EventType.STATE, state=VersionState.QUEUED, message="Queued")
     notify(session, JOBS_CHANNEL)
     return version
 
 
+_INSERT_GENERATION = sa.insert(GENERATION)
+_INSERT_SESSION = sa.insert(SESSION)
+_INSERT_VERSION = sa.insert(VERSION).returning(VERSION.c.id)
+_INSERT_JOB = sa.insert(JOB)
+_NEXT_VERSION_NUMBER = (
+    sa.update(GENERATION)
+    .where(GENERATION.c.id == sa.bindparam("generation_id"))
+    .values(version_count=GENERATION.c.version_count + 1, update_time=sa.bindparam("now"))
+    .returning(GENERATION.c.version_count)
+)
+_SESSION_OF_GENERATION = sa.select(SESSION.c.id).where(SESSION.c.generation_id == sa.bindparam("id"))
+_VERSION_BY_REQUEST_ID = sa.select(VERSION).where(
+    VERSION.c.owner == sa.bindparam("owner"), VERSION.c.request_id == sa.bindparam("request_id")
+)
+_GENERATION_BY_ID = sa.select(GENERATION).where(
+    GENERATION.c.id == sa.bindparam("id"), GENERATION.c.owner == sa.bindparam("owner")
+)
+_VERSION_BY_NUMBER = sa.select(VERSION).where(
+    VERSION.c.generation_id == sa.bindparam("generation_id"),
+    VERSION.c.number == sa.bindparam("number"),
+    VERSION.c.owner == sa.bindparam("owner"),
+)
+_VERSION_BY_ID = sa.select(VERSION).where(VERSION.c.id == sa.bindparam("id"))
+
+
+def _one_or_none(session: Session, model: type[_M], statement: sa.Select[Any], **params: object) -> _M | None:
+    row = session.execute(statement, params).one_or_none()
+    return None if row is None else from_row(model, row)
+
+
 def find_version_by_request_id(session: Session, *, owner: str, request_id: str) -> Version | None:
-    statement = select(Version).where(Version.owner == owner, Version.request_id == request_id)
-    return session.exec(statement).one_or_none()
+    return _one_or_none(session, Version, _VERSION_BY_REQUEST_ID, owner=owner, request_id=request_id)
 
 
 def get_generation(session: Session, *, owner: str, generation_id: str) -> Generation | None:
-    statement = select(Generation).where(Generation.id == generation_id, Generation.owner == owner)
-    return session.exec(statement).one_or_none()
+    return _one_or_none(session, Generation, _GENERATION_BY_ID, id=generation_id, owner=owner)
 
 
 def list_generations(
@@ -245,14 +298,13 @@ def list_generations(
 
 
 def get_version(session: Session, *, owner: str, generation_id: str, number: int) -> Version | None:
-    statement = select(Version).where(
-        Version.generation_id == generation_id, Version.number == number, Version.owner == owner
+    return _one_or_none(
+        session, Version, _VERSION_BY_NUMBER, generation_id=generation_id, number=number, owner=owner
     )
-    return session.exec(statement).one_or_none()
 
 
 def get_version_by_id(session: Session, version_id: int) -> Version:
-    version = session.get(Version, version_id, populate_existing=True)
+    version = _one_or_none(session, Version, _VERSION_BY_ID, id=version_id)
     if version is None:
         raise LookupError(f"no version with id {version_id}")
     return version
@@ -270,13 +322,13 @@ def list_versions(
     return session.exec(statement).all()
 
 
-def list_attachments(session: Session, *, version_id: int) -> Sequence[VersionAttachment]:
-    statement = (
-        select(VersionAttachment)
-        .where(VersionAttachment.version_id == version_id)
-        .order_by(col(VersionAttachment.position))
-    )
-    return session.exec(statement).all()
+_ATTACHMENTS = (
+    sa.select(ATTACHMENT).where(ATTACHMENT.c.version_id == sa.bindparam("id")).order_by(ATTACHMENT.c.position)
+)
+
+
+def list_attachments(session: Session, *, version_id: int) -> list[VersionAttachment]:
+    return [from_row(VersionAttachment, row) for row in session.execute(_ATTACHMENTS, {"id": version_id})]
 
 
 def append_event(
@@ -291,7 +343,7 @@ def append_event(
     paths: Sequence[str] = (),
     error: ErrorDetail | None = None,
 ) -> Event:
-    """Records the next event of a version and applies it to the version row.
+    """Records the next event of a version and applies it to the version row (and to `version`).
 
     The version's event counter is bumped by one UPDATE, so concurrent writers get
     distinct, gap-free sequence numbers. A version in a terminal state takes no more
@@ -299,11 +351,7 @@ def append_event(
     """
     assert version.id is not None
     now = utcnow()
-    changes: dict[str, object] = {
-        "last_event_seq": Version.last_event_seq + 1,
-        "revision": Version.revision + 1,
-        "update_time": now,
-    }
+    changes: dict[str, object] = {"update_time": now}
     if state is not None:
         changes["state"] = state
         if state in TERMINAL_STATES:
@@ -316,38 +364,57 @@ def append_event(
         changes["message"] = message
     if error is not None:
         changes.update(error_code=error.code, error_reason=error.reason, error_message=error.message)
-    result = session.execute(
-        sa.update(Version)
-        .where(col(Version.id) == version.id, col(Version.state).not_in(list(TERMINAL_STATES)))
-        .values(changes)
-        .returning(
-            col(Version.last_event_seq),
-            col(Version.state),
-            col(Version.stage),
-            col(Version.total_stages),
-            col(Version.message),
-        )
-    ).one_or_none()
+    params = {"version_id": version.id, **{f"new_{key}": value for key, value in changes.items()}}
+    result = session.execute(_bump_version(tuple(changes)), params).one_or_none()
     if result is None:
         raise StateConflictError(get_version_by_id(session, version.id))
-    seq, current_state, current_stage, current_total, current_message = result
-    event = Event(
-        version_id=version.id,
-        seq=seq,
+    seq, revision, current_state, current_stage, current_total, current_message = result
+    for key, value in changes.items():
+        setattr(version, key, value)
+    version.last_event_seq, version.revision = seq, revision
+    version.state, version.stage, version.total_stages = current_state, current_stage, current_total
+    draft = EventDraft(
         type=type,
         state=current_state,
         stage=current_stage,
         total_stages=current_total,
         message=current_message if message is None else message,
-        paths=list(paths),
-        error_code=error.code if error else None,
-        error_reason=error.reason if error else None,
-        error_message=error.message if error else None,
+        paths=paths,
+        error=error,
         create_time=now,
     )
-    session.add(event)
+    row = _event_row(version.id, seq, draft, now)
+    session.execute(_INSERT_EVENT, row)
     notify(session, EVENTS_CHANNEL, str(version.id))
-    return event
+    return from_row(Event, row)
+
+
+_INSERT_EVENT = sa.insert(EVENT)
+
+
+@functools.cache
+def _bump_version(columns: tuple[str, ...]) -> sa.Update:
+    """The UPDATE that numbers a version's next event and sets `columns` (from `new_<column>` params)."""
+    return (
+        sa.update(VERSION)
+        .where(
+            VERSION.c.id == sa.bindparam("version_id"),
+            VERSION.c.state.not_in(sorted(TERMINAL_STATES)),
+        )
+        .values(
+            last_event_seq=VERSION.c.last_event_seq + 1,
+            revision=VERSION.c.revision + 1,
+            **{column: sa.bindparam(f"new_{column}") for column in columns},
+        )
+        .returning(
+            VERSION.c.last_event_seq,
+            VERSION.c.revision,
+            VERSION.c.state,
+            VERSION.c.stage,
+            VERSION.c.total_stages,
+            VERSION.c.message,
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,8 +444,6 @@ def append_events(
     now = utcnow()
     last = drafts[-1]
     changes: dict[str, object] = {
-        "last_event_seq": after_seq + len(drafts),
-        "revision": Version.revision + len(drafts),
         "update_time": now,
         "state": last.state,
         "stage": last.stage,
@@ -392,46 +457,72 @@ def append_events(
             error_code=last.error.code, error_reason=last.error.reason, error_message=last.error.message
         )
     updated = session.execute(
-        sa.update(Version)
-        .where(
-            col(Version.id) == version_id,
-            col(Version.last_event_seq) == after_seq,
-            col(Version.state).not_in(list(TERMINAL_STATES)),
-        )
-        .values(changes)
+        _bump_version_batch(tuple(changes)),
+        {
+            "version_id": version_id,
+            "after_seq": after_seq,
+            "count": len(drafts),
+            "new_last_event_seq": after_seq + len(drafts),
+            **{f"new_{key}": value for key, value in changes.items()},
+        },
     )
     if updated.rowcount != 1:  # type: ignore[attr-defined]
         raise StateConflictError(get_version_by_id(session, version_id))
-    events = [
-        Event(
-            version_id=version_id,
-            seq=after_seq + offset,
-            type=draft.type,
-            state=draft.state,
-            stage=draft.stage,
-            total_stages=draft.total_stages,
-            message=draft.message,
-            paths=list(draft.paths),
-            error_code=draft.error.code if draft.error else None,
-            error_reason=draft.error.reason if draft.error else None,
-            error_message=draft.error.message if draft.error else None,
-            create_time=draft.create_time or now,
-        )
-        for offset, draft in enumerate(drafts, start=1)
+    rows = [
+        _event_row(version_id, after_seq + offset, draft, now) for offset, draft in enumerate(drafts, start=1)
     ]
-    session.execute(sa.insert(Event), [event.model_dump() for event in events])
+    session.execute(_INSERT_EVENT, rows)
     notify(session, EVENTS_CHANNEL, str(version_id))
-    return events
+    return [from_row(Event, row) for row in rows]
 
 
-def list_events(session: Session, *, version_id: int, after_seq: int, limit: int = 500) -> Sequence[Event]:
-    statement = (
-        select(Event)
-        .where(Event.version_id == version_id, Event.seq > after_seq)
-        .order_by(col(Event.seq))
-        .limit(limit)
+def _event_row(version_id: int, seq: int, draft: EventDraft, now: datetime) -> dict[str, Any]:
+    error = draft.error
+    return {
+        "version_id": version_id,
+        "seq": seq,
+        "type": draft.type,
+        "state": draft.state,
+        "stage": draft.stage,
+        "total_stages": draft.total_stages,
+        "message": draft.message,
+        "paths": list(draft.paths),
+        "error_code": error.code if error else None,
+        "error_reason": error.reason if error else None,
+        "error_message": error.message if error else None,
+        "create_time": draft.create_time or now,
+    }
+
+
+@functools.cache
+def _bump_version_batch(columns: tuple[str, ...]) -> sa.Update:
+    """The UPDATE that takes `count` events after `after_seq` and sets `columns` (from `new_<column>`)."""
+    return (
+        sa.update(VERSION)
+        .where(
+            VERSION.c.id == sa.bindparam("version_id"),
+            VERSION.c.last_event_seq == sa.bindparam("after_seq"),
+            VERSION.c.state.not_in(sorted(TERMINAL_STATES)),
+        )
+        .values(
+            last_event_seq=sa.bindparam("new_last_event_seq"),
+            revision=VERSION.c.revision + sa.bindparam("count", type_=sa.Integer),
+            **{column: sa.bindparam(f"new_{column}") for column in columns},
+        )
     )
-    return session.exec(statement).all()
+
+
+_EVENTS_AFTER = (
+    sa.select(EVENT)
+    .where(EVENT.c.version_id == sa.bindparam("version_id"), EVENT.c.seq > sa.bindparam("after_seq"))
+    .order_by(EVENT.c.seq)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def list_events(session: Session, *, version_id: int, after_seq: int, limit: int = 500) -> list[Event]:
+    rows = session.execute(_EVENTS_AFTER, {"version_id": version_id, "after_seq": after_seq, "limit": limit})
+    return [from_row(Event, row) for row in rows]
 
 
 def store_files(session: Session, files: Sequence[NewFile]) -> list[TreeEntry]:
