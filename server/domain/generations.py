@@ -36,6 +36,8 @@ from server.providers._base import ChangeSet, FileUpsert, ProviderError
 
 _log = logging.getLogger("atelier.sessions")
 _ENDED_CACHE_SIZE = 1024
+# Progress reads stored events in pages of this many.
+_EVENTS_PAGE = 500
 
 
 _READABLE_STATES = frozenset({storage.VersionState.COMPLETED, storage.VersionState.NEEDS_REVIEW})
@@ -718,18 +720,34 @@ class GenerationService:
         if storage.VersionState(version.state).is_terminal and after_seq >= version.last_event_seq:
             return
         cursor = after_seq
+        ticket = self._hub.ticket(version_id)
+        # Whether everything stored had been read when the ticket was taken: then only a
+        # notification (which sets the ticket) or the poll interval can bring more.
+        caught_up = False
         while True:
-            ticket = self._hub.ticket(version_id)
-            events = await transactions.read(self._db, functools.partial(_events_after, version_id, cursor))
+            if ticket.is_set():
+                ticket, caught_up = self._hub.ticket(version_id), False
+            # What this process's writer just committed comes from memory, the rest from the
+            # database. (Another process's writes arrive by notification or by polling.)
+            events = self._hub.events_after(version_id, cursor)
+            if events:
+                caught_up = True
+            elif caught_up:
+                with anyio.move_on_after(self._settings.progress_poll_seconds):
+                    await ticket.wait()
+                ticket, caught_up = self._hub.ticket(version_id), False
+                continue
+            else:
+                events = await transactions.read(
+                    self._db, functools.partial(_events_after, version_id, cursor)
+                )
+                caught_up = len(events) < _EVENTS_PAGE
             for event in events:
                 yield event
                 cursor = event.seq
             # A version's terminal event is its last: nothing is recorded after it.
             if events and storage.VersionState(events[-1].state).is_terminal:
                 return
-            if not events:
-                with anyio.move_on_after(self._settings.progress_poll_seconds):
-                    await ticket.wait()
 
 
 def version_etag(version: storage.Version) -> str:
@@ -771,8 +789,8 @@ def _log_event(event: str, **fields: object) -> None:
     _log.info(json.dumps({"event": event, **fields}, default=str))
 
 
-def _events_after(version_id: int, after_seq: int, session: Session) -> Sequence[storage.Event]:
-    return storage.list_events(session, version_id=version_id, after_seq=after_seq)
+def _events_after(version_id: int, after_seq: int, session: Session) -> list[storage.Event]:
+    return storage.list_events(session, version_id=version_id, after_seq=after_seq, limit=_EVENTS_PAGE)
 
 
 def _fingerprint(*parts: object) -> str:

@@ -70,6 +70,8 @@ class _Job:
     base: dict[str, storage.TreeEntry] | None
     base_version: storage.Version | None
     titles: list[str]
+    # The RUNNING event the claim recorded.
+    running: storage.Event
     # The seq of the version's last stored event.
     stored_seq: int
     scope: anyio.CancelScope | None = None
@@ -168,13 +170,15 @@ class JobRunner:
                 if wakeup in self._idle:
                     self._idle.remove(wakeup)
                 continue
-            self._hub.notify(claimed.version_id)
             if isinstance(claimed, _Job):
+                self._hub.publish(claimed.version_id, [claimed.running])
                 try:
                     await self._run(claimed)
                 except Exception:
                     # The job keeps its lease until it expires; the reaper then requeues it.
                     _log.exception("could not record the end of job %s", claimed.claimed.job_id)
+            else:
+                self._hub.notify(claimed.version_id)
 
     async def _reap_loop(self) -> None:
         interval = max(self._settings.job_lease_seconds / 2, 0.5)
@@ -305,6 +309,7 @@ class JobRunner:
             base=base,
             base_version=base_version,
             titles=titles,
+            running=running,
             stored_seq=running.seq,
         )
 
@@ -417,9 +422,9 @@ class JobRunner:
         if merged is not None:
             progress.finish_stage(f"{SAVE_STAGE} done: {merged.file_count} files")
 
-        def settle(session: Session, drafts: list[storage.EventDraft]) -> None:
+        def settle(session: Session, drafts: list[storage.EventDraft]) -> list[storage.Event]:
             if not storage.holds_lease(session, job_id=job.claimed.job_id, worker=self._worker_name):
-                return
+                return []
             version = storage.get_version_by_id(session, job.version_id)
             if merged is not None:
                 entries = [*merged.carried, *storage.store_files(session, merged.written)]
@@ -436,11 +441,13 @@ class JobRunner:
                         session_id=job.session_id,
                         turns=[conversation.to_record(session, turn) for turn in self._exchange(job, merged)],
                     )
-            progress.write(session, drafts)
+            events = progress.write(session, drafts)
             if end is storage.VersionState.QUEUED:
-                storage.requeue_job(session, job_id=job.claimed.job_id, version=version, message=message)
+                last = storage.requeue_job(
+                    session, job_id=job.claimed.job_id, version=version, message=message
+                )
             else:
-                storage.end_job(
+                last = storage.end_job(
                     session,
                     job_id=job.claimed.job_id,
                     version=version,
@@ -448,6 +455,7 @@ class JobRunner:
                     message=message,
                     error=error,
                 )
+            return [*events, last]
 
         try:
             await progress.flush(settle)
@@ -541,14 +549,15 @@ class _JobProgress:
                 reason="PROVIDER_STAGE_MISMATCH",
             )
 
-    def write(self, session: Session, drafts: Sequence[storage.EventDraft]) -> None:
+    def write(self, session: Session, drafts: Sequence[storage.EventDraft]) -> list[storage.Event]:
         """Stores events taken from the pending list, in the caller's transaction."""
-        storage.append_events(
+        return storage.append_events(
             session, version_id=self._job.version_id, after_seq=self._job.stored_seq, drafts=drafts
         )
 
-    async def flush(self, work: Callable[[Session, list[storage.EventDraft]], None]) -> None:
-        """Runs `work` on the pending events in one write transaction, one flush at a time.
+    async def flush(self, work: Callable[[Session, list[storage.EventDraft]], list[storage.Event]]) -> None:
+        """Runs `work` on the pending events in one write transaction, one flush at a time, and
+        publishes the events it stored.
 
         The pending list is only touched on the event loop's thread; events recorded while
         the transaction runs wait for the next flush.
@@ -557,12 +566,12 @@ class _JobProgress:
             job = self._job
             drafts, job.pending = job.pending, []
             try:
-                await transactions.write(self._runner._db, lambda session: work(session, drafts))
+                stored = await transactions.write(self._runner._db, lambda session: work(session, drafts))
             except BaseException:
                 job.pending[:0] = drafts
                 raise
             job.stored_seq += len(drafts)
-        self._runner._hub.notify(job.version_id)
+        self._runner._hub.publish(job.version_id, stored)
 
     async def write_batches(self) -> None:
         """Writes pending events every few milliseconds while the job runs."""
