@@ -14,23 +14,10 @@ from server.providers._base import Attachment, Part, Turn
 
 def to_record(session: Session, turn: Turn) -> storage.NewTurn:
     """The stored form of a turn; inline data is stored as blobs (once each)."""
-    parts: list[dict[str, object]] = []
+    parts = []
     for part in turn.parts:
-        stored: dict[str, object]
-        if part.data is not None:
-            (digest,) = storage.put_blobs(session, [part.data])
-            stored = {
-                "blob": digest,
-                "mime_type": part.mime_type or "application/octet-stream",
-                "size": len(part.data),
-            }
-        else:
-            stored = {"text": part.text or ""}
-        if part.thought:
-            stored["thought"] = True
-        if part.thought_signature is not None:
-            stored["thought_signature"] = base64.b64encode(part.thought_signature).decode()
-        parts.append(stored)
+        digest = storage.put_blobs(session, [part.data])[0] if part.data is not None else ""
+        parts.append(_stored_part(part, digest))
     return storage.NewTurn(role=turn.role, parts=parts)
 
 
@@ -38,20 +25,54 @@ def from_record(session: Session, record: storage.Turn) -> Turn:
     """The provider's form of a stored turn, with its inline data read back."""
     parts = []
     for stored in record.parts:
-        signature = stored.get("thought_signature")
-        common = {
-            "thought": bool(stored.get("thought", False)),
-            "thought_signature": base64.b64decode(str(signature)) if signature else None,
-        }
+        data = None
         if "blob" in stored:
             data = storage.read_blob(session, str(stored["blob"]))
             if data is None:
                 raise LookupError(f"blob {stored['blob']} of turn {record.id} is missing")
-            parts.append(Part(data=data, mime_type=str(stored["mime_type"]), **common))  # type: ignore[arg-type]
-        else:
-            parts.append(Part(text=str(stored.get("text", "")), **common))  # type: ignore[arg-type]
-    role: Literal["user", "model"] = "model" if record.role == "model" else "user"
-    return Turn(role=role, parts=parts)
+        parts.append(_part(stored, data))
+    return Turn(role=_role(record.role), parts=parts)
+
+
+def as_read_back(turn: Turn) -> Turn:
+    """The turn exactly as `from_record` gives it back once stored, without the database."""
+    parts = [_part(_stored_part(part, "unstored"), part.data) for part in turn.parts]
+    return Turn(role=_role(turn.role), parts=parts)
+
+
+def _stored_part(part: Part, digest: str) -> dict[str, object]:
+    stored: dict[str, object]
+    if part.data is not None:
+        stored = {
+            "blob": digest,
+            "mime_type": part.mime_type or "application/octet-stream",
+            "size": len(part.data),
+        }
+    else:
+        stored = {"text": part.text or ""}
+    if part.thought:
+        stored["thought"] = True
+    if part.thought_signature is not None:
+        stored["thought_signature"] = base64.b64encode(part.thought_signature).decode()
+    return stored
+
+
+def _part(stored: dict[str, object], data: bytes | None) -> Part:
+    signature = stored.get("thought_signature")
+    thought = bool(stored.get("thought", False))
+    thought_signature = base64.b64decode(str(signature)) if signature else None
+    if "blob" in stored:
+        return Part(
+            data=data,
+            mime_type=str(stored["mime_type"]),
+            thought=thought,
+            thought_signature=thought_signature,
+        )
+    return Part(text=str(stored.get("text", "")), thought=thought, thought_signature=thought_signature)
+
+
+def _role(role: str) -> Literal["user", "model"]:
+    return "model" if role == "model" else "user"
 
 
 def history(session: Session, *, head_turn_id: int | None) -> list[Turn]:

@@ -29,6 +29,7 @@ import storage
 from server.config import Settings
 from server.domain import _transactions as transactions
 from server.domain import conversation, trees
+from server.domain._recent import Recent, Tree
 from server.domain.events import EventHub
 from server.providers import ProviderRegistry
 from server.providers._base import (
@@ -69,6 +70,7 @@ class _Job:
     # The tree the result merges onto, and its version; None when the version starts from nothing.
     base: dict[str, storage.TreeEntry] | None
     base_version: storage.Version | None
+    base_tree: Tree | None
     titles: list[str]
     # The RUNNING event the claim recorded.
     running: storage.Event
@@ -111,6 +113,7 @@ class JobRunner:
         # Set (and replaced) whenever a job of this process ends.
         self._job_ended = anyio.Event()
         self._running: dict[int, _Job] = {}
+        self._recent = Recent()
 
     def wake(self, *, everyone: bool = False) -> None:
         """Tells an idle worker (or every one) that a job was queued.
@@ -265,6 +268,7 @@ class JobRunner:
         base: dict[str, storage.TreeEntry] | None = None
         base_version: storage.Version | None = None
         source_files: list[SourceFile] = []
+        base_tree: Tree | None = None
         if version.parent_number is not None:
             parent = storage.get_version(
                 session,
@@ -274,10 +278,18 @@ class JobRunner:
             )
             assert parent is not None and parent.id is not None
             base_version = parent
-            base = storage.read_tree(session, version_id=parent.id)
-            entries = sorted(base.values(), key=lambda e: e.path.encode())
-            data = storage.read_blobs(session, (e.blob_sha256 for e in entries))
-            source_files = [SourceFile(e.path, e.mime_type, data[e.blob_sha256]) for e in entries]
+            base_tree = self._recent.tree(parent.id)
+            if base_tree is None:
+                entries = storage.read_tree(session, version_id=parent.id)
+                contents = storage.read_blobs(session, (e.blob_sha256 for e in entries.values()))
+                base_tree = Tree(entries, contents)
+            base = dict(base_tree.entries)
+            source_files = base_tree.files()
+        history: Sequence[Turn] | None = None
+        if version.base_turn_id is not None:
+            history = self._recent.branch(version.base_turn_id)
+        if history is None:
+            history = conversation.history(session, head_turn_id=version.base_turn_id)
         conversation_session = storage.get_session(
             session, owner=version.owner, generation_id=version.generation_id
         )
@@ -287,7 +299,7 @@ class JobRunner:
             model=version.model,
             attachments=[Attachment(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
             source_files=source_files,
-            history=conversation.history(session, head_turn_id=version.base_turn_id),
+            history=history,
             system_instruction=conversation_session.system_instruction if conversation_session else "",
         )
         provider = self._providers.get(version.provider)  # raises ProviderError if not configured
@@ -308,6 +320,7 @@ class JobRunner:
             provider=provider,
             base=base,
             base_version=base_version,
+            base_tree=base_tree,
             titles=titles,
             running=running,
             stored_seq=running.seq,
@@ -418,29 +431,45 @@ class JobRunner:
                 reason="PROVIDER_CRASHED",
                 message=f"the provider failed unexpectedly: {outcome!r}",
             )
-        merged = outcome if isinstance(outcome, trees.MergedTree) else None
+        # Only a result that is kept is stored: a job stopped after its merge stores nothing.
+        kept = (storage.VersionState.COMPLETED, storage.VersionState.NEEDS_REVIEW)
+        merged = outcome if isinstance(outcome, trees.MergedTree) and end in kept else None
         if merged is not None:
             progress.finish_stage(f"{SAVE_STAGE} done: {merged.file_count} files")
+        # What the next job on this version can start from, once the transaction commits.
+        made: tuple[Tree, Sequence[Turn] | None, int | None] | None = None
 
         def settle(session: Session, drafts: list[storage.EventDraft]) -> list[storage.Event]:
+            nonlocal made
             if not storage.holds_lease(session, job_id=job.claimed.job_id, worker=self._worker_name):
                 return []
             version = storage.get_version_by_id(session, job.version_id)
             if merged is not None:
-                entries = [*merged.carried, *storage.store_files(session, merged.written)]
+                written = storage.store_files(session, merged.written)
+                entries = [*merged.carried, *written]
                 storage.write_tree(
                     session,
                     version=version,
                     entries=entries,
                     base=(job.base_version, job.base) if job.base_version and job.base is not None else None,
                 )
+                branch: Sequence[Turn] | None = None
                 if job.session_id is not None:
+                    exchange = self._exchange(job, merged)
                     storage.record_exchange(
                         session,
                         version=version,
                         session_id=job.session_id,
-                        turns=[conversation.to_record(session, turn) for turn in self._exchange(job, merged)],
+                        turns=[conversation.to_record(session, turn) for turn in exchange],
                     )
+                    branch = [*job.request.history, *map(conversation.as_read_back, exchange)]
+                base_contents = job.base_tree.contents if job.base_tree is not None else {}
+                contents = {entry.blob_sha256: base_contents[entry.blob_sha256] for entry in merged.carried}
+                contents.update(
+                    (entry.blob_sha256, file.data)
+                    for entry, file in zip(written, merged.written, strict=True)
+                )
+                made = Tree({entry.path: entry for entry in entries}, contents), branch, version.head_turn_id
             events = progress.write(session, drafts)
             if end is storage.VersionState.QUEUED:
                 last = storage.requeue_job(
@@ -461,6 +490,12 @@ class JobRunner:
             await progress.flush(settle)
         except storage.StateConflictError as exc:
             _log.info("version id %s ended elsewhere first: %s", job.version_id, exc)
+            return
+        if made is not None:
+            tree, branch, head_turn_id = made
+            self._recent.keep_tree(job.version_id, tree)
+            if branch is not None and head_turn_id is not None:
+                self._recent.keep_branch(head_turn_id, branch)
 
     @staticmethod
     def _exchange(job: _Job, merged: trees.MergedTree) -> Sequence[Turn]:
