@@ -113,8 +113,9 @@ def _iterate_once(
         written = storage.store_files(
             session, [storage.NewFile(path, "text/x-python", data) for path, data in changes.items()]
         )
-        tree = dict(base) | {entry.path: entry for entry in written}
-        storage.write_tree(session, version=version, entries=list(tree.values()), base=(parent_row, base))
+        storage.write_changes(
+            session, version=version, base=(parent_row, base), upserts=written, deletions=()
+        )
         storage.append_event(
             session, version=version, type=storage.EventType.STATE, state=storage.VersionState.COMPLETED
         )

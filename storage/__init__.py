@@ -46,7 +46,7 @@ from storage._sessions import (
     turn_numbers,
     version_numbers,
 )
-from storage._trees import get_manifest_entry, list_manifest, read_tree, write_tree
+from storage._trees import get_manifest_entry, list_manifest, read_tree, write_changes, write_tree
 from storage._versions import (
     EVENTS_CHANNEL,
     JOBS_CHANNEL,
@@ -135,5 +135,6 @@ __all__ = [
     "turn_numbers",
     "utcnow",
     "version_numbers",
+    "write_changes",
     "write_tree",
 ]

@@ -10,7 +10,7 @@ grows long, or when its deltas add up to a large share of the tree. docs/STORAGE
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -115,11 +115,11 @@ def write_tree(
     entries: Sequence[TreeEntry],
     base: tuple[Version, Mapping[str, TreeEntry]] | None = None,
 ) -> None:
-    """Records a version's tree, as a delta against `base` (a version and its tree) when that is cheap.
+    """Records a version's whole tree, as a delta against `base` (a version and its tree) when
+    that is cheap.
 
     Also sets the version's file count and its added, modified and deleted counts against `base`.
     """
-    assert version.id is not None
     tree = {entry.path: entry for entry in entries}
     base_tree: Mapping[str, TreeEntry] = base[1] if base is not None else {}
     # Entries carried over from the base are the very same objects: `is` settles most paths
@@ -128,9 +128,53 @@ def write_tree(
         entry for path, entry in tree.items() if (old := base_tree.get(path)) is not entry and old != entry
     ]
     removed = [path for path in base_tree if path not in tree]
+    _record(session, version, base, changed, removed, len(tree), lambda: tree.values())
+
+
+def write_changes(
+    session: Session,
+    *,
+    version: Version,
+    base: tuple[Version, Mapping[str, TreeEntry]],
+    upserts: Sequence[TreeEntry],
+    deletions: Sequence[str],
+) -> None:
+    """Records a version's tree as `base` (a version and its tree) plus changes, like write_tree.
+
+    Costs what the change costs, not what the tree holds, unless a snapshot is due.
+    """
+    base_tree = base[1]
+    changed = [entry for entry in upserts if base_tree.get(entry.path) != entry]
+    upserted = {entry.path for entry in upserts}
+    removed = [path for path in dict.fromkeys(deletions) if path in base_tree and path not in upserted]
+    added = sum(1 for entry in changed if entry.path not in base_tree)
+    file_count = len(base_tree) + added - len(removed)
+
+    def whole() -> Iterable[TreeEntry]:
+        tree = dict(base_tree)
+        for path in removed:
+            del tree[path]
+        tree.update((entry.path, entry) for entry in changed)
+        return tree.values()
+
+    _record(session, version, base, changed, removed, file_count, whole)
+
+
+def _record(
+    session: Session,
+    version: Version,
+    base: tuple[Version, Mapping[str, TreeEntry]] | None,
+    changed: Sequence[TreeEntry],
+    removed: Sequence[str],
+    file_count: int,
+    whole: Callable[[], Iterable[TreeEntry]],
+) -> None:
+    """Writes the tree's rows (a delta, or a snapshot made by `whole`) and the version's counts."""
+    assert version.id is not None
+    base_tree: Mapping[str, TreeEntry] = base[1] if base is not None else {}
     added = sum(1 for entry in changed if entry.path not in base_tree)
     values: dict[str, object] = {
-        "file_count": len(tree),
+        "file_count": file_count,
         "added_count": added,
         "modified_count": len(changed) - added,
         "deleted_count": len(removed),
@@ -139,7 +183,7 @@ def write_tree(
     use_delta = (
         base is not None
         and base[0].manifest_chain < MAX_DELTA_CHAIN
-        and base[0].manifest_delta_rows + delta_rows <= max(64, MAX_DELTA_SHARE * len(tree))
+        and base[0].manifest_delta_rows + delta_rows <= max(64, MAX_DELTA_SHARE * file_count)
     )
     if use_delta:
         assert base is not None
@@ -161,7 +205,7 @@ def write_tree(
         ]
     else:
         values.update(manifest_base_id=None, manifest_chain=0, manifest_delta_rows=0)
-        rows = [_row(version.id, entry) for entry in tree.values()]
+        rows = [_row(version.id, entry) for entry in whole()]
     if rows:
         session.execute(_INSERT_MANIFEST, rows)
     session.execute(

@@ -437,7 +437,7 @@ class JobRunner:
         if merged is not None:
             progress.finish_stage(f"{SAVE_STAGE} done: {merged.file_count} files")
         # What the next job on this version can start from, once the transaction commits.
-        made: tuple[Tree, Sequence[Turn] | None, int | None] | None = None
+        made: tuple[list[storage.TreeEntry], Sequence[Turn] | None, int | None] | None = None
 
         def settle(session: Session, drafts: list[storage.EventDraft]) -> list[storage.Event]:
             nonlocal made
@@ -446,13 +446,16 @@ class JobRunner:
             version = storage.get_version_by_id(session, job.version_id)
             if merged is not None:
                 written = storage.store_files(session, merged.written)
-                entries = [*merged.carried, *written]
-                storage.write_tree(
-                    session,
-                    version=version,
-                    entries=entries,
-                    base=(job.base_version, job.base) if job.base_version and job.base is not None else None,
-                )
+                if job.base_version is not None and job.base is not None:
+                    storage.write_changes(
+                        session,
+                        version=version,
+                        base=(job.base_version, job.base),
+                        upserts=[*merged.moved, *written],
+                        deletions=merged.removed,
+                    )
+                else:
+                    storage.write_tree(session, version=version, entries=written)
                 branch: Sequence[Turn] | None = None
                 if job.session_id is not None:
                     exchange = self._exchange(job, merged)
@@ -463,13 +466,7 @@ class JobRunner:
                         turns=[conversation.to_record(session, turn) for turn in exchange],
                     )
                     branch = [*job.request.history, *map(conversation.as_read_back, exchange)]
-                base_contents = job.base_tree.contents if job.base_tree is not None else {}
-                contents = {entry.blob_sha256: base_contents[entry.blob_sha256] for entry in merged.carried}
-                contents.update(
-                    (entry.blob_sha256, file.data)
-                    for entry, file in zip(written, merged.written, strict=True)
-                )
-                made = Tree({entry.path: entry for entry in entries}, contents), branch, version.head_turn_id
+                made = written, branch, version.head_turn_id
             events = progress.write(session, drafts)
             if end is storage.VersionState.QUEUED:
                 last = storage.requeue_job(
@@ -491,11 +488,21 @@ class JobRunner:
         except storage.StateConflictError as exc:
             _log.info("version id %s ended elsewhere first: %s", job.version_id, exc)
             return
-        if made is not None:
-            tree, branch, head_turn_id = made
-            self._recent.keep_tree(job.version_id, tree)
+        if made is not None and merged is not None:
+            written, branch, head_turn_id = made
+            self._keep(job, merged, written)
             if branch is not None and head_turn_id is not None:
                 self._recent.keep_branch(head_turn_id, branch)
+
+    def _keep(self, job: _Job, merged: trees.MergedTree, written: Sequence[storage.TreeEntry]) -> None:
+        """Keeps the version's tree for the next job on it (built after the commit, off its path)."""
+        base_contents = job.base_tree.contents if job.base_tree is not None else {}
+        contents = {entry.blob_sha256: base_contents[entry.blob_sha256] for entry in merged.carried}
+        contents.update(
+            (entry.blob_sha256, file.data) for entry, file in zip(written, merged.written, strict=True)
+        )
+        entries = {entry.path: entry for entry in (*merged.carried, *written)}
+        self._recent.keep_tree(job.version_id, Tree(entries, contents))
 
     @staticmethod
     def _exchange(job: _Job, merged: trees.MergedTree) -> Sequence[Turn]:

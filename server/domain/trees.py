@@ -44,6 +44,9 @@ class MergedTree:
 
     carried: list[storage.TreeEntry]
     written: list[storage.NewFile]
+    # Against the base: carried entries now at another path (renamed), and paths gone.
+    moved: list[storage.TreeEntry]
+    removed: list[str]
     added: int
     modified: int
     deleted: int
@@ -154,6 +157,8 @@ def merge(
     return MergedTree(
         carried=carried,
         written=written,
+        moved=[entry for entry in carried if base.get(entry.path) is not entry],
+        removed=[path for path in base if path not in tree],
         added=added,
         modified=modified,
         deleted=deleted,

@@ -318,7 +318,8 @@ def _new_version(db: storage.Database, first: storage.Version, parent: int) -> s
         )
 
 
-def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database) -> None:
+@pytest.mark.parametrize("writer", ["whole tree", "changes"])
+def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database, writer: str) -> None:
     v1 = _generate(db)
     files = {f"src/f{i:04}.py": f"print({i})\n".encode() for i in range(500)}
     with db.write() as session:
@@ -338,10 +339,27 @@ def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database) -
         with db.write() as session:
             parent_tree = storage.read_tree(session, version_id=parent.id)
             parent_row = storage.get_version_by_id(session, parent.id)
-            entries = storage.store_files(
-                session, [storage.NewFile(p, "text/plain", d) for p, d in expected.items()]
-            )
-            storage.write_tree(session, version=child, entries=entries, base=(parent_row, parent_tree))
+            if writer == "whole tree":
+                entries = storage.store_files(
+                    session, [storage.NewFile(p, "text/plain", d) for p, d in expected.items()]
+                )
+                storage.write_tree(session, version=child, entries=entries, base=(parent_row, parent_tree))
+            else:
+                # Only what changed, plus an upsert that changes nothing and a deletion of nothing.
+                upserts = storage.store_files(
+                    session,
+                    [
+                        storage.NewFile(p, "text/plain", expected[p])
+                        for p in (f"src/f{step + 100:04}.py", f"new/{step}.md", "src/f0499.py")
+                    ],
+                )
+                storage.write_changes(
+                    session,
+                    version=child,
+                    base=(parent_row, parent_tree),
+                    upserts=upserts,
+                    deletions=[f"src/f{step:04}.py", "no/such/file.py"],
+                )
             rows = session.execute(
                 sa.select(sa.func.count())
                 .select_from(storage.ManifestEntry)
@@ -349,6 +367,7 @@ def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database) -
             ).scalar_one()
         assert rows < 10 or child.manifest_base_id is None, "a delta writes only what changed"
         assert (child.added_count, child.modified_count, child.deleted_count) == (1, 1, 1)
+        assert child.file_count == len(expected)
         versions.append(child)
     assert max(v.manifest_chain for v in versions) == storage._trees.MAX_DELTA_CHAIN
     assert any(v.manifest_base_id is None for v in versions[1:]), "a long chain ends in a new snapshot"
