@@ -64,6 +64,8 @@ class _Job:
     """A claimed job and everything its run needs, gathered in the claiming transaction."""
 
     claimed: storage.ClaimedJob
+    # The version as the claim read it (what the job needs of it never changes while it runs).
+    version: storage.Version
     session_id: str | None
     request: ProviderRequest
     provider: Provider
@@ -315,6 +317,7 @@ class JobRunner:
         )
         return _Job(
             claimed=claimed,
+            version=version,
             session_id=conversation_session.id if conversation_session else None,
             request=request,
             provider=provider,
@@ -443,7 +446,7 @@ class JobRunner:
             nonlocal made
             if not storage.holds_lease(session, job_id=job.claimed.job_id, worker=self._worker_name):
                 return []
-            version = storage.get_version_by_id(session, job.version_id)
+            version = job.version
             if merged is not None:
                 written = storage.store_files(session, merged.written)
                 if job.base_version is not None and job.base is not None:
@@ -467,21 +470,15 @@ class JobRunner:
                     )
                     branch = [*job.request.history, *map(conversation.as_read_back, exchange)]
                 made = written, branch, version.head_turn_id
-            events = progress.write(session, drafts)
             if end is storage.VersionState.QUEUED:
-                last = storage.requeue_job(
-                    session, job_id=job.claimed.job_id, version=version, message=message
-                )
-            else:
-                last = storage.end_job(
-                    session,
-                    job_id=job.claimed.job_id,
-                    version=version,
-                    state=end,
-                    message=message,
-                    error=error,
-                )
-            return [*events, last]
+                events = progress.write(session, drafts)
+                return [
+                    *events,
+                    storage.requeue_job(session, job_id=job.claimed.job_id, version=version, message=message),
+                ]
+            # The terminal event goes with the rest of the batch: one statement for all of them.
+            storage.finish_job(session, job_id=job.claimed.job_id)
+            return progress.write(session, [*drafts, progress.final(end, message, error)])
 
         try:
             await progress.flush(settle)
@@ -583,6 +580,20 @@ class _JobProgress:
     async def output(self, paths: Sequence[str]) -> None:
         await anyio.lowlevel.checkpoint()
         self._add(storage.EventType.OUTPUT, f"Produced {len(paths)} files", paths)
+
+    def final(
+        self, state: storage.VersionState, message: str, error: storage.ErrorDetail | None
+    ) -> storage.EventDraft:
+        """The job's terminal event, at the stage it reached."""
+        return storage.EventDraft(
+            type=storage.EventType.STATE,
+            state=state,
+            stage=self._current,
+            total_stages=self.total,
+            message=message,
+            error=error,
+            create_time=storage.utcnow(),
+        )
 
     def check_provider_stages(self) -> None:
         if self._current != self._provider_stages:
