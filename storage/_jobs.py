@@ -121,6 +121,18 @@ def holds_lease(session: Session, *, job_id: int, worker: str) -> bool:
     return session.execute(_HOLDS_LEASE, {"job_id": job_id, "worker": worker}).first() is not None
 
 
+def has_queued_job(session: Session, *, session_id: str) -> bool:
+    """Whether a job of the conversation session waits in the queue."""
+    return session.execute(_QUEUED_IN_SESSION, {"session_id": session_id}).first() is not None
+
+
+_QUEUED_IN_SESSION = (
+    sa.select(JOB.c.id)
+    .where(JOB.c.session_id == sa.bindparam("session_id"), JOB.c.status == JobStatus.QUEUED)
+    .limit(1)
+)
+
+
 def finish_job(session: Session, *, job_id: int) -> None:
     session.execute(_SET_JOB_STATUS, {"job_id": job_id, "new_status": JobStatus.DONE, "now": utcnow()})
 

@@ -80,6 +80,8 @@ class _Job:
     stored_seq: int
     scope: anyio.CancelScope | None = None
     stop_reason: str | None = None
+    # Set when the job ends while another job of its session waits in the queue.
+    successor_waiting: bool = False
     # Set when the result must be held back as NEEDS_REVIEW instead of COMPLETED.
     review_reason: str | None = None
     pending: list[storage.EventDraft] = field(default_factory=list)
@@ -157,24 +159,25 @@ class JobRunner:
             job.stop(_STOPPED_BY_SHUTDOWN)
 
     async def _work_loop(self) -> None:
+        # Whether a job may be waiting. A worker that just finished a job does not look again
+        # unless one was queued meanwhile or waits for the finished job's session: an empty
+        # claim would only compete with delivering that job's last events.
+        look = True
         while not self._stopping:
+            if not look:
+                if self._missed_wakeups:
+                    self._missed_wakeups -= 1  # a job was queued while no worker was idle
+                else:
+                    await self._idle_until_woken()
+                    if self._stopping:
+                        break
             try:
                 claimed = await transactions.write(self._db, self._claim)
             except Exception:
                 # A database outage must not take the worker down: log it, back off, try again.
                 _log.exception("could not claim a job; retrying")
                 claimed = None
-            if claimed is None:
-                if self._missed_wakeups:
-                    self._missed_wakeups -= 1  # a job was queued during the claim: look again
-                    continue
-                wakeup = anyio.Event()
-                self._idle.append(wakeup)
-                with anyio.move_on_after(self._settings.progress_poll_seconds):
-                    await wakeup.wait()
-                if wakeup in self._idle:
-                    self._idle.remove(wakeup)
-                continue
+            look = claimed is not None
             if isinstance(claimed, _Job):
                 self._hub.publish(claimed.version_id, [claimed.running])
                 try:
@@ -182,8 +185,18 @@ class JobRunner:
                 except Exception:
                     # The job keeps its lease until it expires; the reaper then requeues it.
                     _log.exception("could not record the end of job %s", claimed.claimed.job_id)
-            else:
+                look = claimed.successor_waiting
+            elif claimed is not None:
                 self._hub.notify(claimed.version_id)
+
+    async def _idle_until_woken(self) -> None:
+        """Waits for a wake-up, or the poll interval (which also finds jobs nobody announced)."""
+        wakeup = anyio.Event()
+        self._idle.append(wakeup)
+        with anyio.move_on_after(self._settings.progress_poll_seconds):
+            await wakeup.wait()
+        if wakeup in self._idle:
+            self._idle.remove(wakeup)
 
     async def _reap_loop(self) -> None:
         interval = max(self._settings.job_lease_seconds / 2, 0.5)
@@ -478,6 +491,8 @@ class JobRunner:
                 ]
             # The terminal event goes with the rest of the batch: one statement for all of them.
             storage.finish_job(session, job_id=job.claimed.job_id)
+            if job.session_id is not None:
+                job.successor_waiting = storage.has_queued_job(session, session_id=job.session_id)
             return progress.write(session, [*drafts, progress.final(end, message, error)])
 
         try:
