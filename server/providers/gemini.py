@@ -229,7 +229,7 @@ class GeminiProvider:
         self,
         request: ProviderRequest,
         user_turn: Turn,
-        contents: list[types.Content],
+        contents: list[types.ContentDict],
         config: types.GenerateContentConfig,
         answer: Answer,
         progress: Progress,
@@ -415,23 +415,33 @@ def _last_seen(history: Sequence[Turn]) -> dict[str, bytes]:
 # Conversions between our turns and google-genai's contents.
 
 
-def to_content(turn: Turn) -> types.Content:
-    """A turn as google-genai content. `from_content(to_content(t))` gives `t` back."""
-    parts: list[types.Part] = []
+def to_content(turn: Turn) -> types.ContentDict:
+    """A turn as google-genai content, in its dict form.
+
+    Dicts, not `types.Content` objects: the SDK validates the contents of every request, and
+    validating model instances costs it several times what validating dicts does (at 60 turns
+    of history, 14 ms against 2.5 ms). What goes on the wire is the same.
+    """
+    parts: list[types.PartDict] = []
     for part in turn.parts:
-        thought = True if part.thought else None
         if part.data is not None:
-            blob = types.Blob(data=part.data, mime_type=part.mime_type or "application/octet-stream")
-            parts.append(
-                types.Part(inline_data=blob, thought=thought, thought_signature=part.thought_signature)
-            )
+            media: types.PartDict = {
+                "inline_data": {"data": part.data, "mime_type": part.mime_type or "application/octet-stream"}
+            }
+            parts.append(_with_thought(media, part))
             if part.text:
-                parts.append(types.Part(text=part.text))
+                parts.append({"text": part.text})
         else:
-            parts.append(
-                types.Part(text=part.text or "", thought=thought, thought_signature=part.thought_signature)
-            )
-    return types.Content(role=turn.role, parts=parts)
+            parts.append(_with_thought({"text": part.text or ""}, part))
+    return {"role": turn.role, "parts": parts}
+
+
+def _with_thought(sdk_part: types.PartDict, part: Part) -> types.PartDict:
+    if part.thought:
+        sdk_part["thought"] = True
+    if part.thought_signature is not None:
+        sdk_part["thought_signature"] = part.thought_signature
+    return sdk_part
 
 
 def merge_parts(parts: Iterable[types.Part]) -> list[Part]:
@@ -564,7 +574,7 @@ class _Call:
         self,
         provider: GeminiProvider,
         model: str,
-        contents: list[types.Content],
+        contents: list[types.ContentDict],
         config: types.GenerateContentConfig,
         progress: Progress,
     ) -> None:
