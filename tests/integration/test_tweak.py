@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,7 +13,8 @@ from atelier.v1 import generation_pb2 as gen
 from atelier.v1 import progress_pb2 as prog
 from atelier.v1 import session_pb2
 
-from tests._support import Api, error_details, script
+from tests._support import Api, ServerProcess, error_details, fresh_database, script
+from tests.integration.conftest import SERVER_ENV
 
 PROMPT = "a python CLI that converts celsius to fahrenheit"
 
@@ -92,6 +94,26 @@ def test_concurrent_tweaks_of_one_session_never_interleave(alice: Api) -> None:
             "a tweak's user and model turns are adjacent"
         )
     assert alice.stub.GetSession(pb.GetSessionRequest(name=session), metadata=alice.metadata).turn_count == 9
+
+
+def test_a_queued_tweak_starts_as_soon_as_its_sessions_running_job_ends(backend: str, tmp_path: Path) -> None:
+    # Polls every 60 s: a tweak queued behind its session's running job must be started when
+    # that job ends (its worker looks for it), well before a poll would find it.
+    env = {**SERVER_ENV, "ATELIER_PROGRESS_POLL_SECONDS": "60"}
+    with fresh_database(backend, tmp_path) as url:
+        server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=env).start()
+        try:
+            with server.channel() as channel:
+                alice = Api(channel, "alice-token")
+                v1 = alice.wait(alice.generate(PROMPT, model="offline").name)
+                with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                    names = list(
+                        pool.map(lambda i: _tweak(alice, v1.name, f"add file notes/{i}.md").name, range(4))
+                    )
+                versions = [alice.wait(name, timeout=30) for name in names]
+        finally:
+            server.kill()
+    assert [v.state for v in versions] == [gen.VERSION_STATE_COMPLETED] * 4
 
 
 def test_tweak_refusals(alice: Api) -> None:
