@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench._iterate import IterateStats, iterate_json, render_iterate
+from bench._iterate import IterateStats, iterate_json, iterate_verdicts, render_iterate
 from bench._load import CallStats, CpuUse, JobStats
 from bench._memory import GROWTH_CEILING_MB, MemoryStats
 from bench._tweak import OVERHEAD_CEILING_MS, PHASES, RATIO_CEILING, TweakStats
@@ -181,6 +181,8 @@ def render(figures: Figures) -> str:
 
     missed = [target.title for target, _, ok in figures.verdicts() if not ok]
     missed += [target.title for target, _, ok in ceiling_verdicts(figures) if not ok]
+    if figures.iterate is not None:
+        missed += [title for title, ok in iterate_verdicts(figures.iterate) if not ok]
     lines.append("")
     if missed:
         lines.append(f"  TARGETS MISSED: {'; '.join(missed)} (a measurement: the exit code stays 0)")
