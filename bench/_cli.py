@@ -18,7 +18,14 @@ from pathlib import Path
 
 from bench._child import ChildFailed, run_in_child
 from bench._iterate import measure_iterate
-from bench._load import CHILD_GRACE_SECONDS, Window, echo_load, get_version_load, jobs_load
+from bench._load import (
+    CHILD_GRACE_SECONDS,
+    Window,
+    echo_load,
+    get_version_load,
+    job_shape_load,
+    jobs_load,
+)
 from bench._memory import SESSIONS, measure_memory
 from bench._report import Figures, render, to_json
 from bench._servers import ServerFailed, atelier_server, echo_server
@@ -83,6 +90,15 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
             concurrency=args.concurrency,
             window=window,
         )
+        _say(f"echo server: a job's gRPC calls (a unary call and a stream) for {window.seconds:g} s")
+        job_shape = run_in_child(
+            limit,
+            job_shape_load,
+            server.target,
+            server_pid=server.pid,
+            concurrency=args.jobs_concurrency,
+            window=window,
+        )
     figures = Figures(
         date=datetime.now().astimezone().isoformat(timespec="seconds"),
         cores=os.cpu_count() or 0,
@@ -97,6 +113,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
             "memory_sessions": None if args.no_memory else args.memory_sessions,
         },
         echo=echo,
+        job_shape=job_shape,
     )
 
     backends = ["sqlite"]

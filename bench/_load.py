@@ -19,7 +19,7 @@ import grpc
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
 
-from bench._echo import METHOD
+from bench._echo import METHOD, STREAM_METHOD
 
 # Long enough for a job on a loaded server; the window bounds the run, not these.
 _CALL_TIMEOUT = 30.0
@@ -155,6 +155,34 @@ def echo_load(
             async def once() -> None:
                 if len(await echo(payload, timeout=_CALL_TIMEOUT)) != payload_bytes:
                     raise ValueError("the echo server answered with different bytes")
+
+            return await _closed_loop(once, concurrency=concurrency, window=window, server_pid=server_pid)
+
+    return asyncio.run(load())
+
+
+# Progress events of one offline Generate job, counted in the benchmark's runs.
+JOB_SHAPE_EVENTS = 19
+
+
+def job_shape_load(target: str, *, server_pid: int, concurrency: int, window: Window) -> CallStats:
+    """A job's gRPC calls on the echo server: a unary call, then a stream of JOB_SHAPE_EVENTS
+    messages (64 bytes each), with as many in flight as the jobs load. What gRPC alone costs
+    a job, as a ceiling for Atelier's jobs/s."""
+
+    async def load() -> CallStats:
+        payload = b"\x5a" * 64
+        async with grpc.aio.insecure_channel(target) as channel:
+            echo = channel.unary_unary(METHOD)
+            stream = channel.unary_stream(STREAM_METHOD)
+
+            async def once() -> None:
+                await echo(payload, timeout=_CALL_TIMEOUT)
+                received = [
+                    message async for message in stream(payload[:JOB_SHAPE_EVENTS], timeout=_CALL_TIMEOUT)
+                ]
+                if len(received) != JOB_SHAPE_EVENTS:
+                    raise ValueError("the echo server streamed a different number of messages")
 
             return await _closed_loop(once, concurrency=concurrency, window=window, server_pid=server_pid)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench._iterate import IterateStats, iterate_json, iterate_verdicts, render_iterate
-from bench._load import CallStats, CpuUse, JobStats
+from bench._load import JOB_SHAPE_EVENTS, CallStats, CpuUse, JobStats
 from bench._memory import GROWTH_CEILING_MB, MemoryStats
 from bench._tweak import OVERHEAD_CEILING_MS, PHASES, RATIO_CEILING, TweakStats
 
@@ -57,6 +57,8 @@ class Figures:
     load_before: float | None
     settings: dict[str, Any]
     echo: CallStats
+    # A job's gRPC calls alone, on the echo server: the most jobs/s gRPC in Python allows.
+    job_shape: CallStats
     get_version: dict[str, CallStats] = field(default_factory=dict)
     jobs: dict[str, JobStats] = field(default_factory=dict)
     # Backend → why it was not measured.
@@ -143,6 +145,14 @@ def render(figures: Figures) -> str:
     row(
         f"echo unary ({s['payload_bytes']} B)", f"{figures.echo.rate:,.0f} rpc/s", 1.0, None, figures.echo.cpu
     )
+    shape = figures.job_shape
+    row(
+        f"echo, a job's calls (unary + {JOB_SHAPE_EVENTS})",
+        f"{shape.rate:,.0f} jobs/s",
+        figures.ratio(shape.rate),
+        None,
+        shape.cpu,
+    )
     for backend, stats in figures.get_version.items():
         target = GET_VERSION_TARGET if backend == "sqlite" else None
         title = f"GetVersion, {BACKEND_TITLES[backend]}"
@@ -193,7 +203,8 @@ def render(figures: Figures) -> str:
 
 def _problems(figures: Figures) -> list[str]:
     problems: list[str] = []
-    calls = {"echo": figures.echo} | {f"GetVersion {b}": c for b, c in figures.get_version.items()}
+    calls = {"echo": figures.echo, "echo, a job's calls": figures.job_shape}
+    calls |= {f"GetVersion {b}": c for b, c in figures.get_version.items()}
     for title, stats in calls.items():
         if stats.errors:
             problems.append(f"{title}: {stats.errors} failed calls, first: {stats.first_error}")
@@ -236,6 +247,7 @@ def to_json(figures: Figures) -> dict[str, Any]:
         "load_before": figures.load_before,
         "settings": figures.settings,
         "echo": _calls_json(figures, figures.echo),
+        "job_shape": _calls_json(figures, figures.job_shape) | {"stream_messages": JOB_SHAPE_EVENTS},
         "get_version": {b: _calls_json(figures, s) for b, s in figures.get_version.items()},
         "jobs": {
             backend: {
