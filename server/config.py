@@ -84,7 +84,11 @@ class Settings:
     # Overrides Google's endpoint (tests point it at a local fake).
     gemini_base_url: str = ""
     gemini_api_version: str = "v1beta"
+    # The longest wait for the next bytes of an answer (google-genai's timeout)...
     gemini_timeout_seconds: float = 120.0
+    # ...and for one request's whole answer, however steadily it streams. Either one timing
+    # out counts as a failed attempt (retried like a 5xx).
+    gemini_attempt_seconds: float = 600.0
     # How many bytes of a tree's file contents go to the model with a refinement; the other
     # files are listed by path, size and SHA-256.
     provider_context_budget_bytes: int = 1024 * 1024

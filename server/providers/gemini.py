@@ -563,6 +563,13 @@ class _Received:
         return text + (f" and {self.data_bytes} bytes of images" if self.data_bytes else "")
 
 
+class _AttemptTimedOut(Exception):
+    """An attempt did not get its whole answer within ATELIER_GEMINI_ATTEMPT_SECONDS."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete answer within {seconds:g} s")
+
+
 class _IncompleteAnswer(Exception):
     """The stream ended before the model said it had finished (worth another try)."""
 
@@ -588,6 +595,8 @@ class _Call:
         self._backoff = self._settings.provider_backoff_initial_seconds
         self._stream: AsyncIterator[types.GenerateContentResponse] | None = None
         self._first: types.GenerateContentResponse | None = None
+        # When the current attempt must have its whole answer (anyio's clock).
+        self._deadline = 0.0
 
     @property
     def _max_attempts(self) -> int:
@@ -597,15 +606,17 @@ class _Call:
         """Sends the request until the model starts answering (its first chunk arrives)."""
         while True:
             self._attempt += 1
+            self._deadline = anyio.current_time() + self._settings.gemini_attempt_seconds
             try:
-                models = self._provider._client.aio.models
-                self._stream = await models.generate_content_stream(
-                    model=self._model, contents=self._contents, config=self._config
-                )
-                try:
-                    self._first = await anext(self._stream)
-                except StopAsyncIteration:
-                    self._first = None
+                async with self._within_attempt():
+                    models = self._provider._client.aio.models
+                    self._stream = await models.generate_content_stream(
+                        model=self._model, contents=self._contents, config=self._config
+                    )
+                    try:
+                        self._first = await anext(self._stream)
+                    except StopAsyncIteration:
+                        self._first = None
                 return
             except Exception as exc:
                 await self._close()
@@ -621,7 +632,20 @@ class _Call:
                 await self._retry_or_raise(exc)
             await self.start()
 
+    @contextlib.asynccontextmanager
+    async def _within_attempt(self) -> AsyncIterator[None]:
+        """Bounds the attempt as a whole: the SDK's timeout only bounds each wait for bytes, so an
+        answer that trickles in could otherwise hold the job for ever."""
+        with anyio.move_on_at(self._deadline) as scope:
+            yield
+        if scope.cancelled_caught:
+            raise _AttemptTimedOut(self._settings.gemini_attempt_seconds)
+
     async def _read(self) -> Answer:
+        async with self._within_attempt():
+            return await self._read_all()
+
+    async def _read_all(self) -> Answer:
         received = _Received()
         reported = time.monotonic()
         if self._first is not None:
@@ -721,6 +745,8 @@ def _transient(exc: Exception) -> str | None:
         return f"connection to the model failed ({type(exc).__name__})"
     if isinstance(exc, _IncompleteAnswer):
         return "the answer stopped before it finished"
+    if isinstance(exc, _AttemptTimedOut):
+        return str(exc)
     return None
 
 

@@ -6,6 +6,7 @@ after restarts too, and every failure leaves the parent version untouched.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from atelier.v1 import generation_pb2 as gen
 
 from tests._support import Api, ServerProcess, fresh_database
 from tests.conftest import BACKENDS, check_backend
-from tests.fakes.gemini import FakeGemini, inline_data_of, make_png
+from tests.fakes.gemini import FakeGemini, Reply, inline_data_of, make_png
 
 TEXT_MODEL = "gemini-2.5-flash"
 IMAGE_MODEL = "gemini-2.5-flash-image"
@@ -248,3 +249,34 @@ def test_another_server_process_continues_the_conversation(
             assert a.read_file(v2.name, "app.py")[1] == b"v = 2\n"
     finally:
         second.kill()
+
+
+def test_an_answer_that_trickles_past_the_attempt_deadline_is_retried_then_fails(tmp_path: Path) -> None:
+    # Each chunk arrives well within google-genai's timeout (which only bounds each wait), but
+    # the whole answer takes longer than the attempt may: only the attempt deadline stops it.
+    trickle = dataclasses.replace(Reply.json_files({"app.py": "x = 3\n"}, pieces=4), chunk_delay_seconds=0.5)
+    with FakeGemini(default=None) as fake, fresh_database("sqlite", tmp_path) as url:
+        env = {**_env(fake), "ATELIER_GEMINI_ATTEMPT_SECONDS": "1"}
+        server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=env).start()
+        try:
+            with server.channel() as channel:
+                api = Api(channel)
+                fake.reply_json_files({"app.py": "x = 1\n"})
+                parent = api.wait(api.generate("an app").name)
+
+                fake.reply(trickle).reply_json_files({"app.py": "x = 2\n"})
+                name = _tweak(api, parent.name, "change it").name
+                messages = [event.message for event in api.progress(name, timeout=30)]
+                assert api.get(name).state == gen.VERSION_STATE_COMPLETED
+                assert any("no complete answer within 1 s, retrying" in m for m in messages), messages
+                assert _files(api, name)["app.py"] == b"x = 2\n"
+
+                fake.reply(trickle, trickle, trickle)
+                failed = api.wait(_tweak(api, parent.name, "change it again").name, timeout=30)
+                assert failed.state == gen.VERSION_STATE_FAILED
+                assert failed.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+                assert "after 3 attempts (no complete answer within 1 s)" in failed.error.message
+                assert _files(api, parent.name) == {"app.py": b"x = 1\n"}
+                assert fake.pending == 0
+        finally:
+            server.kill()
