@@ -459,35 +459,15 @@ class JobRunner:
             nonlocal made
             if not storage.holds_lease(session, job_id=job.claimed.job_id, worker=self._worker_name):
                 return []
-            version = job.version
             if merged is not None:
-                written = storage.store_files(session, merged.written)
-                if job.base_version is not None and job.base is not None:
-                    storage.write_changes(
-                        session,
-                        version=version,
-                        base=(job.base_version, job.base),
-                        upserts=[*merged.moved, *written],
-                        deletions=merged.removed,
-                    )
-                else:
-                    storage.write_tree(session, version=version, entries=written)
-                branch: Sequence[Turn] | None = None
-                if job.session_id is not None:
-                    exchange = self._exchange(job, merged)
-                    storage.record_exchange(
-                        session,
-                        version=version,
-                        session_id=job.session_id,
-                        turns=[conversation.to_record(session, turn) for turn in exchange],
-                    )
-                    branch = [*job.request.history, *map(conversation.as_read_back, exchange)]
-                made = written, branch, version.head_turn_id
+                made = self._store_result(session, job, merged)
             if end is storage.VersionState.QUEUED:
                 events = progress.write(session, drafts)
                 return [
                     *events,
-                    storage.requeue_job(session, job_id=job.claimed.job_id, version=version, message=message),
+                    storage.requeue_job(
+                        session, job_id=job.claimed.job_id, version=job.version, message=message
+                    ),
                 ]
             # The terminal event goes with the rest of the batch: one statement for all of them.
             storage.finish_job(session, job_id=job.claimed.job_id)
@@ -505,6 +485,35 @@ class JobRunner:
             self._keep(job, merged, written)
             if branch is not None and head_turn_id is not None:
                 self._recent.keep_branch(head_turn_id, branch)
+
+    def _store_result(
+        self, session: Session, job: _Job, merged: trees.MergedTree
+    ) -> tuple[list[storage.TreeEntry], Sequence[Turn] | None, int | None]:
+        """Stores the new tree and the exchange with the model; returns what `_keep` needs:
+        the stored new files, the conversation branch now ending at the version, and its head turn."""
+        version = job.version
+        written = storage.store_files(session, merged.written)
+        if job.base_version is not None and job.base is not None:
+            storage.write_changes(
+                session,
+                version=version,
+                base=(job.base_version, job.base),
+                upserts=[*merged.moved, *written],
+                deletions=merged.removed,
+            )
+        else:
+            storage.write_tree(session, version=version, entries=written)
+        if job.session_id is None:
+            return written, None, None
+        exchange = self._exchange(job, merged)
+        storage.record_exchange(
+            session,
+            version=version,
+            session_id=job.session_id,
+            turns=[conversation.to_record(session, turn) for turn in exchange],
+        )
+        branch = [*job.request.history, *map(conversation.as_read_back, exchange)]
+        return written, branch, version.head_turn_id
 
     def _keep(self, job: _Job, merged: trees.MergedTree, written: Sequence[storage.TreeEntry]) -> None:
         """Keeps the version's tree for the next job on it (built after the commit, off its path)."""
