@@ -2,15 +2,17 @@
 //
 //   ATELIER_TARGET=127.0.0.1:50051 [ATELIER_TOKEN=...] node generate.mjs "a prompt" [model]
 //
-// Loads proto/ (and third_party/proto for google/rpc/status.proto) at run time. Prints the new
-// version's name on stderr, then each progress event as one JSON line on stdout. Exits 0 when the
-// version ends COMPLETED, 1 when it ends otherwise, 2 when a call fails.
+// Loads proto/ (and third_party/proto for google/rpc) at run time. Prints the new version's name
+// on stderr, then each progress event as one JSON line on stdout. Exits 0 when the version ends
+// COMPLETED, 1 when it ends otherwise, 2 when a call fails: then stderr says the status, its
+// message, and the error's machine-readable reason and domain (google.rpc.ErrorInfo).
 import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..", "..");
@@ -22,6 +24,22 @@ const definition = protoLoader.loadSync("atelier/v1/atelier_service.proto", {
   defaults: true,
 });
 const { AtelierService } = grpc.loadPackageDefinition(definition).atelier.v1;
+
+// Every Atelier error carries a google.rpc.Status in the trailers, with an ErrorInfo among its details.
+const rpc = new protobuf.Root();
+rpc.resolvePath = (_origin, target) => path.join(root, "third_party", "proto", target);
+rpc.loadSync(["google/rpc/status.proto", "google/rpc/error_details.proto"], { keepCase: true });
+const Status = rpc.lookupType("google.rpc.Status");
+const ErrorInfo = rpc.lookupType("google.rpc.ErrorInfo");
+
+function errorInfo(error) {
+  const raw = error.metadata?.get("grpc-status-details-bin")?.[0];
+  if (!raw) return null;
+  for (const detail of Status.decode(raw).details) {
+    if (detail.type_url.endsWith("/google.rpc.ErrorInfo")) return ErrorInfo.decode(detail.value);
+  }
+  return null;
+}
 
 const TERMINAL = new Set([
   "VERSION_STATE_COMPLETED",
@@ -41,7 +59,9 @@ const deadline = (seconds) => new Date(Date.now() + seconds * 1000);
 const client = new AtelierService(target, grpc.credentials.createInsecure());
 
 function fail(error) {
-  process.stderr.write(`${grpc.status[error.code] ?? error.code}: ${error.details || error.message}\n`);
+  const info = errorInfo(error);
+  const reason = info ? ` (reason ${info.reason}, domain ${info.domain})` : "";
+  process.stderr.write(`${grpc.status[error.code] ?? error.code}: ${error.details || error.message}${reason}\n`);
   client.close();
   process.exit(2);
 }

@@ -65,3 +65,4 @@ def test_the_node_client_generates_and_follows_progress_to_completed(
 def test_the_node_client_reports_a_refused_call(node_client: Path, server: ServerProcess) -> None:
     result = _run(node_client, server, WORKFLOW_PROMPT, token="wrong")
     assert result.returncode == 2 and "UNAUTHENTICATED" in result.stderr
+    assert "(reason INVALID_TOKEN, domain atelier.v1)" in result.stderr, result.stderr
