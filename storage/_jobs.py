@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -22,20 +21,16 @@ class ClaimedJob:
     attempt: int
 
 
-def claim_job(
-    session: Session, *, worker: str, lease: timedelta, job_id: int | None = None
-) -> ClaimedJob | None:
+def claim_job(session: Session, *, worker: str, lease: timedelta) -> ClaimedJob | None:
     """Takes the oldest available QUEUED job whose session has no running job, or returns None.
 
-    With `job_id`, takes that job only (if it is available). PostgreSQL skips rows other
-    workers hold (FOR UPDATE SKIP LOCKED); SQLite needs no row lock because the write
-    transaction already holds the database's write lock. If another worker started a job
-    of the same session meanwhile, the unique index on running jobs refuses this claim, and
-    the job waits for the next attempt.
+    PostgreSQL skips rows other workers hold (FOR UPDATE SKIP LOCKED); SQLite needs no row
+    lock because the write transaction already holds the database's write lock. If another
+    worker started a job of the same session meanwhile, the unique index on running jobs
+    refuses this claim, and the job waits for the next attempt.
     """
     now = utcnow()
-    statement = _NEXT_JOB if job_id is None else _THAT_JOB
-    row = session.execute(statement, {"now": now, "job_id": job_id}).one_or_none()
+    row = session.execute(_NEXT_JOB, {"now": now}).one_or_none()
     if row is None:
         return None
     claimed_id, version_id = row
@@ -50,24 +45,20 @@ def claim_job(
     return ClaimedJob(job_id=claimed_id, version_id=version_id, attempt=attempt)
 
 
-def _claimable(statement: sa.Select[Any]) -> sa.Select[Any]:
-    busy_sessions = sa.select(JOB.c.session_id).where(
-        JOB.c.status == JobStatus.RUNNING, JOB.c.session_id.is_not(None)
+_BUSY_SESSIONS = sa.select(JOB.c.session_id).where(
+    JOB.c.status == JobStatus.RUNNING, JOB.c.session_id.is_not(None)
+)
+_NEXT_JOB = (
+    sa.select(JOB.c.id, JOB.c.version_id)
+    .where(
+        JOB.c.status == JobStatus.QUEUED,
+        JOB.c.available_at <= sa.bindparam("now"),
+        sa.or_(JOB.c.session_id.is_(None), JOB.c.session_id.not_in(_BUSY_SESSIONS)),
     )
-    return (
-        statement.where(
-            JOB.c.status == JobStatus.QUEUED,
-            JOB.c.available_at <= sa.bindparam("now"),
-            sa.or_(JOB.c.session_id.is_(None), JOB.c.session_id.not_in(busy_sessions)),
-        )
-        .order_by(JOB.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-
-
-_NEXT_JOB = _claimable(sa.select(JOB.c.id, JOB.c.version_id))
-_THAT_JOB = _claimable(sa.select(JOB.c.id, JOB.c.version_id).where(JOB.c.id == sa.bindparam("job_id")))
+    .order_by(JOB.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
 _START_JOB = (
     sa.update(JOB)
     .where(JOB.c.id == sa.bindparam("job_id"))
