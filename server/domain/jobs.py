@@ -296,8 +296,8 @@ class JobRunner:
             base_tree = self._recent.tree(parent.id)
             if base_tree is None:
                 entries = storage.read_tree(session, version_id=parent.id)
-                contents = storage.read_blobs(session, (e.blob_sha256 for e in entries.values()))
-                base_tree = Tree(entries, contents)
+                files = storage.read_blobs(session, (e.blob_sha256 for e in entries.values()))
+                base_tree = Tree(entries, files)
             base = dict(base_tree.entries)
             source_files = base_tree.files()
         history: Sequence[Turn] | None = None

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from atelier.v1 import atelier_service_pb2 as pb
+from atelier.v1 import file_pb2, session_pb2
 from atelier.v1 import generation_pb2 as gen
 from atelier.v1 import progress_pb2 as prog
-from atelier.v1 import session_pb2
 
 from tests._support import Api, ServerProcess, error_details, fresh_database, script
 from tests.integration.conftest import SERVER_ENV
@@ -114,6 +115,22 @@ def test_a_queued_tweak_starts_as_soon_as_its_sessions_running_job_ends(backend:
         finally:
             server.kill()
     assert [v.state for v in versions] == [gen.VERSION_STATE_COMPLETED] * 4
+
+
+def test_a_tweak_with_attachments_of_a_tree_no_job_made(alice: Api) -> None:
+    # An uploaded tree was made by no job, so the tweak's job reads it from the database, and
+    # the attachment's contents must still be the attachment's.
+    def messages() -> Iterator[pb.UploadTreeRequest]:
+        yield pb.UploadTreeRequest(description="uploaded")
+        yield pb.UploadTreeRequest(file=file_pb2.File(path="app.py"))
+        yield pb.UploadTreeRequest(data=b"print('hi')\n")
+
+    uploaded = alice.stub.UploadTree(messages(), metadata=alice.metadata, timeout=10)
+    logo = file_pb2.Attachment(name="logo.png", mime_type="image/png", data=b"\x89PNG-not-really")
+    tweak = _tweak(alice, uploaded.name, "add file notes.md", model="offline", attachments=[logo])
+    done = alice.wait(tweak.name)
+    assert done.state == gen.VERSION_STATE_COMPLETED, done.error.message
+    assert {"app.py", "notes.md"} <= set(alice.list_files(done.name))
 
 
 def test_tweak_refusals(alice: Api) -> None:
