@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio
+import sqlalchemy.exc
 from anyio.abc import TaskStatus
 from sqlmodel import Session
 
@@ -263,18 +264,30 @@ class JobRunner:
         if claimed is None:
             return None
         version = storage.get_version_by_id(session, claimed.version_id)
+        # _prepare only reads, until its last step records the RUNNING event, so a failure leaves
+        # nothing of its own to undo.
         try:
             return self._prepare(session, claimed, version)
         except ProviderError as exc:
-            storage.end_job(
-                session,
-                job_id=claimed.job_id,
-                version=version,
-                state=storage.VersionState.FAILED,
-                message=f"Failed: {exc.message}",
-                error=storage.ErrorDetail(code=exc.code, reason=exc.reason, message=exc.message),
+            error = storage.ErrorDetail(code=exc.code, reason=exc.reason, message=exc.message)
+        except sqlalchemy.exc.DBAPIError:
+            raise  # the database's doing, not the job's: the claim is tried again later
+        except Exception as exc:
+            # Left QUEUED, the job would be claimed again at once, failing the same way, ahead
+            # of every job queued after it.
+            _log.exception("could not start the job of version id %s", claimed.version_id)
+            error = storage.ErrorDetail(
+                code="INTERNAL", reason="JOB_NOT_STARTED", message=f"the job could not be started: {exc!r}"
             )
-            return claimed
+        storage.end_job(
+            session,
+            job_id=claimed.job_id,
+            version=version,
+            state=storage.VersionState.FAILED,
+            message=f"Failed: {error.message}",
+            error=error,
+        )
+        return claimed
 
     def _prepare(self, session: Session, claimed: storage.ClaimedJob, version: storage.Version) -> _Job:
         assert version.id is not None

@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import grpc
 import pytest
+import sqlalchemy as sa
+from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import generation_pb2 as gen
 
+import storage
 from tests._support import Api, ServerProcess, fresh_database, script
 from tests.conftest import check_backend
 from tests.integration.conftest import SERVER_ENV
@@ -86,3 +90,35 @@ def test_sigterm_requeues_a_running_job_and_the_next_server_finishes_it(tmp_path
             server.kill()
     assert version.state == gen.VERSION_STATE_COMPLETED
     assert any(e.message == "Requeued: the server is shutting down" for e in events)
+
+
+def test_a_job_that_cannot_be_prepared_fails_with_a_reason_and_blocks_no_other(tmp_path: Path) -> None:
+    # A stored turn that refers to a blob the database no longer has: the tweak's job cannot
+    # be prepared. It must fail with a reason, not stay first in the queue for ever.
+    with fresh_database("sqlite", tmp_path) as url:
+        server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=SERVER_ENV).start()
+        try:
+            with server.channel() as channel:
+                api = Api(channel, "alice-token")
+                v1 = api.wait(api.generate("a tiny CLI", model="offline").name)
+            server.kill()  # the next server has nothing of v1's conversation in memory
+            db = storage.Database(url)
+            with db.write() as session:
+                session.execute(
+                    sa.update(storage.Turn).values(parts=[{"blob": "0" * 64, "mime_type": "x/y"}])
+                )
+            db.dispose()
+
+            server.start()
+            with server.channel() as channel:
+                api = Api(channel, "alice-token")
+                request = pb.TweakRequest(name=v1.name, prompt="add file notes.md")
+                tweak = api.stub.Tweak(request, metadata=api.metadata, timeout=10)
+                failed = api.wait(tweak.name)
+                after = api.wait(api.generate("another CLI", model="offline").name)
+        finally:
+            server.kill()
+    assert failed.state == gen.VERSION_STATE_FAILED
+    assert failed.error.code == grpc.StatusCode.INTERNAL.value[0]
+    assert "could not be started" in failed.error.message
+    assert after.state == gen.VERSION_STATE_COMPLETED
