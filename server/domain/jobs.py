@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -70,10 +70,10 @@ class _Job:
     session_id: str | None
     request: ProviderRequest
     provider: Provider
-    # The tree the result merges onto, and its version; None when the version starts from nothing.
-    base: dict[str, storage.TreeEntry] | None
-    base_version: storage.Version | None
+    # The tree the result merges onto (with its files' contents), and its version; None when
+    # the version starts from nothing.
     base_tree: Tree | None
+    base_version: storage.Version | None
     titles: list[str]
     # The RUNNING event the claim recorded.
     running: storage.Event
@@ -90,6 +90,10 @@ class _Job:
     @property
     def version_id(self) -> int:
         return self.claimed.version_id
+
+    @property
+    def base(self) -> Mapping[str, storage.TreeEntry] | None:
+        return self.base_tree.entries if self.base_tree is not None else None
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -293,7 +297,6 @@ class JobRunner:
         assert version.id is not None
         attachments = storage.list_attachments(session, version_id=version.id)
         contents = storage.read_blobs(session, (a.blob_sha256 for a in attachments))
-        base: dict[str, storage.TreeEntry] | None = None
         base_version: storage.Version | None = None
         source_files: list[SourceFile] = []
         base_tree: Tree | None = None
@@ -311,7 +314,6 @@ class JobRunner:
                 entries = storage.read_tree(session, version_id=parent.id)
                 files = storage.read_blobs(session, (e.blob_sha256 for e in entries.values()))
                 base_tree = Tree(entries, files)
-            base = dict(base_tree.entries)
             source_files = base_tree.files()
         history: Sequence[Turn] | None = None
         if version.base_turn_id is not None:
@@ -331,7 +333,11 @@ class JobRunner:
             system_instruction=conversation_session.system_instruction if conversation_session else "",
         )
         provider = self._providers.get(version.provider)  # raises ProviderError if not configured
-        titles = [*provider.stage_titles(request), *([MERGE_STAGE] if base is not None else []), SAVE_STAGE]
+        titles = [
+            *provider.stage_titles(request),
+            *([MERGE_STAGE] if base_tree is not None else []),
+            SAVE_STAGE,
+        ]
         running = storage.append_event(
             session,
             version=version,
@@ -347,9 +353,8 @@ class JobRunner:
             session_id=conversation_session.id if conversation_session else None,
             request=request,
             provider=provider,
-            base=base,
-            base_version=base_version,
             base_tree=base_tree,
+            base_version=base_version,
             titles=titles,
             running=running,
             stored_seq=running.seq,
