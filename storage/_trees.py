@@ -128,7 +128,7 @@ def write_tree(
         entry for path, entry in tree.items() if (old := base_tree.get(path)) is not entry and old != entry
     ]
     removed = [path for path in base_tree if path not in tree]
-    _record(session, version, base, changed, removed, len(tree), lambda: tree.values())
+    _record(session, version, base, changed, removed, lambda: tree.values())
 
 
 def write_changes(
@@ -147,8 +147,6 @@ def write_changes(
     changed = [entry for entry in upserts if base_tree.get(entry.path) != entry]
     upserted = {entry.path for entry in upserts}
     removed = [path for path in dict.fromkeys(deletions) if path in base_tree and path not in upserted]
-    added = sum(1 for entry in changed if entry.path not in base_tree)
-    file_count = len(base_tree) + added - len(removed)
 
     def whole() -> Iterable[TreeEntry]:
         tree = dict(base_tree)
@@ -157,7 +155,7 @@ def write_changes(
         tree.update((entry.path, entry) for entry in changed)
         return tree.values()
 
-    _record(session, version, base, changed, removed, file_count, whole)
+    _record(session, version, base, changed, removed, whole)
 
 
 def _record(
@@ -166,13 +164,13 @@ def _record(
     base: tuple[Version, Mapping[str, TreeEntry]] | None,
     changed: Sequence[TreeEntry],
     removed: Sequence[str],
-    file_count: int,
     whole: Callable[[], Iterable[TreeEntry]],
 ) -> None:
     """Writes the tree's rows (a delta, or a snapshot made by `whole`) and the version's counts."""
     assert version.id is not None
     base_tree: Mapping[str, TreeEntry] = base[1] if base is not None else {}
     added = sum(1 for entry in changed if entry.path not in base_tree)
+    file_count = len(base_tree) + added - len(removed)
     values: dict[str, object] = {
         "file_count": file_count,
         "added_count": added,
