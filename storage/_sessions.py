@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage._models import ConversationSession, Turn, Version
-from storage._tables import SESSION, TURN, VERSION, from_row, full_row, insert_params
+from storage._tables import SESSION, TURN, VERSION, from_row, full_row, insert_params, one_or_none
 from storage._versions import utcnow
 
 
@@ -43,8 +43,7 @@ _BRANCH = _build_branch()
 
 
 def get_session(session: Session, *, owner: str, generation_id: str) -> ConversationSession | None:
-    row = session.execute(_SESSION_OF, {"generation_id": generation_id, "owner": owner}).one_or_none()
-    return None if row is None else from_row(ConversationSession, row)
+    return one_or_none(session, ConversationSession, _SESSION_OF, generation_id=generation_id, owner=owner)
 
 
 def branch_turns(session: Session, *, head_turn_id: int | None) -> list[Turn]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import ClassManager, instrumentation
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from storage._models import (
     Blob,
@@ -52,6 +52,12 @@ def from_row(model: type[_M], row: sa.Row[Any] | dict[str, Any]) -> _M:
     # The ORM's instance state, as `__init__` would create it, so that attributes can be set.
     _manager(model)._new_state_if_none(instance)
     return instance
+
+
+def one_or_none(session: Session, model: type[_M], statement: sa.Select[Any], **params: object) -> _M | None:
+    """The one row `statement` finds, as a `model` object (see from_row), or None."""
+    row = session.execute(statement, params).one_or_none()
+    return None if row is None else from_row(model, row)
 
 
 @functools.cache

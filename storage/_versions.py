@@ -9,10 +9,10 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from storage._blobs import put_blobs
 from storage._ids import new_generation_id, new_session_id
@@ -37,9 +37,8 @@ from storage._tables import (
     from_row,
     full_row,
     insert_params,
+    one_or_none,
 )
-
-_M = TypeVar("_M", bound=SQLModel)
 
 
 class StateConflictError(Exception):
@@ -274,17 +273,12 @@ _VERSION_BY_NUMBER = sa.select(VERSION).where(
 _VERSION_BY_ID = sa.select(VERSION).where(VERSION.c.id == sa.bindparam("id"))
 
 
-def _one_or_none(session: Session, model: type[_M], statement: sa.Select[Any], **params: object) -> _M | None:
-    row = session.execute(statement, params).one_or_none()
-    return None if row is None else from_row(model, row)
-
-
 def find_version_by_request_id(session: Session, *, owner: str, request_id: str) -> Version | None:
-    return _one_or_none(session, Version, _VERSION_BY_REQUEST_ID, owner=owner, request_id=request_id)
+    return one_or_none(session, Version, _VERSION_BY_REQUEST_ID, owner=owner, request_id=request_id)
 
 
 def get_generation(session: Session, *, owner: str, generation_id: str) -> Generation | None:
-    return _one_or_none(session, Generation, _GENERATION_BY_ID, id=generation_id, owner=owner)
+    return one_or_none(session, Generation, _GENERATION_BY_ID, id=generation_id, owner=owner)
 
 
 def list_generations(
@@ -298,13 +292,13 @@ def list_generations(
 
 
 def get_version(session: Session, *, owner: str, generation_id: str, number: int) -> Version | None:
-    return _one_or_none(
+    return one_or_none(
         session, Version, _VERSION_BY_NUMBER, generation_id=generation_id, number=number, owner=owner
     )
 
 
 def get_version_by_id(session: Session, version_id: int) -> Version:
-    version = _one_or_none(session, Version, _VERSION_BY_ID, id=version_id)
+    version = one_or_none(session, Version, _VERSION_BY_ID, id=version_id)
     if version is None:
         raise LookupError(f"no version with id {version_id}")
     return version
