@@ -11,12 +11,12 @@ by polling).
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Sequence
 
 import anyio
 
 import storage
+from server.domain._lru import LRU
 
 # Bounds on the events kept: enough for every running job's recent progress, small enough
 # that memory never grows with the number of versions.
@@ -28,7 +28,7 @@ class EventHub:
     def __init__(self) -> None:
         self._tickets: dict[int, anyio.Event] = {}
         # Per version, a run of committed events with consecutive seqs, the newest last.
-        self._recent: collections.OrderedDict[int, list[storage.Event]] = collections.OrderedDict()
+        self._runs: LRU[int, list[storage.Event]] = LRU(max_entries=_KEPT_VERSIONS)
 
     def ticket(self, version_id: int) -> anyio.Event:
         """An event that is set at the next notification for the version."""
@@ -48,21 +48,18 @@ class EventHub:
         Only committed events may be published: a subscriber takes them as stored.
         """
         if events:
-            run = self._recent.get(version_id)
+            run = self._runs.get(version_id)
             if run is not None and run[-1].seq + 1 == events[0].seq:
                 run.extend(events)
                 del run[:-_KEPT_EVENTS_PER_VERSION]
             else:
                 # Not a continuation (say another process wrote the events between): start again.
-                self._recent[version_id] = list(events[-_KEPT_EVENTS_PER_VERSION:])
-            self._recent.move_to_end(version_id)
-            while len(self._recent) > _KEPT_VERSIONS:
-                self._recent.popitem(last=False)
+                self._runs.put(version_id, list(events[-_KEPT_EVENTS_PER_VERSION:]))
         self.notify(version_id)
 
     def events_after(self, version_id: int, after_seq: int) -> list[storage.Event]:
         """The kept events right after `after_seq`; empty when memory does not have the next one."""
-        run = self._recent.get(version_id)
+        run = self._runs.get(version_id)
         if not run or not run[0].seq <= after_seq + 1 <= run[-1].seq:
             return []
         return run[after_seq + 1 - run[0].seq :]

@@ -6,7 +6,6 @@ event loop never blocks), and wakes the job runner and Progress subscribers.
 
 from __future__ import annotations
 
-import collections
 import functools
 import hashlib
 import json
@@ -22,6 +21,7 @@ import storage
 from server.config import ModelConfig, Settings
 from server.domain import _transactions as transactions
 from server.domain import tree_ops, trees
+from server.domain._lru import LRU
 from server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -74,9 +74,7 @@ class GenerationService:
         self._settings = settings
         # Versions in a terminal state never change again, in any process: GetVersion serves
         # them from this small, bounded cache, without a database read or a thread hop.
-        self._ended: collections.OrderedDict[tuple[str, str, int], storage.Version] = (
-            collections.OrderedDict()
-        )
+        self._ended: LRU[tuple[str, str, int], storage.Version] = LRU(max_entries=_ENDED_CACHE_SIZE)
 
     # Generate
 
@@ -338,13 +336,10 @@ class GenerationService:
         key = (owner, ref.generation_id, ref.number)
         cached = self._ended.get(key)
         if cached is not None:
-            self._ended.move_to_end(key)
             return cached
         version = await transactions.read(self._db, lambda s: self._version(s, owner, ref))
         if storage.VersionState(version.state).is_terminal:
-            self._ended[key] = version
-            if len(self._ended) > _ENDED_CACHE_SIZE:
-                self._ended.popitem(last=False)
+            self._ended.put(key, version)
         return version
 
     @staticmethod
