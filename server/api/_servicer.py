@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2, session_pb2, tree_pb2
+from atelier.v1 import atelier_service_pb2_grpc, file_pb2, generation_pb2, progress_pb2, session_pb2, tree_pb2
 from grpc_status import rpc_status
 
 import storage
@@ -78,6 +78,10 @@ def _stream(
     return wrapper
 
 
+def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[AttachmentInput]:
+    return [AttachmentInput(a.name, a.mime_type, a.data) for a in attachments]
+
+
 class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     def __init__(self, *, service: GenerationService, settings: Settings) -> None:
         self._service = service
@@ -93,7 +97,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             prompt=request.prompt,
             model=request.model,
             request_id=request.request_id,
-            attachments=[AttachmentInput(a.name, a.mime_type, a.data) for a in request.attachments],
+            attachments=_attachments(request.attachments),
         )
         return _convert.version_to_proto(version)
 
@@ -108,7 +112,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             model=request.model,
             request_id=request.request_id,
             etag=request.etag,
-            attachments=[AttachmentInput(a.name, a.mime_type, a.data) for a in request.attachments],
+            attachments=_attachments(request.attachments),
         )
         return _convert.version_to_proto(version)
 
