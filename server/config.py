@@ -160,11 +160,48 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["gemini_api_key"] = environ["GEMINI_API_KEY"]
     settings = replace(Settings(), **values)
     # Fail at start-up, not on the first request.
+    _check_ranges(settings)
     _ = settings.principals_by_token, settings.resolved_default_model
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
     if uses_gemini and not settings.gemini_api_key:
         raise ValueError("the gemini provider needs an API key: set GEMINI_API_KEY")
     return settings
+
+
+# Numbers that must be above zero (a zero lease, poll or limit would stop the server working),
+# and numbers that may be zero but never negative.
+_POSITIVE = (
+    "max_prompt_bytes",
+    "max_message_bytes",
+    "max_file_bytes",
+    "max_tree_bytes",
+    "max_tree_files",
+    "job_lease_seconds",
+    "job_heartbeat_seconds",
+    "job_max_attempts",
+    "progress_poll_seconds",
+    "gemini_timeout_seconds",
+    "gemini_attempt_seconds",
+    "provider_max_attempts",
+)
+_NOT_NEGATIVE = (
+    "max_attachment_bytes",
+    "workers",
+    "max_deletion_share",
+    "shutdown_grace_seconds",
+    "provider_context_budget_bytes",
+    "provider_backoff_initial_seconds",
+    "provider_backoff_max_seconds",
+)
+
+
+def _check_ranges(settings: Settings) -> None:
+    for name in _POSITIVE:
+        if getattr(settings, name) <= 0:
+            raise ValueError(f"{_PREFIX}{name.upper()} must be above 0, got {getattr(settings, name)!r}")
+    for name in _NOT_NEGATIVE:
+        if getattr(settings, name) < 0:
+            raise ValueError(f"{_PREFIX}{name.upper()} must not be negative, got {getattr(settings, name)!r}")
 
 
 def _read_file(path: Path) -> dict[str, Any]:
