@@ -55,6 +55,9 @@ CANCELLED_BY_USER = storage.ErrorDetail(
 # that a burst of events costs one transaction.
 _EVENT_BATCH_SECONDS = 0.02
 
+# How long shutdown waits for stopped jobs to record their requeue (one short transaction each).
+_REQUEUE_SECONDS = 5.0
+
 _STOPPED_BY_SHUTDOWN = "shutdown"
 _STOPPED_BY_CANCEL = "cancel"
 _STOPPED_BY_LOST_LEASE = "lost-lease"
@@ -157,11 +160,17 @@ class JobRunner:
         self._stopping = True
         self._stop_requested.set()
         self.wake(everyone=True)
-        with anyio.move_on_after(self._settings.shutdown_grace_seconds):
-            while self._running:
-                await self._job_ended.wait()
+        await self._until_no_job_runs(self._settings.shutdown_grace_seconds)
         for job in list(self._running.values()):
             job.stop(_STOPPED_BY_SHUTDOWN)
+        # Let each stopped job record its requeue before the process goes: otherwise it stays
+        # RUNNING until its lease expires and the reaper of another process requeues it.
+        await self._until_no_job_runs(_REQUEUE_SECONDS)
+
+    async def _until_no_job_runs(self, seconds: float) -> None:
+        with anyio.move_on_after(seconds):
+            while self._running:
+                await self._job_ended.wait()
 
     async def _work_loop(self) -> None:
         # Whether a job may be waiting. A worker that just finished a job does not look again
