@@ -6,7 +6,6 @@ not mention are carried forward untouched: a refinement never loses a user's fil
 
 from __future__ import annotations
 
-import mimetypes
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,9 +13,9 @@ from pathlib import PurePosixPath
 
 import storage
 from server.config import Settings
+from server.files import guess_mime_type, path_problem
 from server.providers._base import ChangeSet, ProviderError, Turn
 
-MAX_PATH_BYTES = 1024
 _DELETION_WORDS = re.compile(
     r"\b(delete|deletes|deleting|remove|removes|removing|drop|rm|prune|clean\s*up|get rid)\b", re.I
 )
@@ -63,24 +62,6 @@ class MergedTree:
         return bool(self.added or self.modified or self.deleted)
 
 
-def path_problem(path: str) -> str | None:
-    """Why a path cannot name a file of a tree, or None if it can."""
-    if not path:
-        return "is empty"
-    if "\x00" in path:
-        return "contains NUL"
-    if "\\" in path:
-        return "contains a backslash (use /)"
-    if path.startswith("/"):
-        return "is absolute"
-    if len(path.encode()) > MAX_PATH_BYTES:
-        return f"is longer than {MAX_PATH_BYTES} bytes"
-    parts = path.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        return "has an empty, '.' or '..' segment"
-    return None
-
-
 def merge(
     base: Mapping[str, storage.TreeEntry], changes: ChangeSet, limits: Limits | None = None
 ) -> MergedTree:
@@ -125,7 +106,7 @@ def merge(
     for upsert in changes.upserts:
         if not check(upsert.path, "file"):
             continue
-        mime_type = upsert.mime_type or mimetypes.guess_type(upsert.path)[0] or "application/octet-stream"
+        mime_type = upsert.mime_type or guess_mime_type(upsert.path, upsert.data)
         previous = tree.get(upsert.path)
         if isinstance(previous, storage.TreeEntry) and previous.blob_sha256 == storage.sha256_hex(
             upsert.data

@@ -26,13 +26,13 @@ from __future__ import annotations
 import html
 import json
 import keyword
-import mimetypes
 import posixpath
 import re
 import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from server.files import guess_mime_type, path_problem
 from server.providers._base import FileUpsert, ProviderError, SourceFile
 from server.providers._png import prompt_picture
 
@@ -223,7 +223,8 @@ class Draft:
             case Note(text=text):
                 readme = next((name for name in _README_NAMES if name in self._files), "README.md")
                 if readme not in self._files:
-                    self._files[readme] = _Entry(b"# README\n", mime_type_for(readme), None, None)
+                    heading = b"# README\n"
+                    self._files[readme] = _Entry(heading, guess_mime_type(readme, heading), None, None)
                 self._edit(readme, text, verbatim=False)
                 return f"noted \u201c{one_line(text)}\u201d under Changes in {readme}"
 
@@ -267,14 +268,15 @@ class Draft:
                     reason="OFFLINE_PATH_EXISTS",
                     code="INVALID_ARGUMENT",
                 )
-            self._files[path] = _Entry(stub_content(path, instruction.about), mime_type_for(path), None, None)
+            stub = stub_content(path, instruction.about)
+            self._files[path] = _Entry(stub, guess_mime_type(path, stub), None, None)
             return f"added {path}"
         data = instruction.content.encode("utf-8")
         existing = self._files.get(path)
         if existing is not None:
             existing.data = existing.baseline = data
             return f"replaced the content of {path}"
-        self._files[path] = _Entry(data, mime_type_for(path), None, data)
+        self._files[path] = _Entry(data, guess_mime_type(path, data), None, data)
         return f"added {path}"
 
     def _replace(self, instruction: ReplaceText) -> str:
@@ -312,7 +314,7 @@ class Draft:
         for path, moved in moves.items():
             entry = entries[path]
             if posixpath.splitext(path)[1] != posixpath.splitext(moved)[1]:
-                entry.mime_type = mime_type_for(moved)
+                entry.mime_type = guess_mime_type(moved, entry.data)
             self._files[moved] = entry
         return f"renamed {old} to {base}"
 
@@ -385,28 +387,6 @@ class _Entry:
 
 
 _README_NAMES = ("README.md", "readme.md", "Readme.md", "README.markdown", "README", "README.txt")
-_MIME_TYPES = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".py": "text/x-python",
-    ".json": "application/json",
-    ".toml": "application/toml",
-    ".png": "image/png",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".css": "text/css",
-    ".js": "text/javascript",
-    ".mjs": "text/javascript",
-    ".ts": "text/x-typescript",
-    ".go": "text/x-go",
-    ".mod": "text/plain",
-    ".rs": "text/x-rust",
-    ".txt": "text/plain",
-    ".yaml": "application/yaml",
-    ".yml": "application/yaml",
-    ".svg": "image/svg+xml",
-    ".sh": "text/x-shellscript",
-}
 # Comment syntax by file suffix, or by whole name for files such as Makefile.
 _COMMENT_SYNTAX = {
     "# {}": ".py .sh .bash .zsh .toml .yaml .yml .cfg .ini .conf .rb .pl "
@@ -424,12 +404,6 @@ _BINARY_SUFFIXES = (
     ".so .dll .jar .whl .sqlite"
 )
 _BINARY = set(_BINARY_SUFFIXES.split())
-
-
-def mime_type_for(path: str) -> str:
-    """A MIME type from the file name, the same on every machine for the types we write."""
-    suffix = posixpath.splitext(path)[1].lower()
-    return _MIME_TYPES.get(suffix) or mimetypes.guess_type(path, strict=False)[0] or "text/plain"
 
 
 def append_request(path: str, text: str, request: str, *, verbatim: bool) -> str:
@@ -636,10 +610,10 @@ def _clean_path(token: str) -> str:
 
 
 def _checked_path(path: str) -> str:
-    parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or any(part in ("", ".", "..") for part in parts):
+    problem = path_problem(path)
+    if problem is not None:
         raise ProviderError(
-            f"{path!r} is not the path of a file inside the project",
+            f"{path!r} is not the path of a file inside the project: it {problem}",
             reason="OFFLINE_BAD_PATH",
             code="INVALID_ARGUMENT",
         )

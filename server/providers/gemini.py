@@ -42,6 +42,7 @@ from google.genai import errors, types
 from google.genai.client import DebugConfig
 
 from server.config import Settings
+from server.files import guess_mime_type, path_problem
 from server.providers._base import (
     Attachment,
     ChangeSet,
@@ -53,7 +54,6 @@ from server.providers._base import (
     SourceFile,
     Turn,
 )
-from server.providers._instructions import mime_type_for
 
 STAGE_TITLES = ("Send", "Receive", "Parse")
 # How many bytes of the tree's files one user turn may carry; the rest is listed by path and size.
@@ -930,14 +930,14 @@ def _read_upsert(upsert: object, number: int = 0) -> tuple[str, bytes, str]:
             raise InvalidAnswer(f"the base64 content of {path} does not decode") from None
     else:
         raise InvalidAnswer(f'the "encoding" of {path} is {encoding!r}, not "text" or "base64"')
-    return path, data, mime_type or mime_type_for(path)
+    return path, data, mime_type or guess_mime_type(path, data)
 
 
 def _checked_path(path: str) -> str:
     cleaned = path.strip().removeprefix("./")
-    parts = cleaned.split("/")
-    if not cleaned or cleaned.startswith("/") or "\\" in cleaned or any(p in ("", ".", "..") for p in parts):
-        raise InvalidAnswer(f"{path!r} is not a relative path inside the project")
+    problem = path_problem(cleaned)
+    if problem is not None:
+        raise InvalidAnswer(f"{path!r} is not a relative path inside the project: it {problem}")
     return cleaned
 
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from html import escape
 from html.parser import HTMLParser
 
+from server.files import guess_mime_type
 from server.providers._base import Attachment, ChangeSet, FileUpsert, Progress, ProviderError, ProviderRequest
 from server.providers._instructions import (
     Draft,
     Outcome,
     ascii_fold,
-    mime_type_for,
     one_line,
     parse_instructions,
 )
@@ -136,7 +136,7 @@ def render_project(plan: ProjectPlan, attachments: Sequence[Attachment] = ()) ->
             data = texts[path].encode("utf-8")
         else:
             continue
-        files.append(FileUpsert(path=path, mime_type=mime_type_for(path), data=data))
+        files.append(FileUpsert(path=path, mime_type=guess_mime_type(path, data), data=data))
     return files
 
 

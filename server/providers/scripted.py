@@ -29,13 +29,13 @@ import base64
 import binascii
 import json
 import math
-import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from server.files import guess_mime_type
 from server.providers._base import ChangeSet, FileUpsert, Progress, ProviderError, ProviderRequest
 
 _FIELDS = {
@@ -267,8 +267,7 @@ def _text_file(path: str, text: str) -> FileUpsert:
     except UnicodeEncodeError as exc:
         # JSON can spell a lone surrogate ("\\ud800"), which no UTF-8 file can hold.
         raise _invalid(f"files[{path!r}] is not valid Unicode: {exc.reason}") from None
-    mime_type = mimetypes.guess_type(path, strict=False)[0] or "text/plain"
-    return FileUpsert(path=path, mime_type=mime_type, data=data)
+    return FileUpsert(path=path, mime_type=guess_mime_type(path, data), data=data)
 
 
 def _binary_file(path: str, encoded: Any) -> FileUpsert:
@@ -276,8 +275,7 @@ def _binary_file(path: str, encoded: Any) -> FileUpsert:
         data = base64.b64decode(_string(encoded, f"binary_files[{path!r}]"), validate=True)
     except binascii.Error as exc:
         raise _invalid(f"binary_files[{path!r}] is not base64: {exc}") from None
-    mime_type = mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream"
-    return FileUpsert(path=path, mime_type=mime_type, data=data)
+    return FileUpsert(path=path, mime_type=guess_mime_type(path, data), data=data)
 
 
 def _invalid(message: str) -> ProviderError:
