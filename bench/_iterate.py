@@ -26,6 +26,7 @@ from atelier.v1 import atelier_service_pb2_grpc, file_pb2
 
 import storage
 from bench._servers import atelier_server
+from server.files import FileContent
 from tests._support import fresh_database
 
 SIZES = (100, 1_000, 10_000)
@@ -66,9 +67,9 @@ def _db_bytes(db: storage.Database) -> int:
 
 
 def _first_version(db: storage.Database, files: int) -> storage.Version:
-    with db.write() as session:
+    with db.write() as tx:
         _, version = storage.create_generation(
-            session,
+            tx,
             owner="bench",
             prompt="bench tree",
             model="offline",
@@ -79,9 +80,9 @@ def _first_version(db: storage.Database, files: int) -> storage.Version:
             queue_job=False,
         )
         entries = storage.store_files(
-            session, [storage.NewFile(f"src/f{i:05}.py", "text/x-python", _content(i)) for i in range(files)]
+            tx, [FileContent(f"src/f{i:05}.py", "text/x-python", _content(i)) for i in range(files)]
         )
-        storage.write_tree(session, version=version, entries=entries)
+        storage.write_tree(tx, version=version, entries=entries)
     return version
 
 
@@ -90,15 +91,15 @@ def _iterate_once(
 ) -> tuple[storage.Version, float]:
     """One iteration: the parent's tree is read first (the context), then the commit is timed."""
     assert parent.id is not None
-    with db.read() as session:
-        base = storage.read_tree(session, version_id=parent.id)
-        parent_row = storage.get_version_by_id(session, parent.id)
+    with db.read() as tx:
+        base = storage.read_tree(tx, version_id=parent.id)
+        parent_row = storage.get_version_by_id(tx, parent.id)
     started = time.perf_counter()
-    with db.write() as session:
-        generation = storage.get_generation(session, owner="bench", generation_id=parent.generation_id)
+    with db.write() as tx:
+        generation = storage.get_generation(tx, owner="bench", generation_id=parent.generation_id)
         assert generation is not None
         version = storage.create_version(
-            session,
+            tx,
             generation=generation,
             kind=storage.VersionKind.ITERATE,
             prompt="change some files",
@@ -112,13 +113,11 @@ def _iterate_once(
             queue_job=False,
         )
         written = storage.store_files(
-            session, [storage.NewFile(path, "text/x-python", data) for path, data in changes.items()]
+            tx, [FileContent(path, "text/x-python", data) for path, data in changes.items()]
         )
-        storage.write_changes(
-            session, version=version, base=(parent_row, base), upserts=written, deletions=()
-        )
+        storage.write_changes(tx, version=version, parent=(parent_row, base), upserts=written, deletions=())
         storage.append_event(
-            session, version=version, type=storage.EventType.STATE, state=storage.VersionState.COMPLETED
+            tx, version=version, type=storage.EventType.STATE, state=storage.VersionState.COMPLETED
         )
     return version, (time.perf_counter() - started) * 1000
 

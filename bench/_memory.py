@@ -85,9 +85,9 @@ def populate_sessions(database_url: str, *, sessions: int) -> list[str]:
     db = storage.Database(database_url)
     try:
         db.migrate()
-        with db.write() as session:
+        with db.write() as tx:
             generation, version = storage.create_generation(
-                session,
+                tx,
                 owner=_OWNER,
                 prompt=_PROMPT.format(index=0),
                 model="offline",
@@ -96,10 +96,10 @@ def populate_sessions(database_url: str, *, sessions: int) -> list[str]:
                 request_fingerprint=None,
             )
             assert version.id is not None
-            job = storage.job_for_version(session, version_id=version.id)
+            job = storage.job_for_version(tx, version_id=version.id)
             assert job is not None and job.id is not None
             storage.end_job(
-                session,
+                tx,
                 job_id=job.id,
                 version=version,
                 state=storage.VersionState.COMPLETED,

@@ -17,9 +17,7 @@ from grpc_reflection.v1alpha import reflection
 import storage
 from server.api._servicer import AtelierServicer
 from server.config import Settings, load_settings
-from server.domain.events import EventHub
-from server.domain.generations import GenerationService
-from server.domain.jobs import JobRunner
+from server.domain import EventHub, GenerationService, JobRunner
 from server.providers import ProviderRegistry
 
 _log = logging.getLogger("atelier")

@@ -1,14 +1,32 @@
 """Atelier's storage: SQLModel tables and the verbs that read and write them.
 
-Every verb takes the SQLModel `Session` of a transaction opened with `Database.write()`
-or `Database.read()`, so the transaction's scope is visible where it is used. Nothing
-here knows about gRPC.
+Every verb takes the `Transaction` it runs in, opened with `Database.write()` or
+`Database.read()`, so the transaction's scope is visible where it is used. Nothing here
+knows about gRPC, and nothing outside this package imports SQLAlchemy or SQLModel:
+storage raises its own errors (`StorageError` and its subclasses).
 """
 
-from sqlmodel import Session
-
-from storage._blobs import put_blobs, read_blob, read_blobs, sha256_hex
-from storage._database import Database
+from storage._blobs import FileContent, put_blobs, read_blob, read_blobs, sha256_hex
+from storage._clock import utcnow
+from storage._conversations import (
+    NewTurn,
+    branch_turns,
+    get_conversation,
+    list_turns,
+    record_exchange,
+    turn_numbers,
+    version_numbers,
+)
+from storage._database import Database, Transaction
+from storage._errors import (
+    RequestIdTaken,
+    StateConflict,
+    StorageError,
+    StorageUnavailable,
+    WriteConflict,
+)
+from storage._events import ErrorDetail, EventDraft, append_event, append_events, list_events
+from storage._generations import create_generation, get_generation, list_generations
 from storage._jobs import (
     ClaimedJob,
     claim_job,
@@ -38,39 +56,23 @@ from storage._models import (
     VersionKind,
     VersionState,
 )
-from storage._sessions import (
-    NewTurn,
-    branch_turns,
-    get_session,
-    list_turns,
-    record_exchange,
-    turn_numbers,
-    version_numbers,
-)
-from storage._trees import get_manifest_entry, list_manifest, read_tree, write_changes, write_tree
-from storage._versions import (
-    EVENTS_CHANNEL,
-    JOBS_CHANNEL,
-    PROCESS_TAG,
-    ErrorDetail,
-    EventDraft,
-    NewFile,
-    StateConflictError,
+from storage._notifications import EVENTS_CHANNEL, JOBS_CHANNEL, PROCESS_TAG
+from storage._trees import (
     TreeEntry,
-    append_event,
-    append_events,
-    create_generation,
+    get_manifest_entry,
+    list_manifest,
+    read_tree,
+    store_files,
+    write_changes,
+    write_tree,
+)
+from storage._versions import (
     create_version,
     find_version_by_request_id,
-    get_generation,
     get_version,
     get_version_by_id,
     list_attachments,
-    list_events,
-    list_generations,
     list_versions,
-    store_files,
-    utcnow,
 )
 
 __all__ = [
@@ -86,20 +88,24 @@ __all__ = [
     "Event",
     "EventDraft",
     "EventType",
+    "FileContent",
     "Generation",
     "Job",
     "JobStatus",
     "ManifestEntry",
-    "NewFile",
     "NewTurn",
-    "Session",
-    "StateConflictError",
+    "RequestIdTaken",
+    "StateConflict",
+    "StorageError",
+    "StorageUnavailable",
+    "Transaction",
     "TreeEntry",
     "Turn",
     "Version",
     "VersionAttachment",
     "VersionKind",
     "VersionState",
+    "WriteConflict",
     "append_event",
     "append_events",
     "branch_turns",
@@ -110,9 +116,9 @@ __all__ = [
     "expired_jobs",
     "find_version_by_request_id",
     "finish_job",
+    "get_conversation",
     "get_generation",
     "get_manifest_entry",
-    "get_session",
     "get_version",
     "get_version_by_id",
     "has_queued_job",

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col
+from sqlmodel import col
 
+from storage._database import Transaction
 from storage._models import Blob
 from storage._tables import BLOB
+
+
+class FileContent(Protocol):
+    """A file with its bytes, as storage takes it (the server's one such type fits)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def mime_type(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def put_blobs(session: Session, contents: Iterable[bytes]) -> list[str]:
+def put_blobs(tx: Transaction, contents: Iterable[bytes]) -> list[str]:
     """Stores each content unless it is already stored; returns their SHA-256s in order."""
     rows: dict[str, dict[str, object]] = {}
     hashes: list[str] = []
@@ -28,7 +41,7 @@ def put_blobs(session: Session, contents: Iterable[bytes]) -> list[str]:
     if rows:
         # Sorted, so that concurrent writers take the index locks in one order.
         values = [rows[key] for key in sorted(rows)]
-        session.execute(_INSERT_BLOB[session.get_bind().dialect.name], values)
+        tx.execute(_INSERT_BLOB[tx.get_bind().dialect.name], values)
     return hashes
 
 
@@ -38,16 +51,16 @@ _INSERT_BLOB = {
 }
 
 
-def read_blob(session: Session, sha256: str) -> bytes | None:
-    return session.execute(sa.select(col(Blob.data)).where(col(Blob.sha256) == sha256)).scalar_one_or_none()
+def read_blob(tx: Transaction, sha256: str) -> bytes | None:
+    return tx.execute(sa.select(col(Blob.data)).where(col(Blob.sha256) == sha256)).scalar_one_or_none()
 
 
-def read_blobs(session: Session, sha256s: Iterable[str]) -> dict[str, bytes]:
+def read_blobs(tx: Transaction, sha256s: Iterable[str]) -> dict[str, bytes]:
     """The contents of many blobs at once, by SHA-256."""
     wanted = sorted(set(sha256s))
     found: dict[str, bytes] = {}
     for start in range(0, len(wanted), 500):  # bounded IN lists
-        rows = session.execute(
+        rows = tx.execute(
             sa.select(col(Blob.sha256), col(Blob.data)).where(
                 col(Blob.sha256).in_(wanted[start : start + 500])
             )

@@ -17,9 +17,18 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from storage._errors import RequestIdTaken, StorageError, StorageUnavailable, WriteConflict
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BEGIN_MODE = "atelier_begin_mode"
 _log = logging.getLogger("atelier.storage")
+
+
+class Transaction(Session):
+    """One database transaction: every storage verb takes the one it runs in.
+
+    Opened by `Database.write()` or `Database.read()`; its scope is the `with` block.
+    """
 
 
 class Database:
@@ -38,6 +47,7 @@ class Database:
             self.engine = _sqlite_engine(url)
         else:
             self.engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        sa.event.listen(self.engine, "handle_error", _translate_error)
         self._write_engine = self.engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if self.is_sqlite else nullcontext()
@@ -49,21 +59,21 @@ class Database:
         return self.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self) -> Iterator[Transaction]:
         # SQLite has one writer at a time. Writers of this process queue on a lock instead of
         # in SQLite's busy handler, which polls with sleeps of up to 100 ms and so turns
         # contention into long, uneven waits. (Other processes still meet the busy handler.)
         with (
             self._write_lock,
-            Session(self._write_engine, expire_on_commit=False) as session,
-            session.begin(),
+            Transaction(self._write_engine, expire_on_commit=False) as tx,
+            tx.begin(),
         ):
-            yield session
+            yield tx
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+    def read(self) -> Iterator[Transaction]:
+        with Transaction(self.engine, expire_on_commit=False) as tx, tx.begin():
+            yield tx
 
     def listen(self, channels: Sequence[str], callback: Callable[[str, str], None]) -> Callable[[], None]:
         """Calls `callback(channel, payload)` for each PostgreSQL NOTIFY on `channels`, from a
@@ -135,3 +145,19 @@ def _sqlite_engine(url: str) -> sa.Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _translate_error(context: sa.engine.ExceptionContext) -> BaseException | None:
+    """Raises storage's own error instead of SQLAlchemy's, so that no caller depends on SQLAlchemy."""
+    if context.is_pre_ping:
+        return None  # the pool's liveness check handles its own failures
+    original = context.sqlalchemy_exception or context.original_exception
+    message = str(context.original_exception)
+    if isinstance(original, sa.exc.IntegrityError):
+        # SQLite names the columns ("version.owner, version.request_id"), PostgreSQL the constraint.
+        if "request_id" in message:
+            return RequestIdTaken(message)
+        return WriteConflict(message)
+    if context.is_disconnect or isinstance(original, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return StorageUnavailable(message)
+    return StorageError(message)

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from storage._clock import utcnow
+from storage._database import Transaction
+from storage._errors import WriteConflict
+from storage._events import ErrorDetail, append_event
 from storage._models import Event, EventType, Job, JobStatus, Version, VersionState
+from storage._notifications import JOBS_CHANNEL, notify
 from storage._tables import JOB
-from storage._versions import JOBS_CHANNEL, ErrorDetail, append_event, notify, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +25,7 @@ class ClaimedJob:
     attempt: int
 
 
-def claim_job(session: Session, *, worker: str, lease: timedelta) -> ClaimedJob | None:
+def claim_job(tx: Transaction, *, worker: str, lease: timedelta) -> ClaimedJob | None:
     """Takes the oldest available QUEUED job whose session has no running job, or returns None.
 
     PostgreSQL skips rows other workers hold (FOR UPDATE SKIP LOCKED); SQLite needs no row
@@ -30,17 +34,17 @@ def claim_job(session: Session, *, worker: str, lease: timedelta) -> ClaimedJob 
     refuses this claim, and the job waits for the next attempt.
     """
     now = utcnow()
-    row = session.execute(_NEXT_JOB, {"now": now}).one_or_none()
+    row = tx.execute(_NEXT_JOB, {"now": now}).one_or_none()
     if row is None:
         return None
     claimed_id, version_id = row
     try:
-        with session.begin_nested():
-            attempt = session.execute(
+        with tx.begin_nested():
+            attempt = tx.execute(
                 _START_JOB,
                 {"job_id": claimed_id, "worker": worker, "expires": now + lease, "now": now},
             ).scalar_one()
-    except sa.exc.IntegrityError:
+    except WriteConflict:
         return None
     return ClaimedJob(job_id=claimed_id, version_id=version_id, attempt=attempt)
 
@@ -98,23 +102,23 @@ _SET_JOB_STATUS = (
 )
 
 
-def renew_lease(session: Session, *, job_id: int, worker: str, lease: timedelta) -> bool | None:
+def renew_lease(tx: Transaction, *, job_id: int, worker: str, lease: timedelta) -> bool | None:
     """Extends a running job's lease. Returns whether cancellation was requested, or None if the
     worker no longer holds the job (its lease expired and the job was taken from it)."""
     now = utcnow()
-    row = session.execute(
+    row = tx.execute(
         _RENEW_LEASE, {"job_id": job_id, "worker": worker, "expires": now + lease, "now": now}
     ).one_or_none()
     return None if row is None else bool(row[0])
 
 
-def holds_lease(session: Session, *, job_id: int, worker: str) -> bool:
-    return session.execute(_HOLDS_LEASE, {"job_id": job_id, "worker": worker}).first() is not None
+def holds_lease(tx: Transaction, *, job_id: int, worker: str) -> bool:
+    return tx.execute(_HOLDS_LEASE, {"job_id": job_id, "worker": worker}).first() is not None
 
 
-def has_queued_job(session: Session, *, session_id: str) -> bool:
+def has_queued_job(tx: Transaction, *, session_id: str) -> bool:
     """Whether a job of the conversation session waits in the queue."""
-    return session.execute(_QUEUED_IN_SESSION, {"session_id": session_id}).first() is not None
+    return tx.execute(_QUEUED_IN_SESSION, {"session_id": session_id}).first() is not None
 
 
 _QUEUED_IN_SESSION = (
@@ -124,22 +128,22 @@ _QUEUED_IN_SESSION = (
 )
 
 
-def finish_job(session: Session, *, job_id: int) -> None:
-    session.execute(_SET_JOB_STATUS, {"job_id": job_id, "new_status": JobStatus.DONE, "now": utcnow()})
+def finish_job(tx: Transaction, *, job_id: int) -> None:
+    tx.execute(_SET_JOB_STATUS, {"job_id": job_id, "new_status": JobStatus.DONE, "now": utcnow()})
 
 
-def requeue_job(session: Session, *, job_id: int, version: Version, message: str) -> Event:
+def requeue_job(tx: Transaction, *, job_id: int, version: Version, message: str) -> Event:
     """Puts a job back in the queue, for a worker to run from the start, and its version back to QUEUED."""
-    session.execute(_SET_JOB_STATUS, {"job_id": job_id, "new_status": JobStatus.QUEUED, "now": utcnow()})
+    tx.execute(_SET_JOB_STATUS, {"job_id": job_id, "new_status": JobStatus.QUEUED, "now": utcnow()})
     event = append_event(
-        session, version=version, type=EventType.STATE, state=VersionState.QUEUED, stage=0, message=message
+        tx, version=version, type=EventType.STATE, state=VersionState.QUEUED, stage=0, message=message
     )
-    notify(session, JOBS_CHANNEL)
+    notify(tx, JOBS_CHANNEL)
     return event
 
 
 def end_job(
-    session: Session,
+    tx: Transaction,
     *,
     job_id: int,
     version: Version,
@@ -148,23 +152,21 @@ def end_job(
     error: ErrorDetail | None = None,
 ) -> Event:
     """Finishes a job and records its version's terminal state (with the reason, if it failed)."""
-    finish_job(session, job_id=job_id)
-    return append_event(
-        session, version=version, type=EventType.STATE, state=state, message=message, error=error
-    )
+    finish_job(tx, job_id=job_id)
+    return append_event(tx, version=version, type=EventType.STATE, state=state, message=message, error=error)
 
 
-def request_cancel(session: Session, *, version_id: int) -> Job | None:
+def request_cancel(tx: Transaction, *, version_id: int) -> Job | None:
     """Flags the version's job for cancellation; returns the job as it was before."""
-    job = session.exec(select(Job).where(Job.version_id == version_id).with_for_update()).one_or_none()
+    job = tx.exec(select(Job).where(Job.version_id == version_id).with_for_update()).one_or_none()
     if job is not None and job.status != JobStatus.DONE:
         job.cancel_requested = True
         job.update_time = utcnow()
-        session.add(job)
+        tx.add(job)
     return job
 
 
-def expired_jobs(session: Session) -> Sequence[Job]:
+def expired_jobs(tx: Transaction) -> Sequence[Job]:
     """RUNNING jobs whose worker stopped renewing its lease (it crashed or was killed)."""
     statement = (
         select(Job)
@@ -172,8 +174,8 @@ def expired_jobs(session: Session) -> Sequence[Job]:
         .order_by(col(Job.id))
         .with_for_update(skip_locked=True)
     )
-    return session.exec(statement).all()
+    return tx.exec(statement).all()
 
 
-def job_for_version(session: Session, *, version_id: int) -> Job | None:
-    return session.exec(select(Job).where(Job.version_id == version_id)).one_or_none()
+def job_for_version(tx: Transaction, *, version_id: int) -> Job | None:
+    return tx.exec(select(Job).where(Job.version_id == version_id)).one_or_none()

@@ -3,7 +3,7 @@
 The job path runs its statements as SQL Core, built once at import: an ORM statement costs
 100 to 300 µs of Python per call, a prebuilt Core statement about 35 µs (docs/PERFORMANCE.md).
 Rows become model objects with `model_construct`, which skips validation (the database
-holds only valid rows); such objects are transient, never added to a session.
+holds only valid rows); such objects are transient, never added to a transaction.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import ClassManager, instrumentation
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
+from storage._database import Transaction
 from storage._models import (
     Blob,
     ConversationSession,
@@ -46,7 +47,7 @@ ATTACHMENT = _table(VersionAttachment)
 
 
 def from_row(model: type[_M], row: sa.Row[Any] | dict[str, Any]) -> _M:
-    """A model object holding a row: transient (in no session), built without validation."""
+    """A model object holding a row: transient (in no transaction), built without validation."""
     values = row if isinstance(row, dict) else row._mapping
     instance = model.model_construct(**values)
     # The ORM's instance state, as `__init__` would create it, so that attributes can be set.
@@ -54,9 +55,9 @@ def from_row(model: type[_M], row: sa.Row[Any] | dict[str, Any]) -> _M:
     return instance
 
 
-def one_or_none(session: Session, model: type[_M], statement: sa.Select[Any], **params: object) -> _M | None:
+def one_or_none(tx: Transaction, model: type[_M], statement: sa.Select[Any], **params: object) -> _M | None:
     """The one row `statement` finds, as a `model` object (see from_row), or None."""
-    row = session.execute(statement, params).one_or_none()
+    row = tx.execute(statement, params).one_or_none()
     return None if row is None else from_row(model, row)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from server.domain.errors import Unauthenticated
+from server.domain import Unauthenticated
 
 LOCAL_PRINCIPAL = "local"
 

@@ -1,4 +1,4 @@
-"""Pure conversions from stored rows to atelier.v1 messages."""
+"""Pure conversions from the domain's values to atelier.v1 messages."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2, sessio
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
-import storage
 from server.api._errors import to_status_proto
 from server.api._names import generation_name, session_name, turn_name, version_name
 from server.config import ModelConfig
-from server.domain import tree_ops
-from server.domain.generations import version_etag
+from server.domain import (
+    Conflict,
+    Conversation,
+    ErrorDetail,
+    Generation,
+    PathDiff,
+    ProgressEvent,
+    TreeEntry,
+    Turn,
+    Version,
+)
 
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -24,13 +32,13 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def _error(code: str | None, reason: str | None, message: str | None) -> status_pb2.Status | None:
-    if code is None:
+def _error(error: ErrorDetail | None) -> status_pb2.Status | None:
+    if error is None:
         return None
-    return to_status_proto(code, message or "", reason or "UNKNOWN_REASON")
+    return to_status_proto(error.code, error.message, error.reason)
 
 
-def version_to_proto(version: storage.Version) -> generation_pb2.Version:
+def version_to_proto(version: Version) -> generation_pb2.Version:
     return generation_pb2.Version(
         name=version_name(version.generation_id, version.number),
         number=version.number,
@@ -42,9 +50,9 @@ def version_to_proto(version: storage.Version) -> generation_pb2.Version:
         stage=version.stage,
         total_stages=version.total_stages,
         message=version.message,
-        error=_error(version.error_code, version.error_reason, version.error_message),
+        error=_error(version.error),
         file_count=version.file_count,
-        etag=version_etag(version),
+        etag=version.etag,
         turn=version.turn,
         added_count=version.added_count,
         modified_count=version.modified_count,
@@ -60,7 +68,7 @@ def version_to_proto(version: storage.Version) -> generation_pb2.Version:
     )
 
 
-def generation_to_proto(generation: storage.Generation) -> generation_pb2.Generation:
+def generation_to_proto(generation: Generation) -> generation_pb2.Generation:
     return generation_pb2.Generation(
         name=generation_name(generation.id),
         prompt=generation.prompt,
@@ -74,7 +82,7 @@ def generation_to_proto(generation: storage.Generation) -> generation_pb2.Genera
     )
 
 
-def event_to_proto(event: storage.Event, version: str) -> progress_pb2.ProgressEvent:
+def event_to_proto(event: ProgressEvent, version: str) -> progress_pb2.ProgressEvent:
     return progress_pb2.ProgressEvent(
         seq=event.seq,
         version=version,
@@ -84,12 +92,12 @@ def event_to_proto(event: storage.Event, version: str) -> progress_pb2.ProgressE
         total_stages=event.total_stages,
         message=event.message,
         paths=event.paths,
-        error=_error(event.error_code, event.error_reason, event.error_message),
+        error=_error(event.error),
         create_time=_timestamp(event.create_time),
     )
 
 
-def file_to_proto(entry: storage.TreeEntry) -> file_pb2.File:
+def file_to_proto(entry: TreeEntry) -> file_pb2.File:
     return file_pb2.File(
         path=entry.path, size=entry.size, sha256=entry.blob_sha256, mime_type=entry.mime_type
     )
@@ -105,7 +113,7 @@ def model_to_proto(model: ModelConfig, *, default: bool) -> model_pb2.Model:
     )
 
 
-def session_to_proto(conversation: storage.ConversationSession) -> session_pb2.Session:
+def session_to_proto(conversation: Conversation) -> session_pb2.Session:
     return session_pb2.Session(
         name=session_name(conversation.generation_id),
         generation=generation_name(conversation.generation_id),
@@ -117,30 +125,28 @@ def session_to_proto(conversation: storage.ConversationSession) -> session_pb2.S
     )
 
 
-def turn_to_proto(
-    turn: storage.Turn, *, generation_id: str, version_number: int | None, parent_number: int | None
-) -> session_pb2.Turn:
+def turn_to_proto(turn: Turn, *, generation_id: str) -> session_pb2.Turn:
     return session_pb2.Turn(
         name=turn_name(generation_id, turn.number),
         number=turn.number,
         role=f"TURN_ROLE_{turn.role.upper()}",
         parts=[
             session_pb2.TurnPart(
-                text=str(part.get("text", "")),
-                mime_type=str(part.get("mime_type", "")),
-                size=int(str(part.get("size", 0))),
-                sha256=str(part.get("blob", "")),
-                thought=bool(part.get("thought", False)),
+                text=part.text,
+                mime_type=part.mime_type,
+                size=part.size,
+                sha256=part.sha256,
+                thought=part.thought,
             )
             for part in turn.parts
         ],
-        parent=turn_name(generation_id, parent_number) if parent_number else "",
-        version=version_name(generation_id, version_number) if version_number else "",
+        parent=turn_name(generation_id, turn.parent_number) if turn.parent_number else "",
+        version=version_name(generation_id, turn.version_number) if turn.version_number else "",
         create_time=_timestamp(turn.create_time),
     )
 
 
-def file_diff_to_proto(change: tree_ops.PathDiff, unified_diff: str) -> tree_pb2.FileDiff:
+def file_diff_to_proto(change: PathDiff, unified_diff: str) -> tree_pb2.FileDiff:
     return tree_pb2.FileDiff(
         path=change.path,
         change=f"FILE_CHANGE_{change.change}",
@@ -150,7 +156,7 @@ def file_diff_to_proto(change: tree_ops.PathDiff, unified_diff: str) -> tree_pb2
     )
 
 
-def conflict_to_proto(conflict: tree_ops.Conflict) -> tree_pb2.MergeConflict:
+def conflict_to_proto(conflict: Conflict) -> tree_pb2.MergeConflict:
     return tree_pb2.MergeConflict(
         path=conflict.path,
         kind=f"CONFLICT_KIND_{conflict.kind}",

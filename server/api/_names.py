@@ -9,8 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from server.domain.errors import FieldViolation, InvalidArgument
-from server.domain.generations import VersionRef
+from server.domain import FieldViolation, InvalidArgument, VersionRef
 
 _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
 _SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")

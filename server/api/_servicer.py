@@ -13,14 +13,12 @@ from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, file_pb2, generation_pb2, progress_pb2, session_pb2, tree_pb2
 from grpc_status import rpc_status
 
-import storage
 from server.api import _convert, _names
 from server.api._auth import Authenticator
 from server.api._errors import to_status, to_status_proto
 from server.config import Settings
-from server.domain import tree_ops
-from server.domain.errors import AtelierError, FieldViolation, InvalidArgument
-from server.domain.generations import AttachmentInput, GenerationService
+from server.domain import AtelierError, FieldViolation, GenerationService, InvalidArgument, Strategy
+from server.files import FileContent
 
 _log = logging.getLogger("atelier.api")
 _Req = TypeVar("_Req")
@@ -78,8 +76,8 @@ def _stream(
     return wrapper
 
 
-def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[AttachmentInput]:
-    return [AttachmentInput(a.name, a.mime_type, a.data) for a in attachments]
+def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[FileContent]:
+    return [FileContent(a.name, a.mime_type, a.data) for a in attachments]
 
 
 class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
@@ -107,7 +105,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     ) -> generation_pb2.Version:
         version = await self._service.tweak(
             owner=principal,
-            ref=_names.parse_version_name(request.name),
+            parent=_names.parse_version_name(request.name),
             prompt=request.prompt,
             model=request.model,
             request_id=request.request_id,
@@ -121,7 +119,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         self, request: pb.RegenerateRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
         version = await self._service.regenerate(
-            owner=principal, ref=_names.parse_version_name(request.name), request_id=request.request_id
+            owner=principal, version=_names.parse_version_name(request.name), request_id=request.request_id
         )
         return _convert.version_to_proto(version)
 
@@ -131,7 +129,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     ) -> generation_pb2.Version:
         version = await self._service.iterate(
             owner=principal,
-            ref=_names.parse_version_name(request.parent, field="parent"),
+            parent=_names.parse_version_name(request.parent, field="parent"),
             prompt=request.prompt,
             model=request.model,
             request_id=request.request_id,
@@ -260,7 +258,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> session_pb2.Session:
         generation_id = _names.parse_session_name(request.name)
-        conversation = await self._service.get_session(owner=principal, generation_id=generation_id)
+        conversation = await self._service.get_conversation(owner=principal, generation_id=generation_id)
         return _convert.session_to_proto(conversation)
 
     @_unary
@@ -278,24 +276,16 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         size = _names.page_size(request.page_size)
         scope = f"turns:{generation_id}:{request.version}"
         after = _names.decode_page_token(request.page_token, scope)
-        views = await self._service.list_turns(
+        turns = await self._service.list_turns(
             owner=principal,
             generation_id=generation_id,
             after_number=after if isinstance(after, int) else 0,
             limit=size + 1,
             branch_of=branch_of,
         )
-        page, token = _names.page_of(views, size, scope, lambda item: item.turn.number)
+        page, token = _names.page_of(turns, size, scope, lambda item: item.number)
         return pb.ListTurnsResponse(
-            turns=[
-                _convert.turn_to_proto(
-                    view.turn,
-                    generation_id=generation_id,
-                    version_number=view.version_number,
-                    parent_number=view.parent_number,
-                )
-                for view in page
-            ],
+            turns=[_convert.turn_to_proto(turn, generation_id=generation_id) for turn in page],
             next_page_token=token,
         )
 
@@ -359,7 +349,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             owner=principal,
             description=description,
             request_id=request_id,
-            files=[storage.NewFile(path, mime_type, bytes(data)) for path, mime_type, data in files],
+            files=[FileContent(path, mime_type, bytes(data)) for path, mime_type, data in files],
         )
         return _convert.version_to_proto(version)
 
@@ -368,9 +358,9 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         self, request: pb.MergeRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> pb.MergeResponse:
         strategy = {
-            tree_pb2.MERGE_STRATEGY_OURS: tree_ops.Strategy.OURS,
-            tree_pb2.MERGE_STRATEGY_THEIRS: tree_ops.Strategy.THEIRS,
-        }.get(request.strategy, tree_ops.Strategy.NONE)
+            tree_pb2.MERGE_STRATEGY_OURS: Strategy.OURS,
+            tree_pb2.MERGE_STRATEGY_THEIRS: Strategy.THEIRS,
+        }.get(request.strategy, Strategy.NONE)
         version, conflicts = await self._service.merge(
             owner=principal,
             ours=_names.parse_version_name(request.ours, field="ours"),

@@ -1,0 +1,65 @@
+"""The domain: generations, versions, their jobs and conversations, in plain Python.
+
+It knows nothing of gRPC (the API translates to it) and nothing of SQL (it calls storage's
+verbs in storage's transactions). What the API needs is exported here.
+"""
+
+from server.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    AtelierError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
+from server.domain.events import EventHub
+from server.domain.generations import GenerationService
+from server.domain.jobs import JobRunner
+from server.domain.resources import (
+    Conversation,
+    ErrorDetail,
+    EventType,
+    Generation,
+    ProgressEvent,
+    TreeEntry,
+    Turn,
+    TurnPart,
+    Version,
+    VersionKind,
+    VersionRef,
+    VersionState,
+)
+from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strategy
+
+__all__ = [
+    "Aborted",
+    "AlreadyExists",
+    "AtelierError",
+    "Change",
+    "Conflict",
+    "ConflictKind",
+    "Conversation",
+    "ErrorDetail",
+    "EventHub",
+    "EventType",
+    "FailedPrecondition",
+    "FieldViolation",
+    "Generation",
+    "GenerationService",
+    "InvalidArgument",
+    "JobRunner",
+    "NotFound",
+    "PathDiff",
+    "ProgressEvent",
+    "Strategy",
+    "TreeEntry",
+    "Turn",
+    "TurnPart",
+    "Unauthenticated",
+    "Version",
+    "VersionKind",
+    "VersionRef",
+    "VersionState",
+]

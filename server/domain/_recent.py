@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import storage
 from server.domain._lru import LRU
+from server.domain.trees import Tree
 from server.providers._base import SourceFile, Turn
 
 _MAX_ENTRIES = 64
@@ -25,10 +25,10 @@ _ENTRY_BYTES = 200
 
 
 @dataclass(frozen=True, slots=True)
-class Tree:
-    """A version's tree with its files' contents, as a job that starts from it needs them."""
+class LoadedTree:
+    """A version's tree with its files' contents loaded, as a job that starts from it needs them."""
 
-    entries: Mapping[str, storage.TreeEntry]
+    entries: Tree
     contents: Mapping[str, bytes]  # by SHA-256
 
     def files(self) -> list[SourceFile]:
@@ -42,13 +42,13 @@ class Recent:
 
     def __init__(self) -> None:
         bounds = {"max_entries": _MAX_ENTRIES, "max_bytes": _MAX_BYTES, "max_item_bytes": _MAX_ITEM_BYTES}
-        self._trees: LRU[int, Tree] = LRU(**bounds)
+        self._trees: LRU[int, LoadedTree] = LRU(**bounds)
         self._branches: LRU[int, tuple[Turn, ...]] = LRU(**bounds)
 
-    def tree(self, version_id: int) -> Tree | None:
+    def tree(self, version_id: int) -> LoadedTree | None:
         return self._trees.get(version_id)
 
-    def keep_tree(self, version_id: int, tree: Tree) -> None:
+    def keep_tree(self, version_id: int, tree: LoadedTree) -> None:
         size = sum(map(len, tree.contents.values())) + _ENTRY_BYTES * len(tree.entries)
         self._trees.put(version_id, tree, size)
 

@@ -6,29 +6,28 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
-from sqlmodel import Session
 
 import storage
 
 _T = TypeVar("_T")
 
 
-async def read(db: storage.Database, work: Callable[[Session], _T]) -> _T:
-    """`work(session)` in a read transaction."""
+async def read(db: storage.Database, work: Callable[[storage.Transaction], _T]) -> _T:
+    """`work(tx)` in a read transaction."""
 
     def run() -> _T:
-        with db.read() as session:
-            return work(session)
+        with db.read() as tx:
+            return work(tx)
 
     return await anyio.to_thread.run_sync(run)
 
 
-async def write(db: storage.Database, work: Callable[[Session], _T]) -> _T:
-    """`work(session)` in a write transaction, committed when it returns."""
+async def write(db: storage.Database, work: Callable[[storage.Transaction], _T]) -> _T:
+    """`work(tx)` in a write transaction, committed when it returns."""
 
     def run() -> _T:
-        with db.write() as session:
-            return work(session)
+        with db.write() as tx:
+            return work(tx)
 
     # Shielded: once a write has started, its outcome must be known, even by a cancelled task.
     with anyio.CancelScope(shield=True):

@@ -6,28 +6,26 @@ import base64
 from collections.abc import Sequence
 from typing import Literal
 
-from sqlmodel import Session
-
 import storage
 from server.providers._base import Attachment, Part, Turn
 
 
-def to_record(session: Session, turn: Turn) -> storage.NewTurn:
+def to_record(tx: storage.Transaction, turn: Turn) -> storage.NewTurn:
     """The stored form of a turn; inline data is stored as blobs (once each)."""
     parts = []
     for part in turn.parts:
-        digest = storage.put_blobs(session, [part.data])[0] if part.data is not None else ""
+        digest = storage.put_blobs(tx, [part.data])[0] if part.data is not None else ""
         parts.append(_stored_part(part, digest))
     return storage.NewTurn(role=turn.role, parts=parts)
 
 
-def from_record(session: Session, record: storage.Turn) -> Turn:
+def from_record(tx: storage.Transaction, record: storage.Turn) -> Turn:
     """The provider's form of a stored turn, with its inline data read back."""
     parts = []
     for stored in record.parts:
         data = None
         if "blob" in stored:
-            data = storage.read_blob(session, str(stored["blob"]))
+            data = storage.read_blob(tx, str(stored["blob"]))
             if data is None:
                 raise LookupError(f"blob {stored['blob']} of turn {record.id} is missing")
         parts.append(_part(stored, data))
@@ -75,11 +73,9 @@ def _role(role: str) -> Literal["user", "model"]:
     return "model" if role == "model" else "user"
 
 
-def history(session: Session, *, head_turn_id: int | None) -> list[Turn]:
+def history(tx: storage.Transaction, *, head_turn_id: int | None) -> list[Turn]:
     """The turns of a branch, oldest first, as the provider sends them."""
-    return [
-        from_record(session, record) for record in storage.branch_turns(session, head_turn_id=head_turn_id)
-    ]
+    return [from_record(tx, record) for record in storage.branch_turns(tx, head_turn_id=head_turn_id)]
 
 
 def default_exchange(prompt: str, attachments: Sequence[Attachment], answer: str) -> list[Turn]:

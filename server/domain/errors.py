@@ -54,15 +54,3 @@ class Aborted(AtelierError):
 
 class Unauthenticated(AtelierError):
     code = "UNAUTHENTICATED"
-
-
-class PermissionDenied(AtelierError):
-    code = "PERMISSION_DENIED"
-
-
-class Unimplemented(AtelierError):
-    code = "UNIMPLEMENTED"
-
-
-class Unavailable(AtelierError):
-    code = "UNAVAILABLE"

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import anyio
 
-import storage
 from server.domain._lru import LRU
+from server.domain.resources import ProgressEvent
 
 # Bounds on the events kept: enough for every running job's recent progress, small enough
 # that memory never grows with the number of versions.
@@ -28,7 +28,7 @@ class EventHub:
     def __init__(self) -> None:
         self._tickets: dict[int, anyio.Event] = {}
         # Per version, a run of committed events with consecutive seqs, the newest last.
-        self._runs: LRU[int, list[storage.Event]] = LRU(max_entries=_KEPT_VERSIONS)
+        self._runs: LRU[int, list[ProgressEvent]] = LRU(max_entries=_KEPT_VERSIONS)
 
     def ticket(self, version_id: int) -> anyio.Event:
         """An event that is set at the next notification for the version."""
@@ -42,7 +42,7 @@ class EventHub:
         if ticket is not None:
             ticket.set()
 
-    def publish(self, version_id: int, events: Sequence[storage.Event]) -> None:
+    def publish(self, version_id: int, events: Sequence[ProgressEvent]) -> None:
         """Keeps events that were just committed (consecutive seqs, in order), then notifies.
 
         Only committed events may be published: a subscriber takes them as stored.
@@ -57,7 +57,7 @@ class EventHub:
                 self._runs.put(version_id, list(events[-_KEPT_EVENTS_PER_VERSION:]))
         self.notify(version_id)
 
-    def events_after(self, version_id: int, after_seq: int) -> list[storage.Event]:
+    def events_after(self, version_id: int, after_seq: int) -> list[ProgressEvent]:
         """The kept events right after `after_seq`; empty when memory does not have the next one."""
         run = self._runs.get(version_id)
         if not run or not run[0].seq <= after_seq + 1 <= run[-1].seq:

@@ -1,176 +1,108 @@
-"""Merging a provider's change set onto a version's tree, with the checks that keep trees sane.
+"""Comparing and merging version trees (pure functions over path -> entry maps).
 
-New tree = base tree - deletions, with renames applied, + upserts. Files the change set does
-not mention are carried forward untouched: a refinement never loses a user's files.
+Merge follows lakeFS's per-path three-way rules: a path changed on one side only takes that
+change; the same change on both sides is taken once; different changes on the two sides, or a
+change on one side and a deletion on the other, are conflicts.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+import difflib
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import storage
-from server.config import Settings
-from server.files import guess_mime_type, path_problem
-from server.providers._base import ChangeSet, ProviderError, Turn
 
-_DELETION_WORDS = re.compile(
-    r"\b(delete|deletes|deleting|remove|removes|removing|drop|rm|prune|clean\s*up|get rid)\b", re.I
-)
+Tree = Mapping[str, storage.TreeEntry]
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_file_bytes: int
-    max_tree_bytes: int
-    max_tree_files: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> Limits:
-        return cls(settings.max_file_bytes, settings.max_tree_bytes, settings.max_tree_files)
+class Change(enum.StrEnum):
+    ADDED = "ADDED"
+    REMOVED = "REMOVED"
+    MODIFIED = "MODIFIED"
 
 
-def asks_for_deletion(prompt: str) -> bool:
-    """Whether a prompt asks for files to go (so that deleting many of them is expected)."""
-    return _DELETION_WORDS.search(prompt) is not None
+class ConflictKind(enum.StrEnum):
+    BOTH_CHANGED = "BOTH_CHANGED"
+    CHANGED_AND_DELETED = "CHANGED_AND_DELETED"
+    BOTH_ADDED = "BOTH_ADDED"
+
+
+class Strategy(enum.StrEnum):
+    NONE = "NONE"
+    OURS = "OURS"
+    THEIRS = "THEIRS"
 
 
 @dataclass(frozen=True, slots=True)
-class MergedTree:
-    """The new tree: entries carried from the base, and new contents still to be stored."""
-
-    carried: list[storage.TreeEntry]
-    written: list[storage.NewFile]
-    # Against the base: carried entries now at another path (renamed), and paths gone.
-    moved: list[storage.TreeEntry]
-    removed: list[str]
-    added: int
-    modified: int
-    deleted: int
-    # Carried over from the change set: the provider's summary and its turns of the conversation.
-    summary: str = ""
-    turns: Sequence[Turn] = ()
-
-    @property
-    def file_count(self) -> int:
-        return len(self.carried) + len(self.written)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.modified or self.deleted)
+class PathDiff:
+    path: str
+    change: Change
+    base: storage.TreeEntry | None
+    target: storage.TreeEntry | None
 
 
-def merge(
-    base: Mapping[str, storage.TreeEntry], changes: ChangeSet, limits: Limits | None = None
-) -> MergedTree:
-    """Applies `changes` to `base`. Raises ProviderError (INVALID_CHANGES) listing every bad path."""
-    problems: list[str] = []
-    tree: dict[str, storage.TreeEntry | storage.NewFile] = dict(base)
-    touched: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    path: str
+    kind: ConflictKind
+    base: storage.TreeEntry | None
+    ours: storage.TreeEntry | None
+    theirs: storage.TreeEntry | None
 
-    def check(path: str, role: str) -> bool:
-        problem = path_problem(path)
-        if problem is not None:
-            problems.append(f"{role} {path!r} {problem}")
-        elif path in touched:
-            problems.append(f"{role} {path!r} is named twice in one change set")
-        else:
-            touched.add(path)
-            return True
-        return False
 
-    deleted = 0
-    for path in changes.deletions:
-        if not check(path, "deletion"):
+def _same(a: storage.TreeEntry | None, b: storage.TreeEntry | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.blob_sha256, a.mime_type) == (b.blob_sha256, b.mime_type)
+
+
+def diff(base: Tree, target: Tree) -> list[PathDiff]:
+    """The paths that differ, in path (byte) order."""
+    result = []
+    for path in sorted(set(base) | set(target), key=str.encode):
+        old, new = base.get(path), target.get(path)
+        if _same(old, new):
             continue
-        if tree.pop(path, None) is None:
-            problems.append(f"deletion {path!r} names no file of the tree")
+        change = Change.ADDED if old is None else Change.REMOVED if new is None else Change.MODIFIED
+        result.append(PathDiff(path, change, old, new))
+    return result
+
+
+def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
+    """A unified diff of two UTF-8 texts ("" when either side is not text)."""
+    try:
+        old_lines = (old or b"").decode().splitlines(keepends=True)
+        new_lines = (new or b"").decode().splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return ""
+    before = f"a/{path}" if old is not None else "/dev/null"
+    after = f"b/{path}" if new is not None else "/dev/null"
+    return "".join(difflib.unified_diff(old_lines, new_lines, before, after))
+
+
+def three_way(
+    base: Tree, ours: Tree, theirs: Tree, strategy: Strategy = Strategy.NONE
+) -> tuple[dict[str, storage.TreeEntry], list[Conflict]]:
+    """The merged tree and the conflicts (resolved by `strategy`, when given, and still listed)."""
+    merged: dict[str, storage.TreeEntry] = {}
+    conflicts: list[Conflict] = []
+    for path in sorted(set(base) | set(ours) | set(theirs), key=str.encode):
+        b, o, t = base.get(path), ours.get(path), theirs.get(path)
+        if _same(o, t) or _same(b, t):
+            chosen = o  # the same on both sides, or only ours changed
+        elif _same(b, o):
+            chosen = t  # only theirs changed
         else:
-            deleted += 1
-    added = modified = 0
-    for old, new in changes.renames:
-        # Both checked, so that every bad path is reported.
-        if not (check(old, "rename source") & check(new, "rename target")):
-            continue
-        moved = tree.pop(old, None)
-        if moved is None:
-            problems.append(f"rename source {old!r} names no file of the tree")
-        elif new in tree:
-            problems.append(f"rename target {new!r} already exists")
-        else:
-            tree[new] = _moved(moved, new)
-            deleted += 1
-            added += 1
-    for upsert in changes.upserts:
-        if not check(upsert.path, "file"):
-            continue
-        mime_type = upsert.mime_type or guess_mime_type(upsert.path, upsert.data)
-        previous = tree.get(upsert.path)
-        if isinstance(previous, storage.TreeEntry) and previous.blob_sha256 == storage.sha256_hex(
-            upsert.data
-        ):
-            continue  # the same contents again: not a change
-        if previous is None:
-            added += 1
-        else:
-            modified += 1
-        tree[upsert.path] = storage.NewFile(upsert.path, mime_type, upsert.data)
-    folded: dict[str, str] = {}
-    for path in tree:
-        clash = folded.setdefault(path.casefold(), path)
-        if clash != path:
-            problems.append(f"{path!r} and {clash!r} differ only in case")
-        for parent in PurePosixPath(path).parents:
-            if str(parent) != "." and str(parent) in tree:
-                problems.append(f"{path!r} is inside {str(parent)!r}, which is a file")
-    if limits is not None:
-        _check_limits(tree, limits)
-    if problems:
-        raise ProviderError(
-            "the model's changes cannot be applied: " + "; ".join(problems),
-            reason="INVALID_CHANGES",
-            code="INVALID_ARGUMENT",
-        )
-    carried = [entry for entry in tree.values() if isinstance(entry, storage.TreeEntry)]
-    written = [entry for entry in tree.values() if isinstance(entry, storage.NewFile)]
-    return MergedTree(
-        carried=carried,
-        written=written,
-        moved=[entry for entry in carried if base.get(entry.path) is not entry],
-        removed=[path for path in base if path not in tree],
-        added=added,
-        modified=modified,
-        deleted=deleted,
-        summary=changes.summary,
-        turns=changes.turns,
-    )
-
-
-def _check_limits(tree: Mapping[str, storage.TreeEntry | storage.NewFile], limits: Limits) -> None:
-    sizes = {
-        path: entry.size if isinstance(entry, storage.TreeEntry) else len(entry.data)
-        for path, entry in tree.items()
-    }
-    too_big = sorted(path for path, size in sizes.items() if size > limits.max_file_bytes)
-    if too_big:
-        raise ProviderError(
-            f"files over the limit of {limits.max_file_bytes} bytes: {', '.join(too_big[:20])}",
-            reason="FILE_TOO_LARGE",
-            code="RESOURCE_EXHAUSTED",
-        )
-    total = sum(sizes.values())
-    if total > limits.max_tree_bytes or len(sizes) > limits.max_tree_files:
-        raise ProviderError(
-            f"the tree would hold {len(sizes)} files and {total} bytes; the limits are "
-            f"{limits.max_tree_files} files and {limits.max_tree_bytes} bytes",
-            reason="TREE_TOO_LARGE",
-            code="RESOURCE_EXHAUSTED",
-        )
-
-
-def _moved(entry: storage.TreeEntry | storage.NewFile, path: str) -> storage.TreeEntry | storage.NewFile:
-    if isinstance(entry, storage.TreeEntry):
-        return storage.TreeEntry(path, entry.blob_sha256, entry.size, entry.mime_type)
-    return storage.NewFile(path, entry.mime_type, entry.data)
+            if b is None:
+                kind = ConflictKind.BOTH_ADDED
+            elif o is None or t is None:
+                kind = ConflictKind.CHANGED_AND_DELETED
+            else:
+                kind = ConflictKind.BOTH_CHANGED
+            conflicts.append(Conflict(path, kind, b, o, t))
+            chosen = t if strategy is Strategy.THEIRS else o
+        if chosen is not None:
+            merged[path] = chosen
+    return merged, conflicts

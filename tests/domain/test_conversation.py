@@ -7,7 +7,7 @@ import pytest
 
 import storage
 from server.domain import conversation
-from server.domain._recent import Recent, Tree
+from server.domain._recent import LoadedTree, Recent
 from server.providers._base import Part, Turn
 
 _TURNS = [
@@ -26,9 +26,9 @@ _TURNS = [
 def test_a_turn_read_back_from_memory_equals_the_stored_one(database_url: str) -> None:
     db = storage.Database(database_url)
     db.migrate()
-    with db.write() as session:
+    with db.write() as tx:
         _, version = storage.create_generation(
-            session,
+            tx,
             owner="alice",
             prompt="p",
             model="m",
@@ -36,18 +36,18 @@ def test_a_turn_read_back_from_memory_equals_the_stored_one(database_url: str) -
             request_id=None,
             request_fingerprint=None,
         )
-        conversation_session = storage.get_session(
-            session, owner="alice", generation_id=version.generation_id
+        conversation_session = storage.get_conversation(
+            tx, owner="alice", generation_id=version.generation_id
         )
         assert conversation_session is not None
         storage.record_exchange(
-            session,
+            tx,
             version=version,
             session_id=conversation_session.id,
-            turns=[conversation.to_record(session, turn) for turn in _TURNS],
+            turns=[conversation.to_record(tx, turn) for turn in _TURNS],
         )
-    with db.read() as session:
-        stored = conversation.history(session, head_turn_id=version.head_turn_id)
+    with db.read() as tx:
+        stored = conversation.history(tx, head_turn_id=version.head_turn_id)
     db.dispose()
     assert stored == [conversation.as_read_back(turn) for turn in _TURNS]
     # The mime type a part lacked is the one storing it gives, in memory too.
@@ -68,6 +68,6 @@ def test_recent_keeps_what_fits_and_drops_the_least_recently_used(monkeypatch: p
     recent.keep_branch(4, [Turn(role="user", parts=[Part(text="x" * 251)])])
     assert recent.branch(4) is None  # too large to keep
     entry = storage.TreeEntry(path="a.txt", blob_sha256="ab", size=2, mime_type="text/plain")
-    recent.keep_tree(7, Tree({"a.txt": entry}, {"ab": b"hi"}))
+    recent.keep_tree(7, LoadedTree({"a.txt": entry}, {"ab": b"hi"}))
     kept = recent.tree(7)
     assert kept is not None and [f.data for f in kept.files()] == [b"hi"]

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import anyio
 import pytest
 
-import storage
+from server.domain import EventType, ProgressEvent, VersionState
 from server.domain import events as events_module
 from server.domain.events import EventHub
 
 
-def _event(version_id: int, seq: int) -> storage.Event:
-    return storage.Event(
-        version_id=version_id,
+def _event(version_id: int, seq: int) -> ProgressEvent:
+    return ProgressEvent(
         seq=seq,
-        type=storage.EventType.MESSAGE,
-        state=storage.VersionState.RUNNING,
-        message=f"event {seq}",
-        create_time=storage.utcnow(),
+        type=EventType.MESSAGE,
+        state=VersionState.RUNNING,
+        stage=0,
+        total_stages=0,
+        message=f"event {seq} of version id {version_id}",
+        paths=(),
+        error=None,
+        create_time=datetime.now(UTC),
     )
 
 
-def _seqs(found: list[storage.Event]) -> list[int]:
+def _seqs(found: list[ProgressEvent]) -> list[int]:
     return [event.seq for event in found]
 
 

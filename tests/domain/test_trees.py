@@ -1,11 +1,11 @@
-"""Merging change sets onto trees, and three-way merges of trees: pure functions, every rule."""
+"""Applying change sets to trees, and three-way merges of trees: pure functions, every rule."""
 
 from __future__ import annotations
 
 import pytest
 
 import storage
-from server.domain import tree_ops, trees
+from server.domain import change_sets, trees
 from server.providers._base import ChangeSet, FileUpsert, ProviderError
 
 
@@ -17,7 +17,9 @@ BASE = {p: _entry(p, p) for p in ("README.md", "src/a.py", "src/b.py", "docs/x.m
 
 
 def test_untouched_files_are_carried_forward_as_the_same_entries() -> None:
-    merged = trees.merge(BASE, ChangeSet(upserts=[FileUpsert("src/c.py", "text/x-python", b"c")]))
+    merged = change_sets.apply_changes(
+        BASE, ChangeSet(upserts=[FileUpsert("src/c.py", "text/x-python", b"c")])
+    )
     assert {e.path for e in merged.carried} == set(BASE)
     assert all(entry is BASE[entry.path] for entry in merged.carried)
     assert [f.path for f in merged.written] == ["src/c.py"]
@@ -30,7 +32,7 @@ def test_deletions_renames_and_identical_rewrites() -> None:
         deletions=["docs/x.md"],
         renames=[("README.md", "README.txt")],
     )
-    merged = trees.merge(BASE, changes)
+    merged = change_sets.apply_changes(BASE, changes)
     paths = {e.path for e in merged.carried} | {f.path for f in merged.written}
     assert paths == {"README.txt", "src/a.py", "src/b.py"}
     # Rewriting a file with its own contents is not a change; the rename counts as one of each.
@@ -58,17 +60,19 @@ def test_deletions_renames_and_identical_rewrites() -> None:
 )
 def test_invalid_changes_fail_and_name_the_offending_paths(changes: ChangeSet, fragment: str) -> None:
     with pytest.raises(ProviderError) as caught:
-        trees.merge(BASE, changes)
+        change_sets.apply_changes(BASE, changes)
     assert caught.value.reason == "INVALID_CHANGES" and fragment in caught.value.message
 
 
 def test_limits_on_one_file_and_on_the_tree() -> None:
-    limits = trees.Limits(max_file_bytes=10, max_tree_bytes=40, max_tree_files=5)
+    limits = change_sets.Limits(max_file_bytes=10, max_tree_bytes=40, max_tree_files=5)
     with pytest.raises(ProviderError) as caught:
-        trees.merge(BASE, ChangeSet(upserts=[FileUpsert("big.bin", "", b"x" * 11)]), limits)
+        change_sets.apply_changes(BASE, ChangeSet(upserts=[FileUpsert("big.bin", "", b"x" * 11)]), limits)
     assert caught.value.reason == "FILE_TOO_LARGE" and "big.bin" in caught.value.message
     with pytest.raises(ProviderError) as caught:
-        trees.merge(BASE, ChangeSet(upserts=[FileUpsert(f"n{i}", "", b"x") for i in range(2)]), limits)
+        change_sets.apply_changes(
+            BASE, ChangeSet(upserts=[FileUpsert(f"n{i}", "", b"x") for i in range(2)]), limits
+        )
     assert caught.value.reason == "TREE_TOO_LARGE"
 
 
@@ -82,7 +86,7 @@ def test_limits_on_one_file_and_on_the_tree() -> None:
     ],
 )
 def test_prompts_that_ask_for_deletion(prompt: str, asks: bool) -> None:
-    assert trees.asks_for_deletion(prompt) is asks
+    assert change_sets.asks_for_deletion(prompt) is asks
 
 
 def test_three_way_merge_rules() -> None:
@@ -105,21 +109,21 @@ def test_three_way_merge_rules() -> None:
         "new": _entry("new", "t"),
     }
     ours["del"] = _entry("del", "changed")
-    merged, conflicts = tree_ops.three_way(base, ours, theirs)
+    merged, conflicts = trees.three_way(base, ours, theirs)
     assert {c.path: c.kind for c in conflicts} == {
-        "both": tree_ops.ConflictKind.BOTH_CHANGED,
-        "del": tree_ops.ConflictKind.CHANGED_AND_DELETED,
-        "new": tree_ops.ConflictKind.BOTH_ADDED,
+        "both": trees.ConflictKind.BOTH_CHANGED,
+        "del": trees.ConflictKind.CHANGED_AND_DELETED,
+        "new": trees.ConflictKind.BOTH_ADDED,
     }
     assert (
         merged["ours"] == ours["ours"]
         and merged["bothsame"] == ours["bothsame"]
         and merged["same"] == base["same"]
     )
-    resolved, _ = tree_ops.three_way(base, ours, theirs, tree_ops.Strategy.THEIRS)
+    resolved, _ = trees.three_way(base, ours, theirs, trees.Strategy.THEIRS)
     assert resolved["both"] == theirs["both"] and "del" not in resolved and resolved["new"] == theirs["new"]
     only_theirs_deleted = {k: v for k, v in base.items() if k != "same"}
-    merged, conflicts = tree_ops.three_way(base, base, only_theirs_deleted)
+    merged, conflicts = trees.three_way(base, base, only_theirs_deleted)
     assert "same" not in merged and not conflicts
 
 
@@ -128,12 +132,12 @@ def test_diff_and_unified_diff() -> None:
         "src/a.py": _entry("src/a.py", "v2"),
         "n.md": _entry("n.md", "n"),
     }
-    changes = tree_ops.diff(BASE, target)
+    changes = trees.diff(BASE, target)
     assert [(c.path, c.change) for c in changes] == [
-        ("docs/x.md", tree_ops.Change.REMOVED),
-        ("n.md", tree_ops.Change.ADDED),
-        ("src/a.py", tree_ops.Change.MODIFIED),
+        ("docs/x.md", trees.Change.REMOVED),
+        ("n.md", trees.Change.ADDED),
+        ("src/a.py", trees.Change.MODIFIED),
     ]
-    text = tree_ops.unified_diff("a.txt", b"one\ntwo\n", b"one\nthree\n")
+    text = trees.unified_diff("a.txt", b"one\ntwo\n", b"one\nthree\n")
     assert "--- a/a.txt" in text and "-two" in text and "+three" in text
-    assert tree_ops.unified_diff("x.bin", b"\xff\xfe", b"ok") == ""
+    assert trees.unified_diff("x.bin", b"\xff\xfe", b"ok") == ""

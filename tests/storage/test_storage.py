@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-import sqlalchemy.exc
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import storage
+from server.files import FileContent
 
 
 @pytest.fixture
@@ -27,16 +27,16 @@ def db(database_url: str) -> Iterator[storage.Database]:
 def _generate(
     db: storage.Database, prompt: str = "a tiny app", request_id: str | None = None
 ) -> storage.Version:
-    with db.write() as session:
+    with db.write() as tx:
         _, version = storage.create_generation(
-            session,
+            tx,
             owner="alice",
             prompt=prompt,
             model="offline",
             provider="offline",
             request_id=request_id,
             request_fingerprint="f",
-            attachments=[storage.NewFile(path="a.png", mime_type="image/png", data=b"\x89PNG")],
+            attachments=[FileContent(path="a.png", mime_type="image/png", data=b"\x89PNG")],
         )
     return version
 
@@ -63,17 +63,15 @@ def test_create_generation_makes_a_queued_version_with_job_session_and_first_eve
 ) -> None:
     version = _generate(db)
     assert version.id is not None
-    with db.read() as session:
-        stored = storage.get_version(session, owner="alice", generation_id=version.generation_id, number=1)
+    with db.read() as tx:
+        stored = storage.get_version(tx, owner="alice", generation_id=version.generation_id, number=1)
         assert stored is not None and stored.state == storage.VersionState.QUEUED
-        events = storage.list_events(session, version_id=version.id, after_seq=0)
+        events = storage.list_events(tx, version_id=version.id, after_seq=0)
         assert [(e.seq, e.type, e.state) for e in events] == [(1, "STATE", "QUEUED")]
-        job = storage.job_for_version(session, version_id=version.id)
+        job = storage.job_for_version(tx, version_id=version.id)
         assert job is not None and job.status == storage.JobStatus.QUEUED
-        assert [a.mime_type for a in storage.list_attachments(session, version_id=version.id)] == [
-            "image/png"
-        ]
-        conversation = session.execute(
+        assert [a.mime_type for a in storage.list_attachments(tx, version_id=version.id)] == ["image/png"]
+        conversation = tx.execute(
             sa.select(storage.ConversationSession).where(sa.column("generation_id") == version.generation_id)
         ).scalar_one()
         assert conversation.turn_count == 0
@@ -81,61 +79,59 @@ def test_create_generation_makes_a_queued_version_with_job_session_and_first_eve
 
 def test_other_owners_see_nothing(db: storage.Database) -> None:
     version = _generate(db)
-    with db.read() as session:
-        assert (
-            storage.get_version(session, owner="bob", generation_id=version.generation_id, number=1) is None
-        )
-        assert storage.get_generation(session, owner="bob", generation_id=version.generation_id) is None
-        assert storage.list_generations(session, owner="bob", before_id=None, limit=10) == []
+    with db.read() as tx:
+        assert storage.get_version(tx, owner="bob", generation_id=version.generation_id, number=1) is None
+        assert storage.get_generation(tx, owner="bob", generation_id=version.generation_id) is None
+        assert storage.list_generations(tx, owner="bob", before_id=None, limit=10) == []
 
 
 def test_blobs_are_stored_once(db: storage.Database) -> None:
-    with db.write() as session:
-        first = storage.put_blobs(session, [b"same", b"same", b"other"])
-    with db.write() as session:
-        second = storage.put_blobs(session, [b"same"])
+    with db.write() as tx:
+        first = storage.put_blobs(tx, [b"same", b"same", b"other"])
+    with db.write() as tx:
+        second = storage.put_blobs(tx, [b"same"])
     assert first[0] == first[1] == second[0] == storage.sha256_hex(b"same")
-    with db.read() as session:
-        count = session.execute(sa.select(sa.func.count()).select_from(storage.Blob)).scalar_one()
+    with db.read() as tx:
+        count = tx.execute(sa.select(sa.func.count()).select_from(storage.Blob)).scalar_one()
         assert count == 2
-        assert storage.read_blob(session, first[2]) == b"other"
+        assert storage.read_blob(tx, first[2]) == b"other"
 
 
 def test_events_are_gap_free_and_a_terminal_version_takes_no_more(db: storage.Database) -> None:
     version = _generate(db)
-    with db.write() as session:
+    with db.write() as tx:
         storage.append_event(
-            session, version=version, type=storage.EventType.STATE, state=storage.VersionState.RUNNING
+            tx, version=version, type=storage.EventType.STATE, state=storage.VersionState.RUNNING
         )
         storage.append_event(
-            session, version=version, type=storage.EventType.STAGE_STARTED, stage=1, total_stages=2
+            tx, version=version, type=storage.EventType.STAGE_STARTED, stage=1, total_stages=2
         )
         storage.append_event(
-            session,
+            tx,
             version=version,
             type=storage.EventType.STATE,
             state=storage.VersionState.FAILED,
             error=storage.ErrorDetail(code="UNAVAILABLE", reason="X", message="down"),
         )
-    with pytest.raises(storage.StateConflictError), db.write() as session:
-        storage.append_event(session, version=version, type=storage.EventType.MESSAGE, message="late")
+    with pytest.raises(storage.StateConflict), db.write() as tx:
+        storage.append_event(tx, version=version, type=storage.EventType.MESSAGE, message="late")
     assert version.id is not None
-    with db.read() as session:
-        events = storage.list_events(session, version_id=version.id, after_seq=0)
+    with db.read() as tx:
+        events = storage.list_events(tx, version_id=version.id, after_seq=0)
         assert [e.seq for e in events] == [1, 2, 3, 4]
         assert events[2].stage == 1 and events[2].total_stages == 2
-        latest = storage.get_version_by_id(session, version.id)
+        latest = storage.get_version_by_id(tx, version.id)
         assert (latest.state, latest.error_reason, latest.last_event_seq) == ("FAILED", "X", 4)
         assert latest.complete_time is not None
-        assert [e.seq for e in storage.list_events(session, version_id=version.id, after_seq=2)] == [3, 4]
+        assert [e.seq for e in storage.list_events(tx, version_id=version.id, after_seq=2)] == [3, 4]
 
 
 def test_a_request_id_names_one_version_per_owner(db: storage.Database) -> None:
     _generate(db, request_id="r-1")
-    with pytest.raises(sqlalchemy.exc.IntegrityError):
+    with pytest.raises(storage.RequestIdTaken):
         _generate(db, request_id="r-1")
-    with db.read() as session:
-        found = storage.find_version_by_request_id(session, owner="alice", request_id="r-1")
+    with db.read() as tx:
+        found = storage.find_version_by_request_id(tx, owner="alice", request_id="r-1")
         assert found is not None and found.number == 1
 
 
@@ -146,8 +142,8 @@ def test_each_job_is_claimed_once_even_by_concurrent_workers(db: storage.Databas
 
     def worker(name: str) -> None:
         while True:
-            with db.write() as session:
-                job = storage.claim_job(session, worker=name, lease=timedelta(seconds=30))
+            with db.write() as tx:
+                job = storage.claim_job(tx, worker=name, lease=timedelta(seconds=30))
             if job is None:
                 return
             with lock:
@@ -163,60 +159,54 @@ def test_each_job_is_claimed_once_even_by_concurrent_workers(db: storage.Databas
 
 def test_leases_renew_expire_and_carry_cancellation(db: storage.Database) -> None:
     version = _generate(db)
-    with db.write() as session:
-        job = storage.claim_job(session, worker="w1", lease=timedelta(seconds=-1))
+    with db.write() as tx:
+        job = storage.claim_job(tx, worker="w1", lease=timedelta(seconds=-1))
     assert job is not None and job.attempt == 1
-    with db.write() as session:
-        assert [j.id for j in storage.expired_jobs(session)] == [job.job_id]
-        assert (
-            storage.renew_lease(session, job_id=job.job_id, worker="w2", lease=timedelta(seconds=30)) is None
-        )
-        assert (
-            storage.renew_lease(session, job_id=job.job_id, worker="w1", lease=timedelta(seconds=30)) is False
-        )
-    with db.write() as session:
-        assert storage.expired_jobs(session) == []
+    with db.write() as tx:
+        assert [j.id for j in storage.expired_jobs(tx)] == [job.job_id]
+        assert storage.renew_lease(tx, job_id=job.job_id, worker="w2", lease=timedelta(seconds=30)) is None
+        assert storage.renew_lease(tx, job_id=job.job_id, worker="w1", lease=timedelta(seconds=30)) is False
+    with db.write() as tx:
+        assert storage.expired_jobs(tx) == []
         assert version.id is not None
-        storage.request_cancel(session, version_id=version.id)
-    with db.write() as session:
-        assert (
-            storage.renew_lease(session, job_id=job.job_id, worker="w1", lease=timedelta(seconds=30)) is True
-        )
-        storage.requeue_job(session, job_id=job.job_id, version=version, message="Requeued")
-    with db.write() as session:
-        again = storage.claim_job(session, worker="w2", lease=timedelta(seconds=30))
+        storage.request_cancel(tx, version_id=version.id)
+    with db.write() as tx:
+        assert storage.renew_lease(tx, job_id=job.job_id, worker="w1", lease=timedelta(seconds=30)) is True
+        storage.requeue_job(tx, job_id=job.job_id, version=version, message="Requeued")
+    with db.write() as tx:
+        again = storage.claim_job(tx, worker="w2", lease=timedelta(seconds=30))
         assert again is not None and again.attempt == 2
-        assert storage.holds_lease(session, job_id=job.job_id, worker="w2")
-        assert not storage.holds_lease(session, job_id=job.job_id, worker="w1")
+        assert storage.holds_lease(tx, job_id=job.job_id, worker="w2")
+        assert not storage.holds_lease(tx, job_id=job.job_id, worker="w1")
 
 
 def test_manifest_lists_in_byte_order_with_keyset_pages(db: storage.Database) -> None:
     version = _generate(db)
     paths = ["b.txt", "B.txt", "a/z.py", "a.txt", "é.md", "_x"]
-    with db.write() as session:
+    with db.write() as tx:
         storage.write_tree(
-            session,
+            tx,
             version=version,
             entries=storage.store_files(
-                session, [storage.NewFile(path=p, mime_type="text/plain", data=p.encode()) for p in paths]
+                tx, [FileContent(path=p, mime_type="text/plain", data=p.encode()) for p in paths]
             ),
         )
     expected = sorted(paths, key=lambda p: p.encode())
     assert version.id is not None
-    with db.read() as session:
-        first = storage.list_manifest(session, version_id=version.id, limit=4)
-        rest = storage.list_manifest(session, version_id=version.id, after_path=first[-1].path, limit=10)
+    with db.read() as tx:
+        first = storage.list_manifest(tx, version_id=version.id, limit=4)
+        rest = storage.list_manifest(tx, version_id=version.id, after_path=first[-1].path, limit=10)
         assert [e.path for e in [*first, *rest]] == expected
-        assert storage.get_version_by_id(session, version.id).file_count == len(paths)
+        assert storage.get_version_by_id(tx, version.id).file_count == len(paths)
 
 
 def test_a_session_runs_one_job_at_a_time(db: storage.Database) -> None:
     first = _generate(db)
-    with db.write() as session:
-        generation = storage.get_generation(session, owner="alice", generation_id=first.generation_id)
+    with db.write() as tx:
+        generation = storage.get_generation(tx, owner="alice", generation_id=first.generation_id)
         assert generation is not None
         second = storage.create_version(
-            session,
+            tx,
             generation=generation,
             kind=storage.VersionKind.TWEAK,
             prompt="again",
@@ -230,42 +220,42 @@ def test_a_session_runs_one_job_at_a_time(db: storage.Database) -> None:
         )
     assert second.number == 2
     other = _generate(db, prompt="another generation")
-    with db.write() as session:
-        claimed = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
-    with db.write() as session:
-        also = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
-    with db.write() as session:
-        none = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
+    with db.write() as tx:
+        claimed = storage.claim_job(tx, worker="w", lease=timedelta(seconds=30))
+    with db.write() as tx:
+        also = storage.claim_job(tx, worker="w", lease=timedelta(seconds=30))
+    with db.write() as tx:
+        none = storage.claim_job(tx, worker="w", lease=timedelta(seconds=30))
     assert claimed is not None and claimed.version_id == first.id
     assert also is not None and also.version_id == other.id, "the busy session's next job waits"
     assert none is None
-    with db.write() as session:
-        storage.finish_job(session, job_id=claimed.job_id)
-    with db.write() as session:
-        last = storage.claim_job(session, worker="w", lease=timedelta(seconds=30))
+    with db.write() as tx:
+        storage.finish_job(tx, job_id=claimed.job_id)
+    with db.write() as tx:
+        last = storage.claim_job(tx, worker="w", lease=timedelta(seconds=30))
     assert last is not None and last.version_id == second.id
 
 
 def test_turns_form_branches(db: storage.Database) -> None:
     version = _generate(db)
-    with db.read() as session:
-        conversation = storage.get_session(session, owner="alice", generation_id=version.generation_id)
+    with db.read() as tx:
+        conversation = storage.get_conversation(tx, owner="alice", generation_id=version.generation_id)
     assert conversation is not None
     text: list[dict[str, object]] = [{"text": "hello"}]
-    with db.write() as session:
+    with db.write() as tx:
         storage.record_exchange(
-            session,
+            tx,
             version=version,
             session_id=conversation.id,
             turns=[storage.NewTurn("user", text), storage.NewTurn("model", text)],
         )
     head = version.head_turn_id
-    with db.write() as session:
+    with db.write() as tx:
         for _ in range(2):  # two forks from the same head
-            generation = storage.get_generation(session, owner="alice", generation_id=version.generation_id)
+            generation = storage.get_generation(tx, owner="alice", generation_id=version.generation_id)
             assert generation is not None
             fork = storage.create_version(
-                session,
+                tx,
                 generation=generation,
                 kind=storage.VersionKind.TWEAK,
                 prompt="fork",
@@ -278,7 +268,7 @@ def test_turns_form_branches(db: storage.Database) -> None:
                 request_fingerprint=None,
             )
             storage.record_exchange(
-                session,
+                tx,
                 version=fork,
                 session_id=conversation.id,
                 turns=[
@@ -286,25 +276,25 @@ def test_turns_form_branches(db: storage.Database) -> None:
                     storage.NewTurn("model", text),
                 ],
             )
-    with db.read() as session:
+    with db.read() as tx:
         forks = [
-            storage.get_version(session, owner="alice", generation_id=version.generation_id, number=n)
+            storage.get_version(tx, owner="alice", generation_id=version.generation_id, number=n)
             for n in (2, 3)
         ]
-        branches = [storage.branch_turns(session, head_turn_id=f.head_turn_id if f else None) for f in forks]
+        branches = [storage.branch_turns(tx, head_turn_id=f.head_turn_id if f else None) for f in forks]
         assert [[t.number for t in branch] for branch in branches] == [[1, 2, 3, 4], [1, 2, 5, 6]]
         assert branches[1][2].parts == [{"text": "fork 3"}]
-        reread = storage.get_session(session, owner="alice", generation_id=version.generation_id)
+        reread = storage.get_conversation(tx, owner="alice", generation_id=version.generation_id)
         assert reread is not None and reread.turn_count == 3
-        assert len(storage.list_turns(session, session_id=conversation.id, after_number=0, limit=100)) == 6
+        assert len(storage.list_turns(tx, session_id=conversation.id, after_number=0, limit=100)) == 6
 
 
 def _new_version(db: storage.Database, first: storage.Version, parent: int) -> storage.Version:
-    with db.write() as session:
-        generation = storage.get_generation(session, owner="alice", generation_id=first.generation_id)
+    with db.write() as tx:
+        generation = storage.get_generation(tx, owner="alice", generation_id=first.generation_id)
         assert generation is not None
         return storage.create_version(
-            session,
+            tx,
             generation=generation,
             kind=storage.VersionKind.ITERATE,
             prompt="change",
@@ -322,11 +312,9 @@ def _new_version(db: storage.Database, first: storage.Version, parent: int) -> s
 def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database, writer: str) -> None:
     v1 = _generate(db)
     files = {f"src/f{i:04}.py": f"print({i})\n".encode() for i in range(500)}
-    with db.write() as session:
-        entries = storage.store_files(
-            session, [storage.NewFile(p, "text/plain", d) for p, d in files.items()]
-        )
-        storage.write_tree(session, version=v1, entries=entries)
+    with db.write() as tx:
+        entries = storage.store_files(tx, [FileContent(p, "text/plain", d) for p, d in files.items()])
+        storage.write_tree(tx, version=v1, entries=entries)
     versions = [v1]
     expected = dict(files)
     for step in range(40):  # longer than the longest delta chain
@@ -336,31 +324,31 @@ def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database, w
         expected[f"src/f{step + 100:04}.py"] = f"changed {step}".encode()
         expected[f"new/{step}.md"] = b"new"
         assert parent.id is not None and child.id is not None
-        with db.write() as session:
-            parent_tree = storage.read_tree(session, version_id=parent.id)
-            parent_row = storage.get_version_by_id(session, parent.id)
+        with db.write() as tx:
+            parent_tree = storage.read_tree(tx, version_id=parent.id)
+            parent_row = storage.get_version_by_id(tx, parent.id)
             if writer == "whole tree":
                 entries = storage.store_files(
-                    session, [storage.NewFile(p, "text/plain", d) for p, d in expected.items()]
+                    tx, [FileContent(p, "text/plain", d) for p, d in expected.items()]
                 )
-                storage.write_tree(session, version=child, entries=entries, base=(parent_row, parent_tree))
+                storage.write_tree(tx, version=child, entries=entries, parent=(parent_row, parent_tree))
             else:
                 # Only what changed, plus an upsert that changes nothing and a deletion of nothing.
                 upserts = storage.store_files(
-                    session,
+                    tx,
                     [
-                        storage.NewFile(p, "text/plain", expected[p])
+                        FileContent(p, "text/plain", expected[p])
                         for p in (f"src/f{step + 100:04}.py", f"new/{step}.md", "src/f0499.py")
                     ],
                 )
                 storage.write_changes(
-                    session,
+                    tx,
                     version=child,
-                    base=(parent_row, parent_tree),
+                    parent=(parent_row, parent_tree),
                     upserts=upserts,
                     deletions=[f"src/f{step:04}.py", "no/such/file.py"],
                 )
-            rows = session.execute(
+            rows = tx.execute(
                 sa.select(sa.func.count())
                 .select_from(storage.ManifestEntry)
                 .where(sa.column("version_id") == child.id)
@@ -373,17 +361,17 @@ def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database, w
     assert any(v.manifest_base_id is None for v in versions[1:]), "a long chain ends in a new snapshot"
     last = versions[-1]
     assert last.id is not None
-    with db.read() as session:
-        tree = storage.read_tree(session, version_id=last.id)
-        assert {p: storage.read_blob(session, e.blob_sha256) for p, e in tree.items()} == expected
-        listed = storage.list_manifest(session, version_id=last.id, limit=100)
-        rest = storage.list_manifest(session, version_id=last.id, after_path=listed[-1].path)
+    with db.read() as tx:
+        tree = storage.read_tree(tx, version_id=last.id)
+        assert {p: storage.read_blob(tx, e.blob_sha256) for p, e in tree.items()} == expected
+        listed = storage.list_manifest(tx, version_id=last.id, limit=100)
+        rest = storage.list_manifest(tx, version_id=last.id, after_path=listed[-1].path)
         assert [e.path for e in listed + rest] == sorted(expected, key=str.encode)
-        assert storage.get_manifest_entry(session, version_id=last.id, path="src/f0000.py") is None
-        found = storage.get_manifest_entry(session, version_id=last.id, path="src/f0139.py")
-        assert found is not None and storage.read_blob(session, found.blob_sha256) == b"changed 39"
+        assert storage.get_manifest_entry(tx, version_id=last.id, path="src/f0000.py") is None
+        found = storage.get_manifest_entry(tx, version_id=last.id, path="src/f0139.py")
+        assert found is not None and storage.read_blob(tx, found.blob_sha256) == b"changed 39"
         # The first version is untouched by its descendants.
         assert v1.id is not None
-        assert {p: e.size for p, e in storage.read_tree(session, version_id=v1.id).items()} == {
+        assert {p: e.size for p, e in storage.read_tree(tx, version_id=v1.id).items()} == {
             p: len(d) for p, d in files.items()
         }

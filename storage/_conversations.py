@@ -1,4 +1,4 @@
-"""Conversation sessions and their turns, kept so that any server process can resume a chat."""
+"""Conversations (sessions) and their turns, kept so that any server process can resume a chat."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from storage._clock import utcnow
+from storage._database import Transaction
 from storage._models import ConversationSession, Turn, Version
 from storage._tables import SESSION, TURN, VERSION, from_row, full_row, insert_params, one_or_none
-from storage._versions import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,59 +43,59 @@ def _build_branch() -> sa.Select[Any]:
 _BRANCH = _build_branch()
 
 
-def get_session(session: Session, *, owner: str, generation_id: str) -> ConversationSession | None:
-    return one_or_none(session, ConversationSession, _SESSION_OF, generation_id=generation_id, owner=owner)
+def get_conversation(tx: Transaction, *, owner: str, generation_id: str) -> ConversationSession | None:
+    return one_or_none(tx, ConversationSession, _SESSION_OF, generation_id=generation_id, owner=owner)
 
 
-def branch_turns(session: Session, *, head_turn_id: int | None) -> list[Turn]:
+def branch_turns(tx: Transaction, *, head_turn_id: int | None) -> list[Turn]:
     """The turns of one branch, from the start of the session to `head_turn_id`, oldest first."""
     if head_turn_id is None:
         return []
-    return [from_row(Turn, row) for row in session.execute(_BRANCH, {"head_turn_id": head_turn_id})]
+    return [from_row(Turn, row) for row in tx.execute(_BRANCH, {"head_turn_id": head_turn_id})]
 
 
-def list_turns(session: Session, *, session_id: str, after_number: int, limit: int) -> Sequence[Turn]:
+def list_turns(tx: Transaction, *, session_id: str, after_number: int, limit: int) -> Sequence[Turn]:
     statement = (
         select(Turn)
         .where(Turn.session_id == session_id, Turn.number > after_number)
         .order_by(col(Turn.number))
         .limit(limit)
     )
-    return session.exec(statement).all()
+    return tx.exec(statement).all()
 
 
-def turn_numbers(session: Session, turn_ids: Sequence[int]) -> dict[int, int]:
+def turn_numbers(tx: Transaction, turn_ids: Sequence[int]) -> dict[int, int]:
     """The session-wide numbers of turns, by id."""
     if not turn_ids:
         return {}
-    rows = session.execute(
+    rows = tx.execute(
         sa.select(col(Turn.id), col(Turn.number)).where(col(Turn.id).in_(sorted(set(turn_ids))))
     )
     return dict(rows.tuples().all())
 
 
-def version_numbers(session: Session, version_ids: Sequence[int]) -> dict[int, int]:
+def version_numbers(tx: Transaction, version_ids: Sequence[int]) -> dict[int, int]:
     """The numbers of versions (within their generation), by id."""
     if not version_ids:
         return {}
-    rows = session.execute(
+    rows = tx.execute(
         sa.select(col(Version.id), col(Version.number)).where(col(Version.id).in_(sorted(set(version_ids))))
     )
     return {version_id: number for version_id, number in rows.tuples() if version_id is not None}
 
 
-def record_exchange(session: Session, *, version: Version, session_id: str, turns: Sequence[NewTurn]) -> None:
+def record_exchange(tx: Transaction, *, version: Version, session_id: str, turns: Sequence[NewTurn]) -> None:
     """Adds a version's exchange to its branch (after its base turn) and makes it the version's head.
 
     The caller holds the session's only running job, so turn numbers cannot race.
     """
     assert version.id is not None
     now = utcnow()
-    number = session.execute(_LAST_TURN_NUMBER, {"session_id": session_id}).scalar_one()
+    number = tx.execute(_LAST_TURN_NUMBER, {"session_id": session_id}).scalar_one()
     parent_turn_id = version.base_turn_id
     for new in turns:
         number += 1
-        parent_turn_id = session.execute(
+        parent_turn_id = tx.execute(
             _INSERT_TURN,
             insert_params(
                 full_row(
@@ -111,9 +112,9 @@ def record_exchange(session: Session, *, version: Version, session_id: str, turn
                 )
             ),
         ).scalar_one()
-    session.execute(_SET_HEAD_TURN, {"version_id": version.id, "new_head_turn_id": parent_turn_id})
+    tx.execute(_SET_HEAD_TURN, {"version_id": version.id, "new_head_turn_id": parent_turn_id})
     version.head_turn_id = parent_turn_id
-    session.execute(_COUNT_EXCHANGE, {"session_id": session_id, "now": now})
+    tx.execute(_COUNT_EXCHANGE, {"session_id": session_id, "now": now})
 
 
 _LAST_TURN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(TURN.c.number), 0)).where(

@@ -1,0 +1,21 @@
+"""The generation service: the domain operations behind the API, in plain Python.
+
+It validates requests, runs storage verbs in transactions (on worker threads, so the event
+loop never blocks), and wakes the job runner and Progress subscribers. Each module holds one
+group of verbs; `GenerationService` is all of them.
+"""
+
+from __future__ import annotations
+
+from server.domain.generations._conversation import ConversationVerbs
+from server.domain.generations._create import CreateVerbs
+from server.domain.generations._progress import ProgressVerbs
+from server.domain.generations._read import ReadVerbs
+from server.domain.generations._trees import TreeVerbs
+
+
+class GenerationService(CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs):
+    """Every verb the API offers, for one database, event hub, job runner and settings."""
+
+
+__all__ = ["GenerationService"]

@@ -1,0 +1,176 @@
+"""What every verb of the generation service shares: its collaborators, and finding what a caller names.
+
+A caller only ever finds its own resources: another owner's answer NOT_FOUND, exactly as a
+missing one does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+
+import storage
+from server.config import Settings
+from server.domain import _transactions as transactions
+from server.domain._lru import LRU
+from server.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from server.domain.events import EventHub
+from server.domain.jobs import JobRunner
+from server.domain.resources import READABLE_STATES, Version, VersionRef, version_etag, version_of
+
+_log = logging.getLogger("atelier.sessions")
+_ENDED_CACHE_SIZE = 1024
+
+
+class ServiceBase:
+    def __init__(self, *, db: storage.Database, hub: EventHub, runner: JobRunner, settings: Settings) -> None:
+        self._db = db
+        self._hub = hub
+        self._runner = runner
+        self._settings = settings
+        # Versions in a terminal state never change again, in any process: GetVersion serves
+        # them (with their row id, for Progress) from this small, bounded cache, without a
+        # database read or a thread hop.
+        self._ended: LRU[tuple[str, str, int], tuple[int, Version]] = LRU(max_entries=_ENDED_CACHE_SIZE)
+
+    async def create_once(
+        self,
+        owner: str,
+        request_id: str,
+        fingerprint: str,
+        create: Callable[[storage.Transaction], storage.Version],
+    ) -> Version:
+        """Runs `create` in a write transaction, unless the caller's `request_id` already made a version
+        (AIP-155): then that version is the answer, and nothing new starts."""
+
+        def work(tx: storage.Transaction) -> tuple[storage.Version, bool]:
+            if request_id:
+                existing = _existing_request(tx, owner, request_id, fingerprint)
+                if existing is not None:
+                    return existing, False
+            return create(tx), True
+
+        try:
+            row, created = await transactions.write(self._db, work)
+        except storage.RequestIdTaken:
+            # A concurrent call with the same request id won the race: answer as a retry would.
+            existing = await transactions.read(
+                self._db, lambda tx: _existing_request(tx, owner, request_id, fingerprint)
+            )
+            if existing is None:
+                raise
+            row, created = existing, False
+        if created:
+            self._runner.wake()
+        return version_of(row)
+
+    def check_prompt(self, prompt: str) -> None:
+        if not prompt.strip():
+            raise InvalidArgument(
+                "the prompt is empty",
+                reason="EMPTY_PROMPT",
+                violations=[FieldViolation("prompt", "must contain some non-blank text")],
+            )
+        size = len(prompt.encode())
+        limit = self._settings.max_prompt_bytes
+        if size > limit:
+            raise InvalidArgument(
+                f"the prompt is {size} bytes; the limit is {limit}",
+                reason="PROMPT_TOO_LARGE",
+                metadata={"size": str(size), "limit": str(limit)},
+                violations=[FieldViolation("prompt", f"must be at most {limit} bytes (UTF-8)")],
+            )
+
+
+def _existing_request(
+    tx: storage.Transaction, owner: str, request_id: str, fingerprint: str
+) -> storage.Version | None:
+    existing = storage.find_version_by_request_id(tx, owner=owner, request_id=request_id)
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise AlreadyExists(
+            f"request_id {request_id!r} was already used for a different request",
+            reason="REQUEST_ID_REUSED",
+            metadata={"request_id": request_id},
+        )
+    return existing
+
+
+def version_row(tx: storage.Transaction, owner: str, ref: VersionRef) -> storage.Version:
+    row = storage.get_version(tx, owner=owner, generation_id=ref.generation_id, number=ref.number)
+    if row is None:
+        raise not_found("version", version_name(ref), "VERSION_NOT_FOUND")
+    return row
+
+
+def generation_row(tx: storage.Transaction, owner: str, generation_id: str) -> storage.Generation:
+    row = storage.get_generation(tx, owner=owner, generation_id=generation_id)
+    if row is None:
+        raise not_found("generation", f"generations/{generation_id}", "GENERATION_NOT_FOUND")
+    return row
+
+
+def readable_version_row(tx: storage.Transaction, owner: str, ref: VersionRef) -> storage.Version:
+    """The version, if its files can be read (FAILED_PRECONDITION otherwise)."""
+    row = version_row(tx, owner, ref)
+    if row.state not in READABLE_STATES:
+        raise FailedPrecondition(
+            f"version {version_name(ref)} is {row.state}; its files can be read once it is COMPLETED",
+            reason="VERSION_NOT_READY",
+            metadata={"state": row.state},
+        )
+    return row
+
+
+def refinable_version_row(tx: storage.Transaction, owner: str, ref: VersionRef, etag: str) -> storage.Version:
+    """The version, if it can be built on: its files are readable and `etag` (if given) is current."""
+    row = version_row(tx, owner, ref)
+    if row.state not in READABLE_STATES:
+        raise FailedPrecondition(
+            f"version {version_name(ref)} is {row.state}; "
+            "only a COMPLETED or NEEDS_REVIEW version can be refined",
+            reason="VERSION_NOT_READY",
+            metadata={"state": row.state},
+        )
+    current = version_etag(row.revision)
+    if etag and etag != current:
+        raise Aborted(
+            f"version {version_name(ref)} changed since it was read (etag {etag} is stale; it is now "
+            f"{current}): read it again and retry",
+            reason="ETAG_MISMATCH",
+            metadata={"etag": current},
+        )
+    return row
+
+
+def tree_of(tx: storage.Transaction, owner: str, ref: VersionRef) -> dict[str, storage.TreeEntry]:
+    row = readable_version_row(tx, owner, ref)
+    assert row.id is not None
+    return storage.read_tree(tx, version_id=row.id)
+
+
+def not_found(kind: str, name: str, reason: str) -> NotFound:
+    # The same answer whether the resource does not exist or belongs to someone else.
+    return NotFound(f"{kind} {name} not found", reason=reason, metadata={"name": name})
+
+
+def version_name(ref: VersionRef) -> str:
+    return f"generations/{ref.generation_id}/versions/{ref.number}"
+
+
+def log_event(event: str, **fields: object) -> None:
+    """One structured (JSON) log line, for operators' tools."""
+    _log.info(json.dumps({"event": event, **fields}, default=str))
+
+
+def fingerprint_of(*parts: object) -> str:
+    """A hash of a request's parameters, to tell a retry from a reused request id."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

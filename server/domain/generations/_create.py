@@ -1,0 +1,206 @@
+"""Making versions with the model: Generate, Tweak, Iterate and Regenerate queue a job each.
+
+A repeated `request_id` (AIP-155) returns the first call's version and starts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import storage
+from server.config import ModelConfig
+from server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from server.domain.generations._base import (
+    ServiceBase,
+    fingerprint_of,
+    generation_row,
+    log_event,
+    refinable_version_row,
+    version_name,
+    version_row,
+)
+from server.domain.resources import Version, VersionRef
+from server.files import FileContent
+
+
+class CreateVerbs(ServiceBase):
+    async def generate(
+        self,
+        *,
+        owner: str,
+        prompt: str,
+        model: str,
+        request_id: str,
+        attachments: Sequence[FileContent],
+    ) -> Version:
+        self.check_prompt(prompt)
+        model_config = self._resolve_model(model)
+        self._check_attachments(attachments)
+        fingerprint = fingerprint_of("generate", prompt, model_config.name, _attachment_keys(attachments))
+
+        def create(tx: storage.Transaction) -> storage.Version:
+            generation, version = storage.create_generation(
+                tx,
+                owner=owner,
+                prompt=prompt,
+                model=model_config.name,
+                provider=model_config.provider,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                attachments=attachments,
+            )
+            log_event("session_created", generation=generation.id, owner=owner, model=model_config.name)
+            return version
+
+        return await self.create_once(owner, request_id, fingerprint, create)
+
+    async def tweak(
+        self,
+        *,
+        owner: str,
+        parent: VersionRef,
+        prompt: str,
+        model: str,
+        request_id: str,
+        etag: str,
+        attachments: Sequence[FileContent],
+    ) -> Version:
+        """Queues the next version of the generation: `parent` refined in its own conversation branch."""
+        self.check_prompt(prompt)
+        self._check_attachments(attachments)
+        model_config = self._resolve_model(model) if model else None
+        fingerprint = fingerprint_of(
+            "tweak", parent.generation_id, parent.number, prompt, model, etag, _attachment_keys(attachments)
+        )
+
+        def create(tx: storage.Transaction) -> storage.Version:
+            parent_row = refinable_version_row(tx, owner, parent, etag)
+            generation = generation_row(tx, owner, parent.generation_id)
+            conversation = storage.get_conversation(tx, owner=owner, generation_id=parent.generation_id)
+            latest = generation.version_count
+            version = storage.create_version(
+                tx,
+                generation=generation,
+                kind=storage.VersionKind.TWEAK,
+                prompt=prompt,
+                model=model_config.name if model_config else parent_row.model,
+                provider=model_config.provider if model_config else parent_row.provider,
+                parent_number=parent_row.number,
+                base_turn_id=parent_row.head_turn_id,
+                turn=parent_row.turn + 1,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                attachments=attachments,
+            )
+            if conversation is not None:
+                log_event(
+                    "session_reused",
+                    session=conversation.id,
+                    generation=generation.id,
+                    age_seconds=round((storage.utcnow() - conversation.create_time).total_seconds(), 3),
+                    turn_count=conversation.turn_count,
+                    branch_turns=parent_row.turn,
+                    forked=parent_row.number != latest,
+                )
+            return version
+
+        return await self.create_once(owner, request_id, fingerprint, create)
+
+    async def iterate(
+        self, *, owner: str, parent: VersionRef, prompt: str, model: str, request_id: str, etag: str
+    ) -> Version:
+        """Queues version N+1 of the generation: `parent`'s tree plus the model's changes for `prompt`.
+
+        The model sees the parent's files (not the conversation), and its answer is merged onto
+        the parent's tree in one transaction.
+        """
+        self.check_prompt(prompt)
+        model_config = self._resolve_model(model) if model else None
+        fingerprint = fingerprint_of("iterate", parent.generation_id, parent.number, prompt, model, etag)
+
+        def create(tx: storage.Transaction) -> storage.Version:
+            parent_row = refinable_version_row(tx, owner, parent, etag)
+            return storage.create_version(
+                tx,
+                generation=generation_row(tx, owner, parent.generation_id),
+                kind=storage.VersionKind.ITERATE,
+                prompt=prompt,
+                model=model_config.name if model_config else parent_row.model,
+                provider=model_config.provider if model_config else parent_row.provider,
+                parent_number=parent_row.number,
+                base_turn_id=None,
+                turn=1,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+            )
+
+        return await self.create_once(owner, request_id, fingerprint, create)
+
+    async def regenerate(self, *, owner: str, version: VersionRef, request_id: str) -> Version:
+        """Queues the version's prompt again, as a sibling of the version on a new branch."""
+        fingerprint = fingerprint_of("regenerate", version.generation_id, version.number)
+
+        def create(tx: storage.Transaction) -> storage.Version:
+            original = version_row(tx, owner, version)
+            assert original.id is not None
+            if not storage.VersionState(original.state).is_terminal:
+                raise FailedPrecondition(
+                    f"version {version_name(version)} is {original.state}; "
+                    "it can be made again once it has ended",
+                    reason="VERSION_NOT_ENDED",
+                    metadata={"state": original.state},
+                )
+            attachments = storage.list_attachments(tx, version_id=original.id)
+            contents = storage.read_blobs(tx, (a.blob_sha256 for a in attachments))
+            return storage.create_version(
+                tx,
+                generation=generation_row(tx, owner, version.generation_id),
+                kind=storage.VersionKind.REGENERATE,
+                prompt=original.prompt,
+                model=original.model,
+                provider=original.provider,
+                parent_number=original.parent_number,
+                base_turn_id=original.base_turn_id,
+                turn=original.turn,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
+            )
+
+        return await self.create_once(owner, request_id, fingerprint, create)
+
+    def _resolve_model(self, name: str) -> ModelConfig:
+        if not name:
+            return self._settings.resolved_default_model
+        model = self._settings.find_model(name)
+        if model is None:
+            known = ", ".join(m.name for m in self._settings.available_models)
+            raise InvalidArgument(
+                f"unknown model {name!r}; ListModels names the models this server offers ({known})",
+                reason="UNKNOWN_MODEL",
+                metadata={"model": name},
+                violations=[FieldViolation("model", "must be a model name from ListModels")],
+            )
+        return model
+
+    def _check_attachments(self, attachments: Sequence[FileContent]) -> None:
+        violations = [
+            FieldViolation(f"attachments[{index}].mime_type", "must be a MIME type such as image/png")
+            for index, attachment in enumerate(attachments)
+            if "/" not in attachment.mime_type
+        ]
+        if violations:
+            raise InvalidArgument(
+                "an attachment has no valid MIME type", reason="INVALID_ATTACHMENT", violations=violations
+            )
+        total = sum(len(a.data) for a in attachments)
+        if total > self._settings.max_attachment_bytes:
+            raise InvalidArgument(
+                f"the attachments total {total} bytes; the limit is {self._settings.max_attachment_bytes}",
+                reason="ATTACHMENTS_TOO_LARGE",
+                violations=[FieldViolation("attachments", "are too large in total")],
+            )
+
+
+def _attachment_keys(attachments: Sequence[FileContent]) -> list[tuple[str, str, str]]:
+    return [(a.path, a.mime_type, storage.sha256_hex(a.data)) for a in attachments]

@@ -1,0 +1,93 @@
+"""Following a version's job (Progress) and stopping it (CancelVersion).
+
+Closing a Progress stream never affects the job: only CancelVersion stops it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+
+import anyio
+
+import storage
+from server.domain import _transactions as transactions
+from server.domain.errors import FailedPrecondition
+from server.domain.generations._base import ServiceBase, version_name, version_row
+from server.domain.generations._read import ReadVerbs
+from server.domain.jobs import CANCELLED_BY_USER
+from server.domain.resources import ProgressEvent, Version, VersionRef, event_of, version_of
+
+# Progress reads stored events in pages of this many.
+_EVENTS_PAGE = 500
+
+
+class ProgressVerbs(ReadVerbs, ServiceBase):
+    async def cancel(self, *, owner: str, ref: VersionRef) -> Version:
+        def work(tx: storage.Transaction) -> storage.Version:
+            version = version_row(tx, owner, ref)
+            assert version.id is not None
+            if storage.VersionState(version.state).is_terminal:
+                raise FailedPrecondition(
+                    f"version {version_name(ref)} already ended {version.state}",
+                    reason="VERSION_ALREADY_ENDED",
+                    metadata={"state": version.state},
+                )
+            job = storage.request_cancel(tx, version_id=version.id)
+            if job is not None and job.status == storage.JobStatus.QUEUED and job.id is not None:
+                # No worker has it: it ends here and now.
+                storage.end_job(
+                    tx,
+                    job_id=job.id,
+                    version=version,
+                    state=storage.VersionState.CANCELLED,
+                    message="Cancelled",
+                    error=CANCELLED_BY_USER,
+                )
+            return storage.get_version_by_id(tx, version.id)
+
+        row = await transactions.write(self._db, work)
+        assert row.id is not None
+        self._runner.cancel_local(row.id)
+        self._hub.notify(row.id)
+        return version_of(row)
+
+    async def progress(self, *, owner: str, ref: VersionRef, after_seq: int) -> AsyncIterator[ProgressEvent]:
+        """The version's events after `after_seq`, then live ones, until its terminal event."""
+        version_id, version = await self.version_with_id(owner, ref)
+        if version.state.is_terminal and after_seq >= version.last_event_seq:
+            return
+        cursor = after_seq
+        ticket = self._hub.ticket(version_id)
+        # Whether everything stored had been read when the ticket was taken: then only a
+        # notification (which sets the ticket) or the poll interval can bring more.
+        caught_up = False
+        while True:
+            if ticket.is_set():
+                ticket, caught_up = self._hub.ticket(version_id), False
+            # What this process's writer just committed comes from memory, the rest from the
+            # database. (Another process's writes arrive by notification or by polling.)
+            events = self._hub.events_after(version_id, cursor)
+            if events:
+                caught_up = True
+            elif caught_up:
+                with anyio.move_on_after(self._settings.progress_poll_seconds):
+                    await ticket.wait()
+                ticket, caught_up = self._hub.ticket(version_id), False
+                continue
+            else:
+                events = await transactions.read(
+                    self._db, functools.partial(_events_after, version_id, cursor)
+                )
+                caught_up = len(events) < _EVENTS_PAGE
+            for event in events:
+                yield event
+                cursor = event.seq
+            # A version's terminal event is its last: nothing is recorded after it.
+            if events and events[-1].state.is_terminal:
+                return
+
+
+def _events_after(version_id: int, after_seq: int, tx: storage.Transaction) -> list[ProgressEvent]:
+    rows = storage.list_events(tx, version_id=version_id, after_seq=after_seq, limit=_EVENTS_PAGE)
+    return [event_of(row) for row in rows]

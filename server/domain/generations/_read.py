@@ -1,0 +1,87 @@
+"""Reading what exists: versions, generations, and a version's files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import storage
+from server.domain import _transactions as transactions
+from server.domain.errors import NotFound
+from server.domain.generations._base import (
+    ServiceBase,
+    generation_row,
+    readable_version_row,
+    version_name,
+    version_row,
+)
+from server.domain.resources import Generation, TreeEntry, Version, VersionRef, generation_of, version_of
+
+
+class ReadVerbs(ServiceBase):
+    # ReadFile sends files in chunks of this size, well under gRPC's 4 MiB message limit.
+    read_chunk_bytes = 64 * 1024
+
+    async def get_version(self, *, owner: str, ref: VersionRef) -> Version:
+        return (await self.version_with_id(owner, ref))[1]
+
+    async def version_with_id(self, owner: str, ref: VersionRef) -> tuple[int, Version]:
+        """The version and its row id (which Progress follows)."""
+        key = (owner, ref.generation_id, ref.number)
+        cached = self._ended.get(key)
+        if cached is not None:
+            return cached
+        row = await transactions.read(self._db, lambda tx: version_row(tx, owner, ref))
+        assert row.id is not None
+        found = (row.id, version_of(row))
+        if found[1].state.is_terminal:
+            self._ended.put(key, found)
+        return found
+
+    async def get_generation(self, *, owner: str, generation_id: str) -> Generation:
+        row = await transactions.read(self._db, lambda tx: generation_row(tx, owner, generation_id))
+        return generation_of(row)
+
+    async def list_generations(self, *, owner: str, before_id: str | None, limit: int) -> list[Generation]:
+        rows = await transactions.read(
+            self._db, lambda tx: storage.list_generations(tx, owner=owner, before_id=before_id, limit=limit)
+        )
+        return [generation_of(row) for row in rows]
+
+    async def list_versions(
+        self, *, owner: str, generation_id: str, after_number: int, limit: int
+    ) -> list[Version]:
+        def work(tx: storage.Transaction) -> Sequence[storage.Version]:
+            generation_row(tx, owner, generation_id)
+            return storage.list_versions(
+                tx, owner=owner, generation_id=generation_id, after_number=after_number, limit=limit
+            )
+
+        return [version_of(row) for row in await transactions.read(self._db, work)]
+
+    async def list_files(
+        self, *, owner: str, ref: VersionRef, after_path: str | None, limit: int
+    ) -> Sequence[TreeEntry]:
+        def work(tx: storage.Transaction) -> Sequence[TreeEntry]:
+            row = readable_version_row(tx, owner, ref)
+            assert row.id is not None
+            return storage.list_manifest(tx, version_id=row.id, after_path=after_path, limit=limit)
+
+        return await transactions.read(self._db, work)
+
+    async def read_file(self, *, owner: str, ref: VersionRef, path: str) -> tuple[TreeEntry, bytes]:
+        def work(tx: storage.Transaction) -> tuple[TreeEntry, bytes]:
+            row = readable_version_row(tx, owner, ref)
+            assert row.id is not None
+            entry = storage.get_manifest_entry(tx, version_id=row.id, path=path)
+            if entry is None:
+                raise NotFound(
+                    f"version {version_name(ref)} has no file {path!r}",
+                    reason="FILE_NOT_FOUND",
+                    metadata={"path": path},
+                )
+            data = storage.read_blob(tx, entry.blob_sha256)
+            if data is None:
+                raise RuntimeError(f"blob {entry.blob_sha256} of {path!r} is missing")
+            return entry, data
+
+        return await transactions.read(self._db, work)

@@ -1,0 +1,242 @@
+"""Whole trees: Diff, ExportTree, UploadTree and Merge (with the common ancestor it merges against).
+
+Uploads and merges need no model: their versions are made and COMPLETED in one transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import storage
+from server.domain import _transactions as transactions
+from server.domain import change_sets, trees
+from server.domain.errors import FieldViolation, InvalidArgument
+from server.domain.generations._base import (
+    ServiceBase,
+    fingerprint_of,
+    generation_row,
+    readable_version_row,
+    tree_of,
+)
+from server.domain.resources import TreeEntry, Version, VersionRef
+from server.files import FileContent
+from server.providers._base import ChangeSet, FileUpsert, ProviderError
+
+# ExportTree reads file contents from the database in batches of about this many bytes.
+_EXPORT_BATCH_BYTES = 8 * 1024 * 1024
+
+
+class TreeVerbs(ServiceBase):
+    async def diff(
+        self, *, owner: str, base: VersionRef, target: VersionRef, include_text_diffs: bool
+    ) -> list[tuple[trees.PathDiff, str]]:
+        """The paths that differ from `base` to `target`, each with a unified diff if asked for."""
+
+        def work(tx: storage.Transaction) -> list[tuple[trees.PathDiff, str]]:
+            before, after = tree_of(tx, owner, base), tree_of(tx, owner, target)
+            changes = trees.diff(before, after)
+            if not include_text_diffs:
+                return [(change, "") for change in changes]
+            shas = [
+                e.blob_sha256 for c in changes for e in (c.base, c.target) if e is not None and _is_text(e)
+            ]
+            contents = storage.read_blobs(tx, shas)
+
+            def text(entry: TreeEntry | None) -> bytes | None:
+                return contents.get(entry.blob_sha256) if entry is not None else None
+
+            return [
+                (
+                    c,
+                    trees.unified_diff(c.path, text(c.base), text(c.target))
+                    if all(e is None or _is_text(e) for e in (c.base, c.target))
+                    else "",
+                )
+                for c in changes
+            ]
+
+        return await transactions.read(self._db, work)
+
+    async def export(self, *, owner: str, ref: VersionRef) -> AsyncIterator[tuple[TreeEntry, bytes]]:
+        """Every file of the version with its contents, in path order, reading a batch at a time."""
+        tree = await transactions.read(self._db, lambda tx: tree_of(tx, owner, ref))
+        entries = sorted(tree.values(), key=lambda e: e.path.encode())
+        start = 0
+        while start < len(entries):
+            end, size = start, 0
+            while end < len(entries) and (end == start or size + entries[end].size <= _EXPORT_BATCH_BYTES):
+                size += entries[end].size
+                end += 1
+            batch = entries[start:end]
+            contents = await transactions.read(self._db, functools.partial(_contents_of, batch))
+            for entry in batch:
+                yield entry, contents[entry.blob_sha256]
+            start = end
+
+    async def upload(
+        self, *, owner: str, description: str, request_id: str, files: Sequence[FileContent]
+    ) -> Version:
+        """Starts a generation from the caller's files: they become its COMPLETED version 1."""
+        description = description.strip() or f"Uploaded {len(files)} files"
+        self.check_prompt(description)
+        changes = ChangeSet(upserts=[FileUpsert(f.path, f.mime_type, f.data) for f in files])
+        try:
+            applied = change_sets.apply_changes({}, changes, change_sets.Limits.of(self._settings))
+        except ProviderError as exc:
+            raise InvalidArgument(
+                exc.message, reason=exc.reason, violations=[FieldViolation("file", exc.message)]
+            ) from exc
+        if not applied.file_count:
+            raise InvalidArgument(
+                "the upload holds no files",
+                reason="EMPTY_UPLOAD",
+                violations=[FieldViolation("file", "send one")],
+            )
+        model = self._settings.resolved_default_model
+        fingerprint = fingerprint_of(
+            "upload", description, sorted((f.path, storage.sha256_hex(f.data)) for f in files)
+        )
+
+        def create(tx: storage.Transaction) -> storage.Version:
+            _, version = storage.create_generation(
+                tx,
+                owner=owner,
+                prompt=description,
+                model=model.name,
+                provider=model.provider,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                kind=storage.VersionKind.UPLOAD,
+                queue_job=False,
+            )
+            return _complete_now(
+                tx,
+                version,
+                storage.store_files(tx, applied.written),
+                None,
+                f"Uploaded {applied.file_count} files",
+            )
+
+        return await self.create_once(owner, request_id, fingerprint, create)
+
+    async def merge(
+        self,
+        *,
+        owner: str,
+        ours: VersionRef,
+        theirs: VersionRef,
+        strategy: trees.Strategy,
+        request_id: str,
+    ) -> tuple[Version | None, list[trees.Conflict]]:
+        """Three-way merges two versions against their common ancestor (see trees.three_way)."""
+        if ours.generation_id != theirs.generation_id:
+            raise InvalidArgument(
+                "ours and theirs must be versions of one generation",
+                reason="DIFFERENT_GENERATIONS",
+                violations=[FieldViolation("theirs", f"must start with generations/{ours.generation_id}/")],
+            )
+        if ours.number == theirs.number:
+            raise InvalidArgument(
+                "a version cannot be merged with itself",
+                reason="SAME_VERSION",
+                violations=[FieldViolation("theirs", "must differ from ours")],
+            )
+
+        def plan(tx: storage.Transaction) -> tuple[dict[str, TreeEntry], list[trees.Conflict], int | None]:
+            ours_tree, theirs_tree = tree_of(tx, owner, ours), tree_of(tx, owner, theirs)
+            ancestor = _common_ancestor(tx, owner, ours, theirs)
+            base_tree = (
+                {} if ancestor is None else tree_of(tx, owner, VersionRef(ours.generation_id, ancestor))
+            )
+            merged, conflicts = trees.three_way(base_tree, ours_tree, theirs_tree, strategy)
+            return merged, conflicts, ancestor
+
+        merged, conflicts, ancestor = await transactions.read(self._db, plan)
+        if conflicts and strategy is trees.Strategy.NONE:
+            return None, conflicts
+        fingerprint = fingerprint_of("merge", ours.generation_id, ours.number, theirs.number, strategy)
+
+        def create(tx: storage.Transaction) -> storage.Version:
+            ours_row = readable_version_row(tx, owner, ours)
+            assert ours_row.id is not None
+            version = storage.create_version(
+                tx,
+                generation=generation_row(tx, owner, ours.generation_id),
+                kind=storage.VersionKind.MERGE,
+                prompt=f"Merge v{theirs.number} into v{ours.number}"
+                + (f" (base v{ancestor})" if ancestor else "")
+                + (f", conflicts resolved as {strategy.lower()}" if conflicts else ""),
+                model=ours_row.model,
+                provider=ours_row.provider,
+                parent_number=ours.number,
+                merge_parent_number=theirs.number,
+                base_turn_id=ours_row.head_turn_id,
+                turn=ours_row.turn,
+                request_id=request_id or None,
+                request_fingerprint=fingerprint,
+                queue_job=False,
+            )
+            parent = (ours_row, storage.read_tree(tx, version_id=ours_row.id))
+            return _complete_now(tx, version, list(merged.values()), parent, version.prompt)
+
+        return await self.create_once(owner, request_id, fingerprint, create), conflicts
+
+
+def _complete_now(
+    tx: storage.Transaction,
+    version: storage.Version,
+    entries: Sequence[TreeEntry],
+    parent: tuple[storage.Version, Mapping[str, TreeEntry]] | None,
+    message: str,
+) -> storage.Version:
+    storage.write_tree(tx, version=version, entries=entries, parent=parent)
+    storage.append_event(
+        tx,
+        version=version,
+        type=storage.EventType.STATE,
+        state=storage.VersionState.COMPLETED,
+        stage=1,
+        total_stages=1,
+        message=message,
+    )
+    assert version.id is not None
+    return storage.get_version_by_id(tx, version.id)
+
+
+def _common_ancestor(tx: storage.Transaction, owner: str, ours: VersionRef, theirs: VersionRef) -> int | None:
+    """The newest version that both are descended from (through parent and merge-parent links)."""
+    versions = {
+        v.number: v
+        for v in storage.list_versions(
+            tx, owner=owner, generation_id=ours.generation_id, after_number=0, limit=1_000_000
+        )
+    }
+
+    def ancestors(number: int) -> set[int]:
+        seen: set[int] = set()
+        stack = [number]
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in versions:
+                continue
+            seen.add(current)
+            version = versions[current]
+            stack.extend(n for n in (version.parent_number, version.merge_parent_number) if n is not None)
+        return seen
+
+    common = ancestors(ours.number) & ancestors(theirs.number)
+    return max(common) if common else None
+
+
+def _contents_of(entries: Sequence[TreeEntry], tx: storage.Transaction) -> dict[str, bytes]:
+    return storage.read_blobs(tx, (entry.blob_sha256 for entry in entries))
+
+
+def _is_text(entry: TreeEntry) -> bool:
+    kind = entry.mime_type
+    return (
+        kind.startswith("text/")
+        or kind in ("application/json", "application/toml", "application/xml")
+        or (kind.endswith(("+json", "+xml")))
+    )

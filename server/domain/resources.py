@@ -1,0 +1,219 @@
+"""What the domain hands to the API: generations, versions, their progress events and conversations.
+
+These are plain, immutable values made from stored rows. They carry what a caller may see
+and nothing of how it is stored (no database ids, owners or manifest bookkeeping), so the
+API converts them to messages without knowing the tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import storage
+
+# The stored vocabulary is the domain's vocabulary: the same names, the same values.
+VersionState = storage.VersionState
+VersionKind = storage.VersionKind
+EventType = storage.EventType
+ErrorDetail = storage.ErrorDetail
+TreeEntry = storage.TreeEntry
+
+# Only these states have files that can be read.
+READABLE_STATES = frozenset({VersionState.COMPLETED, VersionState.NEEDS_REVIEW})
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    """Names one version: `generations/{generation_id}/versions/{number}`."""
+
+    generation_id: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    id: str
+    prompt: str
+    model: str
+    provider: str
+    version_count: int
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    generation_id: str
+    number: int
+    kind: VersionKind
+    # The version this one was made from (a merge's `ours`), and a merge's `theirs`.
+    parent_number: int | None
+    merge_parent_number: int | None
+    prompt: str
+    model: str
+    provider: str
+    state: VersionState
+    stage: int
+    total_stages: int
+    message: str
+    error: ErrorDetail | None
+    file_count: int
+    etag: str
+    request_id: str | None
+    last_event_seq: int
+    turn: int
+    added_count: int
+    modified_count: int
+    deleted_count: int
+    create_time: datetime
+    update_time: datetime
+    complete_time: datetime | None
+
+    @property
+    def ref(self) -> VersionRef:
+        return VersionRef(self.generation_id, self.number)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """One event in a version's life; `seq` numbers a version's events 1, 2, 3, ... without gaps."""
+
+    seq: int
+    type: EventType
+    state: VersionState
+    stage: int
+    total_stages: int
+    message: str
+    paths: tuple[str, ...]
+    error: ErrorDetail | None
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """The conversation with the model behind a generation (the API's Session)."""
+
+    generation_id: str
+    model: str
+    system_instruction: str
+    turn_count: int
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPart:
+    text: str
+    # Inline data, by its MIME type, size and SHA-256 (the bytes are a stored blob).
+    mime_type: str
+    size: int
+    sha256: str
+    thought: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    number: int
+    role: str
+    parts: tuple[TurnPart, ...]
+    # The turn before this one on its branch, and the version whose job added it.
+    parent_number: int | None
+    version_number: int | None
+    create_time: datetime
+
+
+def version_etag(revision: int) -> str:
+    return f'W/"{revision}"'
+
+
+def version_of(row: storage.Version) -> Version:
+    return Version(
+        generation_id=row.generation_id,
+        number=row.number,
+        kind=VersionKind(row.kind),
+        parent_number=row.parent_number,
+        merge_parent_number=row.merge_parent_number,
+        prompt=row.prompt,
+        model=row.model,
+        provider=row.provider,
+        state=VersionState(row.state),
+        stage=row.stage,
+        total_stages=row.total_stages,
+        message=row.message,
+        error=_error(row.error_code, row.error_reason, row.error_message),
+        file_count=row.file_count,
+        etag=version_etag(row.revision),
+        request_id=row.request_id,
+        last_event_seq=row.last_event_seq,
+        turn=row.turn,
+        added_count=row.added_count,
+        modified_count=row.modified_count,
+        deleted_count=row.deleted_count,
+        create_time=row.create_time,
+        update_time=row.update_time,
+        complete_time=row.complete_time,
+    )
+
+
+def generation_of(row: storage.Generation) -> Generation:
+    return Generation(
+        id=row.id,
+        prompt=row.prompt,
+        model=row.model,
+        provider=row.provider,
+        version_count=row.version_count,
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+def event_of(row: storage.Event) -> ProgressEvent:
+    return ProgressEvent(
+        seq=row.seq,
+        type=EventType(row.type),
+        state=VersionState(row.state),
+        stage=row.stage,
+        total_stages=row.total_stages,
+        message=row.message,
+        paths=tuple(row.paths),
+        error=_error(row.error_code, row.error_reason, row.error_message),
+        create_time=row.create_time,
+    )
+
+
+def conversation_of(row: storage.ConversationSession) -> Conversation:
+    return Conversation(
+        generation_id=row.generation_id,
+        model=row.model,
+        system_instruction=row.system_instruction,
+        turn_count=row.turn_count,
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+def turn_of(row: storage.Turn, *, parent_number: int | None, version_number: int | None) -> Turn:
+    return Turn(
+        number=row.number,
+        role=row.role,
+        parts=tuple(
+            TurnPart(
+                text=str(part.get("text", "")),
+                mime_type=str(part.get("mime_type", "")),
+                size=int(str(part.get("size", 0))),
+                sha256=str(part.get("blob", "")),
+                thought=bool(part.get("thought", False)),
+            )
+            for part in row.parts
+        ),
+        parent_number=parent_number,
+        version_number=version_number,
+        create_time=row.create_time,
+    )
+
+
+def _error(code: str | None, reason: str | None, message: str | None) -> ErrorDetail | None:
+    if code is None:
+        return None
+    return ErrorDetail(code=code, reason=reason or "UNKNOWN_REASON", message=message or "")

@@ -1,0 +1,32 @@
+"""What storage raises. Callers never see a SQLAlchemy or driver exception: `Database` turns
+every one of them into one of these (`_database._translate_error`)."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """The database refused a statement. Retrying the same statement will fail the same way,
+    unless the error is one of the subclasses that say otherwise."""
+
+
+class StorageUnavailable(StorageError):
+    """The database could not be reached, or dropped the connection: trying again later may work."""
+
+
+class WriteConflict(StorageError):
+    """A write collided with another transaction's (a unique key taken first)."""
+
+
+class RequestIdTaken(WriteConflict):
+    """Another transaction created a version with the same owner and request id first."""
+
+
+class StateConflict(StorageError):
+    """A version's progress was written by someone else first: it already ended, or another
+    writer recorded its next events."""
+
+    def __init__(self, version_id: int, state: str, last_event_seq: int) -> None:
+        super().__init__(f"version id {version_id} is {state}, at event {last_event_seq}")
+        self.version_id = version_id
+        self.state = state
+        self.last_event_seq = last_event_seq

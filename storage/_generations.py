@@ -1,0 +1,98 @@
+"""Generations: one lineage of versions each, with the conversation session behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from storage._blobs import FileContent
+from storage._clock import utcnow
+from storage._database import Transaction
+from storage._ids import new_generation_id, new_session_id
+from storage._models import Generation, Version, VersionKind
+from storage._tables import GENERATION, SESSION, from_row, full_row, one_or_none
+from storage._versions import create_version
+
+
+def create_generation(
+    tx: Transaction,
+    *,
+    owner: str,
+    prompt: str,
+    model: str,
+    provider: str,
+    request_id: str | None,
+    request_fingerprint: str | None,
+    attachments: Sequence[FileContent] = (),
+    kind: VersionKind = VersionKind.GENERATE,
+    queue_job: bool = True,
+) -> tuple[Generation, Version]:
+    """Creates a generation, its conversation session, and version 1 (see create_version)."""
+    now = utcnow()
+    generation_row = full_row(
+        GENERATION,
+        {
+            "id": new_generation_id(),
+            "owner": owner,
+            "prompt": prompt,
+            "model": model,
+            "provider": provider,
+            "version_count": 0,
+            "create_time": now,
+            "update_time": now,
+        },
+    )
+    tx.execute(_INSERT_GENERATION, generation_row)
+    session_row = full_row(
+        SESSION,
+        {
+            "id": new_session_id(),
+            "generation_id": generation_row["id"],
+            "owner": owner,
+            "model": model,
+            "create_time": now,
+            "update_time": now,
+        },
+    )
+    tx.execute(_INSERT_SESSION, session_row)
+    generation = from_row(Generation, generation_row)
+    version = create_version(
+        tx,
+        generation=generation,
+        kind=kind,
+        prompt=prompt,
+        model=model,
+        provider=provider,
+        queue_job=queue_job,
+        parent_number=None,
+        base_turn_id=None,
+        turn=1,
+        request_id=request_id,
+        request_fingerprint=request_fingerprint,
+        attachments=attachments,
+        session_id=session_row["id"],
+    )
+    return generation, version
+
+
+def get_generation(tx: Transaction, *, owner: str, generation_id: str) -> Generation | None:
+    return one_or_none(tx, Generation, _GENERATION_BY_ID, id=generation_id, owner=owner)
+
+
+def list_generations(
+    tx: Transaction, *, owner: str, before_id: str | None, limit: int
+) -> Sequence[Generation]:
+    """The owner's generations, newest first, strictly older than `before_id` when given."""
+    statement = select(Generation).where(Generation.owner == owner)
+    if before_id is not None:
+        statement = statement.where(Generation.id < before_id)
+    return tx.exec(statement.order_by(col(Generation.id).desc()).limit(limit)).all()
+
+
+_INSERT_GENERATION = sa.insert(GENERATION)
+_INSERT_SESSION = sa.insert(SESSION)
+_GENERATION_BY_ID = sa.select(GENERATION).where(
+    GENERATION.c.id == sa.bindparam("id"), GENERATION.c.owner == sa.bindparam("owner")
+)
