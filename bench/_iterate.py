@@ -26,7 +26,7 @@ from atelier.v1 import atelier_service_pb2_grpc, file_pb2
 
 import storage
 from bench._servers import atelier_server
-from tests._support import fresh_database
+from support.databases import fresh_database
 
 SIZES = (100, 1_000, 10_000)
 CHANGED_FILES = 10

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench._echo import READY_PREFIX
-from tests._support import fresh_database
+from support.databases import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 _ECHO_READY = re.compile(re.escape(READY_PREFIX) + r"(\S+:\d+)")

@@ -16,9 +16,10 @@ import pytest
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import generation_pb2 as gen
 
-from tests._support import Api, ServerProcess, fresh_database
+from support.databases import fresh_database
+from support.gemini_fake import FakeGemini, Reply, inline_data_of, make_png
+from tests._support import Api, ServerProcess
 from tests.conftest import BACKENDS, check_backend
-from tests.fakes.gemini import FakeGemini, Reply, inline_data_of, make_png
 
 TEXT_MODEL = "gemini-2.5-flash"
 IMAGE_MODEL = "gemini-2.5-flash-image"

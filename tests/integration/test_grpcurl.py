@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._support import ROOT, ServerProcess, fresh_database
+from support.databases import fresh_database
+from tests._support import ROOT, ServerProcess
 from tests.conftest import BACKENDS, check_backend
 
 README_ADDRESS = "127.0.0.1:50051"
