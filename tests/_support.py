@@ -18,6 +18,8 @@ import grpc
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
 
+from support.processes import restore_default_sigint
+
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {
     generation_pb2.VERSION_STATE_COMPLETED,
@@ -53,7 +55,12 @@ class ServerProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "server"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=restore_default_sigint,
         )
         log.close()
         deadline = time.monotonic() + timeout
