@@ -192,7 +192,9 @@ def test_list_models_shows_the_configured_gemini_models(
     assert names["offline"].provider == "offline"
 
 
-def test_the_scenario_that_must_never_fail_again(gemini_server: tuple[ServerProcess, FakeGemini]) -> None:
+def test_an_iteration_that_adds_one_file_keeps_every_file_of_its_parent(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
     """V1 has 14 files; "Add missing schema file" returns one file; V2 must have all 15."""
     server, fake = gemini_server
     app = {f"app/{name}.py": f'"""{name}"""\n'.encode() for name in ("main", "db", "config", "deps")}
