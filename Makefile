@@ -21,7 +21,7 @@ test: lint $(NODE_CLIENT)
 lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy server storage clients/python/atelier clients/python/examples tests bench
+	$(PY) -m mypy server storage clients/python/atelier clients/python/examples support tests bench
 	$(BUF) lint
 
 bench: $(VENV)/.installed $(GEN_STAMP)

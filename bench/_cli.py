@@ -30,7 +30,7 @@ from bench._memory import SESSIONS, measure_memory
 from bench._report import Figures, render, to_json
 from bench._servers import ServerFailed, atelier_server, echo_server
 from bench._tweak import measure_tweak
-from tests._support import postgres_unavailable_reason
+from support.databases import postgres_unavailable_reason
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -4,8 +4,9 @@ Two measurements, on SQLite:
 - the storage commit of an iteration (new blobs, the manifest, the version's final event) for
   parent trees of 100, 1,000 and 10,000 files, changing 10 files each time, with the database
   growth per iteration; and a 1 MB tree iterated 100 times with one 1 KB change each time.
-  This is what the scaling targets are about (docs/ARCHITECTURE: building the model's context
-  reads the parent's file list, and is linear in the parent by nature);
+  The scaling targets are about this commit alone, which writes the change and not the tree
+  (docs/STORAGE.md); building the model's context reads the parent's file list, and is linear
+  in the parent by nature (docs/PERFORMANCE.md, "Iterate scaling");
 - the same iterations end to end through the real server (Iterate + Progress to COMPLETED,
   with the scripted provider), for the record.
 """
@@ -27,7 +28,7 @@ from atelier.v1 import atelier_service_pb2_grpc, file_pb2
 import storage
 from bench._servers import atelier_server
 from server.files import FileContent
-from tests._support import fresh_database
+from support.databases import fresh_database
 
 SIZES = (100, 1_000, 10_000)
 CHANGED_FILES = 10

@@ -17,7 +17,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench._echo import READY_PREFIX
-from tests._support import fresh_database
+from support.databases import fresh_database
+from support.processes import restore_default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
 _ECHO_READY = re.compile(re.escape(READY_PREFIX) + r"(\S+:\d+)")
@@ -56,7 +57,11 @@ def echo_server(workdir: Path, *, timeout: float = 20.0) -> Iterator[Server]:
     log_path = workdir / "echo.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench._echo"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "bench._echo"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=restore_default_sigint,
         )
     try:
         deadline = time.monotonic() + timeout
@@ -130,6 +135,7 @@ def _start_atelier(
                 env=_atelier_env(database_url, target, extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=restore_default_sigint,
             )
         if _wait_serving(target, process, timeout):
             return process, target

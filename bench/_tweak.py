@@ -1,6 +1,6 @@
 """Tweak overhead: a Tweak through Atelier against the same turn sent straight with google-genai.
 
-Both talk to one fake Gemini (tests/fakes/gemini.py) that answers every request after a fixed
+Both talk to one fake Gemini (support/gemini_fake.py) that answers every request after a fixed
 delay, in the bench's own process. Its answers differ at every request (a new file), so every
 tweak changes the tree and completes. Each side runs in a client process of its own:
 
@@ -30,7 +30,7 @@ from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
 from bench._child import run_in_child
 from bench._load import _process_cpu_seconds
 from bench._servers import atelier_server
-from tests.fakes.gemini import FakeGemini, RecordedRequest, Reply
+from support.gemini_fake import FakeGemini, RecordedRequest, Reply
 
 MODEL = "gemini-2.5-flash"
 API_KEY = "bench-key"

@@ -1,4 +1,7 @@
-"""Test support: fresh databases, the real server in a subprocess, and typed helpers."""
+"""Test support: the real server in a subprocess, and typed helpers.
+
+What the benchmark needs as well (fresh databases, the Gemini fake) is in support/.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
-import sqlalchemy as sa
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
-from sqlalchemy.engine import make_url
+
+from support.processes import restore_default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get(
-    "ATELIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TERMINAL = {
     generation_pb2.VERSION_STATE_COMPLETED,
     generation_pb2.VERSION_STATE_FAILED,
@@ -30,36 +28,6 @@ TERMINAL = {
     generation_pb2.VERSION_STATE_NEEDS_REVIEW,
 }
 _LISTENING = re.compile(r"Atelier listening on (\S+):(\d+)")
-
-
-def postgres_unavailable_reason() -> str | None:
-    """None if PostgreSQL answers at POSTGRES_URL, else why not."""
-    try:
-        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:
-        return f"PostgreSQL is not reachable at {make_url(POSTGRES_URL).render_as_string()}: {exc}"
-    return None
-
-
-@contextmanager
-def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A new, empty database of the given backend; dropped afterwards (PostgreSQL)."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'atelier.db'}"
-        return
-    name = f"atelier_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class ServerProcess:
@@ -87,7 +55,12 @@ class ServerProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "server"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=restore_default_sigint,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._support import fresh_database, postgres_unavailable_reason
+from support.databases import fresh_database, postgres_unavailable_reason
 
 _postgres_reason: list[str | None] = []
 

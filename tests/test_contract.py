@@ -10,13 +10,21 @@ from pathlib import Path
 
 import atelier
 
+from support.processes import restore_default_sigint
 from tests._support import ROOT
 
 BUF = ROOT / "node_modules" / ".bin" / "buf"
 
 
 def _buf(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BUF), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(BUF), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=restore_default_sigint,
+    )
 
 
 def test_buf_lint_is_clean() -> None:
@@ -50,6 +58,7 @@ def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
         ],
         cwd=ROOT,
         check=True,
+        preexec_fn=restore_default_sigint,
     )  # fmt: skip
     committed = ROOT / "clients" / "python" / "atelier" / "v1"
     fresh = {p.name: p.read_bytes() for p in (out / "atelier" / "v1").iterdir()}

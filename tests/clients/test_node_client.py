@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from support.processes import restore_default_sigint
 from tests._client_support import TOKEN, WORKFLOW_PROMPT, client_server
 from tests._support import ROOT, ServerProcess
 
@@ -32,6 +33,7 @@ def node_client() -> Path:
             check=True,
             capture_output=True,
             timeout=300,
+            preexec_fn=restore_default_sigint,
         )
     return NODE_CLIENT / "generate.mjs"
 
@@ -47,7 +49,14 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ATELIER_")}
     env.update(ATELIER_TARGET=server.target, ATELIER_TOKEN=token)
-    return subprocess.run(["node", str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["node", str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=restore_default_sigint,
+    )
 
 
 def test_the_node_client_generates_and_follows_progress_to_completed(

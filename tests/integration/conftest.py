@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from tests._support import Api, ServerProcess, fresh_database
+from support.databases import fresh_database
+from tests._support import Api, ServerProcess
 from tests.conftest import BACKENDS, check_backend
 
 TOKENS = "alice-token:alice,bob-token:bob"

@@ -16,9 +16,10 @@ import pytest
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import generation_pb2 as gen
 
-from tests._support import Api, ServerProcess, fresh_database
+from support.databases import fresh_database
+from support.gemini_fake import FakeGemini, Reply, inline_data_of, make_png
+from tests._support import Api, ServerProcess
 from tests.conftest import BACKENDS, check_backend
-from tests.fakes.gemini import FakeGemini, Reply, inline_data_of, make_png
 
 TEXT_MODEL = "gemini-2.5-flash"
 IMAGE_MODEL = "gemini-2.5-flash-image"
@@ -191,7 +192,9 @@ def test_list_models_shows_the_configured_gemini_models(
     assert names["offline"].provider == "offline"
 
 
-def test_the_scenario_that_must_never_fail_again(gemini_server: tuple[ServerProcess, FakeGemini]) -> None:
+def test_an_iteration_that_adds_one_file_keeps_every_file_of_its_parent(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
     """V1 has 14 files; "Add missing schema file" returns one file; V2 must have all 15."""
     server, fake = gemini_server
     app = {f"app/{name}.py": f'"""{name}"""\n'.encode() for name in ("main", "db", "config", "deps")}

@@ -127,17 +127,24 @@ def test_a_disconnected_client_does_not_stop_the_job(server_channel_factory: obj
 
 def test_many_subscribers_see_the_same_events(alice: Api) -> None:
     name = alice.generate(script(stages=3, delay=0.1)).name
-    results: list[list[int]] = []
+    streams: list[list[prog.ProgressEvent]] = []
 
     def follow() -> None:
-        results.append([e.seq for e in alice.progress(name)])
+        streams.append(alice.progress(name))
 
     threads = [threading.Thread(target=follow) for _ in range(5)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    results = [[e.seq for e in events] for events in streams]
     assert len(results) == 5 and all(r == results[0] for r in results) and results[0][0] == 1
+    for events in streams:
+        last = events[-1]
+        assert (last.type, last.state) == (prog.PROGRESS_EVENT_TYPE_STATE, gen.VERSION_STATE_COMPLETED), (
+            "every stream reaches the terminal event"
+        )
+        assert not any(e.state in TERMINAL for e in events[:-1]), "the terminal event comes last"
 
 
 def test_cancel_ends_a_running_job_cancelled(alice: Api) -> None:

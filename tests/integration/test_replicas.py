@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from atelier.v1 import generation_pb2 as gen
 
-from tests._support import Api, ServerProcess, fresh_database, script
+from support.databases import fresh_database
+from tests._support import Api, ServerProcess, script
 from tests.conftest import check_backend
 from tests.integration.conftest import SERVER_ENV
 

@@ -12,7 +12,8 @@ from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import generation_pb2 as gen
 
 import storage
-from tests._support import Api, ServerProcess, fresh_database, script
+from support.databases import fresh_database
+from tests._support import Api, ServerProcess, script
 from tests.conftest import check_backend
 from tests.integration.conftest import SERVER_ENV
 

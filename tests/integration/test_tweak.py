@@ -14,7 +14,8 @@ from atelier.v1 import file_pb2, session_pb2
 from atelier.v1 import generation_pb2 as gen
 from atelier.v1 import progress_pb2 as prog
 
-from tests._support import Api, ServerProcess, error_details, fresh_database, script
+from support.databases import fresh_database
+from tests._support import Api, ServerProcess, error_details, script
 from tests.integration.conftest import SERVER_ENV
 
 PROMPT = "a python CLI that converts celsius to fahrenheit"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -14,7 +13,6 @@ from typing import Any
 
 import anyio
 import pytest
-from google import genai
 from google.genai import types
 
 from server.config import Settings
@@ -31,7 +29,7 @@ from server.providers._base import (
     Turn,
 )
 from server.providers.gemini import CHANGE_SET_SCHEMA, GeminiProvider, merge_parts
-from tests.fakes.gemini import FakeGemini, RecordedRequest, Reply, b64decode, inline_data_of, make_png
+from support.gemini_fake import FakeGemini, RecordedRequest, Reply, b64decode, inline_data_of, make_png
 from tests.providers._recording import RecordingProgress
 
 TEXT_MODEL = "gemini-2.5-flash"
@@ -741,12 +739,6 @@ def test_merging_joins_text_and_keeps_signatures_and_data() -> None:
     ]
 
 
-def test_the_fake_decodes_both_base64_alphabets() -> None:
-    data = b"\xfb\xff\xfe"
-    assert b64decode(base64.b64encode(data).decode()) == data
-    assert b64decode(base64.urlsafe_b64encode(data).decode().rstrip("=")) == data
-
-
 @pytest.mark.anyio
 async def test_an_empty_cut_off_answer_is_asked_again_as_it_was(fake: FakeGemini) -> None:
     fake.reply(Reply(chunks=({"candidates": [{"finishReason": "MAX_TOKENS", "index": 0}]},)))
@@ -774,21 +766,6 @@ async def test_receive_reports_progress_as_chunks_arrive(
     assert len(receiving) == 3
     assert all(re.fullmatch(r"received \d+ characters so far", m) for m in receiving[:2])
     assert receiving[2].startswith("received ") and "in 3 chunks" in receiving[2]
-
-
-@pytest.mark.anyio
-async def test_the_fake_also_answers_generate_content(fake: FakeGemini) -> None:
-    fake.reply_text("hello there")
-    client = genai.Client(
-        vertexai=False, api_key="test-key", http_options=types.HttpOptions(base_url=fake.base_url)
-    )
-
-    response = await client.aio.models.generate_content(model=TEXT_MODEL, contents="hi")
-    await client.aio.aclose()
-
-    assert response.text == "hello there"
-    sent = only(fake.requests)
-    assert (sent.version, sent.stream, sent.api_key) == ("v1", False, "test-key")  # the SDK default version
 
 
 def _without_sha(text: str) -> str:

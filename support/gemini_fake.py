@@ -483,7 +483,7 @@ def iter_parts(contents: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Map
 
 
 def main() -> None:
-    """`python -m tests.fakes.gemini`: serves default replies until interrupted (for manual runs)."""
+    """`python -m support.gemini_fake`: serves default replies until interrupted (for manual runs)."""
     with FakeGemini() as fake:
         print(f"fake Gemini listening on {fake.base_url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
