@@ -11,7 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from atelier import _convert as convert
 from atelier._errors import AtelierError
-from atelier._files import TreeWriter, guess_mime_type
+from atelier._files import TreeWriter
 from atelier._retry import Deadline, RetryPolicy, RetryState
 from atelier._types import (
     Attachment,
@@ -231,12 +231,11 @@ def upload_requests(
     files: Sequence[tuple[str, bytes]], *, request_id: str, description: str
 ) -> Iterator[pb.UploadTreeRequest]:
     """The UploadTree messages: the first names the upload, then each file starts with its path,
-    MIME type, and its bytes follow in chunks."""
+    and its bytes follow in chunks. The MIME type is left empty: the server guesses it, with the one
+    table it uses for every file."""
     yield pb.UploadTreeRequest(request_id=request_id, description=description)
     for path, data in files:
-        yield pb.UploadTreeRequest(
-            file=file_pb2.File(path=path, mime_type=guess_mime_type(path)), data=data[:CHUNK_BYTES]
-        )
+        yield pb.UploadTreeRequest(file=file_pb2.File(path=path), data=data[:CHUNK_BYTES])
         for offset in range(CHUNK_BYTES, len(data), CHUNK_BYTES):
             yield pb.UploadTreeRequest(data=data[offset : offset + CHUNK_BYTES])
 

@@ -1,9 +1,8 @@
-"""Files on the caller's disk: MIME types, uploads from a directory, and exports that stay inside theirs."""
+"""Files on the caller's disk: uploads from a directory, and exports that stay inside theirs."""
 
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -13,10 +12,6 @@ import grpc
 
 from atelier import _errors as errors
 from atelier.v1 import atelier_service_pb2, file_pb2
-
-
-def guess_mime_type(path: str) -> str:
-    return mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream"
 
 
 def destination(root: Path, path: str) -> Path:
