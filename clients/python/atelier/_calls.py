@@ -50,7 +50,8 @@ class UnaryCall(Generic[_T]):
     retry: bool = True
 
 
-def _unary(method: str, request: Any, read: Callable[[Any], _T], *, retry: bool = True) -> UnaryCall[_T]:
+def _call(method: str, request: Any, read: Callable[[Any], _T], *, retry: bool = True) -> UnaryCall[_T]:
+    """A unary call that sends the same request on every attempt."""
     return UnaryCall(method, lambda: request, read, retry)
 
 
@@ -88,7 +89,7 @@ class Pages(Generic[_T]):
 
     def next_call(self) -> UnaryCall[list[_T]] | None:
         """The call for the next page; None after the last page."""
-        return None if self._done else _unary(self._method, self._request, self._read_page)
+        return None if self._done else _call(self._method, self._request, self._read_page)
 
     def _read_page(self, response: Any) -> list[_T]:
         if response.next_page_token:
@@ -103,13 +104,13 @@ class ProgressFollower:
     events not seen yet, and whether (and when) to reconnect after a failure."""
 
     def __init__(self, name: str, *, after_seq: int, policy: RetryPolicy, deadline: Deadline) -> None:
-        self.name = name
+        self._name = name
         self.deadline = deadline
         self._last = after_seq
         self._retries = RetryState(policy, deadline)
 
     def request(self) -> pb.ProgressRequest:
-        return pb.ProgressRequest(name=self.name, after_seq=self._last)
+        return pb.ProgressRequest(name=self._name, after_seq=self._last)
 
     def accept(self, message: Any) -> ProgressEvent | None:
         """The event of a message, or None for an event already yielded (a reconnect replays some)."""
@@ -162,7 +163,7 @@ def generate(
         attachments=convert.attachments_to_proto(attachments),
         request_id=request_id or new_request_id(),
     )
-    return _unary("Generate", request, convert.convert_version)
+    return _call("Generate", request, convert.convert_version)
 
 
 def tweak(
@@ -182,7 +183,7 @@ def tweak(
         model=model or "",
         request_id=request_id or new_request_id(),
     )
-    return _unary("Tweak", request, convert.convert_version)
+    return _call("Tweak", request, convert.convert_version)
 
 
 def iterate(
@@ -195,12 +196,12 @@ def iterate(
         model=model or "",
         request_id=request_id or new_request_id(),
     )
-    return _unary("Iterate", request, convert.convert_version)
+    return _call("Iterate", request, convert.convert_version)
 
 
 def regenerate(name: str, *, request_id: str | None) -> UnaryCall[Version]:
     request = pb.RegenerateRequest(name=name, request_id=request_id or new_request_id())
-    return _unary("Regenerate", request, convert.convert_version)
+    return _call("Regenerate", request, convert.convert_version)
 
 
 def merge(
@@ -212,7 +213,7 @@ def merge(
         strategy=convert.merge_strategy_to_proto(strategy),
         request_id=request_id or new_request_id(),
     )
-    return _unary("Merge", request, convert.convert_merge_response)
+    return _call("Merge", request, convert.convert_merge_response)
 
 
 def upload_tree(
@@ -241,18 +242,18 @@ def upload_requests(
 
 
 def cancel(name: str) -> UnaryCall[Version]:
-    return _unary("CancelVersion", pb.CancelVersionRequest(name=name), convert.convert_version, retry=False)
+    return _call("CancelVersion", pb.CancelVersionRequest(name=name), convert.convert_version, retry=False)
 
 
 # Reading
 
 
 def get_version(name: str) -> UnaryCall[Version]:
-    return _unary("GetVersion", pb.GetVersionRequest(name=name), convert.convert_version)
+    return _call("GetVersion", pb.GetVersionRequest(name=name), convert.convert_version)
 
 
 def get_generation(name: str) -> UnaryCall[Generation]:
-    return _unary("GetGeneration", pb.GetGenerationRequest(name=name), convert.convert_generation)
+    return _call("GetGeneration", pb.GetGenerationRequest(name=name), convert.convert_generation)
 
 
 def list_generations(*, page_size: int) -> Pages[Generation]:
@@ -292,11 +293,11 @@ def export_tree(version: str, root: Path) -> StreamCall[list[Path]]:
 
 def diff(base: str, target: str, *, text: bool) -> UnaryCall[list[FileDiff]]:
     request = pb.DiffRequest(base=base, target=target, include_text_diffs=text)
-    return _unary("Diff", request, lambda response: [convert.convert_file_diff(f) for f in response.files])
+    return _call("Diff", request, lambda response: [convert.convert_file_diff(f) for f in response.files])
 
 
 def list_models() -> UnaryCall[list[Model]]:
-    return _unary(
+    return _call(
         "ListModels",
         pb.ListModelsRequest(),
         lambda response: [convert.convert_model(m) for m in response.models],
@@ -305,7 +306,7 @@ def list_models() -> UnaryCall[list[Model]]:
 
 def get_session(generation: str) -> UnaryCall[Session]:
     request = pb.GetSessionRequest(name=session_name(generation))
-    return _unary("GetSession", request, convert.convert_session)
+    return _call("GetSession", request, convert.convert_session)
 
 
 def list_turns(generation: str, *, version: str | None, page_size: int) -> Pages[Turn]:
