@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+from collections.abc import Callable
 
 import pexpect
+import pytest
 from atelier import AtelierClient, VersionState
 
 from tests._client_support import TOKEN
@@ -15,7 +18,19 @@ from tests.cli.conftest import ATELIER, cli_env
 _NAME = re.compile(r"generations/[a-z0-9-]+/versions/\d+")
 
 
-def _spawn(server: ServerProcess, *args: str) -> pexpect.spawn[str]:
+def _default_sigint() -> None:
+    # Run as a background job (`make test &`), pytest has SIGINT ignored, and so would the commands
+    # it starts: Ctrl-C would do nothing. Each command starts with the default, as from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _spawn(
+    server: ServerProcess, *args: str, preexec_fn: Callable[[], None] = _default_sigint
+) -> pexpect.spawn[str]:
     return pexpect.spawn(
         ATELIER[0],
         [*ATELIER[1:], *args],
@@ -23,6 +38,7 @@ def _spawn(server: ServerProcess, *args: str) -> pexpect.spawn[str]:
         dimensions=(30, 120),
         timeout=30,
         encoding="utf-8",
+        preexec_fn=preexec_fn,
     )
 
 
@@ -62,8 +78,15 @@ def test_json_in_a_terminal_is_one_document(server: ServerProcess) -> None:
     assert document["state"] == "COMPLETED" and document["kind"] == "GENERATE"
 
 
-def test_ctrl_c_detaches_and_the_job_still_completes(server: ServerProcess) -> None:
-    child = _spawn(server, "generate", _slow(2, 1.0), "--model", "scripted")
+# Also as a shell without job control starts `atelier ... &`, with SIGINT ignored: the command
+# restores Ctrl-C itself.
+@pytest.mark.parametrize(
+    "inherit", [_default_sigint, _ignore_sigint], ids=["sigint-default", "sigint-ignored"]
+)
+def test_ctrl_c_detaches_and_the_job_still_completes(
+    server: ServerProcess, inherit: Callable[[], None]
+) -> None:
+    child = _spawn(server, "generate", _slow(2, 1.0), "--model", "scripted", preexec_fn=inherit)
     name = _expect(child, _NAME).group(0)
     child.expect(r"stage 1/")
     child.sendintr()

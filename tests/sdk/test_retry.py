@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
-from atelier import AtelierClient, Internal, RetryPolicy, Unavailable
+from atelier import AsyncAtelierClient, AtelierClient, Internal, RetryPolicy, Unavailable
 from atelier.v1 import generation_pb2
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.02)
@@ -94,3 +95,32 @@ def test_cancel_and_permanent_errors_are_not_retried() -> None:
 def test_the_backoff_grows_and_is_capped() -> None:
     delays = RetryPolicy(initial_backoff=1, max_backoff=4, multiplier=2, jitter=0).delays()
     assert [next(delays) for _ in range(5)] == [1, 2, 4, 4, 4]
+
+
+class _AsyncMethod(_Method):
+    """The same method, as grpc.aio calls it (awaited)."""
+
+    # grpc.aio passes the deadline as `timeout=`, like the sync stubs.
+    async def __call__(self, request: Any, *, timeout: float | None, metadata: Any) -> Any:  # noqa: ASYNC109
+        return super().__call__(request, timeout=timeout, metadata=metadata)
+
+
+def test_the_async_client_makes_the_same_retry_decisions() -> None:
+    generate = _AsyncMethod(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
+    cancel = _AsyncMethod(grpc.StatusCode.UNAVAILABLE)
+    get = _AsyncMethod(grpc.StatusCode.INTERNAL)
+
+    async def work() -> None:
+        async with AsyncAtelierClient("127.0.0.1:1", retry=FAST, timeout=5) as client:
+            methods = {"Generate": generate, "CancelVersion": cancel, "GetVersion": get}
+            client._stub = type("FakeStub", (), {name: staticmethod(m) for name, m in methods.items()})()
+            assert (await client.generate("a prompt")).number == 1
+            with pytest.raises(Unavailable):
+                await client.cancel("generations/g/versions/1")
+            with pytest.raises(Internal):
+                await client.get("generations/g/versions/1")
+
+    asyncio.run(work())
+    ids = [r.request_id for r in generate.requests]
+    assert len(ids) == 3 and len(set(ids)) == 1 and ids[0]
+    assert len(cancel.requests) == 1 and len(get.requests) == 1

@@ -92,6 +92,30 @@ def test_merge_and_upload(client: AtelierClient, tmp_path: Path) -> None:
     assert {"docs/a.md", "docs/b.md", "src/app.py"} <= {f.path for f in client.files(result.version.name)}
 
 
+def test_uploaded_files_get_the_mime_types_the_server_guesses(client: AtelierClient) -> None:
+    # The SDK sends no MIME type for an uploaded file: the server's one guesser decides.
+    version = client.upload(
+        {
+            "notes.md": "# notes\n",
+            "app.py": "print('hi')\n",
+            "data.json": "{}\n",
+            "web/main.ts": "export {};\n",
+            "page.html": "<p>hi</p>\n",
+            "LICENSE": "plain text without a suffix\n",
+            "blob": b"\x00\x01\x02\xff",
+        }
+    )
+    assert {f.path: f.mime_type for f in client.files(version.name)} == {
+        "LICENSE": "text/plain",
+        "app.py": "text/x-python",
+        "blob": "application/octet-stream",
+        "data.json": "application/json",
+        "notes.md": "text/markdown",
+        "page.html": "text/html",
+        "web/main.ts": "text/x-typescript",
+    }
+
+
 def test_the_async_client_does_the_same_work(server: ServerProcess, tmp_path: Path) -> None:
     async def work() -> None:
         async with AsyncAtelierClient(server.target, token=TOKEN) as client:

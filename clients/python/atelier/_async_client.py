@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from pathlib import Path
 from types import TracebackType
@@ -17,19 +16,12 @@ from typing import Any, TypeVar
 
 import grpc
 
-from atelier import _convert as convert
+from atelier import _calls as calls
 from atelier import _errors as errors
-from atelier._config import (
-    DEFAULT,
-    DEFAULT_PROGRESS_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    ClientConfig,
-    Timeout,
-    aio_channel,
-    resolve_config,
-)
-from atelier._files import TreeWriter, upload_files, upload_requests
-from atelier._retry import NO_RETRY, Deadline, RetryPolicy, aretry_call, is_transient
+from atelier._base_client import BaseClient, wait_timeout
+from atelier._config import DEFAULT, DEFAULT_TIMEOUT, Timeout, aio_channel, resolve_config
+from atelier._files import upload_files
+from atelier._retry import Deadline, RetryPolicy, aretry_call
 from atelier._types import (
     Attachment,
     File,
@@ -43,13 +35,12 @@ from atelier._types import (
     Turn,
     Version,
 )
-from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc
 
 _T = TypeVar("_T")
 
 
-class AsyncAtelierClient:
+class AsyncAtelierClient(BaseClient):
     """An asynchronous (asyncio, grpc.aio) client of an Atelier server.
 
     The target and token come from the arguments, else from `ATELIER_TARGET` (default
@@ -77,23 +68,20 @@ class AsyncAtelierClient:
         progress_retry: RetryPolicy | None = None,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self._config: ClientConfig = resolve_config(
-            target=target,
-            token=token,
-            tls=tls,
-            root_certificates=root_certificates,
-            timeout=timeout,
-            retry=retry,
-            progress_retry=progress_retry,
+        super().__init__(
+            resolve_config(
+                target=target,
+                token=token,
+                tls=tls,
+                root_certificates=root_certificates,
+                timeout=timeout,
+                retry=retry,
+                progress_retry=progress_retry,
+            )
         )
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else aio_channel(self._config)
         self._stub: Any = atelier_service_pb2_grpc.AtelierServiceStub(self._channel)  # type: ignore[no-untyped-call]
-
-    @property
-    def target(self) -> str:
-        """The server address this client calls."""
-        return self._config.target
 
     async def close(self) -> None:
         """Closes the channel (unless it was passed in)."""
@@ -123,13 +111,8 @@ class AsyncAtelierClient:
         timeout: Timeout = DEFAULT,
     ) -> Version:
         """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`."""
-        request = pb.GenerateRequest(
-            prompt=prompt,
-            model=model or "",
-            attachments=convert.attachments_to_proto(attachments),
-            request_id=request_id or _new_request_id(),
-        )
-        return convert.convert_version(await self._unary("Generate", request, timeout=timeout))
+        call = calls.generate(prompt, model=model, attachments=attachments, request_id=request_id)
+        return await self._unary(call, timeout)
 
     async def tweak(
         self,
@@ -144,15 +127,10 @@ class AsyncAtelierClient:
     ) -> Version:
         """Refines a COMPLETED version inside its conversation with the model; returns the new
         version, QUEUED. With `etag`, a version changed since it was read is refused (`Aborted`)."""
-        request = pb.TweakRequest(
-            name=name,
-            prompt=prompt,
-            attachments=convert.attachments_to_proto(attachments),
-            etag=etag or "",
-            model=model or "",
-            request_id=request_id or _new_request_id(),
+        call = calls.tweak(
+            name, prompt, attachments=attachments, etag=etag, model=model, request_id=request_id
         )
-        return convert.convert_version(await self._unary("Tweak", request, timeout=timeout))
+        return await self._unary(call, timeout)
 
     async def iterate(
         self,
@@ -165,21 +143,14 @@ class AsyncAtelierClient:
         timeout: Timeout = DEFAULT,
     ) -> Version:
         """Makes the next version from `parent` and a modification prompt; returns it, QUEUED."""
-        request = pb.IterateRequest(
-            parent=parent,
-            prompt=prompt,
-            etag=etag or "",
-            model=model or "",
-            request_id=request_id or _new_request_id(),
-        )
-        return convert.convert_version(await self._unary("Iterate", request, timeout=timeout))
+        call = calls.iterate(parent, prompt, etag=etag, model=model, request_id=request_id)
+        return await self._unary(call, timeout)
 
     async def regenerate(
         self, name: str, *, request_id: str | None = None, timeout: Timeout = DEFAULT
     ) -> Version:
         """Runs a version's prompt again as a new attempt (a sibling version); returns it, QUEUED."""
-        request = pb.RegenerateRequest(name=name, request_id=request_id or _new_request_id())
-        return convert.convert_version(await self._unary("Regenerate", request, timeout=timeout))
+        return await self._unary(calls.regenerate(name, request_id=request_id), timeout)
 
     async def merge(
         self,
@@ -192,13 +163,7 @@ class AsyncAtelierClient:
     ) -> MergeResult:
         """Three-way merges two versions of one generation. Without a strategy, conflicts are
         reported (`MergeResult.conflicts`) and nothing is written."""
-        request = pb.MergeRequest(
-            ours=ours,
-            theirs=theirs,
-            strategy=convert.merge_strategy_to_proto(strategy),
-            request_id=request_id or _new_request_id(),
-        )
-        return convert.convert_merge_response(await self._unary("Merge", request, timeout=timeout))
+        return await self._unary(calls.merge(ours, theirs, strategy=strategy, request_id=request_id), timeout)
 
     async def upload(
         self,
@@ -211,21 +176,13 @@ class AsyncAtelierClient:
         """Starts a generation from your own files: a directory (its regular files) or a mapping of
         path to contents. Returns version 1, COMPLETED."""
         files = await asyncio.to_thread(upload_files, source)
-        key = request_id or _new_request_id()
-        # A retry sends the whole upload again, with the same request id.
-        response = await self._unary(
-            "UploadTree",
-            lambda: upload_requests(files, request_id=key, description=description),
-            timeout=timeout,
+        return await self._unary(
+            calls.upload_tree(files, description=description, request_id=request_id), timeout
         )
-        return convert.convert_version(response)
 
     async def cancel(self, name: str, *, timeout: Timeout = DEFAULT) -> Version:
         """Stops a QUEUED or RUNNING version's job; returns the version. Not retried."""
-        request = pb.CancelVersionRequest(name=name)
-        return convert.convert_version(
-            await self._unary("CancelVersion", request, timeout=timeout, retry=False)
-        )
+        return await self._unary(calls.cancel(name), timeout)
 
     # Following work
 
@@ -239,28 +196,23 @@ class AsyncAtelierClient:
         none is repeated. `timeout` bounds the whole (default: an hour). Stopping the iteration never
         affects the job.
         """
-        deadline = Deadline(self._config.timeout_for(timeout, default=DEFAULT_PROGRESS_TIMEOUT))
-        policy = self._config.progress_retry
-        last = after_seq
-        failures = 0
-        delays = policy.delays()
+        follower = self._follow(name, after_seq=after_seq, timeout=timeout)
         while True:
-            request = pb.ProgressRequest(name=name, after_seq=last)
             try:
-                async with aclosing(self._stream("Progress", request, deadline)) as stream:
+                async with aclosing(
+                    self._stream("Progress", follower.request(), follower.deadline)
+                ) as stream:
                     async for message in stream:
-                        event = convert.convert_progress_event(message)
-                        if event.seq <= last:
-                            continue  # never twice, whatever a reconnect replays
-                        last, failures, delays = event.seq, 0, policy.delays()
+                        event = follower.accept(message)
+                        if event is None:
+                            continue
                         yield event
                         if event.terminal:
                             return  # the last event: nothing to reconnect for, whatever the stream does next
                 return
             except errors.AtelierError as exc:
-                failures += 1
-                delay = next(delays)
-                if failures >= policy.max_attempts or not is_transient(exc) or not deadline.allows(delay):
+                delay = follower.reconnect_delay(exc)
+                if delay is None:
                     raise
             await asyncio.sleep(delay)
 
@@ -268,64 +220,49 @@ class AsyncAtelierClient:
         """Follows the version until its job ends; returns it (COMPLETED, FAILED, CANCELLED or
         NEEDS_REVIEW). Raises `WaitTimeout` if it has not ended within `timeout` seconds (default:
         an hour); the job goes on regardless."""
-        limit = self._config.timeout_for(timeout, default=DEFAULT_PROGRESS_TIMEOUT)
+        limit = self._progress_timeout(timeout)
         try:
             async for _ in self.progress(name, timeout=limit):
                 pass
         except errors.DeadlineExceeded as exc:
-            raise errors.sdk_error(
-                errors.WaitTimeout, f"{name} did not end within {limit} s", reason="WAIT_TIMEOUT", name=name
-            ) from exc
+            raise wait_timeout(name, limit) from exc
         return await self.get(name)
 
     # Reading
 
     async def get(self, name: str, *, timeout: Timeout = DEFAULT) -> Version:
         """The version `generations/{g}/versions/{n}`."""
-        request = pb.GetVersionRequest(name=name)
-        return convert.convert_version(await self._unary("GetVersion", request, timeout=timeout))
+        return await self._unary(calls.get_version(name), timeout)
 
     async def get_generation(self, name: str, *, timeout: Timeout = DEFAULT) -> Generation:
         """The generation `generations/{g}`."""
-        request = pb.GetGenerationRequest(name=name)
-        return convert.convert_generation(await self._unary("GetGeneration", request, timeout=timeout))
+        return await self._unary(calls.get_generation(name), timeout)
 
     async def list_generations(
         self, *, page_size: int = 0, timeout: Timeout = DEFAULT
     ) -> AsyncIterator[Generation]:
         """The caller's generations, newest first. Fetches pages of `page_size` (0: the server's
         default) as the iteration goes on; `timeout` applies to each page."""
-        async for response in self._pages("ListGenerations", pb.ListGenerationsRequest(), page_size, timeout):
-            for g in response.generations:
-                yield convert.convert_generation(g)
+        async for item in self._paged(calls.list_generations(page_size=page_size), timeout):
+            yield item
 
     async def versions(
         self, generation: str, *, page_size: int = 0, timeout: Timeout = DEFAULT
     ) -> AsyncIterator[Version]:
         """A generation's versions, oldest first, paging on its own."""
-        request = pb.ListVersionsRequest(parent=generation)
-        async for response in self._pages("ListVersions", request, page_size, timeout):
-            for v in response.versions:
-                yield convert.convert_version(v)
+        async for item in self._paged(calls.list_versions(generation, page_size=page_size), timeout):
+            yield item
 
     async def files(
         self, version: str, *, page_size: int = 0, timeout: Timeout = DEFAULT
     ) -> AsyncIterator[File]:
         """A COMPLETED version's files, in path order, paging on its own."""
-        request = pb.ListFilesRequest(parent=version)
-        async for response in self._pages("ListFiles", request, page_size, timeout):
-            for f in response.files:
-                yield convert.convert_file(f)
+        async for item in self._paged(calls.list_files(version, page_size=page_size), timeout):
+            yield item
 
     async def read_file(self, version: str, path: str, *, timeout: Timeout = DEFAULT) -> bytes:
         """One file's bytes."""
-        request = pb.ReadFileRequest(name=version, path=path)
-
-        async def attempt(deadline: Deadline) -> bytes:
-            async with aclosing(self._stream("ReadFile", request, deadline)) as stream:
-                return b"".join([chunk.data async for chunk in stream])
-
-        return await self._retry_stream(attempt, timeout)
+        return await self._collect(calls.read_file(version, path), timeout)
 
     async def export(
         self, version: str, directory: str | os.PathLike[str], *, timeout: Timeout = DEFAULT
@@ -335,88 +272,68 @@ class AsyncAtelierClient:
         file's SHA-256 is checked (`AtelierError` with reason CHECKSUM_MISMATCH)."""
         root = Path(directory)
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
-        request = pb.ExportTreeRequest(name=version)
-
-        async def attempt(deadline: Deadline) -> list[Path]:
-            writer = TreeWriter(root)
-            try:
-                async with aclosing(self._stream("ExportTree", request, deadline)) as stream:
-                    async for response in stream:
-                        # Chunks are at most 64 KiB: a local write is shorter than a thread hop.
-                        writer.feed(response)
-                return writer.close()
-            finally:
-                writer.abort()
-
-        return await self._retry_stream(attempt, timeout)
+        return await self._collect(calls.export_tree(version, root), timeout)
 
     async def diff(
         self, base: str, target: str, *, text: bool = False, timeout: Timeout = DEFAULT
     ) -> list[FileDiff]:
         """The paths that differ from `base` to `target`, in path order; with `text=True`, unified
         diffs of text files too."""
-        request = pb.DiffRequest(base=base, target=target, include_text_diffs=text)
-        response = await self._unary("Diff", request, timeout=timeout)
-        return [convert.convert_file_diff(f) for f in response.files]
+        return await self._unary(calls.diff(base, target, text=text), timeout)
 
     async def models(self, *, timeout: Timeout = DEFAULT) -> list[Model]:
         """The models the server offers; the default one has `default=True`."""
-        response = await self._unary("ListModels", pb.ListModelsRequest(), timeout=timeout)
-        return [convert.convert_model(m) for m in response.models]
+        return await self._unary(calls.list_models(), timeout)
 
     async def session(self, generation: str, *, timeout: Timeout = DEFAULT) -> Session:
         """The conversation session of a generation."""
-        request = pb.GetSessionRequest(name=_session_name(generation))
-        return convert.convert_session(await self._unary("GetSession", request, timeout=timeout))
+        return await self._unary(calls.get_session(generation), timeout)
 
     async def turns(
         self, generation: str, *, version: str | None = None, page_size: int = 0, timeout: Timeout = DEFAULT
     ) -> AsyncIterator[Turn]:
         """A session's turns in the order they were made; with `version`, only that version's branch
         (exactly the history the model saw for it)."""
-        request = pb.ListTurnsRequest(parent=_session_name(generation), version=version or "")
-        async for response in self._pages("ListTurns", request, page_size, timeout):
-            for t in response.turns:
-                yield convert.convert_turn(t)
+        async for item in self._paged(
+            calls.list_turns(generation, version=version, page_size=page_size), timeout
+        ):
+            yield item
 
-    # Plumbing: every call goes through these, and so through the one error boundary.
+    # The I/O: every call goes through these, and so through the one error boundary.
 
-    async def _unary(self, method: str, request: Any, *, timeout: Timeout, retry: bool = True) -> Any:
-        callable_ = getattr(self._stub, method)
-        # A client-streaming request is given as a factory: each attempt needs a fresh iterator.
-        make_request: Callable[[], Any] = request if callable(request) else lambda: request
+    async def _unary(self, call: calls.UnaryCall[_T], timeout: Timeout) -> _T:
+        method = getattr(self._stub, call.method)
 
         async def attempt(time_left: float | None) -> Any:
             return await errors.acall(
-                callable_, make_request(), timeout=time_left, metadata=self._config.metadata
+                method, call.request(), timeout=time_left, metadata=self._config.metadata
             )
 
-        policy = self._config.retry if retry else NO_RETRY
-        return await aretry_call(attempt, policy=policy, deadline=Deadline(self._config.timeout_for(timeout)))
+        policy = self._retry_policy(call)
+        return call.read(await aretry_call(attempt, policy=policy, deadline=self._deadline(timeout)))
 
     def _stream(self, method: str, request: Any, deadline: Deadline) -> AsyncGenerator[Any, None]:
         return errors.astream(
             getattr(self._stub, method), request, timeout=deadline.remaining(), metadata=self._config.metadata
         )
 
-    async def _retry_stream(self, attempt: Callable[[Deadline], Awaitable[_T]], timeout: Timeout) -> _T:
-        deadline = Deadline(self._config.timeout_for(timeout))
-        return await aretry_call(lambda _: attempt(deadline), policy=self._config.retry, deadline=deadline)
+    async def _collect(self, call: calls.StreamCall[_T], timeout: Timeout) -> _T:
+        deadline = self._deadline(timeout)
 
-    async def _pages(self, method: str, request: Any, page_size: int, timeout: Timeout) -> AsyncIterator[Any]:
-        message = request
-        message.page_size = page_size
-        while True:
-            response = await self._unary(method, message, timeout=timeout)
-            yield response
-            if not response.next_page_token:
-                return
-            message.page_token = response.next_page_token
+        async def attempt(_: float | None) -> _T:
+            sink = call.sink()
+            try:
+                async with aclosing(self._stream(call.method, call.request, deadline)) as stream:
+                    async for response in stream:
+                        # Chunks are at most 64 KiB: a local write is shorter than a thread hop.
+                        sink.feed(response)
+                return sink.close()
+            finally:
+                sink.abort()
 
+        return await aretry_call(attempt, policy=self._config.retry, deadline=deadline)
 
-def _new_request_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _session_name(generation: str) -> str:
-    return generation if generation.endswith("/session") else f"{generation}/session"
+    async def _paged(self, pages: calls.Pages[_T], timeout: Timeout) -> AsyncIterator[_T]:
+        while (call := pages.next_call()) is not None:
+            for item in await self._unary(call, timeout):
+                yield item

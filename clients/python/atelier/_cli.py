@@ -16,7 +16,9 @@ import argparse
 import dataclasses
 import enum
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -510,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code (see the module's docstring)."""
+    _restore_ctrl_c()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -529,6 +532,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(cli, _EXIT_BY_CODE.get(exc.code, EXIT_ERROR), _error_document(exc))
     except (OSError, ValueError) as exc:
         return _report(cli, EXIT_ERROR, {"code": "LOCAL", "message": str(exc)})
+
+
+def _restore_ctrl_c() -> None:
+    # A shell without job control starts a background command (`atelier ... &`) with SIGINT
+    # ignored, and its children inherit that; Ctrl-C must still detach from (or cancel) a job.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:

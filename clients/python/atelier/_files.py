@@ -1,11 +1,10 @@
-"""Files on the caller's disk: MIME types, uploads from a directory, and exports that stay inside theirs."""
+"""Files on the caller's disk: uploads from a directory, and exports that stay inside theirs."""
 
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -13,12 +12,6 @@ import grpc
 
 from atelier import _errors as errors
 from atelier.v1 import atelier_service_pb2, file_pb2
-
-CHUNK_BYTES = 64 * 1024
-
-
-def guess_mime_type(path: str) -> str:
-    return mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream"
 
 
 def destination(root: Path, path: str) -> Path:
@@ -62,21 +55,6 @@ def upload_files(source: str | os.PathLike[str] | Mapping[str, bytes | str]) -> 
                 continue
             files.append((full.relative_to(root).as_posix(), full.read_bytes()))
     return sorted(files)
-
-
-def upload_requests(
-    files: list[tuple[str, bytes]], *, request_id: str, description: str
-) -> Iterator[atelier_service_pb2.UploadTreeRequest]:
-    """The UploadTree messages: the first names the upload, then each file starts with its path and
-    MIME type, and its bytes follow in chunks."""
-    yield atelier_service_pb2.UploadTreeRequest(request_id=request_id, description=description)
-    for path, data in files:
-        first = data[:CHUNK_BYTES]
-        yield atelier_service_pb2.UploadTreeRequest(
-            file=file_pb2.File(path=path, mime_type=guess_mime_type(path)), data=first
-        )
-        for offset in range(CHUNK_BYTES, len(data), CHUNK_BYTES):
-            yield atelier_service_pb2.UploadTreeRequest(data=data[offset : offset + CHUNK_BYTES])
 
 
 class TreeWriter:

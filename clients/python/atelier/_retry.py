@@ -64,31 +64,53 @@ class Deadline:
         return remaining is None or remaining > delay
 
 
+class RetryState:
+    """The retry decisions of one logical call, shared by both clients: only their sleeps differ."""
+
+    def __init__(self, policy: RetryPolicy, deadline: Deadline) -> None:
+        self._policy = policy
+        self._deadline = deadline
+        self._failures = 0
+        self._delays = policy.delays()
+
+    def next_delay(self, exc: AtelierError) -> float | None:
+        """How long to wait before trying again after `exc`; None when the call must give up (a
+        failure that is not transient, the last attempt, or no time left for the wait)."""
+        self._failures += 1
+        delay = next(self._delays)
+        if self._failures >= self._policy.max_attempts or not is_transient(exc):
+            return None
+        return delay if self._deadline.allows(delay) else None
+
+    def reset(self) -> None:
+        """The call made progress (a stream delivered an event): the attempts and backoff start over."""
+        self._failures = 0
+        self._delays = self._policy.delays()
+
+
 def retry_call(attempt: Callable[[float | None], _T], *, policy: RetryPolicy, deadline: Deadline) -> _T:
     """Calls `attempt(time_left)` until it succeeds, fails for good, or runs out of attempts or time."""
-    delays = policy.delays()
-    for number in range(1, policy.max_attempts + 1):
+    state = RetryState(policy, deadline)
+    while True:
         try:
             return attempt(deadline.remaining())
         except AtelierError as exc:
-            delay = next(delays)
-            if number == policy.max_attempts or not is_transient(exc) or not deadline.allows(delay):
+            delay = state.next_delay(exc)
+            if delay is None:
                 raise
         time.sleep(delay)
-    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def aretry_call(
     attempt: Callable[[float | None], Awaitable[_T]], *, policy: RetryPolicy, deadline: Deadline
 ) -> _T:
     """The async form of `retry_call`."""
-    delays = policy.delays()
-    for number in range(1, policy.max_attempts + 1):
+    state = RetryState(policy, deadline)
+    while True:
         try:
             return await attempt(deadline.remaining())
         except AtelierError as exc:
-            delay = next(delays)
-            if number == policy.max_attempts or not is_transient(exc) or not deadline.allows(delay):
+            delay = state.next_delay(exc)
+            if delay is None:
                 raise
         await asyncio.sleep(delay)
-    raise AssertionError("unreachable: the last attempt returns or raises")

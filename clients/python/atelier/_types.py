@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -282,7 +283,7 @@ class Attachment:
     @classmethod
     def from_path(cls, path: str | Path, *, mime_type: str | None = None) -> Attachment:
         """Reads a file; the MIME type is guessed from its name unless given."""
-        from atelier._files import guess_mime_type
-
         source = Path(path)
-        return cls(source.name, mime_type or guess_mime_type(source.name), source.read_bytes())
+        # The server guesses the MIME type of an uploaded file, but refuses an attachment without one.
+        guessed = mimetypes.guess_type(source.name, strict=False)[0] or "application/octet-stream"
+        return cls(source.name, mime_type or guessed, source.read_bytes())
