@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -20,10 +19,6 @@ class ChildFailed(RuntimeError):
 def _child_main(
     conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
-    # A spawned child inherits SIGINT ignored when the bench runs as a background job, and
-    # multiprocessing takes no preexec_fn (support.processes): answer Ctrl-C as Python would
-    # had a terminal started it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         conn.send((True, fn(*args, **kwargs)))
     except BaseException:

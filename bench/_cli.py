@@ -31,6 +31,7 @@ from bench._report import Figures, render, to_json
 from bench._servers import ServerFailed, atelier_server, echo_server
 from bench._tweak import measure_tweak
 from support.databases import postgres_unavailable_reason
+from support.processes import answer_ctrl_c
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -153,6 +154,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
 
 
 def main(argv: list[str] | None = None) -> None:
+    answer_ctrl_c()
     args = _parse(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="atelier-bench-") as tmp:

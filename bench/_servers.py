@@ -18,7 +18,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench._echo import READY_PREFIX
 from support.databases import fresh_database
-from support.processes import restore_default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
 _ECHO_READY = re.compile(re.escape(READY_PREFIX) + r"(\S+:\d+)")
@@ -61,7 +60,6 @@ def echo_server(workdir: Path, *, timeout: float = 20.0) -> Iterator[Server]:
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=restore_default_sigint,
         )
     try:
         deadline = time.monotonic() + timeout
@@ -135,7 +133,6 @@ def _start_atelier(
                 env=_atelier_env(database_url, target, extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=restore_default_sigint,
             )
         if _wait_serving(target, process, timeout):
             return process, target

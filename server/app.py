@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
@@ -15,9 +14,9 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 import storage
-from server.api._servicer import AtelierServicer
+from server.api import AtelierServicer
 from server.config import Settings, load_settings
-from server.domain import EventHub, GenerationService, JobRunner
+from server.domain import EventHub, GenerationService, JobRunner, follow_other_replicas
 from server.providers import ProviderRegistry
 
 _log = logging.getLogger("atelier")
@@ -62,19 +61,7 @@ async def serve(settings: Settings) -> None:
         raise SystemExit(f"could not listen on {settings.listen}")
     host = settings.listen.rsplit(":", 1)[0]
 
-    loop = asyncio.get_running_loop()
-
-    def on_notification(channel: str, payload: str) -> None:
-        # Another server process (PostgreSQL) wrote events or queued a job: wake our side.
-        subject, _, origin = payload.partition(" ")
-        if origin == storage.PROCESS_TAG:
-            return
-        if channel == storage.EVENTS_CHANNEL and subject.isdigit():
-            loop.call_soon_threadsafe(hub.notify, int(subject))
-        elif channel == storage.JOBS_CHANNEL:
-            loop.call_soon_threadsafe(runner.wake)
-
-    stop_listening = db.listen([storage.EVENTS_CHANNEL, storage.JOBS_CHANNEL], on_notification)
+    stop_listening = follow_other_replicas(db, hub, runner)
     async with anyio.create_task_group() as group:
         await group.start(runner.run)
         await server.start()

@@ -18,8 +18,6 @@ import grpc
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
 
-from support.processes import restore_default_sigint
-
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {
     generation_pb2.VERSION_STATE_COMPLETED,
@@ -60,7 +58,6 @@ class ServerProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=restore_default_sigint,
         )
         log.close()
         deadline = time.monotonic() + timeout

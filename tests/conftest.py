@@ -9,6 +9,14 @@ from pathlib import Path
 import pytest
 
 from support.databases import fresh_database, postgres_unavailable_reason
+from support.processes import answer_ctrl_c
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The servers, tools and CLIs the tests start then answer Ctrl-C as from a terminal, even
+    # when `make test` runs as a background job (see support.processes).
+    answer_ctrl_c()
+
 
 _postgres_reason: list[str | None] = []
 

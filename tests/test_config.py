@@ -10,7 +10,6 @@ import pytest
 
 from server import config
 from server.config import Settings, load_settings
-from support.processes import restore_default_sigint
 from tests._support import ROOT
 
 
@@ -47,7 +46,6 @@ def test_the_server_does_not_start_with_a_setting_out_of_range() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=restore_default_sigint,
     )
     assert result.returncode == 2
     assert "configuration error: ATELIER_GEMINI_ATTEMPT_SECONDS must be above 0" in result.stderr

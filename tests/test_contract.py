@@ -10,7 +10,6 @@ from pathlib import Path
 
 import atelier
 
-from support.processes import restore_default_sigint
 from tests._support import ROOT
 
 BUF = ROOT / "node_modules" / ".bin" / "buf"
@@ -23,7 +22,6 @@ def _buf(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=restore_default_sigint,
     )
 
 
@@ -58,7 +56,6 @@ def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
         ],
         cwd=ROOT,
         check=True,
-        preexec_fn=restore_default_sigint,
     )  # fmt: skip
     committed = ROOT / "clients" / "python" / "atelier" / "v1"
     fresh = {p.name: p.read_bytes() for p in (out / "atelier" / "v1").iterdir()}

@@ -1,0 +1,5 @@
+"""The gRPC front door: authenticates callers, checks names, calls the domain, converts its answers."""
+
+from server.api._servicer import AtelierServicer
+
+__all__ = ["AtelierServicer"]

@@ -18,18 +18,12 @@ from tests.cli.conftest import ATELIER, cli_env
 _NAME = re.compile(r"generations/[a-z0-9-]+/versions/\d+")
 
 
-def _default_sigint() -> None:
-    # Run as a background job (`make test &`), pytest has SIGINT ignored, and so would the commands
-    # it starts: Ctrl-C would do nothing. Each command starts with the default, as from a terminal.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _spawn(
-    server: ServerProcess, *args: str, preexec_fn: Callable[[], None] = _default_sigint
+    server: ServerProcess, *args: str, preexec_fn: Callable[[], None] | None = None
 ) -> pexpect.spawn[str]:
     return pexpect.spawn(
         ATELIER[0],
@@ -80,11 +74,9 @@ def test_json_in_a_terminal_is_one_document(server: ServerProcess) -> None:
 
 # Also as a shell without job control starts `atelier ... &`, with SIGINT ignored: the command
 # restores Ctrl-C itself.
-@pytest.mark.parametrize(
-    "inherit", [_default_sigint, _ignore_sigint], ids=["sigint-default", "sigint-ignored"]
-)
+@pytest.mark.parametrize("inherit", [None, _ignore_sigint], ids=["sigint-default", "sigint-ignored"])
 def test_ctrl_c_detaches_and_the_job_still_completes(
-    server: ServerProcess, inherit: Callable[[], None]
+    server: ServerProcess, inherit: Callable[[], None] | None
 ) -> None:
     child = _spawn(server, "generate", _slow(2, 1.0), "--model", "scripted", preexec_fn=inherit)
     name = _expect(child, _NAME).group(0)

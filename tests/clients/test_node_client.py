@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import restore_default_sigint
 from tests._client_support import TOKEN, WORKFLOW_PROMPT, client_server
 from tests._support import ROOT, ServerProcess
 
@@ -33,7 +32,6 @@ def node_client() -> Path:
             check=True,
             capture_output=True,
             timeout=300,
-            preexec_fn=restore_default_sigint,
         )
     return NODE_CLIENT / "generate.mjs"
 
@@ -55,7 +53,6 @@ def _run(
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=restore_default_sigint,
     )
 
 

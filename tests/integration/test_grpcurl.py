@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from support.databases import fresh_database
-from support.processes import restore_default_sigint
 from tests._support import ROOT, ServerProcess
 from tests.conftest import BACKENDS, check_backend
 
@@ -59,7 +58,6 @@ def test_the_readme_grpcurl_examples_work(plain_server: ServerProcess, tmp_path:
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=restore_default_sigint,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -89,7 +87,6 @@ def test_grpcurl_sees_health_and_clear_errors(plain_server: ServerProcess) -> No
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=restore_default_sigint,
     )
     assert json.loads(health.stdout) == {"status": "SERVING"}
 
@@ -102,7 +99,6 @@ def test_grpcurl_sees_health_and_clear_errors(plain_server: ServerProcess) -> No
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=restore_default_sigint,
     )  # fmt: skip
     assert bad.returncode != 0
     error = json.loads(bad.stdout or bad.stderr)
