@@ -25,10 +25,6 @@ class ProviderRegistry:
             )
         return provider
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._providers)
-
 
 def _build(name: str, settings: Settings) -> Provider:
     # Imported here so that a server only loads the providers it uses.

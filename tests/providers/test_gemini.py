@@ -18,7 +18,6 @@ from google import genai
 from google.genai import types
 
 from server.config import Settings
-from server.providers import gemini
 from server.providers._base import (
     Attachment,
     ChangeSet,
@@ -30,7 +29,9 @@ from server.providers._base import (
     SourceFile,
     Turn,
 )
-from server.providers.gemini import CHANGE_SET_SCHEMA, GeminiProvider, merge_parts
+from server.providers.gemini import GeminiProvider, _call
+from server.providers.gemini._contents import merge_parts
+from server.providers.gemini._request import CHANGE_SET_SCHEMA, build_user_turn
 from tests.fakes.gemini import FakeGemini, RecordedRequest, Reply, b64decode, inline_data_of, make_png
 from tests.providers._recording import RecordingProgress
 
@@ -765,7 +766,7 @@ async def test_an_empty_cut_off_answer_is_asked_again_as_it_was(fake: FakeGemini
 async def test_receive_reports_progress_as_chunks_arrive(
     fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gemini, "_RECEIVE_REPORT_SECONDS", 0.0)
+    monkeypatch.setattr(_call, "_RECEIVE_REPORT_SECONDS", 0.0)
     fake.reply_json_files({"a.txt": "A\n"})
 
     _, progress = await run(fake.base_url, request_for())
@@ -797,8 +798,6 @@ def _without_sha(text: str) -> str:
 
 
 def test_the_manifest_lists_every_file_with_its_sha256_and_named_files_come_first() -> None:
-    from server.providers.gemini import build_user_turn
-
     files = [SourceFile(f"src/m{i}.py", "text/x-python", b"x" * 100) for i in range(5)]
     request = ProviderRequest(
         kind=JobKind.ITERATE, prompt="fix src/m4.py please", model="m", source_files=files
