@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from server.domain._lru import LRU
 from server.domain.trees import Tree
-from server.providers._base import SourceFile, Turn
+from server.files import FileContent
+from server.providers import Turn
 
 _MAX_ENTRIES = 64
 _MAX_BYTES = 64 * 1024 * 1024
@@ -31,10 +32,10 @@ class LoadedTree:
     entries: Tree
     contents: Mapping[str, bytes]  # by SHA-256
 
-    def files(self) -> list[SourceFile]:
+    def files(self) -> list[FileContent]:
         """The files in path order (bytes of the UTF-8 path), as providers receive them."""
         ordered = sorted(self.entries.values(), key=lambda e: e.path.encode())
-        return [SourceFile(e.path, e.mime_type, self.contents[e.blob_sha256]) for e in ordered]
+        return [FileContent(e.path, e.mime_type, self.contents[e.blob_sha256]) for e in ordered]
 
 
 class Recent:

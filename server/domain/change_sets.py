@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 import storage
 from server.config import Settings
 from server.files import FileContent, guess_mime_type, path_problem
-from server.providers._base import ChangeSet, ProviderError, Turn
+from server.providers import ChangeSet, ProviderError, Turn
 
 _DELETION_WORDS = re.compile(
     r"\b(delete|deletes|deleting|remove|removes|removing|drop|rm|prune|clean\s*up|get rid)\b", re.I

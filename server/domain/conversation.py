@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 import storage
-from server.providers._base import Attachment, Part, Turn
+from server.files import FileContent
+from server.providers import Part, Turn
 
 
 def to_record(tx: storage.Transaction, turn: Turn) -> storage.NewTurn:
@@ -78,7 +79,7 @@ def history(tx: storage.Transaction, *, head_turn_id: int | None) -> list[Turn]:
     return [from_record(tx, record) for record in storage.branch_turns(tx, head_turn_id=head_turn_id)]
 
 
-def default_exchange(prompt: str, attachments: Sequence[Attachment], answer: str) -> list[Turn]:
+def default_exchange(prompt: str, attachments: Sequence[FileContent], answer: str) -> list[Turn]:
     """What a provider that reports no turns of its own exchanged: the prompt, then its summary."""
     user_parts = [Part(text=prompt), *(Part(data=a.data, mime_type=a.mime_type) for a in attachments)]
     return [Turn(role="user", parts=user_parts), Turn(role="model", parts=[Part(text=answer)])]

@@ -1,9 +1,22 @@
-"""Providers: where generated files come from, behind one small interface (see _base)."""
+"""Providers: where generated files come from, behind one small interface.
+
+The interface (`Provider`, what it is asked in a `ProviderRequest`, what it answers in a
+`ChangeSet`, how it reports `Progress`) is exported here for the domain that calls it.
+"""
 
 from __future__ import annotations
 
 from server.config import Settings
-from server.providers._base import Provider, ProviderError
+from server.providers._base import (
+    ChangeSet,
+    JobKind,
+    Part,
+    Progress,
+    Provider,
+    ProviderError,
+    ProviderRequest,
+    Turn,
+)
 
 
 class ProviderRegistry:
@@ -25,10 +38,6 @@ class ProviderRegistry:
             )
         return provider
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._providers)
-
 
 def _build(name: str, settings: Settings) -> Provider:
     # Imported here so that a server only loads the providers it uses.
@@ -47,4 +56,14 @@ def _build(name: str, settings: Settings) -> Provider:
     raise ValueError(f"unknown provider {name!r}")
 
 
-__all__ = ["Provider", "ProviderError", "ProviderRegistry"]
+__all__ = [
+    "ChangeSet",
+    "JobKind",
+    "Part",
+    "Progress",
+    "Provider",
+    "ProviderError",
+    "ProviderRegistry",
+    "ProviderRequest",
+    "Turn",
+]

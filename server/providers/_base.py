@@ -14,6 +14,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from server.files import FileContent
+
 
 class JobKind(enum.StrEnum):
     """Why the provider is called. It travels from the RPC to the provider untouched."""
@@ -22,24 +24,6 @@ class JobKind(enum.StrEnum):
     TWEAK = "tweak"
     ITERATE = "iterate"
     REGENERATE = "regenerate"
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """An input file sent with a prompt."""
-
-    name: str
-    mime_type: str
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SourceFile:
-    """A file of the tree being refined, as the provider sees it."""
-
-    path: str
-    mime_type: str
-    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +52,14 @@ class ProviderRequest:
     kind: JobKind
     prompt: str
     model: str
-    attachments: Sequence[Attachment] = ()
-    # The tree being refined (empty for GENERATE).
-    source_files: Sequence[SourceFile] = ()
+    # Input files sent with the prompt (`path` is each one's display name).
+    attachments: Sequence[FileContent] = ()
+    # The tree being refined, in path order (empty for GENERATE).
+    source_files: Sequence[FileContent] = ()
     # The earlier turns of this branch of the conversation, oldest first, exactly as they were
     # exchanged. A provider sends them before the new prompt, so the model builds on what it made.
     history: Sequence[Turn] = ()
     system_instruction: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class FileUpsert:
-    path: str
-    mime_type: str
-    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +69,8 @@ class ChangeSet:
     Files of the source tree that the change set does not mention are kept.
     """
 
-    upserts: Sequence[FileUpsert] = ()
+    # Files to write. An empty `mime_type` is guessed from the path and the contents.
+    upserts: Sequence[FileContent] = ()
     deletions: Sequence[str] = ()
     # (old path, new path) pairs; the file's contents move unchanged.
     renames: Sequence[tuple[str, str]] = ()

@@ -35,8 +35,8 @@ from typing import Any
 
 import anyio
 
-from server.files import guess_mime_type
-from server.providers._base import ChangeSet, FileUpsert, Progress, ProviderError, ProviderRequest
+from server.files import FileContent, guess_mime_type
+from server.providers._base import ChangeSet, Progress, ProviderError, ProviderRequest
 
 _FIELDS = {
     "stages",
@@ -85,7 +85,7 @@ class Script:
     stages: int = 2
     delay: float = 0.0
     messages_per_stage: int = 1
-    upserts: tuple[FileUpsert, ...] = ()
+    upserts: tuple[FileContent, ...] = ()
     deletions: tuple[str, ...] = ()
     renames: tuple[tuple[str, str], ...] = ()
     fail: Failure | None = None
@@ -261,21 +261,21 @@ def _string(value: Any, what: str) -> str:
     return value
 
 
-def _text_file(path: str, text: str) -> FileUpsert:
+def _text_file(path: str, text: str) -> FileContent:
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
         # JSON can spell a lone surrogate ("\\ud800"), which no UTF-8 file can hold.
         raise _invalid(f"files[{path!r}] is not valid Unicode: {exc.reason}") from None
-    return FileUpsert(path=path, mime_type=guess_mime_type(path, data), data=data)
+    return FileContent(path=path, mime_type=guess_mime_type(path, data), data=data)
 
 
-def _binary_file(path: str, encoded: Any) -> FileUpsert:
+def _binary_file(path: str, encoded: Any) -> FileContent:
     try:
         data = base64.b64decode(_string(encoded, f"binary_files[{path!r}]"), validate=True)
     except binascii.Error as exc:
         raise _invalid(f"binary_files[{path!r}] is not base64: {exc}") from None
-    return FileUpsert(path=path, mime_type=guess_mime_type(path, data), data=data)
+    return FileContent(path=path, mime_type=guess_mime_type(path, data), data=data)
 
 
 def _invalid(message: str) -> ProviderError:

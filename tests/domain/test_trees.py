@@ -6,7 +6,8 @@ import pytest
 
 import storage
 from server.domain import change_sets, trees
-from server.providers._base import ChangeSet, FileUpsert, ProviderError
+from server.files import FileContent
+from server.providers._base import ChangeSet, ProviderError
 
 
 def _entry(path: str, content: str) -> storage.TreeEntry:
@@ -18,7 +19,7 @@ BASE = {p: _entry(p, p) for p in ("README.md", "src/a.py", "src/b.py", "docs/x.m
 
 def test_untouched_files_are_carried_forward_as_the_same_entries() -> None:
     merged = change_sets.apply_changes(
-        BASE, ChangeSet(upserts=[FileUpsert("src/c.py", "text/x-python", b"c")])
+        BASE, ChangeSet(upserts=[FileContent("src/c.py", "text/x-python", b"c")])
     )
     assert {e.path for e in merged.carried} == set(BASE)
     assert all(entry is BASE[entry.path] for entry in merged.carried)
@@ -28,7 +29,7 @@ def test_untouched_files_are_carried_forward_as_the_same_entries() -> None:
 
 def test_deletions_renames_and_identical_rewrites() -> None:
     changes = ChangeSet(
-        upserts=[FileUpsert("src/a.py", "text/plain", b"src/a.py"), FileUpsert("src/b.py", "", b"new")],
+        upserts=[FileContent("src/a.py", "text/plain", b"src/a.py"), FileContent("src/b.py", "", b"new")],
         deletions=["docs/x.md"],
         renames=[("README.md", "README.txt")],
     )
@@ -43,17 +44,17 @@ def test_deletions_renames_and_identical_rewrites() -> None:
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
-        (ChangeSet(upserts=[FileUpsert("/etc/passwd", "", b"")]), "'/etc/passwd' is absolute"),
+        (ChangeSet(upserts=[FileContent("/etc/passwd", "", b"")]), "'/etc/passwd' is absolute"),
         (
-            ChangeSet(upserts=[FileUpsert("../up.txt", "", b"")]),
+            ChangeSet(upserts=[FileContent("../up.txt", "", b"")]),
             "'../up.txt' has an empty, '.' or '..' segment",
         ),
-        (ChangeSet(upserts=[FileUpsert("a\\b.txt", "", b"")]), "backslash"),
-        (ChangeSet(upserts=[FileUpsert("nul\x00.txt", "", b"")]), "NUL"),
-        (ChangeSet(upserts=[FileUpsert("x" * 1100, "", b"")]), "longer than 1024 bytes"),
-        (ChangeSet(upserts=[FileUpsert("n.txt", "", b"1"), FileUpsert("n.txt", "", b"2")]), "named twice"),
-        (ChangeSet(upserts=[FileUpsert("readme.md", "", b"")]), "differ only in case"),
-        (ChangeSet(upserts=[FileUpsert("src/a.py/inner.py", "", b"")]), "which is a file"),
+        (ChangeSet(upserts=[FileContent("a\\b.txt", "", b"")]), "backslash"),
+        (ChangeSet(upserts=[FileContent("nul\x00.txt", "", b"")]), "NUL"),
+        (ChangeSet(upserts=[FileContent("x" * 1100, "", b"")]), "longer than 1024 bytes"),
+        (ChangeSet(upserts=[FileContent("n.txt", "", b"1"), FileContent("n.txt", "", b"2")]), "named twice"),
+        (ChangeSet(upserts=[FileContent("readme.md", "", b"")]), "differ only in case"),
+        (ChangeSet(upserts=[FileContent("src/a.py/inner.py", "", b"")]), "which is a file"),
         (ChangeSet(deletions=["nope.txt"]), "names no file"),
         (ChangeSet(renames=[("src/a.py", "src/b.py")]), "already exists"),
     ],
@@ -67,11 +68,11 @@ def test_invalid_changes_fail_and_name_the_offending_paths(changes: ChangeSet, f
 def test_limits_on_one_file_and_on_the_tree() -> None:
     limits = change_sets.Limits(max_file_bytes=10, max_tree_bytes=40, max_tree_files=5)
     with pytest.raises(ProviderError) as caught:
-        change_sets.apply_changes(BASE, ChangeSet(upserts=[FileUpsert("big.bin", "", b"x" * 11)]), limits)
+        change_sets.apply_changes(BASE, ChangeSet(upserts=[FileContent("big.bin", "", b"x" * 11)]), limits)
     assert caught.value.reason == "FILE_TOO_LARGE" and "big.bin" in caught.value.message
     with pytest.raises(ProviderError) as caught:
         change_sets.apply_changes(
-            BASE, ChangeSet(upserts=[FileUpsert(f"n{i}", "", b"x") for i in range(2)]), limits
+            BASE, ChangeSet(upserts=[FileContent(f"n{i}", "", b"x") for i in range(2)]), limits
         )
     assert caught.value.reason == "TREE_TOO_LARGE"
 

@@ -10,20 +10,21 @@ import zlib
 
 import pytest
 
-from server.providers import offline
-from server.providers._base import ChangeSet, JobKind, ProviderError, ProviderRequest, SourceFile
-from server.providers._instructions import split_clauses
-from server.providers._png import prompt_picture
-from server.providers.offline import OfflineProvider, file_problems
+from server.files import FileContent
+from server.providers._base import ChangeSet, JobKind, ProviderError, ProviderRequest
+from server.providers.offline import OfflineProvider, _plan, _render
+from server.providers.offline._checks import file_problems
+from server.providers.offline._instructions import split_clauses
+from server.providers.offline._png import prompt_picture
 from tests.providers._recording import RecordingProgress
 
 SOURCE = (
-    SourceFile("README.md", "text/markdown", b"# Demo\n"),
-    SourceFile("notes.txt", "text/plain", b"old notes\n"),
-    SourceFile("src/demo/main.py", "text/x-python", b"def main() -> None:\n    pass\n"),
-    SourceFile("data.json", "application/json", b'{"name": "demo"}\n'),
-    SourceFile("index.html", "text/html", b"<html><body><p>Hi</p></body></html>\n"),
-    SourceFile("logo.png", "image/png", b"\x89PNG\r\n\x1a\nnot really"),
+    FileContent("README.md", "text/markdown", b"# Demo\n"),
+    FileContent("notes.txt", "text/plain", b"old notes\n"),
+    FileContent("src/demo/main.py", "text/x-python", b"def main() -> None:\n    pass\n"),
+    FileContent("data.json", "application/json", b'{"name": "demo"}\n'),
+    FileContent("index.html", "text/html", b"<html><body><p>Hi</p></body></html>\n"),
+    FileContent("logo.png", "image/png", b"\x89PNG\r\n\x1a\nnot really"),
 )
 
 
@@ -240,9 +241,9 @@ async def test_an_empty_prompt_is_refused() -> None:
 
 @pytest.mark.anyio
 async def test_check_fails_the_run_when_the_writer_gets_it_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = dict(offline._RENDERERS["python"](offline.plan_project("a calculator")))
+    broken = dict(_render._RENDERERS["python"](_plan.plan_project("a calculator")))
     broken["src/calculator/main.py"] = "def broken(:\n"
-    monkeypatch.setitem(offline._RENDERERS, "python", lambda plan: broken)
+    monkeypatch.setitem(_render._RENDERERS, "python", lambda plan: broken)
     progress = RecordingProgress()
 
     with pytest.raises(ProviderError) as caught:

@@ -9,7 +9,8 @@ from typing import Any
 import anyio
 import pytest
 
-from server.providers._base import ChangeSet, FileUpsert, JobKind, ProviderError, ProviderRequest
+from server.files import FileContent
+from server.providers._base import ChangeSet, JobKind, ProviderError, ProviderRequest
 from server.providers.scripted import ScriptedProvider
 from tests.providers._recording import RecordingProgress
 
@@ -46,7 +47,7 @@ async def test_a_plain_prompt_runs_the_defaults() -> None:
         ("output", "Step 2", "answer.txt"),
         ("exit", "Step 2"),
     ]
-    assert change_set.upserts == (FileUpsert("answer.txt", "text/plain", b"hello there"),)
+    assert change_set.upserts == (FileContent("answer.txt", "text/plain", b"hello there"),)
     assert (change_set.deletions, change_set.renames) == ((), ())
 
 
@@ -54,7 +55,7 @@ async def test_a_plain_prompt_runs_the_defaults() -> None:
 async def test_a_json_prompt_that_is_not_an_object_runs_the_defaults() -> None:
     change_set, _ = await run("[1, 2]")
 
-    assert change_set.upserts == (FileUpsert("answer.txt", "text/plain", b"[1, 2]"),)
+    assert change_set.upserts == (FileContent("answer.txt", "text/plain", b"[1, 2]"),)
 
 
 @pytest.mark.anyio
@@ -92,9 +93,9 @@ async def test_files_binary_files_deletions_and_renames() -> None:
     )
 
     assert change_set.upserts == (
-        FileUpsert("docs/a.md", "text/markdown", b"# A\n"),
-        FileUpsert("b.txt", "text/plain", b"b"),
-        FileUpsert("c.png", "image/png", png),
+        FileContent("docs/a.md", "text/markdown", b"# A\n"),
+        FileContent("b.txt", "text/plain", b"b"),
+        FileContent("c.png", "image/png", png),
     )
     assert change_set.deletions == ("old.txt",)
     assert change_set.renames == (("x.txt", "y.txt"),)

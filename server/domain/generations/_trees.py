@@ -21,7 +21,7 @@ from server.domain.generations._base import (
 )
 from server.domain.resources import TreeEntry, Version, VersionRef
 from server.files import FileContent
-from server.providers._base import ChangeSet, FileUpsert, ProviderError
+from server.providers import ChangeSet, ProviderError
 
 # ExportTree reads file contents from the database in batches of about this many bytes.
 _EXPORT_BATCH_BYTES = 8 * 1024 * 1024
@@ -80,7 +80,7 @@ class TreeVerbs(ServiceBase):
         """Starts a generation from the caller's files: they become its COMPLETED version 1."""
         description = description.strip() or f"Uploaded {len(files)} files"
         self.check_prompt(description)
-        changes = ChangeSet(upserts=[FileUpsert(f.path, f.mime_type, f.data) for f in files])
+        changes = ChangeSet(upserts=files)
         try:
             applied = change_sets.apply_changes({}, changes, change_sets.Limits.of(self._settings))
         except ProviderError as exc:

@@ -9,7 +9,8 @@ import storage
 from server.domain import conversation
 from server.domain._recent import LoadedTree
 from server.domain.jobs._job import MERGE_STAGE, SAVE_STAGE, JobContext, RunningJob
-from server.providers._base import Attachment, JobKind, ProviderError, ProviderRequest, SourceFile, Turn
+from server.files import FileContent
+from server.providers import JobKind, ProviderError, ProviderRequest, Turn
 
 _log = logging.getLogger("atelier.jobs")
 
@@ -57,7 +58,7 @@ def _prepare(
     attachments = storage.list_attachments(tx, version_id=version.id)
     contents = storage.read_blobs(tx, (a.blob_sha256 for a in attachments))
     parent: storage.Version | None = None
-    source_files: list[SourceFile] = []
+    source_files: list[FileContent] = []
     parent_tree: LoadedTree | None = None
     if version.parent_number is not None:
         parent = storage.get_version(
@@ -80,7 +81,7 @@ def _prepare(
         kind=JobKind(version.kind.lower()),
         prompt=version.prompt,
         model=version.model,
-        attachments=[Attachment(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
+        attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
         source_files=source_files,
         history=history,
         system_instruction=conversation_row.system_instruction if conversation_row else "",

@@ -14,7 +14,7 @@ from server.domain.change_sets import AppliedChanges
 from server.domain.jobs._job import MERGE_STAGE, JobContext, RunningJob, StopReason
 from server.domain.jobs._progress import JobProgress
 from server.domain.jobs._settle import Outcome, settle
-from server.providers._base import ChangeSet, ProviderError
+from server.providers import ChangeSet, ProviderError
 
 _log = logging.getLogger("atelier.jobs")
 

@@ -13,8 +13,7 @@ import storage
 from server.config import Settings
 from server.domain._recent import LoadedTree, Recent
 from server.domain.events import EventHub
-from server.providers import Provider, ProviderRegistry
-from server.providers._base import ProviderRequest
+from server.providers import Provider, ProviderRegistry, ProviderRequest
 
 MERGE_STAGE = "Merge"
 SAVE_STAGE = "Save"

@@ -17,7 +17,7 @@ import storage
 from server.domain import _transactions as transactions
 from server.domain.jobs._job import JobContext, RunningJob, StopReason
 from server.domain.resources import event_of
-from server.providers._base import ProviderError
+from server.providers import ProviderError
 
 # How long events wait to be written together: short enough for live progress, long enough
 # that a burst of events costs one transaction.

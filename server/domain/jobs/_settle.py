@@ -16,7 +16,7 @@ from server.domain._recent import LoadedTree
 from server.domain.change_sets import AppliedChanges
 from server.domain.jobs._job import CANCELLED_BY_USER, SAVE_STAGE, JobContext, RunningJob, StopReason
 from server.domain.jobs._progress import JobProgress
-from server.providers._base import ChangeSet, ProviderError, Turn
+from server.providers import ChangeSet, ProviderError, Turn
 
 _log = logging.getLogger("atelier.jobs")
 

@@ -1,0 +1,111 @@
+"""Our turns as google-genai contents, and back: the one place where the two shapes meet.
+
+Also what Gemini reads as inline data, which both sides need: a request shows those files,
+and an image model's answer replaces the tree's primary image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from google.genai import types
+
+from server.files import FileContent
+from server.providers._base import Part, Turn
+
+# Inline data types Gemini reads; other binary files are listed, not sent.
+INLINE_MEDIA = frozenset(
+    {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", "application/pdf"}
+)
+
+
+def is_media(mime_type: str) -> bool:
+    return mime_type in INLINE_MEDIA or mime_type.startswith(("audio/", "video/"))
+
+
+def primary_image(files: Sequence[FileContent]) -> FileContent | None:
+    """The tree's first image that Gemini reads: what an image model is shown and redraws."""
+    return next(
+        (file for file in files if file.mime_type in INLINE_MEDIA and file.mime_type != "application/pdf"),
+        None,
+    )
+
+
+def to_content(turn: Turn) -> types.ContentDict:
+    """A turn as google-genai content, in its dict form.
+
+    Dicts, not `types.Content` objects: the SDK validates the contents of every request, and
+    validating model instances costs it several times what validating dicts does (at 60 turns
+    of history, 14 ms against 2.5 ms). What goes on the wire is the same.
+    """
+    parts: list[types.PartDict] = []
+    for part in turn.parts:
+        if part.data is not None:
+            media: types.PartDict = {
+                "inline_data": {"data": part.data, "mime_type": part.mime_type or "application/octet-stream"}
+            }
+            parts.append(_with_thought(media, part))
+            if part.text:
+                parts.append({"text": part.text})
+        else:
+            parts.append(_with_thought({"text": part.text or ""}, part))
+    return {"role": turn.role, "parts": parts}
+
+
+def _with_thought(sdk_part: types.PartDict, part: Part) -> types.PartDict:
+    if part.thought:
+        sdk_part["thought"] = True
+    if part.thought_signature is not None:
+        sdk_part["thought_signature"] = part.thought_signature
+    return sdk_part
+
+
+def merge_parts(parts: Iterable[types.Part]) -> list[Part]:
+    """The parts of a streamed answer as one turn's parts.
+
+    Consecutive text parts of the same kind (answer or thought) are joined; a thought signature
+    stays on the joined part (a second signature starts a new part, so none is lost). Inline
+    data parts are kept as they are, with their signatures. Parts of other kinds (function calls,
+    which we never ask for) are dropped.
+    """
+    merged: list[Part] = []
+    for sdk_part in parts:
+        part = _from_sdk_part(sdk_part)
+        if part is None:
+            continue
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and previous.data is None
+            and part.data is None
+            and previous.thought == part.thought
+            and not (previous.thought_signature and part.thought_signature)
+        ):
+            merged[-1] = Part(
+                text=(previous.text or "") + (part.text or ""),
+                thought=previous.thought,
+                thought_signature=previous.thought_signature or part.thought_signature,
+            )
+        else:
+            merged.append(part)
+    return merged
+
+
+def _from_sdk_part(part: types.Part) -> Part | None:
+    thought = bool(part.thought)
+    blob = part.inline_data
+    if blob is not None and blob.data is not None:
+        return Part(
+            data=blob.data,
+            mime_type=blob.mime_type or "application/octet-stream",
+            thought=thought,
+            thought_signature=part.thought_signature,
+        )
+    if part.text is not None or part.thought_signature is not None:
+        return Part(text=part.text or "", thought=thought, thought_signature=part.thought_signature)
+    return None
+
+
+def answer_text(parts: Iterable[Part]) -> str:
+    """The answer's text: its text parts, without thoughts."""
+    return "".join(part.text for part in parts if part.text and not part.thought and part.data is None)

@@ -1,0 +1,237 @@
+"""How the provider calls the model: the client, retries, deadlines, and errors as ProviderErrors."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import anyio
+import pytest
+
+from server.providers.gemini import GeminiProvider, _call
+from support.gemini_fake import FakeGemini, Reply
+from tests.providers._recording import RecordingProgress
+from tests.providers.gemini._support import (
+    TEXT_MODEL,
+    failure,
+    only,
+    request_for,
+    run,
+    settings_for,
+)
+
+
+@pytest.mark.anyio
+async def test_the_key_comes_from_settings_not_the_environment(
+    fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_API_KEY", "environment-key")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
+    fake.reply_json_files({"a.txt": "A\n"})
+
+    await run(fake.base_url, request_for())
+
+    assert only(fake.requests).api_key == "test-key"
+
+
+# Retries and failures.
+
+
+@pytest.mark.anyio
+async def test_a_rate_limit_is_retried_then_succeeds(fake: FakeGemini) -> None:
+    fake.reply_error(429, "Resource has been exhausted")
+    fake.reply_json_files({"a.txt": "A\n"})
+
+    change_set, progress = await run(fake.base_url, request_for())
+
+    assert len(fake.requests) == 2
+    assert fake.requests[0].body == fake.requests[1].body
+    assert [file.path for file in change_set.upserts] == ["a.txt"]
+    retries = [m for m in progress.messages if "retrying" in m]
+    assert len(retries) == 1
+    assert re.fullmatch(r"model busy \(429\), retrying in \d+\.\d s \(attempt 2 of 4\)", retries[0])
+    assert progress.clean_run() == ["Send", "Receive", "Parse"]
+
+
+@pytest.mark.anyio
+async def test_server_errors_on_every_try_end_unavailable(fake: FakeGemini) -> None:
+    for _ in range(3):
+        fake.reply_error(500, "internal error")
+
+    error, progress = await failure(fake.base_url, request_for(), provider_max_attempts=3)
+
+    assert len(fake.requests) == 3
+    assert (error.reason, error.code, error.retryable) == ("MODEL_UNAVAILABLE", "UNAVAILABLE", True)
+    assert "after 3 attempts" in error.message and "internal error" in error.message
+    assert [m for m in progress.messages if "retrying" in m] == [
+        m for m in progress.messages if re.fullmatch(r"model unavailable \(500\), retrying in .*", m)
+    ]
+    assert len([m for m in progress.messages if "retrying" in m]) == 2
+
+
+@pytest.mark.anyio
+async def test_rate_limits_on_every_try_end_resource_exhausted(fake: FakeGemini) -> None:
+    for _ in range(2):
+        fake.reply_error(429, "quota exceeded")
+
+    error, _ = await failure(fake.base_url, request_for(), provider_max_attempts=2)
+
+    assert len(fake.requests) == 2
+    assert (error.reason, error.code) == ("MODEL_RATE_LIMITED", "RESOURCE_EXHAUSTED")
+    assert "quota exceeded" in error.message
+
+
+@pytest.mark.anyio
+async def test_a_broken_stream_is_retried(fake: FakeGemini) -> None:
+    fake.reply_mid_stream_error(503, "overloaded")
+    fake.reply_json_files({"a.txt": "A\n"})
+
+    change_set, progress = await run(fake.base_url, request_for())
+
+    assert len(fake.requests) == 2
+    assert [file.path for file in change_set.upserts] == ["a.txt"]
+    assert any(m.startswith("model unavailable (503), retrying in") for m in progress.messages)
+    # The merged turn holds the successful answer only.
+    assert len(change_set.turns) == 2
+
+
+@pytest.mark.anyio
+async def test_a_refused_key_fails_at_once_with_a_clear_message(fake: FakeGemini) -> None:
+    fake.reply_error(403, "Method doesn't allow unregistered callers.")
+
+    error, _ = await failure(fake.base_url, request_for())
+
+    assert len(fake.requests) == 1
+    assert (error.reason, error.code) == ("MODEL_PERMISSION_DENIED", "PERMISSION_DENIED")
+    assert error.message.startswith(f"the Gemini API key was refused for model {TEXT_MODEL}: ")
+    assert "Method doesn't allow unregistered callers." in error.message
+    assert "check that the key is valid" in error.message
+
+
+@pytest.mark.anyio
+async def test_an_invalid_key_400_is_a_refused_key(fake: FakeGemini) -> None:
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+        }
+    }
+    fake.reply(Reply(status=400, error=body))
+
+    error, _ = await failure(fake.base_url, request_for())
+
+    assert (error.reason, error.code) == ("MODEL_PERMISSION_DENIED", "PERMISSION_DENIED")
+    assert "API key not valid" in error.message
+
+
+@pytest.mark.anyio
+async def test_a_bad_request_is_invalid_argument_with_the_models_message(fake: FakeGemini) -> None:
+    fake.reply_error(400, "Unsupported MIME type: application/x-nonsense")
+
+    error, _ = await failure(fake.base_url, request_for())
+
+    assert len(fake.requests) == 1
+    assert (error.reason, error.code) == ("MODEL_INVALID_ARGUMENT", "INVALID_ARGUMENT")
+    assert "Unsupported MIME type: application/x-nonsense" in error.message
+
+
+@pytest.mark.anyio
+async def test_an_unknown_model_is_not_found(fake: FakeGemini) -> None:
+    fake.reply_error(404, "models/gemini-9 is not found for API version v1beta")
+
+    error, _ = await failure(fake.base_url, request_for(model="gemini-9"))
+
+    assert len(fake.requests) == 1
+    assert (error.reason, error.code) == ("MODEL_NOT_FOUND", "FAILED_PRECONDITION")
+    assert "gemini-9" in error.message and "is not found" in error.message
+
+
+@pytest.mark.anyio
+async def test_an_answer_without_candidates_fails(fake: FakeGemini) -> None:
+    fake.reply_no_candidates()
+
+    error, _ = await failure(fake.base_url, request_for())
+
+    assert len(fake.requests) == 1
+    assert (error.reason, error.code) == ("MODEL_NO_CANDIDATES", "UNAVAILABLE")
+
+
+@pytest.mark.anyio
+async def test_a_blocked_prompt_fails_with_its_reason(fake: FakeGemini) -> None:
+    fake.reply_blocked("PROHIBITED_CONTENT")
+
+    error, _ = await failure(fake.base_url, request_for())
+
+    assert (error.reason, error.code) == ("MODEL_SAFETY_BLOCKED", "FAILED_PRECONDITION")
+    assert "PROHIBITED_CONTENT" in error.message
+
+
+@pytest.mark.anyio
+async def test_a_withheld_answer_fails_with_its_finish_reason(fake: FakeGemini) -> None:
+    fake.reply_blocked("SAFETY", in_prompt=False)
+
+    error, _ = await failure(fake.base_url, request_for())
+
+    assert (error.reason, error.code) == ("MODEL_SAFETY_BLOCKED", "FAILED_PRECONDITION")
+    assert "finish reason SAFETY" in error.message
+
+
+@pytest.mark.anyio
+async def test_a_dead_endpoint_is_retried_then_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port any more.
+
+    error, progress = await failure(f"http://127.0.0.1:{port}", request_for(), provider_max_attempts=2)
+
+    assert (error.reason, error.code) == ("MODEL_UNAVAILABLE", "UNAVAILABLE")
+    assert any(m.startswith("connection to the model failed") for m in progress.messages)
+
+
+@pytest.mark.anyio
+async def test_a_slow_answer_times_out_and_is_retried(fake: FakeGemini) -> None:
+    fake.reply(Reply.json_files({"slow.txt": "late\n"}, delay_seconds=0.6))
+    fake.reply_json_files({"a.txt": "A\n"})
+
+    change_set, progress = await run(fake.base_url, request_for(), gemini_timeout_seconds=0.2)
+
+    assert len(fake.requests) == 2
+    assert [file.path for file in change_set.upserts] == ["a.txt"]
+    assert any(m.startswith("model timed out, retrying in") for m in progress.messages)
+
+
+@pytest.mark.anyio
+async def test_cancelling_stops_the_call_promptly(fake: FakeGemini) -> None:
+    fake.reply(Reply.json_files({"a.txt": "A\n"}, delay_seconds=1.0))
+    provider = GeminiProvider(settings_for(fake.base_url))
+    started = time.monotonic()
+    try:
+        with anyio.move_on_after(0.2) as scope:
+            await provider.run(request_for(), RecordingProgress())
+    finally:
+        await provider.aclose()
+
+    assert scope.cancelled_caught
+    assert time.monotonic() - started < 0.8
+
+
+# Progress.
+
+
+@pytest.mark.anyio
+async def test_receive_reports_progress_as_chunks_arrive(
+    fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_call, "_RECEIVE_REPORT_SECONDS", 0.0)
+    fake.reply_json_files({"a.txt": "A\n"})
+
+    _, progress = await run(fake.base_url, request_for())
+
+    receiving = [event[2] for event in progress.events if event[:2] == ("message", "Receive")]
+    assert len(receiving) == 3
+    assert all(re.fullmatch(r"received \d+ characters so far", m) for m in receiving[:2])
+    assert receiving[2].startswith("received ") and "in 3 chunks" in receiving[2]
