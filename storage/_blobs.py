@@ -65,5 +65,5 @@ def read_blobs(tx: Transaction, sha256s: Iterable[str]) -> dict[str, bytes]:
                 col(Blob.sha256).in_(wanted[start : start + 500])
             )
         )
-        found.update((digest, data) for digest, data in rows.tuples())
+        found.update((digest, data) for digest, data in rows)
     return found

@@ -71,7 +71,7 @@ def turn_numbers(tx: Transaction, turn_ids: Sequence[int]) -> dict[int, int]:
     rows = tx.execute(
         sa.select(col(Turn.id), col(Turn.number)).where(col(Turn.id).in_(sorted(set(turn_ids))))
     )
-    return dict(rows.tuples().all())
+    return {turn_id: number for turn_id, number in rows if turn_id is not None}
 
 
 def version_numbers(tx: Transaction, version_ids: Sequence[int]) -> dict[int, int]:
@@ -81,7 +81,7 @@ def version_numbers(tx: Transaction, version_ids: Sequence[int]) -> dict[int, in
     rows = tx.execute(
         sa.select(col(Version.id), col(Version.number)).where(col(Version.id).in_(sorted(set(version_ids))))
     )
-    return {version_id: number for version_id, number in rows.tuples() if version_id is not None}
+    return {version_id: number for version_id, number in rows if version_id is not None}
 
 
 def record_exchange(tx: Transaction, *, version: Version, session_id: str, turns: Sequence[NewTurn]) -> None:
