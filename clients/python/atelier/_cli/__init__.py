@@ -1,0 +1,93 @@
+"""The `atelier` command line, built only on the SDK (`pip install 'atelier-client[cli]'`).
+
+Exit codes:
+    0    success
+    1    the job ended FAILED, CANCELLED or NEEDS_REVIEW, or a merge has conflicts
+    2    usage error, or the server refused the request as invalid (INVALID_ARGUMENT)
+    3    not found (NOT_FOUND)
+    4    the server could not be reached, or did not answer in time (UNAVAILABLE, DEADLINE_EXCEEDED)
+    5    any other error (UNAUTHENTICATED, FAILED_PRECONDITION, ABORTED, INTERNAL, a local file error, ...)
+    130  interrupted (Ctrl-C); a job keeps running unless --cancel-on-interrupt was given
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+try:
+    from rich.markup import escape
+except ModuleNotFoundError:  # the SDK alone was installed
+    sys.stderr.write("atelier: the command line needs the cli extra: pip install 'atelier-client[cli]'\n")
+    raise SystemExit(2) from None
+
+from atelier._cli._exit_codes import (
+    EXIT_BY_STATUS_CODE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Usage,
+)
+from atelier._cli._parser import build_parser
+from atelier._cli._run import Cli
+from atelier._errors import AtelierError, InvalidArgument
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit code (see the module's docstring)."""
+    _restore_ctrl_c()
+    # The exit codes are written once, above, and end `atelier --help`.
+    parser = build_parser(epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    args = parser.parse_args(argv)
+    try:
+        cli = Cli(args)
+    except OSError as exc:
+        parser.error(f"cannot read {exc.filename}: {exc.strerror}")
+    try:
+        with cli.client:
+            handler: Callable[[Cli], int] = args.handler
+            return handler(cli)
+    except KeyboardInterrupt:
+        cli.err.print("\nInterrupted.")
+        return EXIT_INTERRUPTED
+    except Usage as exc:
+        return _report(cli, EXIT_USAGE, {"code": "USAGE", "message": str(exc)})
+    except AtelierError as exc:
+        return _report(cli, EXIT_BY_STATUS_CODE.get(exc.code, EXIT_ERROR), _error_document(exc))
+    except (OSError, ValueError) as exc:
+        return _report(cli, EXIT_ERROR, {"code": "LOCAL", "message": str(exc)})
+
+
+def _restore_ctrl_c() -> None:
+    # A shell without job control starts a background command (`atelier ... &`) with SIGINT
+    # ignored, and its children inherit that; Ctrl-C must still detach from (or cancel) a job.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _report(cli: Cli, code: int, error: Mapping[str, Any]) -> int:
+    if cli.json:
+        cli.emit({"error": error, "exit_code": code})
+    reason = f" [{error['reason']}]" if error.get("reason") else ""
+    cli.err.print(f"[red]atelier: {error['code']}{escape(reason)}:[/red] {escape(str(error['message']))}")
+    for violation in error.get("field_violations", ()):
+        cli.err.print(f"  {escape(violation['field'])}: {escape(violation['description'])}")
+    return code
+
+
+def _error_document(exc: AtelierError) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "code": exc.code.name,
+        "reason": exc.reason,
+        "domain": exc.domain,
+        "message": exc.message,
+        "metadata": exc.metadata,
+    }
+    if isinstance(exc, InvalidArgument):
+        document["field_violations"] = [
+            {"field": v.field, "description": v.description} for v in exc.field_violations
+        ]
+    return document

@@ -1,0 +1,162 @@
+"""One run of a command: its arguments, its client, and all it prints (text, JSON, the live progress bar)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from atelier._cli._exit_codes import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK
+from atelier._client import AtelierClient
+from atelier._types import ProgressEvent, ProgressEventType, Version, VersionState
+
+
+class Cli:
+    """One run of the command: its arguments, its client and its two consoles."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json: bool = getattr(args, "json", False)
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        root_certificates = Path(args.ca_file).read_bytes() if getattr(args, "ca_file", None) else None
+        self.client = AtelierClient(
+            getattr(args, "target", None),
+            token=getattr(args, "token", None),
+            tls=True if getattr(args, "tls", False) else None,
+            root_certificates=root_certificates,
+            timeout=getattr(args, "timeout", 30.0),
+        )
+
+    # Output
+
+    def emit(self, document: Any) -> None:
+        """The one JSON document of a --json run."""
+        sys.stdout.write(json.dumps(_jsonable(document), indent=2, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+    def say(self, text: str) -> None:
+        self.out.print(text)
+
+    # Names: a generation's name stands for its latest version where a version is expected.
+
+    def version_name(self, name: str) -> str:
+        if "/versions/" in name:
+            return name
+        return self.client.get_generation(generation_name(name)).latest_version
+
+    # Long operations
+
+    def follow(self, version: Version) -> int:
+        """Waits for the version's job (with a live progress bar unless --json); the exit code."""
+        if getattr(self.args, "no_wait", False):
+            if self.json:
+                self.emit(version)
+            else:
+                self.say(f"{escape(version.name)} {version.state.value}")
+                self.say(f"Follow it with: atelier watch {escape(version.name)}")
+            return EXIT_OK
+        try:
+            if self.json:
+                final = self.client.wait(version.name)
+            else:
+                self._show_progress(version.name)
+                final = self.client.get(version.name)
+        except KeyboardInterrupt:
+            return self._interrupted(version.name)
+        if self.json:
+            self.emit(final)
+        else:
+            self.summary(final)
+        return EXIT_OK if final.state == VersionState.COMPLETED else EXIT_JOB_FAILED
+
+    def _show_progress(self, name: str) -> None:
+        self.err.print(f"[bold]{escape(name)}[/bold]")
+        columns = (
+            SpinnerColumn(),
+            TextColumn("stage {task.fields[stage]}", markup=False),
+            BarColumn(),
+            TextColumn("{task.description}", markup=False),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.err) as bar:
+            task = bar.add_task("Queued", total=None, stage="0/?")
+            for event in self.client.progress(name):
+                self._update(bar, task, event)
+
+    @staticmethod
+    def _update(bar: Progress, task: TaskID, event: ProgressEvent) -> None:
+        done = event.stage if event.type == ProgressEventType.STAGE_DONE else max(event.stage - 1, 0)
+        if event.state == VersionState.COMPLETED:
+            done = event.total_stages
+        total = event.total_stages or None
+        bar.update(
+            task,
+            total=total,
+            completed=done,
+            description=event.message or event.state.value,
+            stage=f"{event.stage}/{event.total_stages or '?'}",
+        )
+        if event.type == ProgressEventType.STAGE_STARTED:
+            bar.console.print(
+                f"  [bold]stage {event.stage}/{event.total_stages}[/bold] {escape(event.message)}"
+            )
+        elif event.type in (ProgressEventType.MESSAGE, ProgressEventType.OUTPUT, ProgressEventType.STATE):
+            bar.console.print(f"  [dim]#{event.seq}[/dim] {escape(event.message)}")
+
+    def _interrupted(self, name: str) -> int:
+        if getattr(self.args, "cancel_on_interrupt", False):
+            version = self.client.cancel(name)
+            self.err.print(f"Interrupted: cancelled {escape(name)} ({version.state.value}).")
+        else:
+            self.err.print(f"\nDetached: {escape(name)} keeps running on the server.")
+            self.err.print(f"Watch it again with: atelier watch {escape(name)}")
+        return EXIT_INTERRUPTED
+
+    def summary(self, version: Version) -> None:
+        mark = "[green]✔[/green]" if version.state == VersionState.COMPLETED else "[red]✘[/red]"
+        self.say(f"{mark} {escape(version.name)} {version.state.value}: {escape(version.message)}")
+        if version.state == VersionState.COMPLETED:
+            self.say(f"  {version.file_count} files {changes(version)}, turn {version.turn}")
+        if version.error is not None:
+            self.say(
+                f"  {version.error.code} [{escape(version.error.reason)}]: {escape(version.error.message)}"
+            )
+
+
+def generation_name(name: str) -> str:
+    return name.split("/versions/", 1)[0].removesuffix("/session")
+
+
+def changes(version: Version) -> str:
+    """What the version changed against its parent: added, modified, deleted."""
+    return f"(+{version.added_count} ~{version.modified_count} -{version.deleted_count})"
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclasses, enums, datetimes and paths as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, Iterable) and not isinstance(value, str):
+        return [_jsonable(v) for v in value]
+    return value
