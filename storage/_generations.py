@@ -29,7 +29,11 @@ def create_generation(
     kind: VersionKind = VersionKind.GENERATE,
     queue_job: bool = True,
 ) -> tuple[Generation, Version]:
-    """Creates a generation, its conversation session, and version 1 (see create_version)."""
+    """Creates a generation, its conversation session, and version 1 (see create_version).
+
+    A version 1 made by a job is turn 1 of the conversation; one made without a model (an
+    upload, `queue_job=False`) holds no exchange: its turn is 0.
+    """
     now = utcnow()
     generation_row = full_row(
         GENERATION,
@@ -68,7 +72,7 @@ def create_generation(
         queue_job=queue_job,
         parent_number=None,
         base_turn_id=None,
-        turn=1,
+        turn=1 if queue_job else 0,
         request_id=request_id,
         request_fingerprint=request_fingerprint,
         attachments=attachments,

@@ -49,6 +49,7 @@ def create_version(
     request_fingerprint: str | None,
     attachments: Sequence[FileContent] = (),
     merge_parent_number: int | None = None,
+    head_turn_id: int | None = None,
     queue_job: bool = True,
     session_id: str | None = None,
 ) -> Version:
@@ -56,8 +57,9 @@ def create_version(
 
     `parent_number` is the version the new one builds on (None for a first version). With
     `queue_job=False` the version gets no job and no event: the caller completes it in the
-    same transaction (an upload or a merge, which need no model). `session_id` is the
-    generation's conversation session, when the caller already knows it.
+    same transaction (an upload or a merge, which need no model), and `head_turn_id` says where
+    its branch of the conversation ends (a job sets it when its exchange is recorded).
+    `session_id` is the generation's conversation session, when the caller already knows it.
     """
     now = utcnow()
     number = tx.execute(_NEXT_VERSION_NUMBER, {"generation_id": generation.id, "now": now}).scalar_one()
@@ -72,6 +74,7 @@ def create_version(
             "parent_number": parent_number,
             "merge_parent_number": merge_parent_number,
             "base_turn_id": base_turn_id,
+            "head_turn_id": head_turn_id,
             "turn": turn,
             "prompt": prompt,
             "model": model,

@@ -70,6 +70,10 @@ def test_models_merge_cancel_and_no_wait(run_cli: RunCli) -> None:
     theirs = _json(run_cli, "iterate", v1["name"], "add file docs/b.md")
     merged = _json(run_cli, "merge", ours["name"], theirs["name"], "--strategy", "theirs")
     assert merged["version"]["kind"] == "MERGE" and merged["conflicts"] == []
+    # A merge is no model's answer: regenerating it is refused, saying what to do instead.
+    refused = run_cli("regenerate", merged["version"]["name"])
+    assert refused.returncode == 5, refused.stderr
+    assert "NOT_REGENERATABLE" in refused.stderr and "Merge v2 and v3 again" in refused.stderr
 
     slow = json.dumps({"stages": 1, "delay": 30})
     queued = _json(run_cli, "generate", slow, "--model", "scripted", "--no-wait")

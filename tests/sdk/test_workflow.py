@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from atelier import (
     AsyncAtelierClient,
     AtelierClient,
+    FailedPrecondition,
     FileChange,
     MergeStrategy,
     ProgressEventType,
@@ -90,6 +92,12 @@ def test_merge_and_upload(client: AtelierClient, tmp_path: Path) -> None:
     assert result.merged and result.version is not None
     assert (result.version.kind, result.version.merge_parent) == (VersionKind.MERGE, two.name)
     assert {"docs/a.md", "docs/b.md", "src/app.py"} <= {f.path for f in client.files(result.version.name)}
+    # Neither an upload nor a merge can be asked of a model again.
+    for made_without_a_model in (base, result.version):
+        with pytest.raises(FailedPrecondition) as refused:
+            client.regenerate(made_without_a_model.name)
+        assert refused.value.reason == "NOT_REGENERATABLE"
+        assert refused.value.metadata["kind"] == made_without_a_model.kind.value
 
 
 def test_uploaded_files_get_the_mime_types_the_server_guesses(client: AtelierClient) -> None:

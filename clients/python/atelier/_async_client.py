@@ -149,7 +149,10 @@ class AsyncAtelierClient(BaseClient):
     async def regenerate(
         self, name: str, *, request_id: str | None = None, timeout: Timeout = DEFAULT
     ) -> Version:
-        """Runs a version's prompt again as a new attempt (a sibling version); returns it, QUEUED."""
+        """Runs a version's prompt again as a new attempt (a sibling version); returns it, QUEUED.
+
+        An upload or a merge was made by no model: `FailedPrecondition` (reason
+        NOT_REGENERATABLE), and nothing is created. Upload or merge again instead."""
         return await self._unary(calls.regenerate(name, request_id=request_id), timeout)
 
     async def merge(

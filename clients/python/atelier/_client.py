@@ -143,7 +143,10 @@ class AtelierClient(BaseClient):
         return self._unary(call, timeout)
 
     def regenerate(self, name: str, *, request_id: str | None = None, timeout: Timeout = DEFAULT) -> Version:
-        """Runs a version's prompt again as a new attempt (a sibling version); returns it, QUEUED."""
+        """Runs a version's prompt again as a new attempt (a sibling version); returns it, QUEUED.
+
+        An upload or a merge was made by no model: `FailedPrecondition` (reason
+        NOT_REGENERATABLE), and nothing is created. Upload or merge again instead."""
         return self._unary(calls.regenerate(name, request_id=request_id), timeout)
 
     def merge(

@@ -22,6 +22,9 @@ from server.domain.generations._base import (
 from server.domain.resources import Version, VersionRef
 from server.files import FileContent
 
+# The versions no model made: Regenerate ("ask the model again") has nothing to ask for them.
+_NOT_BY_A_MODEL = {storage.VersionKind.UPLOAD: "an upload", storage.VersionKind.MERGE: "a merge"}
+
 
 class CreateVerbs(ServiceBase):
     async def generate(
@@ -150,6 +153,14 @@ class CreateVerbs(ServiceBase):
                     reason="VERSION_NOT_ENDED",
                     metadata={"state": original.state},
                 )
+            made_by = _NOT_BY_A_MODEL.get(storage.VersionKind(original.kind))
+            if made_by is not None:
+                raise FailedPrecondition(
+                    f"version {version_name(version)} is {made_by}: no model "
+                    f"made it, so there is nothing to ask a model again. {_instead(original)}",
+                    reason="NOT_REGENERATABLE",
+                    metadata={"kind": original.kind},
+                )
             attachments = storage.list_attachments(tx, version_id=original.id)
             contents = storage.read_blobs(tx, (a.blob_sha256 for a in attachments))
             return storage.create_version(
@@ -204,3 +215,12 @@ class CreateVerbs(ServiceBase):
 
 def _attachment_keys(attachments: Sequence[FileContent]) -> list[tuple[str, str, str]]:
     return [(a.path, a.mime_type, storage.sha256_hex(a.data)) for a in attachments]
+
+
+def _instead(version: storage.Version) -> str:
+    """What to do instead of regenerating a version no model made."""
+    if version.kind == storage.VersionKind.MERGE:
+        again = f"Merge v{version.parent_number} and v{version.merge_parent_number} again"
+    else:
+        again = "Upload the files again"
+    return f"{again} to make it anew, or Tweak or Iterate it to change it."

@@ -171,7 +171,10 @@ class TreeVerbs(ServiceBase):
                 provider=ours_row.provider,
                 parent_number=ours.number,
                 merge_parent_number=theirs.number,
+                # A merge asks no model: it stays on `ours`' branch of the conversation, so a
+                # tweak of it continues that conversation.
                 base_turn_id=ours_row.head_turn_id,
+                head_turn_id=ours_row.head_turn_id,
                 turn=ours_row.turn,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,

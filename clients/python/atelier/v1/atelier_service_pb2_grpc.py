@@ -160,7 +160,10 @@ class AtelierServiceServicer:
         """Refines a COMPLETED (or NEEDS_REVIEW) version inside the same conversation with the
         model: the model receives every earlier turn of the version's branch, and its changes
         are merged onto the version's files. Tweaking an earlier version forks the conversation
-        and makes a sibling version; nothing is overwritten.
+        and makes a sibling version; nothing is overwritten. A version no model made has no
+        exchange of its own: tweaking an UPLOAD version starts the conversation (the model gets
+        the uploaded files and the prompt), and tweaking a MERGE continues the conversation of its
+        `parent` (ours) side, with the merged files.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,7 +171,9 @@ class AtelierServiceServicer:
 
     def Regenerate(self, request, context):
         """Runs a version's prompt and settings again, as a new attempt on a new branch of the
-        session ("generate again"). The result is a sibling of the version.
+        session ("generate again"). The result is a sibling of the version. Only a version a model
+        made can be asked for again: an UPLOAD or MERGE version answers FAILED_PRECONDITION with
+        reason NOT_REGENERATABLE (upload or merge again instead), and nothing is written.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
