@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
@@ -46,7 +49,7 @@ def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
         # The migrations build exactly the schema the models describe.
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
 
@@ -287,6 +290,85 @@ def test_turns_form_branches(db: storage.Database) -> None:
         reread = storage.get_conversation(tx, owner="alice", generation_id=version.generation_id)
         assert reread is not None and reread.turn_count == 3
         assert len(storage.list_turns(tx, session_id=conversation.id, after_number=0, limit=100)) == 6
+
+
+def test_migration_0004_places_old_merges_on_their_ours_branch_and_uploads_at_turn_0(
+    db: storage.Database,
+) -> None:
+    """Merges and uploads stored before 0004 (no head turn, turn 1) get what they are made with now."""
+    with db.write() as tx:
+        _, upload = storage.create_generation(
+            tx,
+            owner="alice",
+            prompt="my files",
+            model="offline",
+            provider="offline",
+            request_id=None,
+            request_fingerprint=None,
+            kind=storage.VersionKind.UPLOAD,
+            queue_job=False,
+        )
+        conversation = storage.get_conversation(tx, owner="alice", generation_id=upload.generation_id)
+        generation = storage.get_generation(tx, owner="alice", generation_id=upload.generation_id)
+        assert conversation is not None and generation is not None
+        tweak = storage.create_version(
+            tx,
+            generation=generation,
+            kind=storage.VersionKind.TWEAK,
+            prompt="tweak",
+            model="offline",
+            provider="offline",
+            parent_number=1,
+            base_turn_id=None,
+            turn=1,
+            request_id=None,
+            request_fingerprint=None,
+        )
+        storage.record_exchange(
+            tx,
+            version=tweak,
+            session_id=conversation.id,
+            turns=[storage.NewTurn("user", [{"text": "t"}]), storage.NewTurn("model", [{"text": "a"}])],
+        )
+        merges = []
+        for ours in (2, 3):  # a merge of the tweak, then a merge of that merge
+            merges.append(
+                storage.create_version(
+                    tx,
+                    generation=generation,
+                    kind=storage.VersionKind.MERGE,
+                    prompt="merge",
+                    model="offline",
+                    provider="offline",
+                    parent_number=ours,
+                    merge_parent_number=1,
+                    base_turn_id=tweak.head_turn_id,
+                    head_turn_id=tweak.head_turn_id,
+                    turn=1,
+                    request_id=None,
+                    request_fingerprint=None,
+                    queue_job=False,
+                )
+            )
+    assert upload.turn == 0 and tweak.head_turn_id is not None
+
+    def stored() -> list[tuple[int, int | None]]:
+        with db.read() as tx:
+            rows = storage.list_versions(
+                tx, owner="alice", generation_id=upload.generation_id, after_number=0, limit=9
+            )
+            return [(row.turn, row.head_turn_id) for row in rows]
+
+    now = [(0, None), (1, tweak.head_turn_id), (1, tweak.head_turn_id), (1, tweak.head_turn_id)]
+    assert stored() == now
+    config = Config()
+    config.set_main_option("script_location", str(Path(storage.__file__).parent / "migrations"))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    assert stored() == [(1, None), (1, tweak.head_turn_id), (1, None), (1, None)], "as 0003 stored them"
+    db.migrate()
+    assert stored() == now
 
 
 def _new_version(db: storage.Database, first: storage.Version, parent: int) -> storage.Version:
