@@ -25,6 +25,10 @@ class ModelConfig:
     provider: str
     display_name: str
     output_modalities: tuple[str, ...] = ("text",)
+    # Limits that hold across every replica on one database: model calls in flight, and requests
+    # per minute. None: no limit of its own (a provider's real quota shows itself as 429s).
+    max_concurrent: int | None = None
+    requests_per_minute: int | None = None
 
 
 # The models each provider serves unless the config file lists models itself.
@@ -63,7 +67,11 @@ class Settings:
     max_prompt_bytes: int = 32 * 1024
     max_attachment_bytes: int = 16 * 1024 * 1024
     max_message_bytes: int = 32 * 1024 * 1024
-    workers: int = 4
+    # Jobs this process runs at once. A job mostly waits on its model, so this is about memory
+    # and the models' limits, not about cores.
+    max_in_flight: int = 1000
+    # Jobs one principal may have running at once, across every replica (0: no cap).
+    max_in_flight_per_principal: int = 0
     # Limits on what a version's tree may hold.
     max_file_bytes: int = 32 * 1024 * 1024
     max_tree_bytes: int = 512 * 1024 * 1024
@@ -96,6 +104,13 @@ class Settings:
     provider_max_attempts: int = 4
     provider_backoff_initial_seconds: float = 0.5
     provider_backoff_max_seconds: float = 8.0
+    # A 429 cools the whole model down: the cooldown honours the delay the answer asks for, and
+    # backs off (up to this) while probes are refused. A job waits through cooldowns for at most
+    # `provider_max_wait_seconds` in all, then fails MODEL_QUOTA_EXHAUSTED.
+    model_cooldown_max_seconds: float = 60.0
+    provider_max_wait_seconds: float = 300.0
+    # Where Prometheus metrics are served (host:port); empty: not served.
+    metrics_listen: str = ""
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -147,6 +162,11 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Reads the configuration file (if any) and the environment, and checks the result."""
     environ = os.environ if environ is None else environ
+    if f"{_PREFIX}WORKERS" in environ:
+        raise ValueError(
+            f"{_PREFIX}WORKERS is gone: jobs wait on models, not on cores, so set how many run at once "
+            f"with {_PREFIX}MAX_IN_FLIGHT (default 1000), and each model's limits in the config file"
+        )
     values: dict[str, Any] = {}
     config_path = environ.get(f"{_PREFIX}CONFIG")
     if config_path:
@@ -175,6 +195,7 @@ _POSITIVE = (
     "max_message_bytes",
     "max_file_bytes",
     "max_tree_bytes",
+    "max_in_flight",
     "max_tree_files",
     "job_lease_seconds",
     "job_heartbeat_seconds",
@@ -183,10 +204,12 @@ _POSITIVE = (
     "gemini_timeout_seconds",
     "gemini_attempt_seconds",
     "provider_max_attempts",
+    "model_cooldown_max_seconds",
 )
 _NOT_NEGATIVE = (
     "max_attachment_bytes",
-    "workers",
+    "max_in_flight_per_principal",
+    "provider_max_wait_seconds",
     "max_deletion_share",
     "shutdown_grace_seconds",
     "provider_context_budget_bytes",
@@ -212,6 +235,8 @@ def _read_file(path: Path) -> dict[str, Any]:
             provider=entry["provider"],
             display_name=entry.get("display_name", entry["name"]),
             output_modalities=tuple(entry.get("output_modalities", ("text",))),
+            max_concurrent=_limit(entry, "max_concurrent", path),
+            requests_per_minute=_limit(entry, "requests_per_minute", path),
         )
         for entry in data.pop("models", [])
     )
@@ -231,3 +256,12 @@ def _parse(raw: str, type_name: object, name: str) -> object:
     except ValueError as exc:
         raise ValueError(f"{_PREFIX}{name.upper()} must be a number, got {raw!r}") from exc
     return raw
+
+
+def _limit(entry: Mapping[str, Any], key: str, path: Path) -> int | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{path}: model {entry.get('name')!r}: {key} must be a whole number above 0")
+    return value

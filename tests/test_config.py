@@ -24,7 +24,8 @@ def test_every_number_setting_has_a_range() -> None:
         ("ATELIER_GEMINI_ATTEMPT_SECONDS", "0", "must be above 0"),
         ("ATELIER_JOB_LEASE_SECONDS", "-1", "must be above 0"),
         ("ATELIER_PROVIDER_MAX_ATTEMPTS", "0", "must be above 0"),
-        ("ATELIER_WORKERS", "-1", "must not be negative"),
+        ("ATELIER_MAX_IN_FLIGHT", "0", "must be above 0"),
+        ("ATELIER_MAX_IN_FLIGHT_PER_PRINCIPAL", "-1", "must not be negative"),
         ("ATELIER_SHUTDOWN_GRACE_SECONDS", "-0.5", "must not be negative"),
     ],
 )
@@ -34,8 +35,15 @@ def test_a_number_out_of_range_is_refused(name: str, value: str, problem: str) -
 
 
 def test_zero_where_zero_makes_sense_is_accepted() -> None:
-    settings = load_settings({"ATELIER_WORKERS": "0", "ATELIER_SHUTDOWN_GRACE_SECONDS": "0"})
-    assert (settings.workers, settings.shutdown_grace_seconds) == (0, 0.0)
+    settings = load_settings(
+        {"ATELIER_MAX_IN_FLIGHT_PER_PRINCIPAL": "0", "ATELIER_SHUTDOWN_GRACE_SECONDS": "0"}
+    )
+    assert (settings.max_in_flight_per_principal, settings.shutdown_grace_seconds) == (0, 0.0)
+
+
+def test_the_old_workers_setting_is_refused_with_what_replaced_it() -> None:
+    with pytest.raises(ValueError, match="ATELIER_MAX_IN_FLIGHT"):
+        load_settings({"ATELIER_WORKERS": "4"})
 
 
 def test_the_server_does_not_start_with_a_setting_out_of_range() -> None:

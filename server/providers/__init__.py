@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from server.config import Settings
 from server.providers._base import (
+    OPEN_GATE,
     ChangeSet,
     JobKind,
+    ModelGate,
+    ModelUsage,
     Part,
     Progress,
     Provider,
@@ -57,8 +60,11 @@ def _build(name: str, settings: Settings) -> Provider:
 
 
 __all__ = [
+    "OPEN_GATE",
     "ChangeSet",
     "JobKind",
+    "ModelGate",
+    "ModelUsage",
     "Part",
     "Progress",
     "Provider",

@@ -96,6 +96,59 @@ class Progress(Protocol):
         """Reports files this job has produced so far (partial output)."""
         ...
 
+    def usage(self, usage: ModelUsage) -> None:
+        """Reports what one request to the model used, for the version's ledger."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """The tokens one request to the model used, as the model reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+
+class ModelGate(Protocol):
+    """The model's capacity, shared by every job of every replica. A provider asks it before each
+    request to the model, and tells it how the model answered. The job runner owns it.
+
+    A 429 cools the whole model down: while it cools, only probes go out, and the other jobs
+    wait here instead of spending their attempts.
+    """
+
+    async def before_request(self) -> None:
+        """Waits until a request may go out: no cooldown (or this request is the probe) and
+        within the model's requests per minute. Raises ProviderError (MODEL_QUOTA_EXHAUSTED)
+        once the job has waited longer than the server allows in all."""
+        ...
+
+    def answered(self) -> None:
+        """The model took the request (it answered, or failed for another reason than quota)."""
+        ...
+
+    def refused(self, *, retry_after: float | None) -> None:
+        """The model answered 429, asking to wait `retry_after` seconds (None: it did not say).
+        The next `before_request` waits out the cooldown this starts or extends."""
+        ...
+
+
+class _OpenGate:
+    """A gate that never waits: for providers that call no model, and for calling one directly."""
+
+    async def before_request(self) -> None:
+        return None
+
+    def answered(self) -> None:
+        return None
+
+    def refused(self, *, retry_after: float | None) -> None:
+        return None
+
+
+OPEN_GATE: ModelGate = _OpenGate()
+
 
 class ProviderError(Exception):
     """A provider's failure, with a machine-readable reason (an ErrorInfo reason).
@@ -122,6 +175,8 @@ class Provider(Protocol):
         """The titles of the stages `run` will go through, in order, known before it starts."""
         ...
 
-    async def run(self, request: ProviderRequest, progress: Progress) -> ChangeSet:
-        """Does the work. Raises ProviderError on failure."""
+    async def run(
+        self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE
+    ) -> ChangeSet:
+        """Does the work, asking `gate` before each request to a model. Raises ProviderError on failure."""
         ...

@@ -36,7 +36,7 @@ from typing import Any
 import anyio
 
 from server.files import FileContent, guess_mime_type
-from server.providers._base import ChangeSet, Progress, ProviderError, ProviderRequest
+from server.providers._base import OPEN_GATE, ChangeSet, ModelGate, Progress, ProviderError, ProviderRequest
 
 _FIELDS = {
     "stages",
@@ -112,7 +112,9 @@ class ScriptedProvider:
             # `run` reports the invalid script before it starts any stage.
             return Script().titles
 
-    async def run(self, request: ProviderRequest, progress: Progress) -> ChangeSet:
+    async def run(
+        self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE
+    ) -> ChangeSet:
         script = parse_script(request.prompt)
         paths = [file.path for file in script.upserts]
         for number, title in enumerate(script.titles, start=1):

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+from server.providers import ModelUsage
+
 
 class RecordingProgress:
     """Records every call in order, as (kind, stage title, details...) tuples."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, ...]] = []
+        self.usages: list[ModelUsage] = []
         self._current: str | None = None
 
     @asynccontextmanager
@@ -33,6 +36,9 @@ class RecordingProgress:
 
     async def output(self, paths: Sequence[str]) -> None:
         self.events.append(("output", str(self._current), *paths))
+
+    def usage(self, usage: ModelUsage) -> None:
+        self.usages.append(usage)
 
     @property
     def messages(self) -> list[str]:

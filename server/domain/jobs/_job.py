@@ -13,7 +13,7 @@ import storage
 from server.config import Settings
 from server.domain._recent import LoadedTree, Recent
 from server.domain.events import EventHub
-from server.providers import Provider, ProviderRegistry, ProviderRequest
+from server.providers import ModelUsage, Provider, ProviderRegistry, ProviderRequest
 
 MERGE_STAGE = "Merge"
 SAVE_STAGE = "Save"
@@ -71,6 +71,9 @@ class RunningJob:
     # Set when the result must be held back as NEEDS_REVIEW instead of COMPLETED.
     review_reason: str | None = None
     pending: list[storage.EventDraft] = field(default_factory=list)
+    # The ledger: what each request to the model used, and how long the job waited on cooldowns.
+    usage: list[ModelUsage] = field(default_factory=list)
+    cooldown_seconds: float = 0.0
 
     @property
     def version_id(self) -> int:

@@ -17,7 +17,7 @@ import storage
 from server.domain import _transactions as transactions
 from server.domain.jobs._job import JobContext, RunningJob, StopReason
 from server.domain.resources import event_of
-from server.providers import ProviderError
+from server.providers import ModelUsage, ProviderError
 
 # How long events wait to be written together: short enough for live progress, long enough
 # that a burst of events costs one transaction.
@@ -83,6 +83,9 @@ class JobProgress:
     async def message(self, text: str) -> None:
         await anyio.lowlevel.checkpoint()
         self._add(storage.EventType.MESSAGE, text)
+
+    def usage(self, usage: ModelUsage) -> None:
+        self._job.usage.append(usage)
 
     async def output(self, paths: Sequence[str]) -> None:
         await anyio.lowlevel.checkpoint()

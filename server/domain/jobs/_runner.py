@@ -89,7 +89,7 @@ class JobRunner:
         """Runs the workers and the reaper until `stop()`; returns when all are done."""
         await self.reap_expired()
         async with anyio.create_task_group() as group:
-            for _ in range(self._settings.workers):
+            for _ in range(min(self._settings.max_in_flight, 4)):  # replaced by the scheduler next
                 group.start_soon(self._work_loop)
             group.start_soon(self._reap_loop)
             task_status.started()

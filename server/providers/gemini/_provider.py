@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from google.genai import types
 
 from server.config import Settings
-from server.providers._base import ChangeSet, Progress, ProviderError, ProviderRequest, Turn
+from server.providers._base import (
+    OPEN_GATE,
+    ChangeSet,
+    ModelGate,
+    Progress,
+    ProviderError,
+    ProviderRequest,
+    Turn,
+)
 from server.providers.gemini._answer import (
     Answer,
     InvalidAnswer,
@@ -58,7 +66,9 @@ class GeminiProvider:
         """Closes the client's connections (the provider is unusable afterwards)."""
         await self._caller.aclose()
 
-    async def run(self, request: ProviderRequest, progress: Progress) -> ChangeSet:
+    async def run(
+        self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE
+    ) -> ChangeSet:
         image = self.is_image_model(request.model)
         async with progress.stage("Send"):
             user_turn = build_user_turn(

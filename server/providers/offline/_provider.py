@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from server.providers._base import ChangeSet, Progress, ProviderError, ProviderRequest
+from server.providers._base import OPEN_GATE, ChangeSet, ModelGate, Progress, ProviderError, ProviderRequest
 from server.providers.offline._checks import file_problems
 from server.providers.offline._draft import Draft, Outcome
 from server.providers.offline._instructions import parse_instructions
@@ -24,7 +24,9 @@ class OfflineProvider:
     def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
         return STAGE_TITLES
 
-    async def run(self, request: ProviderRequest, progress: Progress) -> ChangeSet:
+    async def run(
+        self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE
+    ) -> ChangeSet:
         # A refinement is known by its tree: Regenerate of an empty tree generates.
         if request.source_files:
             return await _refine(request, progress)
