@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
+from collections.abc import Callable
 
 import anyio
 import grpc
+import prometheus_client
 from atelier.v1 import atelier_service_pb2, atelier_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 import storage
+from server import metrics
 from server.api import AtelierServicer
 from server.config import Settings, load_settings
 from server.domain import EventHub, GenerationService, JobRunner, follow_other_replicas
@@ -62,7 +66,9 @@ async def serve(settings: Settings) -> None:
     host = settings.listen.rsplit(":", 1)[0]
 
     stop_listening = follow_other_replicas(db, hub, runner)
+    stop_metrics = _serve_metrics(settings.metrics_listen)
     async with anyio.create_task_group() as group:
+        group.start_soon(_watch_loop_lag)
         await group.start(runner.run)
         await server.start()
         await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -86,8 +92,37 @@ async def serve(settings: Settings) -> None:
         await server.stop(settings.shutdown_grace_seconds)
         group.cancel_scope.cancel()
     await anyio.to_thread.run_sync(stop_listening)
+    stop_metrics()
     db.dispose()
     _log.info("Atelier stopped")
+
+
+def _serve_metrics(listen: str) -> Callable[[], None]:
+    """Serves Prometheus metrics on `listen` (host:port) from a thread; returns how to stop."""
+    if not listen:
+        return lambda: None
+    host, _, port = listen.rpartition(":")
+    try:
+        http, thread = prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1")
+    except OSError as exc:
+        raise SystemExit(f"atelier: cannot serve metrics on {listen}: {exc}") from exc
+    _log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", http.server_port)
+
+    def stop() -> None:
+        http.shutdown()
+        thread.join(timeout=5)
+
+    return stop
+
+
+async def _watch_loop_lag() -> None:
+    """Measures how late the event loop runs a timer: the time something else kept it busy.
+    A job that blocks the loop stalls every other job's progress and every call."""
+    interval = 0.1
+    while True:
+        before = time.monotonic()
+        await anyio.sleep(interval)
+        metrics.LOOP_LAG_SECONDS.observe(max(0.0, time.monotonic() - before - interval))
 
 
 def main() -> None:

@@ -68,7 +68,7 @@ class Settings:
     max_attachment_bytes: int = 16 * 1024 * 1024
     max_message_bytes: int = 32 * 1024 * 1024
     # Jobs this process runs at once. A job mostly waits on its model, so this is about memory
-    # and the models' limits, not about cores.
+    # and the models' limits, not about cores. 0: this process serves the API and runs no job.
     max_in_flight: int = 1000
     # Jobs one principal may have running at once, across every replica (0: no cap).
     max_in_flight_per_principal: int = 0
@@ -195,7 +195,6 @@ _POSITIVE = (
     "max_message_bytes",
     "max_file_bytes",
     "max_tree_bytes",
-    "max_in_flight",
     "max_tree_files",
     "job_lease_seconds",
     "job_heartbeat_seconds",
@@ -208,6 +207,7 @@ _POSITIVE = (
 )
 _NOT_NEGATIVE = (
     "max_attachment_bytes",
+    "max_in_flight",
     "max_in_flight_per_principal",
     "provider_max_wait_seconds",
     "max_deletion_share",

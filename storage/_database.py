@@ -111,11 +111,33 @@ class Database:
 
     def migrate(self) -> None:
         """Brings the schema up to the newest Alembic revision."""
+        self._run_migrations(lambda config: command.upgrade(config, "head"))
+
+    def downgrade(self, revision: str) -> None:
+        """Takes the schema back down to an earlier Alembic revision (for an operator's rollback)."""
+        self._run_migrations(lambda config: command.downgrade(config, revision))
+
+    def _run_migrations(self, run: Callable[[Config], None]) -> None:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self.engine.connect() as connection:
+            # SQLite changes a table by copying it into a new one and dropping the old: with foreign
+            # keys enforced, dropping a table others refer to fails. The pragma only takes effect
+            # outside a transaction, so it goes to the driver's connection, which is in autocommit.
+            driver = connection.connection.driver_connection if self.is_sqlite else None
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    run(config)
+                    if driver is not None:
+                        problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if problems:
+                            raise StorageError(f"the migration broke foreign keys: {problems[:5]}")
+            finally:
+                if driver is not None:
+                    driver.execute("PRAGMA foreign_keys=ON")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -158,6 +180,20 @@ def _translate_error(context: sa.engine.ExceptionContext) -> BaseException | Non
         if "request_id" in message:
             return RequestIdTaken(message)
         return WriteConflict(message)
-    if context.is_disconnect or isinstance(original, sa.exc.OperationalError | sa.exc.InterfaceError):
+    if context.is_disconnect or isinstance(original, sa.exc.InterfaceError):
+        return StorageUnavailable(message)
+    if isinstance(original, sa.exc.OperationalError) and (
+        context.dialect.name != "sqlite" or message.startswith(_SQLITE_UNAVAILABLE)
+    ):
+        # PostgreSQL's operational errors are about the server or the connection; SQLite also
+        # reports its own mistakes (no such column) this way.
         return StorageUnavailable(message)
     return StorageError(message)
+
+
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "unable to open database file",
+    "disk I/O error",
+    "database or disk is full",
+)

@@ -32,6 +32,15 @@ class ErrorDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueEstimate:
+    """Where a QUEUED version stands: its place (1: next) and when it should start and end."""
+
+    position: int
+    start_time: datetime | None = None
+    complete_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventDraft:
     """An event not yet stored; `append_events` numbers it."""
 
@@ -43,6 +52,7 @@ class EventDraft:
     paths: Sequence[str] = ()
     error: ErrorDetail | None = None
     create_time: datetime | None = None
+    queue: QueueEstimate | None = None
 
 
 def append_event(
@@ -56,6 +66,7 @@ def append_event(
     message: str | None = None,
     paths: Sequence[str] = (),
     error: ErrorDetail | None = None,
+    queue: QueueEstimate | None = None,
 ) -> Event:
     """Records the next event of a version and applies it to the version row (and to `version`).
 
@@ -96,6 +107,7 @@ def append_event(
         paths=paths,
         error=error,
         create_time=now,
+        queue=queue,
     )
     row = _event_row(version.id, seq, draft, now)
     tx.execute(_INSERT_EVENT, row)
@@ -172,6 +184,9 @@ def _event_row(version_id: int, seq: int, draft: EventDraft, now: datetime) -> d
         "error_code": error.code if error else None,
         "error_reason": error.reason if error else None,
         "error_message": error.message if error else None,
+        "queue_position": draft.queue.position if draft.queue else None,
+        "estimated_start_time": draft.queue.start_time if draft.queue else None,
+        "estimated_complete_time": draft.queue.complete_time if draft.queue else None,
         "create_time": draft.create_time or now,
     }
 

@@ -45,6 +45,8 @@ class EventType(enum.StrEnum):
     STAGE_DONE = "STAGE_DONE"
     MESSAGE = "MESSAGE"
     OUTPUT = "OUTPUT"
+    # The version waits: its place in the queue, or when it should start, changed.
+    QUEUED = "QUEUED"
 
 
 class JobStatus(enum.StrEnum):
@@ -81,6 +83,8 @@ class Generation(SQLModel, table=True):
 class Version(SQLModel, table=True):
     __tablename__ = "version"
     __table_args__ = (
+        # A model's recent durations, for queue estimates.
+        sa.Index("ix_version_model_complete_time", "model", "complete_time"),
         sa.UniqueConstraint("generation_id", "number", name="uq_version_generation_number"),
         # AIP-155: one request id names one version per caller.
         sa.UniqueConstraint("owner", "request_id", name="uq_version_owner_request_id"),
@@ -123,6 +127,14 @@ class Version(SQLModel, table=True):
     added_count: int = 0
     modified_count: int = 0
     deleted_count: int = 0
+    # The ledger: seconds spent queued, running and waiting on the model's cooldowns (all
+    # attempts), how many attempts the job took, and what each request to the model used
+    # ([{"input_tokens": ..., "output_tokens": ..., "thinking_tokens": ...}, ...]).
+    queue_seconds: float = 0.0
+    run_seconds: float = 0.0
+    cooldown_seconds: float = 0.0
+    attempts: int = 0
+    usage: list[dict[str, int]] = Field(default_factory=list, sa_type=sa.JSON)
     # How the tree is stored (see docs/STORAGE.md): a snapshot (manifest_base_id is None), or
     # the rows that differ from the tree of version `manifest_base_id`. `manifest_chain` counts
     # the deltas back to a snapshot and `manifest_delta_rows` their rows, to bound reads.
@@ -175,6 +187,10 @@ class Event(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=40)
     error_reason: str | None = Field(default=None, max_length=100)
     error_message: str | None = Field(default=None, sa_type=sa.Text)
+    # On a QUEUED event: the version's place in the queue (1: next) and when it should start and end.
+    queue_position: int | None = None
+    estimated_start_time: datetime | None = None
+    estimated_complete_time: datetime | None = None
     create_time: datetime
 
 
@@ -184,6 +200,8 @@ class Job(SQLModel, table=True):
     __tablename__ = "job"
     __table_args__ = (
         sa.Index("ix_job_status_available", "status", "available_at"),
+        # The scheduler's view: a model's queued jobs by principal in order, and its running ones.
+        sa.Index("ix_job_status_model_owner", "status", "model", "owner", "id"),
         # One running job per session, across every server process: a conversation's turns
         # never interleave. A second claim for the session fails on this index.
         sa.Index(
@@ -198,13 +216,38 @@ class Job(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     version_id: int = Field(foreign_key="version.id", unique=True)
     session_id: str | None = Field(default=None, foreign_key="session.id", max_length=32)
+    # The version's model and owner, copied here so that the scheduler counts a model's jobs and
+    # takes turns between principals without reading versions.
+    model: str = Field(default="", max_length=200)
+    owner: str = Field(default="", max_length=200)
     status: str = Field(max_length=20)
     attempts: int = 0
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
     available_at: datetime
+    # When the job last became QUEUED, and when its current attempt was claimed (for the ledger).
+    queued_at: datetime | None = None
+    claimed_at: datetime | None = None
+    # The queue position last reported in an event, so that replicas report each change once.
+    reported_position: int | None = None
     create_time: datetime
+    update_time: datetime
+
+
+class ModelState(SQLModel, table=True):
+    """A model's capacity, shared by every replica: its cooldown after 429s and its request budget."""
+
+    __tablename__ = "model_state"
+
+    model: str = Field(primary_key=True, max_length=200)
+    # While set and in the future, no new job of the model starts: it cools down after a 429.
+    cooldown_until: datetime | None = None
+    # The current step of the cooldown's backoff, in seconds (0: the model answered last time).
+    cooldown_step: float = 0.0
+    # A token bucket for requests_per_minute: what is left, and when it was last filled.
+    request_tokens: float = 0.0
+    tokens_time: datetime | None = None
     update_time: datetime
 
 

@@ -14,9 +14,11 @@ import sqlalchemy as sa
 
 from storage._database import Transaction
 
-# A version's events changed (the payload is its id), or a job was queued.
+# A version's events changed (the payload is its id), a job was queued, or a model's shared
+# state (its cooldown) changed (the payload is the model's name).
 EVENTS_CHANNEL = "atelier_events"
 JOBS_CHANNEL = "atelier_jobs"
+MODELS_CHANNEL = "atelier_models"
 
 # Names this process in its notifications, so that it can ignore its own.
 PROCESS_TAG = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"

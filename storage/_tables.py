@@ -23,6 +23,7 @@ from storage._models import (
     Generation,
     Job,
     ManifestEntry,
+    ModelState,
     Turn,
     Version,
     VersionAttachment,
@@ -40,6 +41,7 @@ EVENT = _table(Event)
 GENERATION = _table(Generation)
 JOB = _table(Job)
 MANIFEST = _table(ManifestEntry)
+MODEL_STATE = _table(ModelState)
 SESSION = _table(ConversationSession)
 TURN = _table(Turn)
 VERSION = _table(Version)

@@ -116,8 +116,11 @@ def create_version(
                 {
                     "version_id": version_id,
                     "session_id": session_id,
+                    "model": model,
+                    "owner": generation.owner,
                     "status": JobStatus.QUEUED,
                     "available_at": now,
+                    "queued_at": now,
                     "create_time": now,
                     "update_time": now,
                 },

@@ -24,7 +24,7 @@ def test_every_number_setting_has_a_range() -> None:
         ("ATELIER_GEMINI_ATTEMPT_SECONDS", "0", "must be above 0"),
         ("ATELIER_JOB_LEASE_SECONDS", "-1", "must be above 0"),
         ("ATELIER_PROVIDER_MAX_ATTEMPTS", "0", "must be above 0"),
-        ("ATELIER_MAX_IN_FLIGHT", "0", "must be above 0"),
+        ("ATELIER_MAX_IN_FLIGHT", "-1", "must not be negative"),
         ("ATELIER_MAX_IN_FLIGHT_PER_PRINCIPAL", "-1", "must not be negative"),
         ("ATELIER_SHUTDOWN_GRACE_SECONDS", "-0.5", "must not be negative"),
     ],

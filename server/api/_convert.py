@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2, session_pb2, tree_pb2
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
 from server.api._errors import to_status_proto
 from server.api._names import generation_name, session_name, turn_name, version_name
-from server.config import ModelConfig
 from server.domain import (
     Conflict,
     Conversation,
     ErrorDetail,
     Generation,
+    Ledger,
+    ModelView,
     PathDiff,
     ProgressEvent,
     TreeEntry,
@@ -30,6 +31,29 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value)
     return stamp
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(timedelta(seconds=seconds))
+    return duration
+
+
+def _ledger(ledger: Ledger) -> generation_pb2.Ledger:
+    return generation_pb2.Ledger(
+        queue_duration=_duration(ledger.queue_seconds),
+        run_duration=_duration(ledger.run_seconds),
+        cooldown_duration=_duration(ledger.cooldown_seconds),
+        attempts=ledger.attempts,
+        usage=[
+            generation_pb2.ModelUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                thinking_tokens=usage.thinking_tokens,
+            )
+            for usage in ledger.usage
+        ],
+    )
 
 
 def _error(error: ErrorDetail | None) -> status_pb2.Status | None:
@@ -65,6 +89,10 @@ def version_to_proto(version: Version) -> generation_pb2.Version:
         create_time=_timestamp(version.create_time),
         update_time=_timestamp(version.update_time),
         complete_time=_timestamp(version.complete_time),
+        queue_position=version.queue.position if version.queue else 0,
+        estimated_start_time=_timestamp(version.queue.start_time) if version.queue else None,
+        estimated_complete_time=_timestamp(version.queue.complete_time) if version.queue else None,
+        ledger=_ledger(version.ledger),
     )
 
 
@@ -94,6 +122,9 @@ def event_to_proto(event: ProgressEvent, version: str) -> progress_pb2.ProgressE
         paths=event.paths,
         error=_error(event.error),
         create_time=_timestamp(event.create_time),
+        queue_position=event.queue.position if event.queue else 0,
+        estimated_start_time=_timestamp(event.queue.start_time) if event.queue else None,
+        estimated_complete_time=_timestamp(event.queue.complete_time) if event.queue else None,
     )
 
 
@@ -103,13 +134,21 @@ def file_to_proto(entry: TreeEntry) -> file_pb2.File:
     )
 
 
-def model_to_proto(model: ModelConfig, *, default: bool) -> model_pb2.Model:
+def model_to_proto(view: ModelView) -> model_pb2.Model:
+    model = view.config
     return model_pb2.Model(
         name=model.name,
         provider=model.provider,
         display_name=model.display_name,
         output_modalities=model.output_modalities,
-        default=default,
+        default=view.default,
+        max_concurrent=model.max_concurrent or 0,
+        requests_per_minute=model.requests_per_minute or 0,
+        status=model_pb2.ModelStatus(
+            jobs_in_flight=view.jobs_in_flight,
+            jobs_queued=view.jobs_queued,
+            cooldown_end_time=_timestamp(view.cooldown_until),
+        ),
     )
 
 

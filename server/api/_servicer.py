@@ -244,13 +244,10 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> pb.ListModelsResponse:
-        default = self._settings.resolved_default_model
+        views = await self._service.list_models()
         return pb.ListModelsResponse(
-            models=[
-                _convert.model_to_proto(m, default=m.name == default.name)
-                for m in self._settings.available_models
-            ],
-            default_model=default.name,
+            models=[_convert.model_to_proto(view) for view in views],
+            default_model=next(view.config.name for view in views if view.default),
         )
 
     @_unary

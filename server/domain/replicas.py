@@ -1,8 +1,9 @@
 """What other server processes on the same database tell this one (PostgreSQL LISTEN/NOTIFY).
 
-A replica that records a version's events, or queues a job, notifies the others once its
-transaction commits: this process then wakes its Progress subscribers of that version, or
-an idle worker. (Polling finds the same changes later, so a lost notification costs only time.)
+A replica that records a version's events, queues a job or changes a model's cooldown notifies
+the others once its transaction commits: this process then wakes its Progress subscribers of
+that version, or its scheduler. (Polling finds the same changes later, so a lost notification
+costs only time.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def follow_other_replicas(db: storage.Database, hub: EventHub, runner: JobRunner
             return  # this process's own change: it woke its side already
         if channel == storage.EVENTS_CHANNEL and subject.isdigit():
             loop.call_soon_threadsafe(hub.notify, int(subject))
-        elif channel == storage.JOBS_CHANNEL:
+        elif channel in (storage.JOBS_CHANNEL, storage.MODELS_CHANNEL):
+            # A job was queued, or a model's cooldown began or ended: look at the queue again.
             loop.call_soon_threadsafe(runner.wake)
 
-    return db.listen([storage.EVENTS_CHANNEL, storage.JOBS_CHANNEL], on_notification)
+    channels = [storage.EVENTS_CHANNEL, storage.JOBS_CHANNEL, storage.MODELS_CHANNEL]
+    return db.listen(channels, on_notification)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import storage
+from server.config import ModelConfig
 
 # The stored vocabulary is the domain's vocabulary: the same names, the same values.
 VersionState = storage.VersionState
@@ -43,6 +44,35 @@ class Generation:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """What one request to the model used."""
+
+    input_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """What a version's job took, over all its attempts."""
+
+    queue_seconds: float
+    run_seconds: float
+    cooldown_seconds: float
+    attempts: int
+    usage: tuple[TokenUsage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEstimate:
+    """Where a QUEUED version stands: its place (1: next), and when it should start and end."""
+
+    position: int
+    start_time: datetime | None
+    complete_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Version:
     generation_id: str
     number: int
@@ -69,6 +99,9 @@ class Version:
     create_time: datetime
     update_time: datetime
     complete_time: datetime | None
+    ledger: Ledger
+    # Set only while QUEUED, when the runner has looked at the queue.
+    queue: QueueEstimate | None = None
 
     @property
     def ref(self) -> VersionRef:
@@ -88,6 +121,19 @@ class ProgressEvent:
     paths: tuple[str, ...]
     error: ErrorDetail | None
     create_time: datetime
+    # On a QUEUED event.
+    queue: QueueEstimate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """A model clients may ask for, with what it is doing now across every replica."""
+
+    config: ModelConfig
+    default: bool
+    jobs_in_flight: int
+    jobs_queued: int
+    cooldown_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +173,7 @@ def version_etag(revision: int) -> str:
     return f'W/"{revision}"'
 
 
-def version_of(row: storage.Version) -> Version:
+def version_of(row: storage.Version, queue: storage.QueueEstimate | None = None) -> Version:
     return Version(
         generation_id=row.generation_id,
         number=row.number,
@@ -153,7 +199,28 @@ def version_of(row: storage.Version) -> Version:
         create_time=row.create_time,
         update_time=row.update_time,
         complete_time=row.complete_time,
+        ledger=Ledger(
+            queue_seconds=row.queue_seconds,
+            run_seconds=row.run_seconds,
+            cooldown_seconds=row.cooldown_seconds,
+            attempts=row.attempts,
+            usage=tuple(
+                TokenUsage(
+                    input_tokens=int(usage.get("input_tokens", 0)),
+                    output_tokens=int(usage.get("output_tokens", 0)),
+                    thinking_tokens=int(usage.get("thinking_tokens", 0)),
+                )
+                for usage in row.usage
+            ),
+        ),
+        queue=_queue(queue) if row.state == VersionState.QUEUED else None,
     )
+
+
+def _queue(estimate: storage.QueueEstimate | None) -> QueueEstimate | None:
+    if estimate is None:
+        return None
+    return QueueEstimate(estimate.position, estimate.start_time, estimate.complete_time)
 
 
 def generation_of(row: storage.Generation) -> Generation:
@@ -179,6 +246,9 @@ def event_of(row: storage.Event) -> ProgressEvent:
         paths=tuple(row.paths),
         error=_error(row.error_code, row.error_reason, row.error_message),
         create_time=row.create_time,
+        queue=QueueEstimate(row.queue_position, row.estimated_start_time, row.estimated_complete_time)
+        if row.queue_position is not None
+        else None,
     )
 
 

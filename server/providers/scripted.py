@@ -16,7 +16,13 @@ optional:
       "crash": "message",           raises a plain RuntimeError instead of a ProviderError
       "fail_at_stage": 1            where "fail" or "crash" happens, inside that stage;
                                     by default after the last stage
+      "quota_storm_until": 1.7e9,   the "model" answers 429 to every request until this Unix time
+      "retry_after": 1.0,           ...asking to wait this long (the RetryInfo delay)
+      "usage": {"input_tokens": 10, "output_tokens": 20, "thinking_tokens": 0}
     }
+
+Before its stages, the provider makes one request to its "model" through the gate, as a real
+provider would: the runner's cooldowns and request budgets apply to it.
 
 The default answer.txt is written only when the script names no files, deletions or
 renames. Paths are not checked: a test may want the runner to see a bad one. The files
@@ -29,6 +35,7 @@ import base64
 import binascii
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +43,15 @@ from typing import Any
 import anyio
 
 from server.files import FileContent, guess_mime_type
-from server.providers._base import OPEN_GATE, ChangeSet, ModelGate, Progress, ProviderError, ProviderRequest
+from server.providers._base import (
+    OPEN_GATE,
+    ChangeSet,
+    ModelGate,
+    ModelUsage,
+    Progress,
+    ProviderError,
+    ProviderRequest,
+)
 
 _FIELDS = {
     "stages",
@@ -49,6 +64,9 @@ _FIELDS = {
     "fail",
     "crash",
     "fail_at_stage",
+    "quota_storm_until",
+    "retry_after",
+    "usage",
 }
 _FAIL_FIELDS = {"code", "reason", "message", "retryable"}
 # gRPC status code names other than OK. Spelled out: providers know nothing of gRPC.
@@ -92,6 +110,11 @@ class Script:
     crash: str | None = None
     # 1-based; None fails after the last stage.
     fail_at_stage: int | None = None
+    # The scripted "model" refuses every request (429, asking for `retry_after` seconds) until this
+    # Unix time: a quota storm shared by every job that names the same time.
+    quota_storm_until: float = 0.0
+    retry_after: float | None = None
+    usage: ModelUsage | None = None
 
     @property
     def titles(self) -> tuple[str, ...]:
@@ -116,6 +139,7 @@ class ScriptedProvider:
         self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE
     ) -> ChangeSet:
         script = parse_script(request.prompt)
+        await _call_the_model(script, gate, progress)
         paths = [file.path for file in script.upserts]
         for number, title in enumerate(script.titles, start=1):
             async with progress.stage(title):
@@ -177,7 +201,43 @@ def parse_script(prompt: str) -> Script:
         fail=fail,
         crash=crash,
         fail_at_stage=fail_at_stage,
+        quota_storm_until=_number(document, "quota_storm_until", 0.0),
+        retry_after=_number(document, "retry_after", None),
+        usage=_usage(document.get("usage")),
     )
+
+
+async def _call_the_model(script: Script, gate: ModelGate, progress: Progress) -> None:
+    """One request to the scripted "model", through the gate as a real provider's would go."""
+    while True:
+        await gate.before_request()
+        if time.time() < script.quota_storm_until:
+            gate.refused(retry_after=script.retry_after)
+            continue
+        gate.answered()
+        break
+    if script.usage is not None:
+        progress.usage(script.usage)
+
+
+def _number(document: Mapping[str, Any], key: str, default: float | None) -> Any:
+    value = document.get(key, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+        raise _invalid(f"{key} must be a number of seconds, not negative")
+    return value
+
+
+def _usage(value: Any) -> ModelUsage | None:
+    if value is None:
+        return None
+    keys = {"input_tokens", "output_tokens", "thinking_tokens"}
+    if (
+        not isinstance(value, dict)
+        or set(value) - keys
+        or not all(isinstance(v, int) for v in value.values())
+    ):
+        raise _invalid(f"usage must be an object of whole numbers: {', '.join(sorted(keys))}")
+    return ModelUsage(**value)
 
 
 async def _work(script: Script, number: int, progress: Progress) -> None:

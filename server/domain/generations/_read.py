@@ -14,7 +14,15 @@ from server.domain.generations._base import (
     version_name,
     version_row,
 )
-from server.domain.resources import Generation, TreeEntry, Version, VersionRef, generation_of, version_of
+from server.domain.resources import (
+    Generation,
+    ModelView,
+    TreeEntry,
+    Version,
+    VersionRef,
+    generation_of,
+    version_of,
+)
 
 
 class ReadVerbs(ServiceBase):
@@ -32,7 +40,7 @@ class ReadVerbs(ServiceBase):
             return cached
         row = await transactions.read(self._db, lambda tx: version_row(tx, owner, ref))
         assert row.id is not None
-        found = (row.id, version_of(row))
+        found = (row.id, version_of(row, self._runner.estimate_of(row.id)))
         if found[1].state.is_terminal:
             self._ended.put(key, found)
         return found
@@ -56,7 +64,32 @@ class ReadVerbs(ServiceBase):
                 tx, owner=owner, generation_id=generation_id, after_number=after_number, limit=limit
             )
 
-        return [version_of(row) for row in await transactions.read(self._db, work)]
+        rows = await transactions.read(self._db, work)
+        return [version_of(row, self._runner.estimate_of(row.id) if row.id else None) for row in rows]
+
+    async def list_models(self) -> list[ModelView]:
+        """The configured models, the default first marked, each with its jobs and cooldown now."""
+        activity = await transactions.read(self._db, storage.model_activity)
+        default = self._settings.resolved_default_model.name
+        views = []
+        for model in self._settings.available_models:
+            state = activity.get(model.name, storage.ModelActivity())
+            cooling = self._runner.capacity(model.name).cooling_until
+            stored = (
+                state.cooldown_until
+                if state.cooldown_until and state.cooldown_until > storage.utcnow()
+                else None
+            )
+            views.append(
+                ModelView(
+                    config=model,
+                    default=model.name == default,
+                    jobs_in_flight=state.running,
+                    jobs_queued=state.queued,
+                    cooldown_until=max(filter(None, (cooling, stored)), default=None),
+                )
+            )
+        return views
 
     async def list_files(
         self, *, owner: str, ref: VersionRef, after_path: str | None, limit: int

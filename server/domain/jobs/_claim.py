@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import storage
 from server.domain import conversation
@@ -15,15 +15,28 @@ from server.providers import JobKind, ProviderError, ProviderRequest, Turn
 _log = logging.getLogger("atelier.jobs")
 
 
-def claim(ctx: JobContext, tx: storage.Transaction) -> RunningJob | storage.ClaimedJob | None:
-    """Claims a job and marks its version RUNNING, in one transaction.
+def claim(
+    ctx: JobContext, limits: Mapping[str, int | None], limit: int, tx: storage.Transaction
+) -> list[RunningJob | storage.ClaimedJob]:
+    """Claims up to `limit` jobs (storage.claim_jobs: models' limits, principals' turns) and marks
+    each version RUNNING, in one transaction.
 
-    Returns None when no job is waiting, and the bare claim when the job cannot start at
-    all (it is then FAILED in the same transaction).
+    A job that cannot start at all comes back as its bare claim, FAILED in the same transaction.
     """
-    claimed = storage.claim_job(tx, worker=ctx.worker, lease=ctx.lease)
-    if claimed is None:
-        return None
+    claims = storage.claim_jobs(
+        tx,
+        worker=ctx.worker,
+        lease=ctx.lease,
+        limit=limit,
+        max_concurrent=limits,
+        max_per_principal=ctx.settings.max_in_flight_per_principal,
+    )
+    return [_start(ctx, tx, claimed) for claimed in claims]
+
+
+def _start(
+    ctx: JobContext, tx: storage.Transaction, claimed: storage.ClaimedJob
+) -> RunningJob | storage.ClaimedJob:
     version = storage.get_version_by_id(tx, claimed.version_id)
     # _prepare only reads, until its last step records the RUNNING event, so a failure leaves
     # nothing of its own to undo.

@@ -1,5 +1,5 @@
-"""Running one claimed job: the provider's work, applying its changes, and the heartbeat that
-keeps the job's lease while it runs. The job then settles (see `_settle`)."""
+"""Running one claimed job: the provider's work, then applying its changes. The job then settles
+(see `_settle`). Its lease is kept by the runner's heartbeat, which renews all of them at once."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import logging
 
 import anyio
 
-import storage
-from server.domain import _transactions as transactions
 from server.domain import change_sets
 from server.domain.change_sets import AppliedChanges
-from server.domain.jobs._job import MERGE_STAGE, JobContext, RunningJob, StopReason
+from server.domain.jobs._gate import JobGate
+from server.domain.jobs._job import MERGE_STAGE, JobContext, RunningJob
 from server.domain.jobs._progress import JobProgress
 from server.domain.jobs._settle import Outcome, settle
 from server.providers import ChangeSet, ProviderError
@@ -19,17 +18,16 @@ from server.providers import ChangeSet, ProviderError
 _log = logging.getLogger("atelier.jobs")
 
 
-async def execute(ctx: JobContext, job: RunningJob) -> None:
+async def execute(ctx: JobContext, job: RunningJob, gate: JobGate) -> None:
     """Runs the job to its end and settles it. Stopping `job.scope` stops the work."""
     job.scope = anyio.CancelScope()
     progress = JobProgress(ctx, job)
     outcome: Outcome = None
     async with anyio.create_task_group() as group:
-        group.start_soon(_heartbeat, ctx, job)
         group.start_soon(progress.write_batches)
         with job.scope:
             try:
-                changes = await job.provider.run(job.request, progress)
+                changes = await job.provider.run(job.request, progress, gate)
                 progress.check_provider_stages()
                 outcome = await _apply(ctx, job, progress, changes)
             except ProviderError as exc:
@@ -38,6 +36,7 @@ async def execute(ctx: JobContext, job: RunningJob) -> None:
                 _log.exception("provider %s crashed on version id %s", job.provider.name, job.version_id)
                 outcome = exc
         group.cancel_scope.cancel()
+    job.cooldown_seconds = gate.waited
     await settle(ctx, job, progress, outcome)
 
 
@@ -73,16 +72,3 @@ async def _apply(
             f"{applied.deleted} deleted, {applied.file_count} in the new tree"
         )
     return applied
-
-
-async def _heartbeat(ctx: JobContext, job: RunningJob) -> None:
-    while True:
-        await anyio.sleep(ctx.settings.job_heartbeat_seconds)
-        cancel_requested = await transactions.write(
-            ctx.db,
-            lambda tx: storage.renew_lease(tx, job_id=job.claimed.job_id, worker=ctx.worker, lease=ctx.lease),
-        )
-        if cancel_requested is None:
-            job.stop(StopReason.LOST_LEASE)
-        elif cancel_requested:
-            job.stop(StopReason.CANCEL)

@@ -63,6 +63,7 @@ async def settle(ctx: JobContext, job: RunningJob, progress: JobProgress, outcom
         nonlocal made
         if not storage.holds_lease(tx, job_id=job.claimed.job_id, worker=ctx.worker):
             return []
+        _add_to_ledger(tx, job)
         if applied is not None:
             made = _store_result(tx, job, applied)
         if end is storage.VersionState.QUEUED:
@@ -87,6 +88,30 @@ async def settle(ctx: JobContext, job: RunningJob, progress: JobProgress, outcom
         _keep(ctx, job, applied, written)
         if branch is not None and head_turn_id is not None:
             ctx.recent.keep_branch(head_turn_id, branch)
+
+
+def _add_to_ledger(tx: storage.Transaction, job: RunningJob) -> None:
+    """This attempt's queue wait, run time, cooldown waits and model usage, added to the version's."""
+    claimed = job.claimed
+    storage.add_to_ledger(
+        tx,
+        version_id=job.version_id,
+        queue_seconds=claimed.queued_seconds,
+        run_seconds=max(0.0, (storage.utcnow() - claimed.claimed_at).total_seconds()),
+        cooldown_seconds=job.cooldown_seconds,
+        attempts=claimed.attempt,
+        usage=[
+            *job.version.usage,
+            *(
+                {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "thinking_tokens": usage.thinking_tokens,
+                }
+                for usage in job.usage
+            ),
+        ],
+    )
 
 
 def _store_result(

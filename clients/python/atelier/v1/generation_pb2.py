@@ -22,23 +22,28 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61telier/v1/generation.proto\x12\natelier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xed\x01\n\nGeneration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x15\n\rversion_count\x18\x05 \x01(\x03\x12\x16\n\x0elatest_version\x18\x06 \x01(\t\x12\x0f\n\x07session\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xca\x04\n\x07Version\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.atelier.v1.VersionKind\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.atelier.v1.VersionState\x12\r\n\x05stage\x18\x08 \x01(\x05\x12\x14\n\x0ctotal_stages\x18\t \x01(\x05\x12\x0f\n\x07message\x18\n \x01(\t\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12\x12\n\nfile_count\x18\x0c \x01(\x03\x12\x0c\n\x04\x65tag\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\x12\x16\n\x0elast_event_seq\x18\x0f \x01(\x03\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04turn\x18\x13 \x01(\x03\x12\x13\n\x0b\x61\x64\x64\x65\x64_count\x18\x14 \x01(\x03\x12\x16\n\x0emodified_count\x18\x15 \x01(\x03\x12\x15\n\rdeleted_count\x18\x16 \x01(\x03\x12\x14\n\x0cmerge_parent\x18\x17 \x01(\t*\xd6\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14VERSION_STATE_QUEUED\x10\x01\x12\x19\n\x15VERSION_STATE_RUNNING\x10\x02\x12\x1b\n\x17VERSION_STATE_COMPLETED\x10\x03\x12\x18\n\x14VERSION_STATE_FAILED\x10\x04\x12\x1b\n\x17VERSION_STATE_CANCELLED\x10\x05\x12\x1e\n\x1aVERSION_STATE_NEEDS_REVIEW\x10\x06*\xc6\x01\n\x0bVersionKind\x12\x1c\n\x18VERSION_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15VERSION_KIND_GENERATE\x10\x01\x12\x16\n\x12VERSION_KIND_TWEAK\x10\x02\x12\x18\n\x14VERSION_KIND_ITERATE\x10\x03\x12\x1b\n\x17VERSION_KIND_REGENERATE\x10\x04\x12\x17\n\x13VERSION_KIND_UPLOAD\x10\x05\x12\x16\n\x12VERSION_KIND_MERGE\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61telier/v1/generation.proto\x12\natelier.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xed\x01\n\nGeneration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x15\n\rversion_count\x18\x05 \x01(\x03\x12\x16\n\x0elatest_version\x18\x06 \x01(\t\x12\x0f\n\x07session\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfd\x05\n\x07Version\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.atelier.v1.VersionKind\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.atelier.v1.VersionState\x12\r\n\x05stage\x18\x08 \x01(\x05\x12\x14\n\x0ctotal_stages\x18\t \x01(\x05\x12\x0f\n\x07message\x18\n \x01(\t\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12\x12\n\nfile_count\x18\x0c \x01(\x03\x12\x0c\n\x04\x65tag\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\x12\x16\n\x0elast_event_seq\x18\x0f \x01(\x03\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04turn\x18\x13 \x01(\x03\x12\x13\n\x0b\x61\x64\x64\x65\x64_count\x18\x14 \x01(\x03\x12\x16\n\x0emodified_count\x18\x15 \x01(\x03\x12\x15\n\rdeleted_count\x18\x16 \x01(\x03\x12\x14\n\x0cmerge_parent\x18\x17 \x01(\t\x12\x16\n\x0equeue_position\x18\x18 \x01(\x03\x12\x38\n\x14\x65stimated_start_time\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x17\x65stimated_complete_time\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x06ledger\x18\x1b \x01(\x0b\x32\x12.atelier.v1.Ledger\"\xdb\x01\n\x06Ledger\x12\x31\n\x0equeue_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0crun_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11\x63ooldown_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12%\n\x05usage\x18\x05 \x03(\x0b\x32\x16.atelier.v1.ModelUsage\"R\n\nModelUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x17\n\x0fthinking_tokens\x18\x03 \x01(\x03*\xd6\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14VERSION_STATE_QUEUED\x10\x01\x12\x19\n\x15VERSION_STATE_RUNNING\x10\x02\x12\x1b\n\x17VERSION_STATE_COMPLETED\x10\x03\x12\x18\n\x14VERSION_STATE_FAILED\x10\x04\x12\x1b\n\x17VERSION_STATE_CANCELLED\x10\x05\x12\x1e\n\x1aVERSION_STATE_NEEDS_REVIEW\x10\x06*\xc6\x01\n\x0bVersionKind\x12\x1c\n\x18VERSION_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15VERSION_KIND_GENERATE\x10\x01\x12\x16\n\x12VERSION_KIND_TWEAK\x10\x02\x12\x18\n\x14VERSION_KIND_ITERATE\x10\x03\x12\x1b\n\x17VERSION_KIND_REGENERATE\x10\x04\x12\x17\n\x13VERSION_KIND_UPLOAD\x10\x05\x12\x16\n\x12VERSION_KIND_MERGE\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atelier.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERSIONSTATE']._serialized_start=931
-  _globals['_VERSIONSTATE']._serialized_end=1145
-  _globals['_VERSIONKIND']._serialized_start=1148
-  _globals['_VERSIONKIND']._serialized_end=1346
-  _globals['_GENERATION']._serialized_start=102
-  _globals['_GENERATION']._serialized_end=339
-  _globals['_VERSION']._serialized_start=342
-  _globals['_VERSION']._serialized_end=928
+  _globals['_VERSIONSTATE']._serialized_start=1448
+  _globals['_VERSIONSTATE']._serialized_end=1662
+  _globals['_VERSIONKIND']._serialized_start=1665
+  _globals['_VERSIONKIND']._serialized_end=1863
+  _globals['_GENERATION']._serialized_start=134
+  _globals['_GENERATION']._serialized_end=371
+  _globals['_VERSION']._serialized_start=374
+  _globals['_VERSION']._serialized_end=1139
+  _globals['_LEDGER']._serialized_start=1142
+  _globals['_LEDGER']._serialized_end=1361
+  _globals['_MODELUSAGE']._serialized_start=1363
+  _globals['_MODELUSAGE']._serialized_end=1445
 # @@protoc_insertion_point(module_scope)

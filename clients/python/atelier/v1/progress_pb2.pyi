@@ -20,15 +20,17 @@ class ProgressEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROGRESS_EVENT_TYPE_STAGE_DONE: _ClassVar[ProgressEventType]
     PROGRESS_EVENT_TYPE_MESSAGE: _ClassVar[ProgressEventType]
     PROGRESS_EVENT_TYPE_OUTPUT: _ClassVar[ProgressEventType]
+    PROGRESS_EVENT_TYPE_QUEUED: _ClassVar[ProgressEventType]
 PROGRESS_EVENT_TYPE_UNSPECIFIED: ProgressEventType
 PROGRESS_EVENT_TYPE_STATE: ProgressEventType
 PROGRESS_EVENT_TYPE_STAGE_STARTED: ProgressEventType
 PROGRESS_EVENT_TYPE_STAGE_DONE: ProgressEventType
 PROGRESS_EVENT_TYPE_MESSAGE: ProgressEventType
 PROGRESS_EVENT_TYPE_OUTPUT: ProgressEventType
+PROGRESS_EVENT_TYPE_QUEUED: ProgressEventType
 
 class ProgressEvent(_message.Message):
-    __slots__ = ("seq", "version", "type", "state", "stage", "total_stages", "message", "paths", "error", "create_time")
+    __slots__ = ("seq", "version", "type", "state", "stage", "total_stages", "message", "paths", "error", "create_time", "queue_position", "estimated_start_time", "estimated_complete_time")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +41,9 @@ class ProgressEvent(_message.Message):
     PATHS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
     seq: int
     version: str
     type: ProgressEventType
@@ -49,4 +54,7 @@ class ProgressEvent(_message.Message):
     paths: _containers.RepeatedScalarFieldContainer[str]
     error: _status_pb2.Status
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, seq: _Optional[int] = ..., version: _Optional[str] = ..., type: _Optional[_Union[ProgressEventType, str]] = ..., state: _Optional[_Union[_generation_pb2.VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    queue_position: int
+    estimated_start_time: _timestamp_pb2.Timestamp
+    estimated_complete_time: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., version: _Optional[str] = ..., type: _Optional[_Union[ProgressEventType, str]] = ..., state: _Optional[_Union[_generation_pb2.VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_position: _Optional[int] = ..., estimated_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

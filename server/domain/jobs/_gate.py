@@ -1,0 +1,194 @@
+"""A model's capacity as this process sees it: cooldowns after 429s, the probe that ends one, and
+the model's requests-per-minute budget. Providers see it through `ModelGate`, one per job.
+
+A 429 is the model's problem, not the job's: the whole model cools down, honouring the delay
+the answer asked for. While it cools, no request goes out; then one job probes. A refused probe
+doubles the cooldown (with jitter, up to a cap); an answered one ends it for every job. Jobs wait
+through all of this instead of spending their attempts, up to `provider_max_wait_seconds` each.
+The cooldown is stored with the model (storage.cool_down), so other replicas stop starting jobs
+of the model too; each replica probes for itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import anyio
+
+import storage
+from server.config import ModelConfig, Settings
+from server.domain import _transactions as transactions
+from server.providers import ProviderError
+
+_log = logging.getLogger("atelier.jobs")
+
+# The first cooldown of a model that did not say how long to wait.
+_FIRST_STEP_SECONDS = 1.0
+# Cooldowns are stretched by up to this share, so that replicas do not probe in lockstep.
+_JITTER = 0.2
+
+
+class ModelCapacity:
+    """One model's cooldown, probe and request budget in this process."""
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        db: storage.Database,
+        settings: Settings,
+        spawn: Callable[..., object],
+        on_refused: Callable[[str], None] = lambda model: None,
+    ) -> None:
+        self.model = model
+        self._db = db
+        self._settings = settings
+        # Runs a coroutine function in the background (the runner's task group).
+        self._spawn = spawn
+        self._on_refused = on_refused
+        self._random = random.Random()
+        # Wall-clock end of the cooldown (0: none), and the backoff step (0: it answered last).
+        self._until = 0.0
+        self._step = 0.0
+        self._probing = False
+        self._changed = anyio.Event()
+
+    @property
+    def cooling_until(self) -> datetime | None:
+        """When the cooldown ends, if the model is cooling down now."""
+        return datetime.fromtimestamp(self._until, UTC) if self._until > time.time() else None
+
+    def gate(self) -> JobGate:
+        """The gate one job uses for the requests it makes."""
+        return JobGate(self)
+
+    def adopt(self, until: datetime | None, step: float) -> None:
+        """What the database says of the model (another replica's cooldown, or its end)."""
+        stored = until.timestamp() if until is not None else 0.0
+        if stored > self._until or step > self._step:
+            self._until, self._step = max(self._until, stored), max(self._step, step)
+            self._wake()
+        elif step == 0 and stored == 0 and self._step > 0 and not self._probing:
+            self._recovered(persist=False)
+
+    # The protocol each JobGate follows.
+
+    async def before_request(self, gate: JobGate) -> None:
+        while True:
+            now = time.time()
+            if self._until > now:
+                await gate.wait(self._until - now)
+                continue
+            if self._step > 0:  # it refused the last request: one probe at a time
+                if self._probing:
+                    await gate.wait(None)
+                    continue
+                self._probing = gate.probe = True
+            break
+        per_minute = self.model.requests_per_minute
+        if per_minute:
+            take = functools.partial(_take_request, self.model.name, per_minute)
+            while True:  # a token bucket refills with time: sleeping is the wait
+                wait = await transactions.write(self._db, take)
+                if wait <= 0:
+                    break
+                await anyio.sleep(wait)
+
+    def answered(self, gate: JobGate) -> None:
+        if gate.probe or self._step > 0:
+            self._recovered(persist=True)
+        gate.probe = False
+
+    def refused(self, gate: JobGate, retry_after: float | None) -> None:
+        self._on_refused(self.model.name)
+        now = time.time()
+        asked = max(retry_after or 0.0, 0.0)
+        cap = self._settings.model_cooldown_max_seconds
+        if now < self._until and not gate.probe:
+            # One storm, one step: the requests already out when it began are refused too.
+            self._until = max(self._until, now + min(asked, cap))
+        else:
+            self._step = min(cap, self._step * 2) if self._step else max(asked, _FIRST_STEP_SECONDS)
+            delay = min(cap, max(asked, self._step))
+            delay = min(cap * (1 + _JITTER), delay * (1 + self._random.uniform(0, _JITTER)))
+            self._until = max(self._until, now + delay)
+        if gate.probe:
+            self._probing = gate.probe = False
+        until, step, name = datetime.fromtimestamp(self._until, UTC), self._step, self.model.name
+        _log.warning("%s refused a request (429): cooling down until %s", name, until.isoformat())
+        self._spawn(self._persist, lambda tx: storage.cool_down(tx, model=name, until=until, step=step))
+        self._wake()
+
+    def release(self, gate: JobGate) -> None:
+        """The job ended: a probe it still held goes to another job."""
+        if gate.probe:
+            self._probing = gate.probe = False
+            self._wake()
+
+    def _recovered(self, *, persist: bool) -> None:
+        self._until = self._step = 0.0
+        self._probing = False
+        if persist:
+            name = self.model.name
+            self._spawn(self._persist, lambda tx: storage.end_cooldown(tx, model=name))
+        self._wake()
+
+    async def _persist(self, work: Callable[[storage.Transaction], object]) -> None:
+        try:
+            await transactions.write(self._db, work)
+        except storage.StorageError:
+            # The cooldown still holds in this process; other replicas learn of it from their own 429s.
+            _log.warning("could not store the state of model %s", self.model.name, exc_info=True)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+def _take_request(model: str, per_minute: int, tx: storage.Transaction) -> float:
+    return storage.take_request(tx, model=model, per_minute=per_minute)
+
+
+class JobGate:
+    """One job's view of its model's capacity (the providers' ModelGate)."""
+
+    def __init__(self, capacity: ModelCapacity) -> None:
+        self._capacity = capacity
+        # Whether this job's next (or current) request is the model's probe.
+        self.probe = False
+        # Seconds this job waited on cooldowns, for its ledger and its bound.
+        self.waited = 0.0
+
+    async def before_request(self) -> None:
+        await self._capacity.before_request(self)
+
+    def answered(self) -> None:
+        self._capacity.answered(self)
+
+    def refused(self, *, retry_after: float | None) -> None:
+        self._capacity.refused(self, retry_after)
+
+    def release(self) -> None:
+        self._capacity.release(self)
+
+    async def wait(self, seconds: float | None) -> None:
+        """Waits for the model's state to change, or `seconds`, within the job's bound on waiting."""
+        limit = self._capacity._settings.provider_max_wait_seconds
+        left = limit - self.waited
+        if left <= 0:
+            model = self._capacity.model.name
+            raise ProviderError(
+                f"{model} stayed over its quota: this job waited {self.waited:.0f} s for it in all, "
+                f"and the server allows {limit:.0f} s (ATELIER_PROVIDER_MAX_WAIT_SECONDS)",
+                reason="MODEL_QUOTA_EXHAUSTED",
+                code="RESOURCE_EXHAUSTED",
+            )
+        started = time.monotonic()
+        with anyio.move_on_after(left if seconds is None else min(seconds, left)):
+            await self._capacity._changed.wait()
+        self.waited += time.monotonic() - started

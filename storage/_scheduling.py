@@ -1,0 +1,245 @@
+"""What the scheduler reads and keeps besides the jobs: each model's shared state (cooldown,
+request budget), the queue as principals see it, recent run times, and each version's ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage._clock import as_utc, utcnow
+from storage._database import Transaction
+from storage._models import JobStatus, VersionState
+from storage._notifications import MODELS_CHANNEL, notify
+from storage._tables import JOB, MODEL_STATE, VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class ModelActivity:
+    """A model's jobs right now, across every process, and its cooldown."""
+
+    running: int = 0
+    queued: int = 0
+    cooldown_until: datetime | None = None
+    cooldown_step: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    job_id: int
+    version_id: int
+    owner: str
+    queued_at: datetime
+    reported_position: int | None
+
+
+def model_activity(tx: Transaction) -> dict[str, ModelActivity]:
+    """Every model with jobs or a stored state: its running and queued jobs, and its cooldown."""
+    counts: dict[str, dict[str, int]] = {}
+    for model, status, count in tx.execute(_COUNTS):
+        counts.setdefault(model, {})[status] = count
+    states = {model: (_aware(until), step) for model, until, step in tx.execute(_STATES)}
+    return {
+        model: ModelActivity(
+            running=counts.get(model, {}).get(JobStatus.RUNNING, 0),
+            queued=counts.get(model, {}).get(JobStatus.QUEUED, 0),
+            cooldown_until=states.get(model, (None, 0.0))[0],
+            cooldown_step=states.get(model, (None, 0.0))[1],
+        )
+        for model in sorted({*counts, *states})
+    }
+
+
+def cool_down(tx: Transaction, *, model: str, until: datetime, step: float) -> datetime:
+    """Starts or extends the model's cooldown (never shortens one another process set); returns
+    the cooldown's end as stored. Other processes hear of it (PostgreSQL NOTIFY)."""
+    now = utcnow()
+    stored = lock_model_state(tx, model, now)
+    current = _aware(stored.cooldown_until)
+    end = until if current is None or current < until else current
+    tx.execute(
+        _SET_COOLDOWN, {"model": model, "until": end, "step": max(step, stored.cooldown_step), "now": now}
+    )
+    notify(tx, MODELS_CHANNEL, model)
+    return end
+
+
+def end_cooldown(tx: Transaction, *, model: str) -> None:
+    """The model answered again: its cooldown and backoff are over, for every process."""
+    tx.execute(_SET_COOLDOWN, {"model": model, "until": None, "step": 0.0, "now": utcnow()})
+    notify(tx, MODELS_CHANNEL, model)
+
+
+def take_request(tx: Transaction, *, model: str, per_minute: int) -> float:
+    """Takes one request from the model's budget of `per_minute`, shared by every process (a token
+    bucket that refills continuously). Returns 0 when taken, else the seconds until one is free."""
+    now = utcnow()
+    stored = lock_model_state(tx, model, now)
+    last = _aware(stored.tokens_time)
+    refill = (now - last).total_seconds() * per_minute / 60 if last is not None else float(per_minute)
+    tokens = min(float(per_minute), stored.request_tokens + refill)
+    wait = 0.0 if tokens >= 1 else (1 - tokens) * 60 / per_minute
+    taken = tokens - 1 if wait == 0 else tokens
+    tx.execute(_SET_TOKENS, {"model": model, "tokens": taken, "time": now, "now": now})
+    return wait
+
+
+def queue_of(tx: Transaction, *, model: str) -> list[QueuedJob]:
+    """The model's queued jobs, by principal, each principal's in the order they were queued."""
+    return [
+        QueuedJob(job_id, version_id, owner, as_utc(queued_at), reported)
+        for job_id, version_id, owner, queued_at, reported in tx.execute(_QUEUE_OF, {"model": model})
+    ]
+
+
+def running_by_owner(tx: Transaction, *, model: str) -> dict[str, int]:
+    """How many jobs of the model each principal runs now."""
+    return {owner: count for owner, count in tx.execute(_RUNNING_BY_OWNER, {"model": model})}
+
+
+def report_positions(tx: Transaction, positions: Sequence[tuple[int, int]]) -> list[int]:
+    """Records (job id, position) pairs as reported; returns the ids whose position was not already
+    the one recorded (another process may have reported it first)."""
+    changed = []
+    for job_id, position in positions:
+        if tx.execute(_REPORT_POSITION, {"job_id": job_id, "position": position}).rowcount:  # type: ignore[attr-defined]
+            changed.append(job_id)
+    return changed
+
+
+def recent_run_seconds(tx: Transaction, *, model: str, limit: int = 50) -> list[float]:
+    """How long the model's latest COMPLETED versions ran, newest first."""
+    return [seconds for (seconds,) in tx.execute(_RECENT_RUNS, {"model": model, "limit": limit})]
+
+
+def add_to_ledger(
+    tx: Transaction,
+    *,
+    version_id: int,
+    queue_seconds: float,
+    run_seconds: float,
+    cooldown_seconds: float,
+    attempts: int,
+    usage: Sequence[dict[str, int]],
+) -> None:
+    """Adds one attempt of a version's job to its ledger. `usage` is the whole list, the earlier
+    attempts' included: only the job's lease holder writes it, so nothing is lost between."""
+    tx.execute(
+        _ADD_TO_LEDGER,
+        {
+            "version_id": version_id,
+            "queue": queue_seconds,
+            "run": run_seconds,
+            "cooldown": cooldown_seconds,
+            "attempts": attempts,
+            "usage": list(usage),
+        },
+    )
+
+
+def lock_model_state(tx: Transaction, model: str, now: datetime) -> sa.Row[Any]:
+    """The model's state row, made if missing and locked until the transaction ends (PostgreSQL
+    FOR UPDATE; SQLite's write transaction holds the whole database already)."""
+    tx.execute(_INSERT_STATE[tx.get_bind().dialect.name], {"model": model, "now": now})
+    return tx.execute(_LOCK_STATE, {"model": model}).one()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+_COUNTS = (
+    sa.select(JOB.c.model, JOB.c.status, sa.func.count())
+    .where(JOB.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+    .group_by(JOB.c.model, JOB.c.status)
+)
+_STATES = sa.select(MODEL_STATE.c.model, MODEL_STATE.c.cooldown_until, MODEL_STATE.c.cooldown_step)
+_INSERT_STATE = {
+    name: dialect.insert(MODEL_STATE)
+    .values(
+        model=sa.bindparam("model"), cooldown_step=0.0, request_tokens=0.0, update_time=sa.bindparam("now")
+    )
+    .on_conflict_do_nothing(index_elements=["model"])
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_LOCK_STATE = (
+    sa.select(
+        MODEL_STATE.c.cooldown_until,
+        MODEL_STATE.c.cooldown_step,
+        MODEL_STATE.c.request_tokens,
+        MODEL_STATE.c.tokens_time,
+    )
+    .where(MODEL_STATE.c.model == sa.bindparam("model"))
+    .with_for_update()
+)
+_SET_COOLDOWN = (
+    sa.update(MODEL_STATE)
+    .where(MODEL_STATE.c.model == sa.bindparam("model"))
+    .values(
+        cooldown_until=sa.bindparam("until"),
+        cooldown_step=sa.bindparam("step"),
+        update_time=sa.bindparam("now"),
+    )
+)
+_SET_TOKENS = (
+    sa.update(MODEL_STATE)
+    .where(MODEL_STATE.c.model == sa.bindparam("model"))
+    .values(
+        request_tokens=sa.bindparam("tokens"),
+        tokens_time=sa.bindparam("time"),
+        update_time=sa.bindparam("now"),
+    )
+)
+_QUEUE_OF = (
+    sa.select(
+        JOB.c.id,
+        JOB.c.version_id,
+        JOB.c.owner,
+        sa.func.coalesce(JOB.c.queued_at, JOB.c.create_time),
+        JOB.c.reported_position,
+    )
+    .where(JOB.c.status == JobStatus.QUEUED, JOB.c.model == sa.bindparam("model"))
+    .order_by(JOB.c.owner, JOB.c.id)
+)
+_RUNNING_BY_OWNER = (
+    sa.select(JOB.c.owner, sa.func.count())
+    .where(JOB.c.status == JobStatus.RUNNING, JOB.c.model == sa.bindparam("model"))
+    .group_by(JOB.c.owner)
+)
+_REPORT_POSITION = (
+    sa.update(JOB)
+    .where(
+        JOB.c.id == sa.bindparam("job_id"),
+        JOB.c.status == JobStatus.QUEUED,
+        sa.or_(JOB.c.reported_position.is_(None), JOB.c.reported_position != sa.bindparam("position")),
+    )
+    .values(reported_position=sa.bindparam("position"))
+)
+_RECENT_RUNS = (
+    sa.select(VERSION.c.run_seconds)
+    .where(
+        VERSION.c.model == sa.bindparam("model"),
+        VERSION.c.state == VersionState.COMPLETED,
+        VERSION.c.complete_time.is_not(None),
+        VERSION.c.run_seconds > 0,
+    )
+    .order_by(VERSION.c.complete_time.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
+_ADD_TO_LEDGER = (
+    sa.update(VERSION)
+    .where(VERSION.c.id == sa.bindparam("version_id"))
+    .values(
+        queue_seconds=VERSION.c.queue_seconds + sa.bindparam("queue"),
+        run_seconds=VERSION.c.run_seconds + sa.bindparam("run"),
+        cooldown_seconds=VERSION.c.cooldown_seconds + sa.bindparam("cooldown"),
+        attempts=sa.bindparam("attempts"),
+        usage=sa.bindparam("usage", type_=sa.JSON),
+    )
+)
