@@ -23,7 +23,9 @@ def test_a_job_queued_on_one_replica_runs_on_another_and_its_events_stream_live(
     with fresh_database("postgres", tmp_path) as url:
         worker = ServerProcess(database_url=url, log_path=tmp_path / "worker.log", env=slow_polls).start()
         front = ServerProcess(
-            database_url=url, log_path=tmp_path / "front.log", env={**slow_polls, "ATELIER_MAX_IN_FLIGHT": "0"}
+            database_url=url,
+            log_path=tmp_path / "front.log",
+            env={**slow_polls, "ATELIER_MAX_IN_FLIGHT": "0"},
         ).start()
         try:
             time.sleep(1.0)  # both are idle, waiting on their (slow) polls
