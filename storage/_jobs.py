@@ -70,7 +70,7 @@ def claim_jobs(
         if cap is not None:
             if _lock_model(tx, model, now):
                 continue  # it began cooling down after the look above
-            running = tx.execute(_RUNNING_OF_MODEL, {"model": model}).scalar_one()
+            running = tx.execute(_RUNNING_OF_MODEL, {"model_name": model}).scalar_one()
             slots = min(slots, cap - running)
         if slots > 0:
             picked = _pick(tx, model, slots, now, running_by_owner, max_per_principal)
@@ -99,7 +99,7 @@ def _pick(
     max_per_principal: int,
 ) -> list[int]:
     """The ids of up to `slots` queued jobs of `model`, in the order principals take turns."""
-    rows = tx.execute(_CANDIDATES, {"model": model, "now": now, "slots": slots, "fetch": 2 * slots + 16})
+    rows = tx.execute(_CANDIDATES, {"model_name": model, "now": now, "slots": slots, "fetch": 2 * slots + 16})
     picked: list[int] = []
     sessions: set[str] = set()
     for job_id, owner, session_id in rows:
@@ -160,7 +160,7 @@ _AVAILABLE = sa.and_(JOB.c.status == JobStatus.QUEUED, JOB.c.available_at <= sa.
 _QUEUED_MODELS = sa.select(JOB.c.model).where(_AVAILABLE).group_by(JOB.c.model)
 _COOLING_MODELS = sa.select(MODEL_STATE.c.model).where(MODEL_STATE.c.cooldown_until > sa.bindparam("now"))
 _RUNNING_OF_MODEL = sa.select(sa.func.count()).where(
-    JOB.c.status == JobStatus.RUNNING, JOB.c.model == sa.bindparam("model")
+    JOB.c.status == JobStatus.RUNNING, JOB.c.model == sa.bindparam("model_name")
 )
 _RUNNING_BY_OWNER = (
     sa.select(JOB.c.owner, sa.func.count()).where(JOB.c.status == JobStatus.RUNNING).group_by(JOB.c.owner)
@@ -170,7 +170,7 @@ _RUNNING_BY_OWNER = (
 def _build_candidates() -> sa.Select[Any]:
     running = (
         sa.select(JOB.c.owner, sa.func.count().label("n"))
-        .where(JOB.c.status == JobStatus.RUNNING, JOB.c.model == sa.bindparam("model"))
+        .where(JOB.c.status == JobStatus.RUNNING, JOB.c.model == sa.bindparam("model_name"))
         .group_by(JOB.c.owner)
         .subquery("running")
     )
@@ -183,7 +183,7 @@ def _build_candidates() -> sa.Select[Any]:
         )
         .where(
             _AVAILABLE,
-            JOB.c.model == sa.bindparam("model"),
+            JOB.c.model == sa.bindparam("model_name"),
             sa.or_(JOB.c.session_id.is_(None), JOB.c.session_id.not_in(_BUSY_SESSIONS)),
         )
         .subquery("ranked")

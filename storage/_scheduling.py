@@ -62,7 +62,8 @@ def cool_down(tx: Transaction, *, model: str, until: datetime, step: float) -> d
     current = _aware(stored.cooldown_until)
     end = until if current is None or current < until else current
     tx.execute(
-        _SET_COOLDOWN, {"model": model, "until": end, "step": max(step, stored.cooldown_step), "now": now}
+        _SET_COOLDOWN,
+        {"model_name": model, "until": end, "step": max(step, stored.cooldown_step), "now": now},
     )
     notify(tx, MODELS_CHANNEL, model)
     return end
@@ -70,7 +71,7 @@ def cool_down(tx: Transaction, *, model: str, until: datetime, step: float) -> d
 
 def end_cooldown(tx: Transaction, *, model: str) -> None:
     """The model answered again: its cooldown and backoff are over, for every process."""
-    tx.execute(_SET_COOLDOWN, {"model": model, "until": None, "step": 0.0, "now": utcnow()})
+    tx.execute(_SET_COOLDOWN, {"model_name": model, "until": None, "step": 0.0, "now": utcnow()})
     notify(tx, MODELS_CHANNEL, model)
 
 
@@ -84,7 +85,7 @@ def take_request(tx: Transaction, *, model: str, per_minute: int) -> float:
     tokens = min(float(per_minute), stored.request_tokens + refill)
     wait = 0.0 if tokens >= 1 else (1 - tokens) * 60 / per_minute
     taken = tokens - 1 if wait == 0 else tokens
-    tx.execute(_SET_TOKENS, {"model": model, "tokens": taken, "time": now, "now": now})
+    tx.execute(_SET_TOKENS, {"model_name": model, "tokens": taken, "time": now, "now": now})
     return wait
 
 
@@ -92,13 +93,13 @@ def queue_of(tx: Transaction, *, model: str) -> list[QueuedJob]:
     """The model's queued jobs, by principal, each principal's in the order they were queued."""
     return [
         QueuedJob(job_id, version_id, owner, as_utc(queued_at), reported)
-        for job_id, version_id, owner, queued_at, reported in tx.execute(_QUEUE_OF, {"model": model})
+        for job_id, version_id, owner, queued_at, reported in tx.execute(_QUEUE_OF, {"model_name": model})
     ]
 
 
 def running_by_owner(tx: Transaction, *, model: str) -> dict[str, int]:
     """How many jobs of the model each principal runs now."""
-    return {owner: count for owner, count in tx.execute(_RUNNING_BY_OWNER, {"model": model})}
+    return {owner: count for owner, count in tx.execute(_RUNNING_BY_OWNER, {"model_name": model})}
 
 
 def report_positions(tx: Transaction, positions: Sequence[tuple[int, int]]) -> list[int]:
@@ -113,7 +114,7 @@ def report_positions(tx: Transaction, positions: Sequence[tuple[int, int]]) -> l
 
 def recent_run_seconds(tx: Transaction, *, model: str, limit: int = 50) -> list[float]:
     """How long the model's latest COMPLETED versions ran, newest first."""
-    return [seconds for (seconds,) in tx.execute(_RECENT_RUNS, {"model": model, "limit": limit})]
+    return [seconds for (seconds,) in tx.execute(_RECENT_RUNS, {"model_name": model, "limit": limit})]
 
 
 def add_to_ledger(
@@ -144,8 +145,8 @@ def add_to_ledger(
 def lock_model_state(tx: Transaction, model: str, now: datetime) -> sa.Row[Any]:
     """The model's state row, made if missing and locked until the transaction ends (PostgreSQL
     FOR UPDATE; SQLite's write transaction holds the whole database already)."""
-    tx.execute(_INSERT_STATE[tx.get_bind().dialect.name], {"model": model, "now": now})
-    return tx.execute(_LOCK_STATE, {"model": model}).one()
+    tx.execute(_INSERT_STATE[tx.get_bind().dialect.name], {"model_name": model, "now": now})
+    return tx.execute(_LOCK_STATE, {"model_name": model}).one()
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -161,7 +162,10 @@ _STATES = sa.select(MODEL_STATE.c.model, MODEL_STATE.c.cooldown_until, MODEL_STA
 _INSERT_STATE = {
     name: dialect.insert(MODEL_STATE)
     .values(
-        model=sa.bindparam("model"), cooldown_step=0.0, request_tokens=0.0, update_time=sa.bindparam("now")
+        model=sa.bindparam("model_name"),
+        cooldown_step=0.0,
+        request_tokens=0.0,
+        update_time=sa.bindparam("now"),
     )
     .on_conflict_do_nothing(index_elements=["model"])
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
@@ -173,12 +177,12 @@ _LOCK_STATE = (
         MODEL_STATE.c.request_tokens,
         MODEL_STATE.c.tokens_time,
     )
-    .where(MODEL_STATE.c.model == sa.bindparam("model"))
+    .where(MODEL_STATE.c.model == sa.bindparam("model_name"))
     .with_for_update()
 )
 _SET_COOLDOWN = (
     sa.update(MODEL_STATE)
-    .where(MODEL_STATE.c.model == sa.bindparam("model"))
+    .where(MODEL_STATE.c.model == sa.bindparam("model_name"))
     .values(
         cooldown_until=sa.bindparam("until"),
         cooldown_step=sa.bindparam("step"),
@@ -187,7 +191,7 @@ _SET_COOLDOWN = (
 )
 _SET_TOKENS = (
     sa.update(MODEL_STATE)
-    .where(MODEL_STATE.c.model == sa.bindparam("model"))
+    .where(MODEL_STATE.c.model == sa.bindparam("model_name"))
     .values(
         request_tokens=sa.bindparam("tokens"),
         tokens_time=sa.bindparam("time"),
@@ -202,12 +206,12 @@ _QUEUE_OF = (
         sa.func.coalesce(JOB.c.queued_at, JOB.c.create_time),
         JOB.c.reported_position,
     )
-    .where(JOB.c.status == JobStatus.QUEUED, JOB.c.model == sa.bindparam("model"))
+    .where(JOB.c.status == JobStatus.QUEUED, JOB.c.model == sa.bindparam("model_name"))
     .order_by(JOB.c.owner, JOB.c.id)
 )
 _RUNNING_BY_OWNER = (
     sa.select(JOB.c.owner, sa.func.count())
-    .where(JOB.c.status == JobStatus.RUNNING, JOB.c.model == sa.bindparam("model"))
+    .where(JOB.c.status == JobStatus.RUNNING, JOB.c.model == sa.bindparam("model_name"))
     .group_by(JOB.c.owner)
 )
 _REPORT_POSITION = (
@@ -222,7 +226,7 @@ _REPORT_POSITION = (
 _RECENT_RUNS = (
     sa.select(VERSION.c.run_seconds)
     .where(
-        VERSION.c.model == sa.bindparam("model"),
+        VERSION.c.model == sa.bindparam("model_name"),
         VERSION.c.state == VersionState.COMPLETED,
         VERSION.c.complete_time.is_not(None),
         VERSION.c.run_seconds > 0,

@@ -123,3 +123,31 @@ def test_a_job_that_cannot_be_prepared_fails_with_a_reason_and_blocks_no_other(t
     assert failed.error.code == grpc.StatusCode.INTERNAL.value[0]
     assert "could not be started" in failed.error.message
     assert after.state == gen.VERSION_STATE_COMPLETED
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_restarted_server_takes_back_its_own_jobs_at_once(backend: str, tmp_path: Path) -> None:
+    """Its previous process is gone, so its jobs need not wait for their leases (60 s here) to expire."""
+    check_backend(backend)
+    env = {**SERVER_ENV, "ATELIER_JOB_LEASE_SECONDS": "60", "ATELIER_JOB_HEARTBEAT_SECONDS": "1"}
+    with fresh_database(backend, tmp_path) as url:
+        server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=env).start()
+        try:
+            with server.channel() as channel:
+                api = Api(channel, "alice-token")
+                name = api.generate(script(stages=1, delay=1.0)).name
+                _wait_running(api, name)
+            server.kill()
+            restarted = time.monotonic()
+            server.start()
+            with server.channel() as channel:
+                api = Api(channel, "alice-token")
+                events = api.progress(name, timeout=50)
+                took = time.monotonic() - restarted
+                version = api.get(name)
+        finally:
+            server.kill()
+    assert version.state == gen.VERSION_STATE_COMPLETED
+    assert any("Requeued" in e.message for e in events)
+    # Waiting for the lease would take 60 s; taking the job back takes the start and one run.
+    assert took < 30, f"the restarted server waited {took:.0f} s for its own job"

@@ -42,7 +42,7 @@ class ModelCapacity:
         *,
         db: storage.Database,
         settings: Settings,
-        spawn: Callable[..., object],
+        spawn: Callable[..., None],
         on_refused: Callable[[str], None] = lambda model: None,
     ) -> None:
         self.model = model

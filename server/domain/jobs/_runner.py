@@ -20,6 +20,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import anyio
@@ -138,9 +139,18 @@ class JobRunner:
         # RUNNING until its lease expires and the reaper of another process requeues it.
         await self._until_no_job_runs(_REQUEUE_SECONDS)
 
-    def _spawn(self, function: object, *args: object) -> None:
+    def _spawn(self, function: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Runs `function(*args)` in the background. Whatever it raises is logged: a background
+        task's failure must never take the runner (and every job with it) down."""
+
+        async def guarded() -> None:
+            try:
+                await function(*args)
+            except Exception:
+                _log.exception("a background task of the job runner failed")
+
         if self._group is not None:
-            self._group.start_soon(function, *args)  # type: ignore[arg-type]
+            self._group.start_soon(guarded)
 
     async def _until_no_job_runs(self, seconds: float) -> None:
         with anyio.move_on_after(seconds):
