@@ -53,6 +53,7 @@ class ProgressEventType(enum.Enum):
     STAGE_DONE = "STAGE_DONE"
     MESSAGE = "MESSAGE"
     OUTPUT = "OUTPUT"
+    QUEUED = "QUEUED"
 
 
 class TurnRole(enum.Enum):
