@@ -242,3 +242,61 @@ async def test_a_job_whose_worker_vanished_is_run_again_by_the_next_runner(datab
             assert row is not None and row.id is not None
             job = storage.job_for_version(tx, version_id=row.id)
         assert job is not None and job.attempts == 2
+
+
+@asynccontextmanager
+async def _domain_with(database_url: str, **overrides: object) -> AsyncIterator[Domain]:
+    settings = _settings(database_url, **overrides)
+    db = storage.Database(database_url)
+    db.migrate()
+    hub = EventHub()
+    runner = JobRunner(db=db, hub=hub, providers=ProviderRegistry(settings), settings=settings)
+    try:
+        domain = Domain(db, runner, GenerationService(db=db, hub=hub, runner=runner, settings=settings))
+        async with _running(runner):
+            yield domain
+    finally:
+        db.dispose()
+
+
+@pytest.mark.anyio
+async def test_a_principal_runs_at_most_its_cap_and_others_are_not_held_back(database_url: str) -> None:
+    async with _domain_with(database_url, max_in_flight_per_principal=2) as domain:
+        slow = _script(stages=1, delay=0.6)
+        mine = [
+            await domain.service.generate(owner="alice", prompt=slow, model="", request_id="", attachments=())
+            for _ in range(5)
+        ]
+        theirs = await domain.service.generate(
+            owner="bob", prompt=slow, model="", request_id="", attachments=()
+        )
+        await anyio.sleep(0.3)
+        states = [(await domain.service.get_version(owner="alice", ref=v.ref)).state for v in mine]
+        assert states.count(VersionState.RUNNING) == 2 and states.count(VersionState.QUEUED) == 3
+        assert (await domain.service.get_version(owner="bob", ref=theirs.ref)).state is VersionState.RUNNING
+        for version in mine:
+            assert (await domain.wait(version)).state is VersionState.COMPLETED
+
+
+@pytest.mark.anyio
+async def test_a_models_requests_per_minute_hold_its_requests_back(database_url: str) -> None:
+    from server.config import ModelConfig
+
+    budgeted = ModelConfig("budgeted", "scripted", "one request a minute", requests_per_minute=1)
+    models = (ModelConfig("scripted", "scripted", "s"), budgeted)
+    async with _domain_with(database_url, models=models) as domain:
+        versions = [
+            await domain.service.generate(
+                owner="alice", prompt=_script(stages=1), model="budgeted", request_id="", attachments=()
+            )
+            for _ in range(2)
+        ]
+        await anyio.sleep(1.0)
+        seen = [await domain.service.get_version(owner="alice", ref=v.ref) for v in versions]
+        # One request went out at once; the other waits for the budget to refill (a minute): its
+        # job runs, but no stage has started.
+        assert sorted(v.state for v in seen) == [VersionState.COMPLETED, VersionState.RUNNING]
+        held = next(v for v in seen if v.state is VersionState.RUNNING)
+        assert held.stage == 0
+        await domain.service.cancel(owner="alice", ref=held.ref)
+        assert (await domain.wait(held)).state is VersionState.CANCELLED
