@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from server.providers import ModelUsage, Part
+from server.providers import ModelUsage, Part, ProviderError
 from server.providers.gemini import GeminiProvider, _call
 from server.providers.gemini._received import THOUGHT_SUMMARY_CHARACTERS
 from support.gemini_fake import FakeGemini, Reply
@@ -71,27 +71,18 @@ async def test_the_repair_request_reports_its_usage_too(fake: FakeGemini) -> Non
 
 
 @pytest.mark.anyio
-async def test_requests_that_failed_report_what_they_used_and_refusals_nothing(fake: FakeGemini) -> None:
+async def test_a_request_without_an_answer_reports_its_usage_and_a_refusal_none(fake: FakeGemini) -> None:
     fake.reply_rate_limited(1.0)  # No usage: the model did not run.
     fake.reply_no_candidates()  # Usage, then no answer.
-
-    with pytest.raises(Exception, match="no candidates"):
-        await run(fake.base_url, request_for(), gate=RecordingGate())
-
-    assert len(fake.requests) == 2
-
-
-@pytest.mark.anyio
-async def test_an_unanswered_request_with_usage_is_still_reported(fake: FakeGemini) -> None:
-    fake.reply_no_candidates()
     provider = GeminiProvider(settings_for(fake.base_url))
     progress = RecordingProgress()
     try:
-        with pytest.raises(Exception, match="no candidates"):
-            await provider.run(request_for(), progress)
+        with pytest.raises(ProviderError, match="no candidates"):
+            await provider.run(request_for(), progress, RecordingGate())
     finally:
         await provider.aclose()
 
+    assert len(fake.requests) == 2
     assert progress.usages == [FAKE_USAGE]
 
 
