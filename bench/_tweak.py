@@ -1,6 +1,6 @@
 """Tweak overhead: a Tweak through Atelier against the same turn sent straight with google-genai.
 
-Both talk to one fake Gemini (support/gemini_fake.py) that answers every request after a fixed
+Both talk to one fake Gemini (support/gemini_fake/) that answers every request after a fixed
 delay, in the bench's own process. Its answers differ at every request (a new file), so every
 tweak changes the tree and completes. Each side runs in a client process of its own:
 
@@ -52,7 +52,7 @@ _STAGE_DONE = progress_pb2.PROGRESS_EVENT_TYPE_STAGE_DONE
 class _Model:
     """The fake's answers: a new small file at every request, after REPLY_DELAY_SECONDS.
 
-    Runs on the fake's handler threads; records when each request arrived (wall clock, ns).
+    Runs on the fake's own thread; records when each request arrived (wall clock, ns).
     """
 
     def __init__(self) -> None:

@@ -4,7 +4,8 @@ One call is three stages:
 
 - Send: builds the request (the branch's earlier turns, then the new user turn) and sends it,
   until the model starts answering.
-- Receive: reads the streamed answer, reporting how much has arrived every so often.
+- Receive: reads the streamed answer, reporting every so often (at most twice a second) the
+  model's latest thought summary (a text model is asked for them) or how much it has produced.
 - Parse: turns the answer into a change set. A text model answers with a JSON change set
   (asked for with a JSON schema); an image model answers with images, which become files.
 
@@ -13,14 +14,22 @@ files: see `_request.build_user_turn` for the exact rules and the context budget
 a call adds (`ChangeSet.turns`) are exactly the contents it sent and received, with the model's
 streamed chunks merged into one turn, so sending them back as history replays them unchanged.
 
-Retries are ours, not the SDK's: at most `provider_max_attempts` requests per call, with capped
-exponential backoff and jitter, on 408/429/5xx answers, timeouts and broken connections. Every
-failure is a ProviderError; a failed call returns no files at all.
+Every request to the model, retries and the repair request included, first waits for the
+job runner's `ModelGate`, and tells it how the model answered. A 429 goes to the gate with the
+delay the answer asks for (RetryInfo, Retry-After), and the job waits out the model's cooldown
+there, spending none of its attempts; a 429 for a used-up daily quota fails at once
+(MODEL_DAILY_QUOTA_EXHAUSTED). Other retries are ours, not the SDK's: at most
+`provider_max_attempts` attempts per call, with capped exponential backoff and jitter, on
+408/5xx answers, timeouts and broken connections. Every failure is a ProviderError; a failed
+call returns no files at all. Each request's token usage goes to `Progress.usage`.
 
 One module a question:
 
 - `_request`: what we send (the system instruction, the config, the user turn and its context budget).
-- `_call`: how we call (the google-genai client, retries, per-attempt deadlines, errors).
+- `_call`: how we call (the google-genai client, the gate, retries, per-attempt deadlines).
+- `_errors`: what the API's failures mean (worth another try, quota refusals and their delays).
+- `_received`: what has arrived on one request (parts, usage, what to report while it streams).
+- `_transport`: the connections under the client, room for every job in flight.
 - `_answer`: how we read the answer (a JSON change set, or images, as a ChangeSet).
 - `_contents`: our turns as google-genai contents and back, and what Gemini reads inline.
 - `_provider`: the provider, which runs them as its three stages.

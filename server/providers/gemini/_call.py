@@ -1,38 +1,51 @@
-"""How we call the model: google-genai's client, our retries, per-attempt deadlines, error mapping.
+"""How we call the model: google-genai's client, the model's gate, our retries, per-attempt deadlines.
 
-Retries are ours, not the SDK's: at most `provider_max_attempts` requests per call, with capped
-exponential backoff and jitter, on 408/429/5xx answers, timeouts and broken connections. Every
-failure of the API becomes a ProviderError here, and nowhere else.
+Every request to the model first passes the gate (`ModelGate.before_request`), then tells it
+how the model answered: a 429 is `refused`, with the delay the answer asks for, and the job waits
+out the model's cooldown in the gate without spending an attempt; anything else is `answered`.
+A 429 for a used-up daily quota fails the call at once.
+
+Other retries are ours, not the SDK's: at most `provider_max_attempts` attempts per call, with
+capped exponential backoff and jitter, on 408/5xx answers, timeouts and broken connections.
+Every failure of the API becomes a ProviderError here (`_errors` says which), and nowhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import random
-import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import httpx2
-import pydantic
 from google import genai
 from google.genai import errors, types
 from google.genai.client import DebugConfig
 
 from server.config import Settings
-from server.providers._base import Progress, ProviderError
+from server.providers._base import ModelGate, Progress, ProviderError
 from server.providers.gemini._answer import Answer
-from server.providers.gemini._contents import merge_parts
+from server.providers.gemini._contents import merge_parts, without_thought_text
+from server.providers.gemini._errors import (
+    UNREADABLE,
+    AttemptTimedOut,
+    IncompleteAnswer,
+    daily_quota_error,
+    exhausted_error,
+    is_daily_quota,
+    is_quota_refusal,
+    provider_error,
+    refuses_thoughts,
+    requested_delay,
+    transient,
+)
+from server.providers.gemini._received import Received
+from server.providers.gemini._transport import LanedTransport
 
 # How often Receive reports progress, at most.
 _RECEIVE_REPORT_SECONDS = 0.5
 
-# Statuses worth another try: timeouts, rate limits and server errors.
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # Finish reasons that mean the answer was withheld for policy reasons.
 _BLOCKED_FINISH = frozenset(
     {
@@ -56,9 +69,12 @@ class Caller:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        verify = httpx2.create_ssl_context()
+        # Room for every job this process runs at once (see _transport).
+        self.transport = LanedTransport(settings.max_in_flight, verify=verify)
         # One client for the provider's life: Client.__del__ closes its transport. Retries are
-        # ours (see Call), so the SDK makes exactly one attempt per request; attempts=1 also
-        # turns off the hidden retry its aiohttp transport would otherwise make.
+        # ours (see Call), so the SDK makes exactly one attempt per request. A transport of our
+        # own also keeps the SDK on httpx2 even where aiohttp is installed.
         self._client = genai.Client(
             vertexai=False,
             api_key=settings.gemini_api_key,
@@ -69,9 +85,22 @@ class Caller:
                 api_version=settings.gemini_api_version,
                 timeout=int(settings.gemini_timeout_seconds * 1000),
                 retry_options=types.HttpRetryOptions(attempts=1),
+                # The SDK would build a TLS context of its own (tens of ms) for the client it
+                # wraps around the transport; it takes ours instead.
+                async_client_args={"transport": self.transport, "verify": verify},
             ),
         )
-        self._random = random.Random()
+        self.jitter = random.Random()
+        # Models that answered that they do not think: they are asked without thought summaries.
+        self._thoughtless: set[str] = set()
+
+    @property
+    def client(self) -> genai.Client:
+        return self._client
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     def call(
         self,
@@ -79,97 +108,49 @@ class Caller:
         contents: list[types.ContentDict],
         config: types.GenerateContentConfig,
         progress: Progress,
+        gate: ModelGate,
     ) -> Call:
-        return Call(self._client, self._settings, self._random, model, contents, config, progress)
+        if model in self._thoughtless:
+            config = without_thoughts(config)
+        return Call(self, model, contents, config, progress, gate)
+
+    def does_not_think(self, model: str) -> None:
+        self._thoughtless.add(model)
 
     async def aclose(self) -> None:
         """Closes the client's connections (the caller is unusable afterwards)."""
         await self._client.aio.aclose()
 
 
-@dataclass
-class _Received:
-    """What has arrived so far on one attempt."""
-
-    parts: list[types.Part] = field(default_factory=list)
-    chunks: int = 0
-    saw_candidate: bool = False
-    finish_reason: str = ""
-    finish_message: str = ""
-    block_reason: str = ""
-    block_message: str = ""
-    usage: str = ""
-    characters: int = 0
-    data_bytes: int = 0
-
-    def add(self, chunk: types.GenerateContentResponse) -> None:
-        self.chunks += 1
-        feedback = chunk.prompt_feedback
-        if feedback is not None and feedback.block_reason is not None:
-            self.block_reason = _enum_name(feedback.block_reason)
-            self.block_message = feedback.block_reason_message or ""
-        if chunk.usage_metadata is not None:
-            usage = chunk.usage_metadata
-            self.usage = (
-                f"tokens: {usage.prompt_token_count or 0} in, {usage.candidates_token_count or 0} out"
-                + (f", {usage.thoughts_token_count} thinking" if usage.thoughts_token_count else "")
-            )
-        if not chunk.candidates:
-            return
-        self.saw_candidate = True
-        candidate = chunk.candidates[0]
-        if candidate.content is not None and candidate.content.parts:
-            for part in candidate.content.parts:
-                self.parts.append(part)
-                self.characters += len(part.text or "")
-                if part.inline_data is not None and part.inline_data.data is not None:
-                    self.data_bytes += len(part.inline_data.data)
-        if candidate.finish_reason is not None:
-            self.finish_reason = _enum_name(candidate.finish_reason)
-            self.finish_message = candidate.finish_message or ""
-
-    @property
-    def amount(self) -> str:
-        text = f"{self.characters} characters"
-        return text + (f" and {self.data_bytes} bytes of images" if self.data_bytes else "")
+def without_thoughts(config: types.GenerateContentConfig) -> types.GenerateContentConfig:
+    return config.model_copy(update={"thinking_config": None})
 
 
-def _enum_name(value: object) -> str:
-    return str(getattr(value, "value", value))
-
-
-class _AttemptTimedOut(Exception):
-    """An attempt did not get its whole answer within ATELIER_GEMINI_ATTEMPT_SECONDS."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no complete answer within {seconds:g} s")
-
-
-class _IncompleteAnswer(Exception):
-    """The stream ended before the model said it had finished (worth another try)."""
+def _asks_for_thoughts(config: types.GenerateContentConfig) -> bool:
+    return config.thinking_config is not None and bool(config.thinking_config.include_thoughts)
 
 
 class Call:
-    """One call to the model: up to provider_max_attempts requests, until one answers in full."""
+    """One call to the model: requests until one answers in full, within provider_max_attempts
+    failed attempts (a 429 is not one: the gate makes the job wait instead)."""
 
     def __init__(
         self,
-        client: genai.Client,
-        settings: Settings,
-        jitter: random.Random,
+        caller: Caller,
         model: str,
         contents: list[types.ContentDict],
         config: types.GenerateContentConfig,
         progress: Progress,
+        gate: ModelGate,
     ) -> None:
-        self._client = client
-        self._settings = settings
-        self._jitter = jitter
+        self._caller = caller
+        self._settings = caller.settings
         self._model = model
         self._contents = contents
         self._config = config
         self._progress = progress
-        self._attempt = 0
+        self._gate = gate
+        self._failures = 0
         self._backoff = self._settings.provider_backoff_initial_seconds
         self._stream: AsyncIterator[types.GenerateContentResponse] | None = None
         self._first: types.GenerateContentResponse | None = None
@@ -181,13 +162,16 @@ class Call:
         return max(1, self._settings.provider_max_attempts)
 
     async def start(self) -> None:
-        """Sends the request until the model starts answering (its first chunk arrives)."""
+        """Sends the request until the model starts answering (its first chunk arrives).
+
+        Each request waits for the gate first, and the gate hears how each one ended: every
+        request it lets out is followed by exactly one answered() or refused()."""
         while True:
-            self._attempt += 1
+            await self._gate.before_request()
             self._deadline = anyio.current_time() + self._settings.gemini_attempt_seconds
             try:
                 async with self._within_attempt():
-                    models = self._client.aio.models
+                    models = self._caller.client.aio.models
                     self._stream = await models.generate_content_stream(
                         model=self._model, contents=self._contents, config=self._config
                     )
@@ -195,10 +179,25 @@ class Call:
                         self._first = await anext(self._stream)
                     except StopAsyncIteration:
                         self._first = None
-                return
             except Exception as exc:
                 await self._close()
+                if is_quota_refusal(exc):
+                    await self._refused(exc)
+                    continue
+                self._gate.answered()
+                if refuses_thoughts(exc) and _asks_for_thoughts(self._config):
+                    await self._ask_without_thoughts()
+                    continue
                 await self._retry_or_raise(exc)
+                continue
+            except BaseException:
+                # Cancelled: the model refused nothing, and a gate that let this request out
+                # as its probe must not wait for an answer that will never come.
+                self._gate.answered()
+                await self._close()
+                raise
+            self._gate.answered()
+            return
 
     async def receive(self) -> Answer:
         """Reads the answer to the end; a broken stream is retried with a new request."""
@@ -210,6 +209,23 @@ class Call:
                 await self._retry_or_raise(exc)
             await self.start()
 
+    async def _refused(self, exc: errors.APIError) -> None:
+        """The model refused for quota: fails at once if the quota is the day's, else tells the
+        gate how long the model asks to wait (the next before_request waits it out)."""
+        if is_daily_quota(exc):
+            # The model did answer; only this job's call ends, and the gate has no cooldown to start.
+            self._gate.answered()
+            raise daily_quota_error(exc, self._model) from exc
+        delay = requested_delay(exc)
+        self._gate.refused(retry_after=delay)
+        asked = f"; it asks to wait {delay:.1f} s" if delay is not None else ""
+        await self._progress.message(f"{self._model} is over its quota (429){asked}")
+
+    async def _ask_without_thoughts(self) -> None:
+        self._caller.does_not_think(self._model)
+        self._config = without_thoughts(self._config)
+        await self._progress.message(f"{self._model} does not think: asking again without thought summaries")
+
     @contextlib.asynccontextmanager
     async def _within_attempt(self) -> AsyncIterator[None]:
         """Bounds the attempt as a whole: the SDK's timeout only bounds each wait for bytes, so an
@@ -217,23 +233,31 @@ class Call:
         with anyio.move_on_at(self._deadline) as scope:
             yield
         if scope.cancelled_caught:
-            raise _AttemptTimedOut(self._settings.gemini_attempt_seconds)
+            raise AttemptTimedOut(self._settings.gemini_attempt_seconds)
 
     async def _read(self) -> Answer:
         async with self._within_attempt():
             return await self._read_all()
 
     async def _read_all(self) -> Answer:
-        received = _Received()
+        received = Received()
         reported = time.monotonic()
-        if self._first is not None:
-            received.add(self._first)
-        if self._stream is not None:
-            async for chunk in self._stream:
-                received.add(chunk)
-                if time.monotonic() - reported >= _RECEIVE_REPORT_SECONDS:
-                    reported = time.monotonic()
-                    await self._progress.message(f"received {received.amount} so far")
+        try:
+            if self._first is not None:
+                received.add(self._first)
+            if self._stream is not None:
+                async for chunk in self._stream:
+                    received.add(chunk)
+                    if time.monotonic() - reported >= _RECEIVE_REPORT_SECONDS:
+                        news = received.news()
+                        if news is not None:
+                            reported = time.monotonic()
+                            await self._progress.message(news)
+        finally:
+            # One report per request that said what it used, whether or not its answer is whole.
+            usage = received.usage
+            if usage is not None:
+                self._progress.usage(usage)
         await self._close()
         await self._progress.message(
             f"received {received.amount} in {received.chunks} chunks"
@@ -241,7 +265,7 @@ class Call:
         )
         return self._checked(received)
 
-    def _checked(self, received: _Received) -> Answer:
+    def _checked(self, received: Received) -> Answer:
         model = self._model
         if received.block_reason:
             detail = f": {received.block_message}" if received.block_message else ""
@@ -265,9 +289,12 @@ class Call:
                 code="FAILED_PRECONDITION",
             )
         if not received.finish_reason:
-            raise _IncompleteAnswer("the answer stopped before the model finished it")
+            raise IncompleteAnswer("the answer stopped before the model finished it")
+        parts = merge_parts(received.parts)
         return Answer(
-            parts=merge_parts(received.parts), finish_reason=received.finish_reason, usage=received.usage
+            parts=without_thought_text(parts) if _asks_for_thoughts(self._config) else parts,
+            finish_reason=received.finish_reason,
+            usage=received.usage_note,
         )
 
     async def _close(self) -> None:
@@ -284,145 +311,23 @@ class Call:
         """Waits before the next attempt if `exc` is worth one and attempts remain; else raises."""
         if isinstance(exc, ProviderError):
             raise exc
-        why = _transient(exc)
+        why = transient(exc)
         if why is None:
-            if isinstance(exc, (errors.APIError, *_UNREADABLE)):
-                raise _provider_error(exc, self._model) from exc
+            if isinstance(exc, (errors.APIError, *UNREADABLE)):
+                raise provider_error(exc, self._model) from exc
             raise exc  # Not the API's doing: let the runner report (and log) a crash.
-        if self._attempt >= self._max_attempts:
-            raise _exhausted_error(exc, why, self._model, self._attempt) from exc
+        self._failures += 1
+        if self._failures >= self._max_attempts:
+            raise exhausted_error(exc, why, self._model, self._failures) from exc
         cap = self._settings.provider_backoff_max_seconds
         ceiling = min(cap, self._backoff)
         # Equal jitter: between half and all of the current backoff, never above the cap.
-        delay = ceiling / 2 + self._jitter.uniform(0, ceiling / 2)
-        hinted = _retry_delay_hint(exc)
+        delay = ceiling / 2 + self._caller.jitter.uniform(0, ceiling / 2)
+        hinted = requested_delay(exc)
         if hinted is not None:
             delay = max(delay, min(cap, hinted))
         self._backoff = min(cap, self._backoff * 2)
         await self._progress.message(
-            f"{why}, retrying in {delay:.1f} s (attempt {self._attempt + 1} of {self._max_attempts})"
+            f"{why}, retrying in {delay:.1f} s (attempt {self._failures + 1} of {self._max_attempts})"
         )
         await anyio.sleep(delay)
-
-
-def _transient(exc: Exception) -> str | None:
-    """A short description of a failure worth another try, or None."""
-    if isinstance(exc, errors.APIError):
-        if exc.code == 429:
-            return "model busy (429)"
-        if exc.code == 408:
-            return "model timed out (408)"
-        if exc.code in _TRANSIENT_STATUS:
-            return f"model unavailable ({exc.code})"
-        return None
-    if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
-        return "model timed out"
-    if isinstance(
-        exc, (httpx2.NetworkError, httpx2.RemoteProtocolError, ConnectionError)
-    ) or _is_aiohttp_transient(exc):
-        return f"connection to the model failed ({type(exc).__name__})"
-    if isinstance(exc, _IncompleteAnswer):
-        return "the answer stopped before it finished"
-    if isinstance(exc, _AttemptTimedOut):
-        return str(exc)
-    return None
-
-
-# What the SDK raises when an answer is not the JSON it expects.
-_UNREADABLE = (errors.UnknownApiResponseError, json.JSONDecodeError, pydantic.ValidationError)
-
-
-def _is_aiohttp_transient(exc: Exception) -> bool:
-    # google-genai uses aiohttp when it is installed; it is not one of our dependencies.
-    return any(
-        cls.__module__.startswith("aiohttp")
-        and cls.__name__ in ("ClientConnectionError", "ServerTimeoutError")
-        for cls in type(exc).__mro__
-    )
-
-
-def _retry_delay_hint(exc: Exception) -> float | None:
-    """The delay a 429 asks for (google.rpc.RetryInfo), in seconds, if any."""
-    for detail in _error_details(exc):
-        if str(detail.get("@type", "")).endswith("RetryInfo"):
-            match = re.fullmatch(r"(\d+(?:\.\d+)?)s", str(detail.get("retryDelay", "")))
-            if match:
-                return float(match[1])
-    return None
-
-
-def _error_reason(exc: Exception) -> str:
-    """The google.rpc.ErrorInfo reason of an API error, if it has one (e.g. API_KEY_INVALID)."""
-    for detail in _error_details(exc):
-        if str(detail.get("@type", "")).endswith("ErrorInfo"):
-            return str(detail.get("reason", ""))
-    return ""
-
-
-def _error_details(exc: Exception) -> list[dict[str, Any]]:
-    """The `details` of a Google error body: [{"@type": ..., ...}, ...]."""
-    body = exc.details if isinstance(exc, errors.APIError) else None
-    error = body.get("error", body) if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    return [detail for detail in details or [] if isinstance(detail, dict)]
-
-
-def _provider_error(exc: Exception, model: str) -> ProviderError:
-    """The ProviderError for a failure that another try would not fix."""
-    if not isinstance(exc, errors.APIError):
-        return ProviderError(
-            f"the Gemini API gave an answer that could not be read ({type(exc).__name__}: {exc})",
-            reason="MODEL_BAD_RESPONSE",
-            code="UNAVAILABLE",
-        )
-    said = exc.message or exc.status or "no message"
-    key_refused = exc.code in (401, 403) or _error_reason(exc) == "API_KEY_INVALID"
-    if key_refused:
-        return ProviderError(
-            f"the Gemini API key was refused for model {model}: {said} "
-            "\u2014 check that the key is valid and has access to this model",
-            reason="MODEL_PERMISSION_DENIED",
-            code="PERMISSION_DENIED",
-        )
-    if exc.code == 400:
-        return ProviderError(
-            f"the Gemini API rejected the request to {model}: {said}",
-            reason="MODEL_INVALID_ARGUMENT",
-            code="INVALID_ARGUMENT",
-        )
-    if exc.code == 404:
-        return ProviderError(
-            f"the Gemini API has no model {model!r} that can generate content: {said}",
-            reason="MODEL_NOT_FOUND",
-            code="FAILED_PRECONDITION",
-        )
-    if 400 <= exc.code < 500:
-        return ProviderError(
-            f"the Gemini API refused the request to {model} ({exc.code}): {said}",
-            reason="MODEL_REQUEST_REJECTED",
-            code="FAILED_PRECONDITION",
-        )
-    return ProviderError(
-        f"the Gemini API failed on {model} ({exc.code}): {said}",
-        reason="MODEL_UNAVAILABLE",
-        code="UNAVAILABLE",
-        retryable=True,
-    )
-
-
-def _exhausted_error(exc: Exception, why: str, model: str, attempts: int) -> ProviderError:
-    said = f": {exc.message}" if isinstance(exc, errors.APIError) and exc.message else ""
-    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-    if isinstance(exc, errors.APIError) and exc.code == 429:
-        return ProviderError(
-            f"{model} is over its rate limit or quota, after {tries}{said}",
-            reason="MODEL_RATE_LIMITED",
-            code="RESOURCE_EXHAUSTED",
-            retryable=True,
-        )
-    return ProviderError(
-        f"{model} is unavailable, after {tries} ({why}){said}",
-        reason="MODEL_UNAVAILABLE",
-        code="UNAVAILABLE",
-        retryable=True,
-    )

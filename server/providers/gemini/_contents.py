@@ -91,6 +91,20 @@ def merge_parts(parts: Iterable[types.Part]) -> list[Part]:
     return merged
 
 
+def without_thought_text(parts: Sequence[Part]) -> list[Part]:
+    """The parts without the text of thought summaries, which we ask for only to show progress:
+    sent back as history they would take room in every later request, and other Gemini clients
+    drop them because they confuse the model. A thought's signature stays, on an empty part."""
+    kept: list[Part] = []
+    for part in parts:
+        if part.thought and part.data is None:
+            if part.thought_signature is not None:
+                kept.append(Part(text="", thought=True, thought_signature=part.thought_signature))
+            continue
+        kept.append(part)
+    return kept
+
+
 def _from_sdk_part(part: types.Part) -> Part | None:
     thought = bool(part.thought)
     blob = part.inline_data

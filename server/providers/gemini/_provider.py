@@ -77,7 +77,7 @@ class GeminiProvider:
             contents = [*(to_content(turn) for turn in request.history), to_content(user_turn)]
             config = generation_config(request, image_model=image)
             await progress.message(describe_request(request, user_turn))
-            call = self._caller.call(request.model, contents, config, progress)
+            call = self._caller.call(request.model, contents, config, progress, gate)
             await call.start()
         async with progress.stage("Receive"):
             answer = await call.receive()
@@ -86,7 +86,7 @@ class GeminiProvider:
                 change_set = image_change_set(request, user_turn, answer)
             else:
                 change_set = await self._text_change_set(
-                    request, user_turn, contents, config, answer, progress
+                    request, user_turn, contents, config, answer, progress, gate
                 )
             if change_set.upserts:
                 await progress.output([file.path for file in change_set.upserts])
@@ -101,6 +101,7 @@ class GeminiProvider:
         config: types.GenerateContentConfig,
         answer: Answer,
         progress: Progress,
+        gate: ModelGate,
     ) -> ChangeSet:
         try:
             parsed = parse_change_set(answer.text, request)
@@ -111,7 +112,8 @@ class GeminiProvider:
         # cannot be sent back (a content needs parts), so then the same request is simply sent again.
         await progress.message(f"the model's answer was not a valid change set ({problem}); asking once more")
         exchange: tuple[Turn, ...] = (answer.turn, repair_turn(problem)) if answer.parts else ()
-        call = self._caller.call(request.model, [*contents, *map(to_content, exchange)], config, progress)
+        repair = [*contents, *map(to_content, exchange)]
+        call = self._caller.call(request.model, repair, config, progress, gate)
         await call.start()
         second = await call.receive()
         try:

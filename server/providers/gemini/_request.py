@@ -80,7 +80,8 @@ CHANGE_SET_SCHEMA: dict[str, Any] = {
 
 
 def generation_config(request: ProviderRequest, *, image_model: bool) -> types.GenerateContentConfig:
-    """An image model answers with text and images; a text model with a JSON change set."""
+    """An image model answers with text and images; a text model with a JSON change set, and its
+    thought summaries (a text model that does not think is asked again without them, see _call)."""
     if image_model:
         return types.GenerateContentConfig(
             system_instruction=request.system_instruction or None,
@@ -93,6 +94,9 @@ def generation_config(request: ProviderRequest, *, image_model: bool) -> types.G
         system_instruction=instruction,
         response_mime_type="application/json",
         response_json_schema=CHANGE_SET_SCHEMA,
+        # Its thought summaries show what it is doing during a long call. Only text models:
+        # Gemini 2.5 Flash Image answers 400 "Thinking is not enabled" to this.
+        thinking_config=types.ThinkingConfig(include_thoughts=True),
     )
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
 import pytest
 
 from server.config import Settings
 from server.files import FileContent
 from server.providers._base import (
+    OPEN_GATE,
     ChangeSet,
     JobKind,
+    ModelGate,
     ProviderError,
     ProviderRequest,
     Turn,
@@ -64,26 +68,72 @@ def request_for(
     )
 
 
-async def run(base_url: str, request: ProviderRequest, **changes: Any) -> tuple[ChangeSet, RecordingProgress]:
+async def run(
+    base_url: str, request: ProviderRequest, *, gate: ModelGate = OPEN_GATE, **changes: Any
+) -> tuple[ChangeSet, RecordingProgress]:
     provider = GeminiProvider(settings_for(base_url, **changes))
     progress = RecordingProgress()
     try:
-        return await provider.run(request, progress), progress
+        return await provider.run(request, progress, gate), progress
     finally:
         await provider.aclose()
 
 
 async def failure(
-    base_url: str, request: ProviderRequest, **changes: Any
+    base_url: str, request: ProviderRequest, *, gate: ModelGate = OPEN_GATE, **changes: Any
 ) -> tuple[ProviderError, RecordingProgress]:
     provider = GeminiProvider(settings_for(base_url, **changes))
     progress = RecordingProgress()
     try:
         with pytest.raises(ProviderError) as caught:
-            await provider.run(request, progress)
+            await provider.run(request, progress, gate)
     finally:
         await provider.aclose()
     return caught.value, progress
+
+
+class RecordingGate:
+    """A ModelGate for one job: records what the provider tells it, checks that every request it
+    lets out is reported exactly once, and waits out a refusal's delay times `time_scale`.
+
+    `fails_at` makes the n-th before_request (1-based) raise, as a gate does when a job has
+    waited too long.
+    """
+
+    def __init__(self, *, time_scale: float = 0.0, fails_at: int | None = None) -> None:
+        self.calls: list[str] = []
+        self.delays: list[float | None] = []
+        self.error = ProviderError(
+            "gemini-2.5-flash: waited too long", reason="MODEL_QUOTA_EXHAUSTED", code="RESOURCE_EXHAUSTED"
+        )
+        self._time_scale = time_scale
+        self._fails_at = fails_at
+        self._out = False
+        self._cool_until = 0.0
+
+    @property
+    def requests(self) -> int:
+        return self.calls.count("before")
+
+    async def before_request(self) -> None:
+        assert not self._out, "a request went out before the previous one was reported"
+        self.calls.append("before")
+        if self.requests == self._fails_at:
+            raise self.error
+        await anyio.sleep(max(0.0, self._cool_until - time.monotonic()))
+        self._out = True
+
+    def answered(self) -> None:
+        assert self._out, "answered() without a request"
+        self._out = False
+        self.calls.append("answered")
+
+    def refused(self, *, retry_after: float | None) -> None:
+        assert self._out, "refused() without a request"
+        self._out = False
+        self.calls.append("refused")
+        self.delays.append(retry_after)
+        self._cool_until = time.monotonic() + (retry_after or 0.0) * self._time_scale
 
 
 def wire_parts(content: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -98,6 +148,13 @@ def wire_parts(content: dict[str, Any]) -> list[tuple[str, Any]]:
         if "thoughtSignature" in part:
             found.append(("signature", b64decode(part["thoughtSignature"])))
     return found
+
+
+def asks_for_thoughts(request: RecordedRequest) -> bool:
+    """Whether the request asks for the model's thought summaries. google-genai 3.4 spells the
+    field include_thoughts on the wire; Google's JSON parser takes either spelling."""
+    thinking = request.generation_config.get("thinkingConfig") or {}
+    return thinking.get("includeThoughts", thinking.get("include_thoughts")) is True
 
 
 def only(requests: list[RecordedRequest]) -> RecordedRequest:

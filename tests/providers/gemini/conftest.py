@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -35,7 +36,13 @@ def _server() -> Iterator[FakeGemini]:
 
 @pytest.fixture
 def fake(_server: FakeGemini) -> Iterator[FakeGemini]:
+    # A request an earlier test abandoned (a cancelled call) is still being answered: let it end,
+    # so that this test counts its own requests in flight.
+    deadline = time.monotonic() + 5
+    while _server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
     # No default reply: an unexpected request fails the test with a 500.
     _server.clear()
+    _server.latency_seconds = 0.0
     yield _server
     assert _server.pending == 0, "a scripted reply was never asked for"

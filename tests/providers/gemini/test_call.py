@@ -14,6 +14,7 @@ from support.gemini_fake import FakeGemini, Reply
 from tests.providers._recording import RecordingProgress
 from tests.providers.gemini._support import (
     TEXT_MODEL,
+    RecordingGate,
     failure,
     only,
     request_for,
@@ -39,18 +40,20 @@ async def test_the_key_comes_from_settings_not_the_environment(
 
 
 @pytest.mark.anyio
-async def test_a_rate_limit_is_retried_then_succeeds(fake: FakeGemini) -> None:
+async def test_a_rate_limit_is_reported_to_the_gate_then_the_request_is_sent_again(fake: FakeGemini) -> None:
     fake.reply_error(429, "Resource has been exhausted")
     fake.reply_json_files({"a.txt": "A\n"})
+    gate = RecordingGate()
 
-    change_set, progress = await run(fake.base_url, request_for())
+    change_set, progress = await run(fake.base_url, request_for(), gate=gate)
 
     assert len(fake.requests) == 2
     assert fake.requests[0].body == fake.requests[1].body
     assert [file.path for file in change_set.upserts] == ["a.txt"]
-    retries = [m for m in progress.messages if "retrying" in m]
-    assert len(retries) == 1
-    assert re.fullmatch(r"model busy \(429\), retrying in \d+\.\d s \(attempt 2 of 4\)", retries[0])
+    assert gate.calls == ["before", "refused", "before", "answered"]
+    assert gate.delays == [None]  # The answer asked for no delay: the gate picks its own.
+    assert [m for m in progress.messages if "429" in m] == [f"{TEXT_MODEL} is over its quota (429)"]
+    assert not any("retrying" in m for m in progress.messages)
     assert progress.clean_run() == ["Send", "Receive", "Parse"]
 
 
@@ -71,15 +74,17 @@ async def test_server_errors_on_every_try_end_unavailable(fake: FakeGemini) -> N
 
 
 @pytest.mark.anyio
-async def test_rate_limits_on_every_try_end_resource_exhausted(fake: FakeGemini) -> None:
-    for _ in range(2):
+async def test_rate_limits_spend_no_attempts(fake: FakeGemini) -> None:
+    for _ in range(3):
         fake.reply_error(429, "quota exceeded")
+    fake.reply_json_files({"a.txt": "A\n"})
+    gate = RecordingGate()
 
-    error, _ = await failure(fake.base_url, request_for(), provider_max_attempts=2)
+    change_set, _ = await run(fake.base_url, request_for(), gate=gate, provider_max_attempts=1)
 
-    assert len(fake.requests) == 2
-    assert (error.reason, error.code) == ("MODEL_RATE_LIMITED", "RESOURCE_EXHAUSTED")
-    assert "quota exceeded" in error.message
+    assert len(fake.requests) == 4
+    assert [file.path for file in change_set.upserts] == ["a.txt"]
+    assert gate.calls == ["before", "refused"] * 3 + ["before", "answered"]
 
 
 @pytest.mark.anyio

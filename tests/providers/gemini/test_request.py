@@ -21,6 +21,7 @@ from tests.providers.gemini._support import (
     IMAGE_MODEL,
     RED,
     TEXT_MODEL,
+    asks_for_thoughts,
     only,
     request_for,
     run,
@@ -48,6 +49,8 @@ async def test_generate_streams_a_json_change_set_into_files(fake: FakeGemini) -
     assert sent.generation_config["responseMimeType"] == "application/json"
     assert sent.generation_config["responseJsonSchema"] == CHANGE_SET_SCHEMA
     assert "responseModalities" not in sent.generation_config
+    # A text model is asked for its thought summaries, which progress shows while it works.
+    assert asks_for_thoughts(sent)
 
     assert change_set.upserts == (
         FileContent("hello.py", "text/x-python", b"print('hello')\n"),
