@@ -125,7 +125,8 @@ class ModelGate(Protocol):
         ...
 
     def answered(self) -> None:
-        """The model took the request (it answered, or failed for another reason than quota)."""
+        """The model took the request (it answered, or failed for another reason than quota).
+        A request cancelled before either is reported neither way."""
         ...
 
     def refused(self, *, retry_after: float | None) -> None:

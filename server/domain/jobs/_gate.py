@@ -31,6 +31,8 @@ _log = logging.getLogger("atelier.jobs")
 _FIRST_STEP_SECONDS = 1.0
 # Cooldowns are stretched by up to this share, so that replicas do not probe in lockstep.
 _JITTER = 0.2
+# A cooldown extended by less than this is not written to the database again.
+_TELL_AFTER_SECONDS = 0.25
 
 
 class ModelCapacity:
@@ -57,6 +59,8 @@ class ModelCapacity:
         self._step = 0.0
         self._probing = False
         self._changed = anyio.Event()
+        # The cooldown (end, step) last written to the database.
+        self._told = (0.0, 0.0)
 
     @property
     def cooling_until(self) -> datetime | None:
@@ -119,9 +123,13 @@ class ModelCapacity:
             self._until = max(self._until, now + delay)
         if gate.probe:
             self._probing = gate.probe = False
-        until, step, name = datetime.fromtimestamp(self._until, UTC), self._step, self.model.name
-        _log.warning("%s refused a request (429): cooling down until %s", name, until.isoformat())
-        self._spawn(self._persist, lambda tx: storage.cool_down(tx, model=name, until=until, step=step))
+        # A storm's refusals arrive together: tell the database (other replicas) when the
+        # cooldown moved noticeably, not once per refusal.
+        if self._step != self._told[1] or self._until > self._told[0] + _TELL_AFTER_SECONDS:
+            self._told = (self._until, self._step)
+            until, step, name = datetime.fromtimestamp(self._until, UTC), self._step, self.model.name
+            _log.warning("%s refused a request (429): cooling down until %s", name, until.isoformat())
+            self._spawn(self._persist, lambda tx: storage.cool_down(tx, model=name, until=until, step=step))
         self._wake()
 
     def release(self, gate: JobGate) -> None:
@@ -133,6 +141,7 @@ class ModelCapacity:
     def _recovered(self, *, persist: bool) -> None:
         self._until = self._step = 0.0
         self._probing = False
+        self._told = (0.0, 0.0)
         if persist:
             name = self.model.name
             self._spawn(self._persist, lambda tx: storage.end_cooldown(tx, model=name))

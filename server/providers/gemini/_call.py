@@ -23,6 +23,7 @@ from google import genai
 from google.genai import errors, types
 from google.genai.client import DebugConfig
 
+from server import metrics
 from server.config import Settings
 from server.providers._base import ModelGate, Progress, ProviderError
 from server.providers.gemini._answer import Answer
@@ -191,9 +192,9 @@ class Call:
                 await self._retry_or_raise(exc)
                 continue
             except BaseException:
-                # Cancelled: the model refused nothing, and a gate that let this request out
-                # as its probe must not wait for an answer that will never come.
-                self._gate.answered()
+                # Cancelled: the model neither answered nor refused, so the gate hears nothing
+                # (an answer would end a cooldown early). The runner hands a probe this job
+                # held to another job when the job ends.
                 await self._close()
                 raise
             self._gate.answered()
@@ -316,6 +317,7 @@ class Call:
             if isinstance(exc, (errors.APIError, *UNREADABLE)):
                 raise provider_error(exc, self._model) from exc
             raise exc  # Not the API's doing: let the runner report (and log) a crash.
+        metrics.MODEL_ERRORS.labels(self._model).inc()
         self._failures += 1
         if self._failures >= self._max_attempts:
             raise exhausted_error(exc, why, self._model, self._failures) from exc

@@ -158,7 +158,7 @@ async def test_the_gate_is_asked_before_every_request_including_the_repair(fake:
 
 
 @pytest.mark.anyio
-async def test_a_cancelled_request_is_reported_to_the_gate(fake: FakeGemini) -> None:
+async def test_a_cancelled_request_is_reported_neither_answered_nor_refused(fake: FakeGemini) -> None:
     fake.reply(Reply.json_files({"a.txt": "A\n"}, delay_seconds=1.0))
     gate = RecordingGate()
     provider = GeminiProvider(settings_for(fake.base_url))
@@ -169,5 +169,6 @@ async def test_a_cancelled_request_is_reported_to_the_gate(fake: FakeGemini) -> 
         await provider.aclose()
 
     assert scope.cancelled_caught
-    # A probe that is cancelled must not leave the gate waiting for its answer.
-    assert gate.calls == ["before", "answered"]
+    # The model said nothing: an "answered" would end a cooldown early. (The runner hands a probe
+    # a cancelled job held to another job: tests/domain/test_gate.py.)
+    assert gate.calls == ["before"]

@@ -1,0 +1,150 @@
+"""The scheduler on the Gemini path: the real server, the real google-genai client, and a local fake
+of Gemini that counts the requests it holds. Limits and storms are measured where they matter:
+at the model.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from atelier.v1 import generation_pb2 as gen
+
+from support.databases import fresh_database
+from support.gemini_fake import FakeGemini
+from tests._support import Api, ServerProcess
+from tests.conftest import BACKENDS, check_backend
+
+LIMITED = "gemini-2.5-flash"
+FREE = "gemini-2.5-flash-lite"
+_CONFIG = f"""
+provider = "gemini"
+
+[[models]]
+name = "{LIMITED}"
+provider = "gemini"
+max_concurrent = 5
+
+[[models]]
+name = "{FREE}"
+provider = "gemini"
+"""
+
+
+def _env(fake: FakeGemini, tmp: Path) -> dict[str, str]:
+    config = tmp / "atelier.toml"
+    config.write_text(_CONFIG)
+    return {
+        "ATELIER_CONFIG": str(config),
+        "GEMINI_API_KEY": "test-key",
+        "ATELIER_GEMINI_BASE_URL": fake.base_url,
+        "ATELIER_TOKENS": "alice-token:alice,bob-token:bob",
+        "ATELIER_JOB_LEASE_SECONDS": "5",
+        "ATELIER_JOB_HEARTBEAT_SECONDS": "0.5",
+        "ATELIER_PROGRESS_POLL_SECONDS": "0.5",
+    }
+
+
+@pytest.fixture(params=BACKENDS)
+def gemini(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, FakeGemini]]:
+    backend = check_backend(request.param)
+    with FakeGemini() as fake, fresh_database(backend, tmp_path) as url:
+        server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=_env(fake, tmp_path))
+        server.start()
+        try:
+            yield server, fake
+        finally:
+            server.kill()
+
+
+def _run_all(api: Api, count: int, model: str) -> list[gen.Version]:
+    prompts = [f"a tiny python package number {index}" for index in range(count)]
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        names = list(pool.map(lambda prompt: api.generate(prompt, model=model).name, prompts))
+        return list(pool.map(lambda name: api.wait(name, timeout=120), names))
+
+
+def _completed(versions: Sequence[gen.Version]) -> None:
+    failed = [v.error.message for v in versions if v.state != gen.VERSION_STATE_COMPLETED]
+    assert not failed, failed[:3]
+
+
+def test_a_hundred_jobs_have_their_requests_at_the_model_at_once(
+    gemini: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini
+    # Long enough that every request is out before the first answer, on a busy 2-core machine.
+    fake.latency_seconds = 4.0
+    with server.channel() as channel:
+        versions = _run_all(Api(channel, "alice-token"), 100, FREE)
+    _completed(versions)
+    assert fake.peak_in_flight >= 90, f"only {fake.peak_in_flight} requests were at the model at once"
+
+
+def test_a_models_limit_of_five_holds_at_the_model(gemini: tuple[ServerProcess, FakeGemini]) -> None:
+    server, fake = gemini
+    fake.latency_seconds = 0.4
+    with server.channel() as channel:
+        versions = _run_all(Api(channel, "alice-token"), 20, LIMITED)
+    _completed(versions)
+    assert fake.peak_in_flight == 5
+    assert fake.requests_per_model[LIMITED] == 20
+
+
+def test_a_quota_storm_with_retry_info_is_waited_out_and_every_job_completes(
+    gemini: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini
+    fake.storm(time.monotonic() + 3.0, retry_delay_seconds=1.0)
+    with server.channel() as channel:
+        versions = _run_all(Api(channel, "alice-token"), 20, FREE)
+    _completed(versions)
+    # The first requests meet the storm; after that only probes go out until it ends.
+    assert fake.storm_refusals <= 30, f"{fake.storm_refusals} requests hit the model during the storm"
+    assert max(v.ledger.cooldown_duration.ToTimedelta().total_seconds() for v in versions) >= 1.0
+    assert all(v.ledger.attempts == 1 for v in versions), "waiting out a storm spends no attempt"
+
+
+def test_the_ledger_has_the_models_usage_for_each_request(gemini: tuple[ServerProcess, FakeGemini]) -> None:
+    server, fake = gemini
+    fake.latency_seconds = 0.3
+    with server.channel() as channel:
+        api = Api(channel, "alice-token")
+        version = api.wait(api.generate("a tiny python package", model=FREE).name)
+    assert version.state == gen.VERSION_STATE_COMPLETED, version.error.message
+    ledger = version.ledger
+    assert ledger.attempts == 1 and len(ledger.usage) == 1
+    usage = ledger.usage[0]
+    assert usage.input_tokens > 0 and usage.output_tokens > 0
+    assert ledger.run_duration.ToTimedelta().total_seconds() >= 0.3
+    assert ledger.cooldown_duration.ToTimedelta().total_seconds() == 0
+
+
+@pytest.mark.postgres
+def test_a_models_limit_holds_at_the_model_across_two_replicas(tmp_path: Path) -> None:
+    check_backend("postgres")
+    with FakeGemini(latency_seconds=0.4) as fake, fresh_database("postgres", tmp_path) as url:
+        env = _env(fake, tmp_path)
+        replicas = [
+            ServerProcess(database_url=url, log_path=tmp_path / f"replica{n}.log", env=env).start()
+            for n in (1, 2)
+        ]
+        try:
+            with (
+                replicas[0].channel() as one,
+                replicas[1].channel() as two,
+                concurrent.futures.ThreadPoolExecutor(2) as pool,
+            ):
+                runs = [
+                    pool.submit(_run_all, Api(channel, token), 12, LIMITED)
+                    for channel, token in ((one, "alice-token"), (two, "bob-token"))
+                ]
+                versions = [v for run in runs for v in run.result()]
+        finally:
+            for replica in replicas:
+                replica.kill()
+    _completed(versions)
+    assert fake.peak_in_flight == 5
