@@ -25,6 +25,7 @@ _FORBIDDEN: dict[str, tuple[str, ...]] = {
     "server.files": ("server", "storage", *_SQL, *_GRPC),
     "server.config": ("server", "storage", *_SQL, *_GRPC),
     "server.metrics": ("server", "storage", *_SQL, *_GRPC),
+    "server.cpu": ("server", "storage", *_SQL, *_GRPC),
     # Providers know neither SQL nor gRPC, nor who calls them.
     "server.providers": ("storage", "server.domain", "server.api", "server.app", *_SQL, *_GRPC),
     # The domain is plain Python: storage's verbs, the providers' interface, no SQL, no gRPC.

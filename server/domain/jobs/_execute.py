@@ -7,6 +7,7 @@ import logging
 
 import anyio
 
+from server.cpu import off_the_loop
 from server.domain import change_sets
 from server.domain.change_sets import AppliedChanges
 from server.domain.jobs._gate import JobGate
@@ -16,6 +17,8 @@ from server.domain.jobs._settle import Outcome, settle
 from server.providers import ChangeSet, ProviderError
 
 _log = logging.getLogger("atelier.jobs")
+# What checking one path of a tree weighs, in the bytes off_the_loop counts.
+_ENTRY_WEIGHT = 200
 
 
 async def execute(ctx: JobContext, job: RunningJob, gate: JobGate) -> None:
@@ -46,13 +49,15 @@ async def _apply(
     """The job's new tree: the provider's changes applied to the parent's tree (the Merge stage)."""
     limits = change_sets.Limits.of(ctx.settings)
     parent = job.parent_entries
+    # Hashing the new files and checking every path of the tree: off the loop for a large one.
+    weight = sum(len(file.data) for file in changes.upserts) + _ENTRY_WEIGHT * len(parent or ())
     if parent is None:
-        applied = change_sets.apply_changes({}, changes, limits)
+        applied = await off_the_loop(weight, change_sets.apply_changes, {}, changes, limits)
         if not applied.file_count:
             raise ProviderError("the model produced no files", reason="NO_FILES", code="FAILED_PRECONDITION")
         return applied
     async with progress.stage(MERGE_STAGE):
-        applied = change_sets.apply_changes(parent, changes, limits)
+        applied = await off_the_loop(weight, change_sets.apply_changes, parent, changes, limits)
         share = applied.deleted / len(parent) if parent else 0.0
         if share > ctx.settings.max_deletion_share and not change_sets.asks_for_deletion(job.request.prompt):
             # Never applied silently: the version keeps the result, held back for a person.

@@ -117,7 +117,7 @@ class ModelCapacity:
             # One storm, one step: the requests already out when it began are refused too.
             self._until = max(self._until, now + min(asked, cap))
         else:
-            self._step = min(cap, self._step * 2) if self._step else max(asked, _FIRST_STEP_SECONDS)
+            self._step = min(cap, self._step * 2) if self._step else (asked or _FIRST_STEP_SECONDS)
             delay = min(cap, max(asked, self._step))
             delay = min(cap * (1 + _JITTER), delay * (1 + self._random.uniform(0, _JITTER)))
             self._until = max(self._until, now + delay)

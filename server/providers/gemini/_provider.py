@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from google.genai import types
 
 from server.config import Settings
+from server.cpu import off_the_loop
 from server.providers._base import (
     OPEN_GATE,
     ChangeSet,
@@ -71,8 +73,16 @@ class GeminiProvider:
     ) -> ChangeSet:
         image = self.is_image_model(request.model)
         async with progress.stage("Send"):
-            user_turn = build_user_turn(
-                request, image_model=image, budget=self._settings.provider_context_budget_bytes
+            # Up to the context budget of file contents to format: off the loop when large.
+            weight = sum(len(f.data) for f in (*request.source_files, *request.attachments))
+            user_turn = await off_the_loop(
+                weight,
+                functools.partial(
+                    build_user_turn,
+                    request,
+                    image_model=image,
+                    budget=self._settings.provider_context_budget_bytes,
+                ),
             )
             contents = [*(to_content(turn) for turn in request.history), to_content(user_turn)]
             config = generation_config(request, image_model=image)
@@ -83,7 +93,13 @@ class GeminiProvider:
             answer = await call.receive()
         async with progress.stage("Parse"):
             if image:
-                change_set = image_change_set(request, user_turn, answer)
+                change_set = await off_the_loop(
+                    len(answer.text) + sum(len(p.data or b"") for p in answer.parts),
+                    image_change_set,
+                    request,
+                    user_turn,
+                    answer,
+                )
             else:
                 change_set = await self._text_change_set(
                     request, user_turn, contents, config, answer, progress, gate
@@ -104,7 +120,7 @@ class GeminiProvider:
         gate: ModelGate,
     ) -> ChangeSet:
         try:
-            parsed = parse_change_set(answer.text, request)
+            parsed = await off_the_loop(len(answer.text), parse_change_set, answer.text, request)
             return text_change_set(request, (user_turn, answer.turn), parsed, answer)
         except InvalidAnswer as exc:
             problem = exc.problem + answer.cut_off_note
@@ -117,7 +133,7 @@ class GeminiProvider:
         await call.start()
         second = await call.receive()
         try:
-            parsed = parse_change_set(second.text, request)
+            parsed = await off_the_loop(len(second.text), parse_change_set, second.text, request)
         except InvalidAnswer as exc:
             raise ProviderError(
                 f"{request.model} did not answer with a valid change set, twice: {exc.problem}"
