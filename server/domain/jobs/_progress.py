@@ -22,6 +22,10 @@ from server.providers import ModelUsage, ProviderError
 # How long events wait to be written together: short enough for live progress, long enough
 # that a burst of events costs one transaction.
 _EVENT_BATCH_SECONDS = 0.02
+# A job that ends sooner than this writes all its events with its result, in one transaction
+# (most offline jobs do): a separate write for them would cost more than the wait saves. A
+# watcher of a longer job sees its first events this late at most.
+_FIRST_BATCH_SECONDS = 0.1
 
 
 class JobProgress:
@@ -139,7 +143,9 @@ class JobProgress:
         self._ctx.hub.publish(job.version_id, [event_of(event) for event in stored])
 
     async def write_batches(self) -> None:
-        """Writes pending events every few milliseconds while the job runs."""
+        """Writes pending events every few milliseconds while the job runs (after its first tenth
+        of a second)."""
+        await anyio.sleep(_FIRST_BATCH_SECONDS)
         while True:
             await self._dirty.wait()
             self._dirty = anyio.Event()
