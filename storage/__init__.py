@@ -25,7 +25,14 @@ from storage._errors import (
     StorageUnavailable,
     WriteConflict,
 )
-from storage._events import ErrorDetail, EventDraft, append_event, append_events, list_events
+from storage._events import (
+    ErrorDetail,
+    EventDraft,
+    append_event,
+    append_events,
+    last_event_seqs,
+    list_events,
+)
 from storage._generations import create_generation, get_generation, list_generations
 from storage._jobs import (
     ClaimedJob,
@@ -124,6 +131,7 @@ __all__ = [
     "has_queued_job",
     "holds_lease",
     "job_for_version",
+    "last_event_seqs",
     "list_attachments",
     "list_events",
     "list_generations",
