@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -16,7 +17,13 @@ from grpc_reflection.v1alpha import reflection
 import storage
 from server.api import AtelierServicer
 from server.config import Settings, load_settings
-from server.domain import EventHub, GenerationService, JobRunner, follow_other_replicas
+from server.domain import (
+    EventHub,
+    GenerationService,
+    JobRunner,
+    follow_other_replicas,
+    poll_followed_versions,
+)
 from server.providers import ProviderRegistry
 
 _log = logging.getLogger("atelier")
@@ -64,6 +71,9 @@ async def serve(settings: Settings) -> None:
     stop_listening = follow_other_replicas(db, hub, runner)
     async with anyio.create_task_group() as group:
         await group.start(runner.run)
+        await group.start(
+            functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
+        )
         await server.start()
         await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await health.set("", health_pb2.HealthCheckResponse.SERVING)
