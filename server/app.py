@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -20,7 +21,13 @@ import storage
 from server import metrics
 from server.api import AtelierServicer
 from server.config import Settings, load_settings
-from server.domain import EventHub, GenerationService, JobRunner, follow_other_replicas
+from server.domain import (
+    EventHub,
+    GenerationService,
+    JobRunner,
+    follow_other_replicas,
+    poll_followed_versions,
+)
 from server.providers import ProviderRegistry
 
 _log = logging.getLogger("atelier")
@@ -70,6 +77,9 @@ async def serve(settings: Settings) -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(_watch_loop_lag)
         await group.start(runner.run)
+        await group.start(
+            functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
+        )
         await server.start()
         await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await health.set("", health_pb2.HealthCheckResponse.SERVING)

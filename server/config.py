@@ -82,7 +82,8 @@ class Settings:
     job_heartbeat_seconds: float = 2.0
     job_max_attempts: int = 3
     shutdown_grace_seconds: float = 10.0
-    # How often Progress looks for events written by other server processes.
+    # How often this process reads, in one statement for all its Progress streams, the latest
+    # event of every version they follow: it finds events that no notification announced.
     progress_poll_seconds: float = 1.0
     log_level: str = "INFO"
     # Gemini, through google-genai. The key is read from GEMINI_API_KEY.

@@ -25,7 +25,15 @@ from storage._errors import (
     StorageUnavailable,
     WriteConflict,
 )
-from storage._events import ErrorDetail, EventDraft, QueueEstimate, append_event, append_events, list_events
+from storage._events import (
+    ErrorDetail,
+    EventDraft,
+    QueueEstimate,
+    append_event,
+    append_events,
+    last_event_seqs,
+    list_events,
+)
 from storage._generations import create_generation, get_generation, list_generations
 from storage._jobs import (
     ClaimedJob,
@@ -150,6 +158,7 @@ __all__ = [
     "has_queued_job",
     "holds_lease",
     "job_for_version",
+    "last_event_seqs",
     "lease_owners",
     "list_attachments",
     "list_events",

@@ -7,7 +7,7 @@ the same statement that numbers it, so the two never disagree.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -165,6 +165,19 @@ def list_events(tx: Transaction, *, version_id: int, after_seq: int, limit: int 
     return [from_row(Event, row) for row in rows]
 
 
+def last_event_seqs(tx: Transaction, *, version_ids: Collection[int]) -> dict[int, int]:
+    """The seq of each version's latest event, by version id (ids of no version are left out).
+
+    One statement per `_IDS_PER_STATEMENT` ids, whatever the number of versions asked about.
+    """
+    ids = sorted(set(version_ids))
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        rows = tx.execute(_LAST_EVENT_SEQS, {"ids": ids[start : start + _IDS_PER_STATEMENT]})
+        found.update((version_id, seq) for version_id, seq in rows)
+    return found
+
+
 def _conflict(tx: Transaction, version_id: int) -> StateConflict:
     state, last_event_seq = tx.execute(_PROGRESS_OF, {"id": version_id}).one()
     return StateConflict(version_id, state, last_event_seq)
@@ -193,6 +206,11 @@ def _event_row(version_id: int, seq: int, draft: EventDraft, now: datetime) -> d
 
 _INSERT_EVENT = sa.insert(EVENT)
 _PROGRESS_OF = sa.select(VERSION.c.state, VERSION.c.last_event_seq).where(VERSION.c.id == sa.bindparam("id"))
+# Well under SQLite's oldest limit on bound parameters (999).
+_IDS_PER_STATEMENT = 500
+_LAST_EVENT_SEQS = sa.select(VERSION.c.id, VERSION.c.last_event_seq).where(
+    VERSION.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 _EVENTS_AFTER = (
     sa.select(EVENT)
     .where(EVENT.c.version_id == sa.bindparam("version_id"), EVENT.c.seq > sa.bindparam("after_seq"))

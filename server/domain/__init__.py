@@ -17,7 +17,7 @@ from server.domain.errors import (
 from server.domain.events import EventHub
 from server.domain.generations import GenerationService
 from server.domain.jobs import JobRunner
-from server.domain.replicas import follow_other_replicas
+from server.domain.replicas import follow_other_replicas, poll_followed_versions
 from server.domain.resources import (
     Conversation,
     ErrorDetail,
@@ -72,4 +72,5 @@ __all__ = [
     "VersionRef",
     "VersionState",
     "follow_other_replicas",
+    "poll_followed_versions",
 ]

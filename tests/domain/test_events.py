@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import anyio
+import anyio.lowlevel
 import pytest
+from anyio.abc import TaskGroup
 
 from server.domain import EventType, ProgressEvent, VersionState
 from server.domain import events as events_module
@@ -72,3 +76,155 @@ async def test_publishing_wakes_a_ticket_holder() -> None:
     with anyio.fail_after(1):
         await ticket.wait()
     assert hub.ticket(7) is not ticket
+
+
+class _Store:
+    """Stands in for the database: a version's stored events, and how often streams read them."""
+
+    def __init__(self, version_id: int) -> None:
+        self.version_id = version_id
+        self.events: list[ProgressEvent] = []
+        self.reads = 0
+
+    def add(self, count: int, *, ending: VersionState | None = None) -> list[ProgressEvent]:
+        start = len(self.events) + 1
+        added = [_event(self.version_id, seq) for seq in range(start, start + count)]
+        if ending is not None:
+            added[-1] = replace(added[-1], state=ending)
+        self.events.extend(added)
+        return added
+
+    async def read(self, after_seq: int) -> list[ProgressEvent]:
+        self.reads += 1
+        await anyio.lowlevel.checkpoint()
+        return [event for event in self.events if event.seq > after_seq][:_PAGE]
+
+
+_PAGE = 500
+
+
+class _Streams:
+    """Streams that follow one version of the hub, what each received, and a wake-up when one
+    receives more."""
+
+    def __init__(self, hub: EventHub, store: _Store) -> None:
+        self._hub = hub
+        self._store = store
+        self.received: list[list[int]] = []
+        self._received_more = anyio.Event()
+
+    def start(self, group: TaskGroup, count: int = 1) -> None:
+        for _ in range(count):
+            seqs: list[int] = []
+            self.received.append(seqs)
+            group.start_soon(self._follow, seqs)
+
+    async def _follow(self, seqs: list[int]) -> None:
+        stored_seq = len(self._store.events)
+        async for event in self._hub.follow(
+            self._store.version_id,
+            after_seq=0,
+            stored_seq=stored_seq,
+            read=self._store.read,
+            page_size=_PAGE,
+        ):
+            seqs.append(event.seq)
+            self._received_more.set()
+            self._received_more = anyio.Event()
+
+    def all_have(self, *seqs: int) -> bool:
+        return all(received == list(seqs) for received in self.received)
+
+    async def until_all_have(self, *seqs: int) -> None:
+        with anyio.fail_after(5):
+            while True:
+                received_more = self._received_more
+                if self.all_have(*seqs):
+                    return
+                await received_more.wait()
+
+
+@pytest.mark.anyio
+async def test_idle_streams_wait_without_reading_until_someone_has_news() -> None:
+    hub = EventHub()
+    store = _Store(7)
+    store.add(2)
+    streams = _Streams(hub, store)
+    count = 100
+    async with anyio.create_task_group() as group:
+        streams.start(group, count)
+        await streams.until_all_have(1, 2)
+        assert store.reads == count  # one each, to catch up
+        assert hub.followed() == [7]
+
+        # Idle: however long, nobody reads. Another process's writes that nobody announces
+        # stay unseen...
+        store.add(2)
+        await anyio.sleep(0.2)
+        assert store.reads == count and streams.all_have(1, 2)
+        # ...until a poll finds them: then each stream reads once.
+        hub.advance(7, 4)
+        await streams.until_all_have(1, 2, 3, 4)
+        assert store.reads == 2 * count
+        hub.advance(7, 4)  # no news: nobody wakes
+        await anyio.sleep(0.05)
+        assert store.reads == 2 * count
+
+        # What this process's writers publish comes from memory.
+        hub.publish(7, store.add(1))
+        await streams.until_all_have(1, 2, 3, 4, 5)
+        assert store.reads == 2 * count
+
+        # A change without a seq (a cancel, say): each stream looks in the database, and ends
+        # at the terminal event.
+        store.add(1, ending=VersionState.CANCELLED)
+        hub.notify(7)
+    assert streams.all_have(1, 2, 3, 4, 5, 6)
+    assert store.reads == 3 * count
+    assert hub.followed() == []
+
+
+@pytest.mark.anyio
+async def test_what_a_new_stream_finds_stored_wakes_the_streams_that_wait_for_it() -> None:
+    hub = EventHub()
+    store = _Store(7)
+    store.add(1)
+    waiting = _Streams(hub, store)
+    async with anyio.create_task_group() as group:
+        waiting.start(group)
+        await waiting.until_all_have(1)
+        # Written elsewhere and not announced; a stream that starts now finds it stored.
+        store.add(1)
+        with anyio.fail_after(5):
+            async with contextlib.aclosing(
+                hub.follow(7, after_seq=1, stored_seq=2, read=store.read, page_size=_PAGE)
+            ) as newcomer:
+                assert (await anext(newcomer)).seq == 2
+        # The hub learnt of it: the waiting stream does not wait for a poll.
+        await waiting.until_all_have(1, 2)
+        # The same when the new stream's own read finds more than its caller saw stored.
+        store.add(1)
+        with anyio.fail_after(5):
+            async with contextlib.aclosing(
+                hub.follow(7, after_seq=0, stored_seq=2, read=store.read, page_size=_PAGE)
+            ) as newcomer:
+                assert [(await anext(newcomer)).seq for _ in range(3)] == [1, 2, 3]
+        await waiting.until_all_have(1, 2, 3)
+        group.cancel_scope.cancel()
+    assert hub.followed() == []
+
+
+@pytest.mark.anyio
+async def test_the_hub_forgets_a_version_when_its_last_stream_goes() -> None:
+    hub = EventHub()
+    store = _Store(7)
+    store.add(1)
+    streams = _Streams(hub, store)
+    async with anyio.create_task_group() as group:
+        streams.start(group, 2)
+        await streams.until_all_have(1)
+        assert hub.followed() == [7]
+        group.cancel_scope.cancel()
+    assert hub.followed() == []
+    hub.advance(7, 5)  # news of a version nobody follows is not kept
+    assert hub.followed() == []

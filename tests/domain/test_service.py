@@ -6,14 +6,19 @@ provider, a real JobRunner) and calls its verbs, so a behaviour is pinned where 
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
+import anyio.to_process
 import pytest
+import sqlalchemy as sa
+from anyio.abc import TaskGroup
 
 import storage
 from server.config import Settings
@@ -25,12 +30,17 @@ from server.domain import (
     GenerationService,
     JobRunner,
     NotFound,
+    ProgressEvent,
     Strategy,
     Version,
     VersionState,
+    follow_other_replicas,
+    poll_followed_versions,
 )
 from server.files import FileContent
 from server.providers import ProviderRegistry
+from support.databases import fresh_database
+from tests.conftest import check_backend
 
 
 @pytest.fixture
@@ -41,8 +51,10 @@ def anyio_backend() -> str:
 @dataclass
 class Domain:
     db: storage.Database
+    hub: EventHub
     runner: JobRunner
     service: GenerationService
+    settings: Settings
 
     async def wait(self, version: Version, owner: str = "alice") -> Version:
         async for _ in self.service.progress(owner=owner, ref=version.ref, after_seq=0):
@@ -65,31 +77,40 @@ def _settings(database_url: str, **overrides: object) -> Settings:
 
 
 @asynccontextmanager
-async def _domain(database_url: str) -> AsyncIterator[Domain]:
-    """The domain as server/app.py builds it; its runner is started by `_running`."""
-    settings = _settings(database_url)
+async def _domain(database_url: str, **settings: object) -> AsyncIterator[Domain]:
+    """The domain as server/app.py builds it; its background tasks are started by `_running`."""
+    built = _settings(database_url, **settings)
     db = storage.Database(database_url)
     db.migrate()
     hub = EventHub()
-    runner = JobRunner(db=db, hub=hub, providers=ProviderRegistry(settings), settings=settings)
+    runner = JobRunner(db=db, hub=hub, providers=ProviderRegistry(built), settings=built)
     try:
-        yield Domain(db, runner, GenerationService(db=db, hub=hub, runner=runner, settings=settings))
+        yield Domain(db, hub, runner, GenerationService(db=db, hub=hub, runner=runner, settings=built), built)
     finally:
         db.dispose()
 
 
 @asynccontextmanager
-async def _running(runner: JobRunner) -> AsyncIterator[None]:
+async def _running(domain: Domain, *, jobs: bool = True) -> AsyncIterator[None]:
+    """The background tasks server/app.py starts: the job runner (without it, with `jobs` false,
+    every job stays QUEUED) and the poll of the versions that Progress streams follow."""
     async with anyio.create_task_group() as group:
-        await group.start(runner.run)
+        if jobs:
+            await group.start(domain.runner.run)
+        await group.start(
+            functools.partial(
+                poll_followed_versions, domain.db, domain.hub, interval=domain.settings.progress_poll_seconds
+            )
+        )
         yield
-        await runner.stop()
+        if jobs:
+            await domain.runner.stop()
         group.cancel_scope.cancel()
 
 
 @pytest.fixture
 async def domain(database_url: str) -> AsyncIterator[Domain]:
-    async with _domain(database_url) as built, _running(built.runner):
+    async with _domain(database_url) as built, _running(built):
         yield built
 
 
@@ -234,7 +255,7 @@ async def test_a_job_whose_worker_vanished_is_run_again_by_the_next_runner(datab
         # A worker of another process claimed the job and died: nobody renews its lease.
         with domain.db.write() as tx:
             assert storage.claim_job(tx, worker="dead-worker", lease=timedelta(seconds=0)) is not None
-        async with _running(domain.runner):  # its first act is to reap expired leases
+        async with _running(domain):  # its first act is to reap expired leases
             done = await domain.wait(version)
         assert done.state is VersionState.COMPLETED
         with domain.db.read() as tx:
@@ -244,24 +265,9 @@ async def test_a_job_whose_worker_vanished_is_run_again_by_the_next_runner(datab
         assert job is not None and job.attempts == 2
 
 
-@asynccontextmanager
-async def _domain_with(database_url: str, **overrides: object) -> AsyncIterator[Domain]:
-    settings = _settings(database_url, **overrides)
-    db = storage.Database(database_url)
-    db.migrate()
-    hub = EventHub()
-    runner = JobRunner(db=db, hub=hub, providers=ProviderRegistry(settings), settings=settings)
-    try:
-        domain = Domain(db, runner, GenerationService(db=db, hub=hub, runner=runner, settings=settings))
-        async with _running(runner):
-            yield domain
-    finally:
-        db.dispose()
-
-
 @pytest.mark.anyio
 async def test_a_principal_runs_at_most_its_cap_and_others_are_not_held_back(database_url: str) -> None:
-    async with _domain_with(database_url, max_in_flight_per_principal=2) as domain:
+    async with _domain(database_url, max_in_flight_per_principal=2) as domain, _running(domain):
         slow = _script(stages=1, delay=0.6)
         mine = [
             await domain.service.generate(owner="alice", prompt=slow, model="", request_id="", attachments=())
@@ -284,7 +290,7 @@ async def test_a_models_requests_per_minute_hold_its_requests_back(database_url:
 
     budgeted = ModelConfig("budgeted", "scripted", "one request a minute", requests_per_minute=1)
     models = (ModelConfig("scripted", "scripted", "s"), budgeted)
-    async with _domain_with(database_url, models=models) as domain:
+    async with _domain(database_url, models=models) as domain, _running(domain):
         versions = [
             await domain.service.generate(
                 owner="alice", prompt=_script(stages=1), model="budgeted", request_id="", attachments=()
@@ -300,3 +306,150 @@ async def test_a_models_requests_per_minute_hold_its_requests_back(database_url:
         assert held.stage == 0
         await domain.service.cancel(owner="alice", ref=held.ref)
         assert (await domain.wait(held)).state is VersionState.CANCELLED
+
+
+@contextmanager
+def _statements(db: storage.Database) -> Iterator[list[str]]:
+    """The SQL statements run on `db` inside the block."""
+    statements: list[str] = []
+
+    def record(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
+class _Followers:
+    """Progress streams of the domain, and what each received."""
+
+    def __init__(self, domain: Domain) -> None:
+        self._domain = domain
+        self.received: list[list[ProgressEvent]] = []
+        self._received_more = anyio.Event()
+
+    def start(self, group: TaskGroup, version: Version, count: int = 1) -> None:
+        for _ in range(count):
+            events: list[ProgressEvent] = []
+            self.received.append(events)
+            group.start_soon(self._follow, version, events)
+
+    async def _follow(self, version: Version, events: list[ProgressEvent]) -> None:
+        async for event in self._domain.service.progress(owner="alice", ref=version.ref, after_seq=0):
+            events.append(event)
+            self._received_more.set()
+            self._received_more = anyio.Event()
+
+    async def until(self, condition: Callable[[list[ProgressEvent]], bool]) -> None:
+        """Until every stream's events meet `condition`."""
+        with anyio.fail_after(10):
+            while True:
+                received_more = self._received_more
+                if all(condition(events) for events in self.received):
+                    return
+                await received_more.wait()
+
+
+@pytest.mark.anyio
+async def test_idle_streams_read_nothing_but_the_one_poll_per_interval(database_url: str) -> None:
+    # No runner: the jobs stay QUEUED, and the only statements are the streams' and the poll's.
+    async with _domain(database_url) as domain, _running(domain, jobs=False):
+        versions = [
+            await domain.service.generate(
+                owner="alice", prompt=f"idle {n}", model="", request_id="", attachments=()
+            )
+            for n in range(10)
+        ]
+        followers = _Followers(domain)
+        async with anyio.create_task_group() as group:
+            for version in versions:
+                followers.start(group, version, count=20)
+            await followers.until(lambda events: [e.seq for e in events] == [1])
+            interval = domain.settings.progress_poll_seconds
+            with _statements(domain.db) as statements:
+                await anyio.sleep(5 * interval)
+            group.cancel_scope.cancel()
+        assert domain.hub.followed() == []
+    reads = [s for s in statements if not s.startswith("BEGIN")]
+    polls = [s for s in reads if s.startswith("SELECT version.id, version.last_event_seq")]
+    # 200 streams that each read every interval would have run about a thousand.
+    assert reads == polls, "an idle stream read the database itself"
+    assert 1 <= len(polls) <= 7, "one statement per interval for all the followed versions"
+
+
+@pytest.mark.anyio
+async def test_events_that_another_process_writes_unannounced_reach_streams_through_the_poll(
+    database_url: str,
+) -> None:
+    # Nobody listens for notifications here: only the poll can find the other process's events.
+    async with _domain(database_url) as domain, _running(domain, jobs=False):
+        version = await domain.service.generate(
+            owner="alice", prompt="elsewhere", model="", request_id="", attachments=()
+        )
+        followers = _Followers(domain)
+        with anyio.fail_after(10):  # the streams end at the terminal event
+            async with anyio.create_task_group() as group:
+                followers.start(group, version, count=3)
+                await followers.until(lambda events: len(events) == 1)
+                # Another Database writes, as another process would.
+                await anyio.to_thread.run_sync(_run_elsewhere, database_url, version)
+    for events in followers.received:
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+        assert [e.state for e in events] == [
+            VersionState.QUEUED,
+            *[VersionState.RUNNING] * 3,
+            VersionState.CANCELLED,
+        ]
+        assert events[3].message == "halfway"
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_events_that_another_replica_announces_reach_streams_before_any_poll(tmp_path: Path) -> None:
+    check_backend("postgres")
+    with fresh_database("postgres", tmp_path) as url:
+        async with _domain(url, progress_poll_seconds=60.0) as domain, _running(domain, jobs=False):
+            version = await domain.service.generate(
+                owner="alice", prompt="elsewhere", model="", request_id="", attachments=()
+            )
+            stop_listening = follow_other_replicas(domain.db, domain.hub, domain.runner)
+            followers = _Followers(domain)
+            try:
+                with anyio.fail_after(20):  # far under the poll's minute
+                    async with anyio.create_task_group() as group:
+                        followers.start(group, version, count=3)
+                        await followers.until(lambda events: len(events) == 1)
+                        # A process of its own: a replica ignores the notifications it sent itself.
+                        await anyio.to_process.run_sync(_run_elsewhere, url, version)
+            finally:
+                await anyio.to_thread.run_sync(stop_listening)
+    for events in followers.received:
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+
+
+def _run_elsewhere(database_url: str, version: Version) -> None:
+    """What another process's worker records for `version`, one transaction per event."""
+    running, cancelled = storage.VersionState.RUNNING, storage.VersionState.CANCELLED
+    steps = [
+        functools.partial(storage.append_event, type=storage.EventType.STATE, state=running),
+        functools.partial(
+            storage.append_event, type=storage.EventType.STAGE_STARTED, stage=1, total_stages=2
+        ),
+        functools.partial(storage.append_event, type=storage.EventType.MESSAGE, message="halfway"),
+        functools.partial(storage.append_event, type=storage.EventType.STATE, state=cancelled),
+    ]
+    db = storage.Database(database_url)
+    try:
+        with db.read() as tx:
+            row = storage.get_version(
+                tx, owner="alice", generation_id=version.generation_id, number=version.number
+            )
+        assert row is not None
+        for step in steps:
+            with db.write() as tx:
+                step(tx, version=row)
+    finally:
+        db.dispose()

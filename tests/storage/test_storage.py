@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 
 import storage
 from server.files import FileContent
+from storage import _events as storage_events
 
 
 @pytest.fixture
@@ -124,6 +125,32 @@ def test_events_are_gap_free_and_a_terminal_version_takes_no_more(db: storage.Da
         assert (latest.state, latest.error_reason, latest.last_event_seq) == ("FAILED", "X", 4)
         assert latest.complete_time is not None
         assert [e.seq for e in storage.list_events(tx, version_id=version.id, after_seq=2)] == [3, 4]
+
+
+def test_latest_event_seqs_of_many_versions_come_in_a_few_statements(
+    db: storage.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    versions = [_generate(db, prompt=f"app {index}") for index in range(5)]
+    with db.write() as tx:
+        for version in versions[:2]:
+            storage.append_event(tx, version=version, type=storage.EventType.MESSAGE, message="more")
+    ids = [version.id for version in versions if version.id is not None]
+    monkeypatch.setattr(storage_events, "_IDS_PER_STATEMENT", 2)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.read() as tx:
+            found = storage.last_event_seqs(tx, version_ids=[*ids, *ids, 1_000_000])  # duplicates, a stranger
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert found == {ids[0]: 2, ids[1]: 2, ids[2]: 1, ids[3]: 1, ids[4]: 1}
+    assert len([s for s in statements if "last_event_seq" in s]) == 3  # 6 distinct ids, 2 a statement
+    with db.read() as tx:
+        assert storage.last_event_seqs(tx, version_ids=[]) == {}
 
 
 def test_a_request_id_names_one_version_per_owner(db: storage.Database) -> None:

@@ -5,10 +5,9 @@ Closing a Progress stream never affects the job: only CancelVersion stops it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator
-
-import anyio
 
 import storage
 from server.domain import _transactions as transactions
@@ -57,35 +56,22 @@ class ProgressVerbs(ReadVerbs, ServiceBase):
         version_id, version = await self.version_with_id(owner, ref)
         if version.state.is_terminal and after_seq >= version.last_event_seq:
             return
-        cursor = after_seq
-        ticket = self._hub.ticket(version_id)
-        # Whether everything stored had been read when the ticket was taken: then only a
-        # notification (which sets the ticket) or the poll interval can bring more.
-        caught_up = False
-        while True:
-            if ticket.is_set():
-                ticket, caught_up = self._hub.ticket(version_id), False
-            # What this process's writer just committed comes from memory, the rest from the
-            # database. (Another process's writes arrive by notification or by polling.)
-            events = self._hub.events_after(version_id, cursor)
-            if events:
-                caught_up = True
-            elif caught_up:
-                with anyio.move_on_after(self._settings.progress_poll_seconds):
-                    await ticket.wait()
-                ticket, caught_up = self._hub.ticket(version_id), False
-                continue
-            else:
-                events = await transactions.read(
-                    self._db, functools.partial(_events_after, version_id, cursor)
-                )
-                caught_up = len(events) < _EVENTS_PAGE
-            for event in events:
+
+        async def read(cursor: int) -> list[ProgressEvent]:
+            return await transactions.read(self._db, functools.partial(_events_after, version_id, cursor))
+
+        # Closed here, not when collected, so that the hub forgets this stream as soon as it ends.
+        async with contextlib.aclosing(
+            self._hub.follow(
+                version_id,
+                after_seq=after_seq,
+                stored_seq=version.last_event_seq,
+                read=read,
+                page_size=_EVENTS_PAGE,
+            )
+        ) as events:
+            async for event in events:
                 yield event
-                cursor = event.seq
-            # A version's terminal event is its last: nothing is recorded after it.
-            if events and events[-1].state.is_terminal:
-                return
 
 
 def _events_after(version_id: int, after_seq: int, tx: storage.Transaction) -> list[ProgressEvent]:
