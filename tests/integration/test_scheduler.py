@@ -143,10 +143,11 @@ def test_one_caller_cannot_starve_another(server: ServerProcess) -> None:
 def test_a_queued_version_sees_its_place_fall_as_the_jobs_ahead_end(server: ServerProcess) -> None:
     with server.channel() as channel:
         api = Api(channel, "alice-token")
-        names = _generate_many(
-            api, [script(stages=1, delay=0.7, files={f"{i}.txt": "x"}) for i in range(6)], "one-at-a-time"
-        )
-        last = names[-1]
+        # One after the other, so that the last one asked for is the last in line.
+        for index in range(6):
+            last = api.generate(
+                script(stages=1, delay=0.7, files={f"{index}.txt": "x"}), model="one-at-a-time"
+            ).name
         time.sleep(1.6)  # the queue is looked at about every poll (0.5 s here), after a second of waiting
         queued = api.get(last)
         events = api.progress(last, timeout=60)
