@@ -8,7 +8,7 @@ import enum
 import json
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +144,15 @@ def changes(version: Version) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """Dataclasses, enums, datetimes and paths as plain JSON values."""
+    """Dataclasses, enums, datetimes, durations (in seconds) and paths as plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, Mapping):
