@@ -25,6 +25,22 @@ CLIENT_SERVER_ENV = {
     "ATELIER_PROGRESS_POLL_SECONDS": "0.5",
     "ATELIER_SHUTDOWN_GRACE_SECONDS": "1",
 }
+# Models with limits, for queued versions: the config file lists every model the server offers.
+QUEUEING_CONFIG = """
+[[models]]
+name = "offline"
+provider = "offline"
+
+[[models]]
+name = "scripted"
+provider = "scripted"
+
+[[models]]
+name = "one-at-a-time"
+provider = "scripted"
+max_concurrent = 1
+requests_per_minute = 600
+"""
 WORKFLOW_PROMPT = "a python CLI that converts celsius to fahrenheit"
 WORKFLOW_TWEAK = "add file docs/usage.md"
 WORKFLOW_ITERATE = "add file app/schemas/project.py"
@@ -50,6 +66,15 @@ def client_server(tmp: Path, **env: str) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.kill()
+
+
+@contextmanager
+def queueing_server(tmp: Path) -> Iterator[ServerProcess]:
+    """The real server with QUEUEING_CONFIG's models: jobs on `one-at-a-time` queue behind each other."""
+    config = tmp / "atelier.toml"
+    config.write_text(QUEUEING_CONFIG)
+    with client_server(tmp, ATELIER_CONFIG=str(config)) as server:
+        yield server
 
 
 def tree_of(directory: Path) -> dict[str, bytes]:

@@ -17,10 +17,13 @@ from atelier._types import (
     FileChange,
     FileDiff,
     Generation,
+    Ledger,
     MergeConflict,
     MergeResult,
     MergeStrategy,
     Model,
+    ModelStatus,
+    ModelUsage,
     ProgressEvent,
     ProgressEventType,
     Session,
@@ -63,6 +66,11 @@ def convert_timestamp(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime
     if not present:
         return None
     return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _limit_or_none(value: int) -> int | None:
+    # 0 on the wire: the model has no limit of its own.
+    return value or None
 
 
 def convert_error_status(status: status_pb2.Status) -> ErrorStatus:
@@ -109,6 +117,31 @@ def convert_version(message: generation_pb2.Version) -> Version:
         create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
         update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
         complete_time=convert_timestamp(message.complete_time, message.HasField("complete_time")),
+        queue_position=message.queue_position,
+        estimated_start_time=convert_timestamp(
+            message.estimated_start_time, message.HasField("estimated_start_time")
+        ),
+        estimated_complete_time=convert_timestamp(
+            message.estimated_complete_time, message.HasField("estimated_complete_time")
+        ),
+        ledger=convert_ledger(message.ledger),
+    )
+
+
+def convert_ledger(message: generation_pb2.Ledger) -> Ledger:
+    return Ledger(
+        queue_time=message.queue_duration.ToTimedelta(),
+        run_time=message.run_duration.ToTimedelta(),
+        cooldown_time=message.cooldown_duration.ToTimedelta(),
+        attempts=message.attempts,
+        usage=tuple(
+            ModelUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                thinking_tokens=usage.thinking_tokens,
+            )
+            for usage in message.usage
+        ),
     )
 
 
@@ -156,6 +189,13 @@ def convert_progress_event(message: progress_pb2.ProgressEvent) -> ProgressEvent
         paths=tuple(message.paths),
         error=convert_error_status(message.error) if message.HasField("error") else None,
         create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+        queue_position=message.queue_position,
+        estimated_start_time=convert_timestamp(
+            message.estimated_start_time, message.HasField("estimated_start_time")
+        ),
+        estimated_complete_time=convert_timestamp(
+            message.estimated_complete_time, message.HasField("estimated_complete_time")
+        ),
     )
 
 
@@ -166,6 +206,15 @@ def convert_model(message: model_pb2.Model) -> Model:
         display_name=message.display_name,
         output_modalities=tuple(message.output_modalities),
         default=message.default,
+        max_concurrent=_limit_or_none(message.max_concurrent),
+        requests_per_minute=_limit_or_none(message.requests_per_minute),
+        status=ModelStatus(
+            jobs_in_flight=message.status.jobs_in_flight,
+            jobs_queued=message.status.jobs_queued,
+            cooldown_until=convert_timestamp(
+                message.status.cooldown_end_time, message.status.HasField("cooldown_end_time")
+            ),
+        ),
     )
 
 

@@ -6,7 +6,7 @@ import enum
 import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 
@@ -101,6 +101,39 @@ class ErrorStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """The tokens one request to a model used, as the model reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """What a version's job took, over all its attempts; filled in as attempts end.
+
+    `cooldown_time` is the part of running spent waiting for the model to cool down after a 429.
+    `usage` has one entry per request to the model, in the order they were made.
+    """
+
+    queue_time: timedelta = timedelta()
+    run_time: timedelta = timedelta()
+    cooldown_time: timedelta = timedelta()
+    attempts: int = 0
+    usage: tuple[ModelUsage, ...] = ()
+
+    @property
+    def total_usage(self) -> ModelUsage:
+        """The tokens of every request, summed."""
+        return ModelUsage(
+            input_tokens=sum(u.input_tokens for u in self.usage),
+            output_tokens=sum(u.output_tokens for u in self.usage),
+            thinking_tokens=sum(u.thinking_tokens for u in self.usage),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Version:
     """One revision of a generation's file tree (`generations/{g}/versions/{n}`)."""
 
@@ -127,6 +160,12 @@ class Version:
     create_time: datetime | None = None
     update_time: datetime | None = None
     complete_time: datetime | None = None
+    # While QUEUED: the place in the model's queue (1: next; 0 when not queued, or not looked at
+    # yet), and when the job should start and end (None when the server cannot estimate it).
+    queue_position: int = 0
+    estimated_start_time: datetime | None = None
+    estimated_complete_time: datetime | None = None
+    ledger: Ledger = field(default_factory=Ledger)
 
     @property
     def generation(self) -> str:
@@ -178,6 +217,10 @@ class ProgressEvent:
     paths: tuple[str, ...] = ()
     error: ErrorStatus | None = None
     create_time: datetime | None = None
+    # On a QUEUED event: the version's place in the queue (1: next), and when it should start and end.
+    queue_position: int = 0
+    estimated_start_time: datetime | None = None
+    estimated_complete_time: datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -186,14 +229,34 @@ class ProgressEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelStatus:
+    """A model's jobs right now, across every server sharing one database.
+
+    `cooldown_until` is set while the model cools down after its provider refused a request (429):
+    no job starts before then, and running ones wait rather than fail.
+    """
+
+    jobs_in_flight: int = 0
+    jobs_queued: int = 0
+    cooldown_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
-    """A model that Generate, Tweak and Iterate can be asked to use."""
+    """A model that Generate, Tweak and Iterate can be asked to use.
+
+    `max_concurrent` (calls in flight) and `requests_per_minute` hold across every server sharing
+    one database; None means the model has no limit of its own (its provider's quota still applies).
+    """
 
     name: str
     provider: str
     display_name: str
     output_modalities: tuple[str, ...] = ()
     default: bool = False
+    max_concurrent: int | None = None
+    requests_per_minute: int | None = None
+    status: ModelStatus = field(default_factory=ModelStatus)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from atelier._cli._describe import cooldown, ledger_times, ledger_tokens, model_limits, queue_place
 from atelier._cli._exit_codes import EXIT_JOB_FAILED, EXIT_OK, Usage
 from atelier._cli._run import Cli, changes, generation_name
 from atelier._types import Attachment, FileChange, MergeStrategy, VersionState
@@ -85,6 +86,10 @@ def cmd_status(cli: Cli) -> int:
         ("merge parent", version.merge_parent or "-"),
         ("files", f"{version.file_count} {changes(version)}"),
         ("model", version.model),
+        ("queue", queue_place(version) if version.queue_position else "-"),
+        # Filled in as attempts end: a queued version, a merge or an upload has none yet.
+        ("ledger", ledger_times(version.ledger) if version.ledger.attempts else "-"),
+        ("tokens", ledger_tokens(version.ledger) if version.ledger.attempts else "-"),
         ("turn", str(version.turn)),
         ("etag", version.etag),
         (
@@ -178,7 +183,9 @@ def cmd_models(cli: Cli) -> int:
     if cli.json:
         cli.emit(models)
         return EXIT_OK
-    table = Table("name", "provider", "display name", "outputs", "default")
+    table = Table(
+        "name", "provider", "display name", "outputs", "default", "limits", "in flight", "queued", "cooldown"
+    )
     for model in models:
         table.add_row(
             escape(model.name),
@@ -186,6 +193,10 @@ def cmd_models(cli: Cli) -> int:
             escape(model.display_name),
             escape(", ".join(model.output_modalities)),
             "yes" if model.default else "",
+            escape(model_limits(model)),
+            str(model.status.jobs_in_flight),
+            str(model.status.jobs_queued),
+            escape(cooldown(model)),
         )
     cli.out.print(table)
     return EXIT_OK

@@ -8,7 +8,7 @@ import enum
 import json
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from atelier._cli._describe import ledger_times, ledger_tokens, queue_place
 from atelier._cli._exit_codes import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK
 from atelier._client import AtelierClient
 from atelier._types import ProgressEvent, ProgressEventType, Version, VersionState
@@ -70,7 +71,7 @@ class Cli:
             if self.json:
                 final = self.client.wait(version.name)
             else:
-                self._show_progress(version.name)
+                self._show_progress(version)
                 final = self.client.get(version.name)
         except KeyboardInterrupt:
             return self._interrupted(version.name)
@@ -80,7 +81,8 @@ class Cli:
             self.summary(final)
         return EXIT_OK if final.state == VersionState.COMPLETED else EXIT_JOB_FAILED
 
-    def _show_progress(self, name: str) -> None:
+    def _show_progress(self, version: Version) -> None:
+        name = version.name
         self.err.print(f"[bold]{escape(name)}[/bold]")
         columns = (
             SpinnerColumn(),
@@ -91,8 +93,15 @@ class Cli:
         )
         with Progress(*columns, console=self.err) as bar:
             task = bar.add_task("Queued", total=None, stage="0/?")
+            replaced_up_to = 0
+            if version.state == VersionState.QUEUED and version.queue_position:
+                # Where it stands now. QUEUED events come only as marks are crossed, so those
+                # already recorded are older news: the replay leaves them out.
+                self._show_queued(bar, task, queue_place(version))
+                replaced_up_to = version.last_event_seq
             for event in self.client.progress(name):
-                self._update(bar, task, event)
+                if event.type != ProgressEventType.QUEUED or event.seq > replaced_up_to:
+                    self._update(bar, task, event)
 
     @staticmethod
     def _update(bar: Progress, task: TaskID, event: ProgressEvent) -> None:
@@ -107,12 +116,19 @@ class Cli:
             description=event.message or event.state.value,
             stage=f"{event.stage}/{event.total_stages or '?'}",
         )
-        if event.type == ProgressEventType.STAGE_STARTED:
+        if event.type == ProgressEventType.QUEUED and event.queue_position:
+            Cli._show_queued(bar, task, queue_place(event), mark=f"[dim]#{event.seq}[/dim] ")
+        elif event.type == ProgressEventType.STAGE_STARTED:
             bar.console.print(
                 f"  [bold]stage {event.stage}/{event.total_stages}[/bold] {escape(event.message)}"
             )
         elif event.type in (ProgressEventType.MESSAGE, ProgressEventType.OUTPUT, ProgressEventType.STATE):
             bar.console.print(f"  [dim]#{event.seq}[/dim] {escape(event.message)}")
+
+    @staticmethod
+    def _show_queued(bar: Progress, task: TaskID, place: str, *, mark: str = "") -> None:
+        bar.update(task, description=f"queued: {place}")
+        bar.console.print(f"  {mark}queued: {escape(place)}")
 
     def _interrupted(self, name: str) -> int:
         if getattr(self.args, "cancel_on_interrupt", False):
@@ -132,6 +148,9 @@ class Cli:
             self.say(
                 f"  {version.error.code} [{escape(version.error.reason)}]: {escape(version.error.message)}"
             )
+        if version.ledger.attempts:  # a merge or an upload runs no job
+            self.say(f"  ledger: {escape(ledger_times(version.ledger))}")
+            self.say(f"  tokens: {escape(ledger_tokens(version.ledger))}")
 
 
 def generation_name(name: str) -> str:
@@ -144,13 +163,15 @@ def changes(version: Version) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """Dataclasses, enums, datetimes and paths as plain JSON values."""
+    """Dataclasses, enums, datetimes, durations (in seconds) and paths as plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, Mapping):
