@@ -9,7 +9,9 @@ from the jobs' own events: each job runs from its RUNNING event to its terminal 
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -231,3 +233,24 @@ def test_a_models_limit_below_one_is_refused_at_start(tmp_path: Path) -> None:
         )
         with pytest.raises(RuntimeError, match="max_concurrent must be a whole number above 0"):
             process.start()
+
+
+def test_operators_see_the_scheduler_in_prometheus_metrics(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "ATELIER_METRICS_LISTEN": "127.0.0.1:0"}
+    with fresh_database("sqlite", tmp_path) as url:
+        server = ServerProcess(database_url=url, log_path=tmp_path / "metrics.log", env=env).start()
+        try:
+            with server.channel() as channel:
+                api = Api(channel, "alice-token")
+                done = api.wait(api.generate(script(stages=1), model="five-at-a-time").name)
+                time.sleep(1.2)  # the queue's gauges are read about once per poll
+            address = re.search(r"metrics on (http://\S+/metrics)", server.log())
+            assert address is not None, server.log()
+            text = urllib.request.urlopen(address.group(1), timeout=10).read().decode()
+        finally:
+            server.kill()
+    assert done.state == gen.VERSION_STATE_COMPLETED
+    assert re.search(r'^atelier_job_run_seconds_count\{model="five-at-a-time"\} 1\.0$', text, re.M), text
+    assert re.search(r'^atelier_jobs_in_flight\{model="five-at-a-time"\} 0\.0$', text, re.M)
+    assert re.search(r'^atelier_queue_depth\{model="five-at-a-time"\} 0\.0$', text, re.M)
+    assert "atelier_event_loop_lag_seconds_bucket" in text and "atelier_model_refusals" in text
