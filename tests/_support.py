@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
@@ -142,6 +142,28 @@ def script(**fields: object) -> str:
     import json
 
     return json.dumps(fields)
+
+
+def fails(call: Callable[[], object]) -> grpc.RpcError:
+    """The error of a call that must fail (a streaming call is read to its end)."""
+    import pytest
+
+    with pytest.raises(grpc.RpcError) as caught:
+        result = call()
+        if hasattr(result, "__iter__") and not isinstance(result, (bytes, str)):
+            list(result)
+    return caught.value
+
+
+def check_error(error: grpc.RpcError, code: grpc.StatusCode, reason: str, field: str | None = None) -> None:
+    """The error has the status code, an ErrorInfo with the reason, and (if given) a field violation."""
+    assert error.code() == code, error.details()
+    info, bad_request = error_details(error)
+    assert (info.reason, info.domain) == (reason, "atelier.v1"), info  # type: ignore[attr-defined]
+    assert error.details()
+    if field is not None:
+        assert bad_request is not None
+        assert field in [v.field for v in bad_request.field_violations], bad_request  # type: ignore[attr-defined]
 
 
 def error_details(error: grpc.RpcError) -> tuple[object, object | None]:

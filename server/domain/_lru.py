@@ -43,3 +43,6 @@ class LRU(Generic[_K, _V]):
         ):
             _, (_, dropped) = self._items.popitem(last=False)
             self._bytes -= dropped
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -228,3 +228,39 @@ async def test_the_hub_forgets_a_version_when_its_last_stream_goes() -> None:
     assert hub.followed() == []
     hub.advance(7, 5)  # news of a version nobody follows is not kept
     assert hub.followed() == []
+
+
+@pytest.mark.anyio
+async def test_following_ten_thousand_ended_versions_leaves_a_bounded_hub() -> None:
+    hub = EventHub()
+
+    async def read_nothing(after_seq: int) -> list[ProgressEvent]:
+        return []
+
+    async def follow_to_the_end(version_id: int, stored: list[ProgressEvent]) -> None:
+        async def read(after_seq: int) -> list[ProgressEvent]:
+            return [event for event in stored if event.seq > after_seq]
+
+        async with contextlib.aclosing(
+            hub.follow(version_id, after_seq=0, stored_seq=len(stored), read=read, page_size=_PAGE)
+        ) as events:
+            async for _ in events:
+                pass
+
+    for version_id in range(1, 10_001):
+        ended = [_event(version_id, 1), replace(_event(version_id, 2), state=VersionState.COMPLETED)]
+        if version_id % 2:
+            hub.publish(version_id, ended)  # this process's writer: the stream reads memory
+        await follow_to_the_end(version_id, ended)
+        if version_id % 3 == 0:
+            hub.notify(version_id)  # a cancel or another replica's word, after the end
+            hub.advance(version_id, 2)
+    # A stream that goes away before its version ends.
+    async with contextlib.aclosing(
+        hub.follow(10_001, after_seq=0, stored_seq=0, read=read_nothing, page_size=_PAGE)
+    ) as waiting:
+        with anyio.move_on_after(0.05):
+            await anext(waiting)
+    assert hub.followed() == []
+    assert len(hub._tickets) == 0
+    assert len(hub._runs) <= events_module._KEPT_VERSIONS

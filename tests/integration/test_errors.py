@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import grpc
-import pytest
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import file_pb2
 from atelier.v1 import generation_pb2 as gen
 
-from tests._support import Api, error_details, script
-
-
-def _fails(call: Callable[[], object]) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        result = call()
-        if hasattr(result, "__iter__") and not isinstance(result, (bytes, str)):
-            list(result)
-    return caught.value
-
-
-def _check(error: grpc.RpcError, code: grpc.StatusCode, reason: str, field: str | None = None) -> None:
-    assert error.code() == code, error.details()
-    info, bad_request = error_details(error)
-    assert (info.reason, info.domain) == (reason, "atelier.v1")  # type: ignore[attr-defined]
-    assert error.details()
-    if field is not None:
-        assert bad_request is not None
-        assert field in [v.field for v in bad_request.field_violations]  # type: ignore[attr-defined]
+from tests._support import Api, script
+from tests._support import check_error as _check
+from tests._support import fails as _fails
 
 
 def test_bad_generate_requests_are_invalid_argument_with_field_violations(alice: Api) -> None:
