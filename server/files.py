@@ -1,4 +1,5 @@
-"""A file with its bytes, and the two rules every file obeys: what its path may be, what its MIME type is.
+"""A file with its bytes, and the rules every file obeys: what its path may be, what its MIME type
+is, and that its bytes are what a declared image, audio or PDF type says they are.
 
 This module depends on nothing else of Atelier, so that every layer (the API, the domain and
 the providers) shares one definition instead of each keeping its own.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_PATH_BYTES = 1024
@@ -38,6 +41,15 @@ _MIME_TYPES = {
 }
 # How much of a file decides whether it is text, when its name does not say.
 _SNIFF_BYTES = 8192
+# A path component git refuses (fsck.c: `is_ntfs_dotgit`, `is_hfs_dotgit`), because checking the
+# tree out would write into the repository's own `.git`: on NTFS, `.git` or its short name `git~1`
+# followed by any dots and spaces (which NTFS drops); on HFS+, `.git` with any of the code points
+# HFS+ ignores (`_HFS_IGNORED`) inside. Case never matters (both file systems fold ASCII case).
+# The SDK's export (clients/python/atelier/_files.py) keeps the same rule; tests/test_git_paths.py
+# pins the two together.
+_NTFS_DOT_GIT = re.compile(r"(?:\.git|git~1)[. ]*", re.IGNORECASE | re.ASCII)
+_HFS_DOT_GIT = re.compile(r"\.git", re.IGNORECASE | re.ASCII)
+_HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,4 +102,89 @@ def path_problem(path: str) -> str | None:
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts):
         return "has an empty, '.' or '..' segment"
+    dot_git = next((part for part in parts if _is_dot_git(part)), None)
+    if dot_git is not None:
+        return f"has the segment {dot_git!r}, which is .git to some file system: git refuses it"
     return None
+
+
+def _is_dot_git(name: str) -> bool:
+    return bool(_NTFS_DOT_GIT.fullmatch(name) or _HFS_DOT_GIT.fullmatch(name.translate(_HFS_IGNORED)))
+
+
+def content_problem(mime_type: str, data: bytes) -> str | None:
+    """Why `data` is not what `mime_type` declares, or None if it is (or if the type is not one
+    whose bytes can tell: only images, audio and PDF are checked, and every audio type must be one
+    whose first bytes say what it is)."""
+    kind = mime_type.partition(";")[0].strip().lower()
+    signature = _SIGNATURES.get(kind)
+    if signature is None:
+        if kind.startswith("audio/"):
+            return f"is declared {kind}, an audio type Atelier cannot check (it accepts {_AUDIO_TYPES})"
+        return None
+    expected, matches = signature
+    return None if matches(data) else f"is declared {kind}, but its first bytes are not {expected}"
+
+
+def _starts(*prefixes: bytes) -> Callable[[bytes], bool]:
+    return lambda data: data.startswith(prefixes)
+
+
+def _riff(form: bytes) -> Callable[[bytes], bool]:
+    return lambda data: data[:4] == b"RIFF" and data[8:12] == form
+
+
+def _iso_media(data: bytes) -> bool:
+    return data[4:8] == b"ftyp"
+
+
+def _mpeg_audio(data: bytes) -> bool:
+    # An ID3 tag, or an MPEG audio frame's 11 sync bits.
+    return data.startswith(b"ID3") or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
+
+
+def _aac(data: bytes) -> bool:
+    # An ID3 tag, an ADIF header, or an ADTS frame's 12 sync bits with layer 0.
+    return data.startswith((b"ID3", b"ADIF")) or (
+        len(data) > 1 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0
+    )
+
+
+def _aiff(data: bytes) -> bool:
+    return data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC")
+
+
+# The declared types whose first bytes are checked: what they must show, and the test.
+_SIGNATURES: dict[str, tuple[str, Callable[[bytes], bool]]] = {
+    "image/png": ("a PNG signature", _starts(b"\x89PNG\r\n\x1a\n")),
+    "image/jpeg": ("a JPEG start-of-image marker", _starts(b"\xff\xd8\xff")),
+    "image/gif": ("GIF87a or GIF89a", _starts(b"GIF87a", b"GIF89a")),
+    "image/webp": ("a RIFF WEBP header", _riff(b"WEBP")),
+    "image/heic": ("an ISO media ftyp box", _iso_media),
+    "image/heif": ("an ISO media ftyp box", _iso_media),
+    # Readers accept the header anywhere in the first 1,024 bytes (PDF 1.7, annex H).
+    "application/pdf": ("a %PDF- header", lambda data: b"%PDF-" in data[:1024]),
+    "audio/wav": ("a RIFF WAVE header", _riff(b"WAVE")),
+    "audio/wave": ("a RIFF WAVE header", _riff(b"WAVE")),
+    "audio/x-wav": ("a RIFF WAVE header", _riff(b"WAVE")),
+    "audio/vnd.wave": ("a RIFF WAVE header", _riff(b"WAVE")),
+    "audio/mpeg": ("an ID3 tag or an MPEG audio frame", _mpeg_audio),
+    "audio/mp3": ("an ID3 tag or an MPEG audio frame", _mpeg_audio),
+    "audio/aac": ("an ADTS or ADIF header", _aac),
+    "audio/x-aac": ("an ADTS or ADIF header", _aac),
+    "audio/aiff": ("a FORM AIFF header", _aiff),
+    "audio/x-aiff": ("a FORM AIFF header", _aiff),
+    "audio/ogg": ("an Ogg page (OggS)", _starts(b"OggS")),
+    "audio/opus": ("an Ogg page (OggS)", _starts(b"OggS")),
+    "audio/flac": ("fLaC", _starts(b"fLaC", b"ID3")),
+    "audio/x-flac": ("fLaC", _starts(b"fLaC", b"ID3")),
+    "audio/mp4": ("an ISO media ftyp box", _iso_media),
+    "audio/m4a": ("an ISO media ftyp box", _iso_media),
+    "audio/x-m4a": ("an ISO media ftyp box", _iso_media),
+    "audio/webm": ("an EBML header", _starts(b"\x1a\x45\xdf\xa3")),
+    "audio/midi": ("a MIDI header (MThd)", _starts(b"MThd")),
+    "audio/x-midi": ("a MIDI header (MThd)", _starts(b"MThd")),
+    "audio/basic": ("a .snd header", _starts(b".snd")),
+    "audio/amr": ("#!AMR", _starts(b"#!AMR")),
+}
+_AUDIO_TYPES = ", ".join(kind for kind in _SIGNATURES if kind.startswith("audio/"))

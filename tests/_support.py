@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
+from atelier.v1 import atelier_service_pb2_grpc, file_pb2, generation_pb2, progress_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {
@@ -130,11 +130,28 @@ class Api:
         )
         return chunks[0], b"".join(chunk.data for chunk in chunks)
 
+    def upload(self, *messages: pb.UploadTreeRequest) -> generation_pb2.Version:
+        version: generation_pb2.Version = self.stub.UploadTree(
+            iter(messages), metadata=self.metadata, timeout=10
+        )
+        return version
+
+    def generation_count(self) -> int:
+        response = self.stub.ListGenerations(
+            pb.ListGenerationsRequest(page_size=1000), metadata=self.metadata
+        )
+        return len(response.generations)
+
     def list_files(self, name: str) -> list[str]:
         response = self.stub.ListFiles(
             pb.ListFilesRequest(parent=name, page_size=1000), metadata=self.metadata, timeout=10
         )
         return [file.path for file in response.files]
+
+
+def file_message(path: str, data: bytes, mime_type: str = "") -> pb.UploadTreeRequest:
+    """An UploadTree message that starts a file and carries all its bytes."""
+    return pb.UploadTreeRequest(file=file_pb2.File(path=path, mime_type=mime_type), data=data)
 
 
 def script(**fields: object) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from atelier.v1 import generation_pb2
 
 from support.databases import fresh_database
 from tests._support import Api, ServerProcess
@@ -57,3 +58,11 @@ def bob(channel: grpc.Channel) -> Api:
 @pytest.fixture
 def server_channel_factory(server: ServerProcess) -> object:
     return server.channel
+
+
+@pytest.fixture(scope="module")
+def done(server: ServerProcess) -> generation_pb2.Version:
+    """A COMPLETED version of alice's, made by the offline model, to refine, list and read."""
+    with server.channel() as channel:
+        api = Api(channel, "alice-token")
+        return api.wait(api.generate("a small tree", model="offline").name)

@@ -127,7 +127,7 @@ def test_a_tweak_with_attachments_of_a_tree_no_job_made(alice: Api) -> None:
         yield pb.UploadTreeRequest(data=b"print('hi')\n")
 
     uploaded = alice.stub.UploadTree(messages(), metadata=alice.metadata, timeout=10)
-    logo = file_pb2.Attachment(name="logo.png", mime_type="image/png", data=b"\x89PNG-not-really")
+    logo = file_pb2.Attachment(name="logo.png", mime_type="image/png", data=b"\x89PNG\r\n\x1a\n-not-really")
     tweak = _tweak(alice, uploaded.name, "add file notes.md", model="offline", attachments=[logo])
     done = alice.wait(tweak.name)
     assert done.state == gen.VERSION_STATE_COMPLETED, done.error.message

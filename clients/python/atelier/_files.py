@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -13,20 +14,35 @@ import grpc
 from atelier import _errors as errors
 from atelier.v1 import atelier_service_pb2, file_pb2
 
+# A path component git refuses, as the server's path rule does (server/files.py, where the rule is
+# explained; tests/test_git_paths.py pins the two together): `.git` to NTFS or to HFS+.
+_NTFS_DOT_GIT = re.compile(r"(?:\.git|git~1)[. ]*", re.IGNORECASE | re.ASCII)
+_HFS_DOT_GIT = re.compile(r"\.git", re.IGNORECASE | re.ASCII)
+_HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
+
+
+def _is_dot_git(name: str) -> bool:
+    """Whether a file name is `.git` to some file system (git refuses such a name in a tree)."""
+    return bool(_NTFS_DOT_GIT.fullmatch(name) or _HFS_DOT_GIT.fullmatch(name.translate(_HFS_IGNORED)))
+
 
 def destination(root: Path, path: str) -> Path:
     """Where a tree's `path` goes under `root`; raises ValueError for a path that would land outside
-    it (absolute, `..`, a drive, a backslash trick, or through a symlink that points out)."""
+    it (absolute, `..`, a drive, a backslash trick, or through a symlink that points out), or inside
+    a `.git` directory."""
     pure = PurePosixPath(path)
+    parts = path.split("/")
     if (
         not path
         or "\\" in path
         or "\x00" in path
         or pure.is_absolute()
-        or any(part in ("", ".", "..") for part in path.split("/"))
+        or any(part in ("", ".", "..") for part in parts)
         or (os.name == "nt" and ":" in path)
     ):
         raise ValueError(f"refusing to write {path!r}: it is not a plain relative path")
+    if any(_is_dot_git(part) for part in parts):
+        raise ValueError(f"refusing to write {path!r}: git refuses a .git segment")
     base = root.resolve()
     target = base.joinpath(*pure.parts)
     resolved = target.resolve()
@@ -37,7 +53,8 @@ def destination(root: Path, path: str) -> Path:
 
 def upload_files(source: str | os.PathLike[str] | Mapping[str, bytes | str]) -> list[tuple[str, bytes]]:
     """The (path, bytes) pairs of an upload: a mapping as given (text is UTF-8), or every regular
-    file under a directory, by relative `/`-separated path, in path order. Symlinks are skipped."""
+    file under a directory, by relative `/`-separated path, in path order. Symlinks are skipped, and
+    so is any `.git` (git's own files, which the server refuses as git does)."""
     if isinstance(source, Mapping):
         return [
             (path, data.encode("utf-8") if isinstance(data, str) else bytes(data))
@@ -48,8 +65,8 @@ def upload_files(source: str | os.PathLike[str] | Mapping[str, bytes | str]) -> 
         raise ValueError(f"{root} is not a directory")
     files: list[tuple[str, bytes]] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for filename in sorted(filenames):
+        dirnames[:] = sorted(name for name in dirnames if not _is_dot_git(name))
+        for filename in sorted(name for name in filenames if not _is_dot_git(name)):
             full = Path(dirpath, filename)
             if full.is_symlink() or not full.is_file():
                 continue

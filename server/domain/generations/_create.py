@@ -20,7 +20,7 @@ from server.domain.generations._base import (
     version_row,
 )
 from server.domain.resources import Version, VersionRef
-from server.files import FileContent
+from server.files import FileContent, content_problem
 
 # The versions no model made: Regenerate ("ask the model again") has nothing to ask for them.
 _NOT_BY_A_MODEL = {storage.VersionKind.UPLOAD: "an upload", storage.VersionKind.MERGE: "a merge"}
@@ -203,6 +203,18 @@ class CreateVerbs(ServiceBase):
         if violations:
             raise InvalidArgument(
                 "an attachment has no valid MIME type", reason="INVALID_ATTACHMENT", violations=violations
+            )
+        mismatches = [
+            FieldViolation(f"attachments[{index}].data", f"attachment {attachment.path!r} {problem}")
+            for index, attachment in enumerate(attachments)
+            if (problem := content_problem(attachment.mime_type, attachment.data)) is not None
+        ]
+        if mismatches:
+            raise InvalidArgument(
+                f"{mismatches[0].description}"
+                + (f" (and {len(mismatches) - 1} more attachments)" if len(mismatches) > 1 else ""),
+                reason="CONTENT_TYPE_MISMATCH",
+                violations=mismatches,
             )
         total = sum(len(a.data) for a in attachments)
         if total > self._settings.max_attachment_bytes:

@@ -20,7 +20,7 @@ from server.domain.generations._base import (
     tree_of,
 )
 from server.domain.resources import TreeEntry, Version, VersionRef
-from server.files import FileContent
+from server.files import FileContent, content_problem
 from server.providers import ChangeSet, ProviderError
 
 # ExportTree reads file contents from the database in batches of about this many bytes.
@@ -80,6 +80,19 @@ class TreeVerbs(ServiceBase):
         """Starts a generation from the caller's files: they become its COMPLETED version 1."""
         description = description.strip() or f"Uploaded {len(files)} files"
         self.check_prompt(description)
+        # A type the caller declares is a claim to check; one guessed from the name is not.
+        mismatches = [
+            f"{file.path!r} {problem}"
+            for file in files
+            if file.mime_type and (problem := content_problem(file.mime_type, file.data)) is not None
+        ]
+        if mismatches:
+            raise InvalidArgument(
+                "; ".join(mismatches[:5])
+                + (f"; and {len(mismatches) - 5} more" if len(mismatches) > 5 else ""),
+                reason="CONTENT_TYPE_MISMATCH",
+                violations=[FieldViolation("file", mismatch) for mismatch in mismatches],
+            )
         changes = ChangeSet(upserts=files)
         try:
             applied = change_sets.apply_changes({}, changes, change_sets.Limits.of(self._settings))
