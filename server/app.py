@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import shlex
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import anyio
 import grpc
@@ -45,19 +49,24 @@ def _server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.http2.max_pings_without_data", 0),
+        # gRPC turns SO_REUSEPORT on by default: a second server on the same port would then
+        # listen too, and calls would land on either at random. Off, the second one fails.
+        ("grpc.so_reuseport", 0),
     ]
 
 
 async def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    # The address first: a server that cannot listen says so before it touches the database.
+    server = grpc.aio.server(options=_server_options(settings))
+    port = _listen(server, settings.listen)
     db = storage.Database(settings.database_url)
-    await anyio.to_thread.run_sync(db.migrate)
+    await _migrate(db)
     providers = ProviderRegistry(settings)
     hub = EventHub()
     runner = JobRunner(db=db, hub=hub, providers=providers, settings=settings)
     service = GenerationService(db=db, hub=hub, runner=runner, settings=settings)
 
-    server = grpc.aio.server(options=_server_options(settings))
     atelier_service_pb2_grpc.add_AtelierServiceServicer_to_server(
         AtelierServicer(service=service, settings=settings), server
     )
@@ -67,9 +76,6 @@ async def serve(settings: Settings) -> None:
         [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise SystemExit(f"could not listen on {settings.listen}")
     host = settings.listen.rsplit(":", 1)[0]
 
     stop_listening = follow_other_replicas(db, hub, runner)
@@ -107,6 +113,64 @@ async def serve(settings: Settings) -> None:
     _log.info("Atelier stopped")
 
 
+def _listen(server: grpc.aio.Server, listen: str) -> int:
+    """Binds the server to `listen` (host:port) and returns the port, or exits with one clear line."""
+    problem = _address_problem(listen)
+    if problem is None:
+        try:
+            port: int = server.add_insecure_port(listen)
+            return port
+        except RuntimeError:
+            problem = "gRPC could not bind it (GRPC_VERBOSITY=debug says why)"
+    raise SystemExit(f"atelier: cannot listen on {listen}: {problem}")
+
+
+def _address_problem(listen: str) -> str | None:
+    """Why nothing can listen on `listen`, found by binding it first (gRPC would only log the
+    reason); None if it is free, or if only gRPC can tell."""
+    host, _, port = listen.rpartition(":")
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, ValueError):
+        return None
+    with socket.socket(family, kind) as probe:
+        # As gRPC does, so that a port in TIME_WAIT does not count as taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            in_use = exc.errno == errno.EADDRINUSE
+            return f"{exc.strerror}" + (" (is another Atelier server running there?)" if in_use else "")
+    return None
+
+
+async def _migrate(db: storage.Database) -> None:
+    """Brings the schema up to date, or exits with one clear line when there is no database to open."""
+    try:
+        await anyio.to_thread.run_sync(db.migrate)
+    except storage.DatabaseMissing as exc:
+        url = db.url
+        options = [
+            f"-h {url.host}" if url.host else "",
+            f"-p {url.port}" if url.port else "",
+            f"-U {url.username}" if url.username else "",
+        ]
+        createdb = " ".join(["createdb", *filter(None, options), shlex.quote(exc.database)])
+        _exit_with(
+            f"PostgreSQL at {db.display_url} has no database {exc.database!r}: create it with {createdb}"
+        )
+    except storage.StorageUnavailable as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines())
+        _exit_with(f"cannot open the database {db.display_url}: {reason}")
+
+
+def _exit_with(message: str) -> NoReturn:
+    print(f"atelier: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _serve_metrics(listen: str) -> Callable[[], None]:
     """Serves Prometheus metrics on `listen` (host:port) from a thread; returns how to stop."""
     if not listen:
@@ -139,8 +203,7 @@ def main() -> None:
     try:
         settings = load_settings()
     except (ValueError, OSError) as exc:
-        print(f"atelier: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
+        _exit_with(f"configuration error: {exc}")
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -182,6 +182,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = replace(Settings(), **values)
     # Fail at start-up, not on the first request.
     _check_ranges(settings)
+    _check_database_url(settings.database_url)
     _ = settings.principals_by_token, settings.resolved_default_model
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
     if uses_gemini and not settings.gemini_api_key:
@@ -226,6 +227,22 @@ def _check_ranges(settings: Settings) -> None:
     for name in _NOT_NEGATIVE:
         if getattr(settings, name) < 0:
             raise ValueError(f"{_PREFIX}{name.upper()} must not be negative, got {getattr(settings, name)!r}")
+
+
+# The databases Atelier runs on, with the drivers it installs (a bare `postgresql` means psycopg).
+_DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+
+def _check_database_url(url: str) -> None:
+    scheme, separator, _ = url.partition("://")
+    if separator and scheme in _DATABASE_SCHEMES:
+        return
+    # Only the scheme is echoed: the rest of a URL may hold a password.
+    given = f"is a {scheme}:// URL" if separator and len(scheme) < 40 else "is not a database URL"
+    raise ValueError(
+        f"{_PREFIX}DATABASE_URL {given}; Atelier runs on SQLite (sqlite:///path/to/atelier.db) "
+        "or PostgreSQL (postgresql+psycopg://user@host/database)"
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:

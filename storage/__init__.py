@@ -19,6 +19,7 @@ from storage._conversations import (
 )
 from storage._database import Database, Transaction
 from storage._errors import (
+    DatabaseMissing,
     RequestIdTaken,
     StateConflict,
     StorageError,
@@ -110,6 +111,7 @@ __all__ = [
     "ClaimedJob",
     "ConversationSession",
     "Database",
+    "DatabaseMissing",
     "ErrorDetail",
     "Event",
     "EventDraft",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -17,7 +18,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from storage._errors import RequestIdTaken, StorageError, StorageUnavailable, WriteConflict
+from storage._errors import DatabaseMissing, RequestIdTaken, StorageError, StorageUnavailable, WriteConflict
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BEGIN_MODE = "atelier_begin_mode"
@@ -42,6 +43,10 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
+        if self.url.drivername == "postgresql":
+            # psycopg (3) is the driver Atelier installs; SQLAlchemy's default would be psycopg2.
+            self.url = self.url.set(drivername="postgresql+psycopg")
+            url = self.url.render_as_string(hide_password=False)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             self.engine = _sqlite_engine(url)
@@ -180,6 +185,10 @@ def _translate_error(context: sa.engine.ExceptionContext) -> BaseException | Non
         if "request_id" in message:
             return RequestIdTaken(message)
         return WriteConflict(message)
+    # A connection refused for its database: libpq gives no SQLSTATE then, only its message.
+    missing = _MISSING_DATABASE.search(message) if context.dialect.name == "postgresql" else None
+    if missing is not None:
+        return DatabaseMissing(message, missing.group(1))
     if context.is_disconnect or isinstance(original, sa.exc.InterfaceError):
         return StorageUnavailable(message)
     if isinstance(original, sa.exc.OperationalError) and (
@@ -191,6 +200,7 @@ def _translate_error(context: sa.engine.ExceptionContext) -> BaseException | Non
     return StorageError(message)
 
 
+_MISSING_DATABASE = re.compile(r'FATAL:\s+database "(.+)" does not exist')
 _SQLITE_UNAVAILABLE = (
     "database is locked",
     "unable to open database file",

@@ -13,6 +13,14 @@ class StorageUnavailable(StorageError):
     """The database could not be reached, or dropped the connection: trying again later may work."""
 
 
+class DatabaseMissing(StorageUnavailable):
+    """The PostgreSQL server answers, but has no database of that name (it must be created first)."""
+
+    def __init__(self, message: str, database: str) -> None:
+        super().__init__(message)
+        self.database = database
+
+
 class WriteConflict(StorageError):
     """A write collided with another transaction's (a unique key taken first)."""
 
