@@ -68,6 +68,7 @@ from storage._models import (
     VersionAttachment,
     VersionKind,
     VersionState,
+    max_length,
 )
 from storage._notifications import EVENTS_CHANNEL, JOBS_CHANNEL, MODELS_CHANNEL, PROCESS_TAG
 from storage._scheduling import (
@@ -168,6 +169,7 @@ __all__ = [
     "list_manifest",
     "list_turns",
     "list_versions",
+    "max_length",
     "model_activity",
     "put_blobs",
     "queue_of",

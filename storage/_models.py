@@ -49,6 +49,15 @@ class EventType(enum.StrEnum):
     QUEUED = "QUEUED"
 
 
+def max_length(table: type[SQLModel], column: str) -> int:
+    """How many characters `column` of `table` holds. PostgreSQL refuses a longer value and SQLite
+    stores it anyway, so callers check their values against this before either sees them."""
+    length = getattr(sa.inspect(table).columns[column].type, "length", None)
+    if not isinstance(length, int):
+        raise ValueError(f"{table.__name__}.{column} has no length")
+    return length
+
+
 class JobStatus(enum.StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"

@@ -10,6 +10,16 @@ from grpc_status import rpc_status
 from server.domain import AtelierError
 
 ERROR_DOMAIN = "atelier.v1"
+# A status travels in trailing metadata, which clients cap (gRPC C-core, so Python: 8 KiB, past
+# which the call fails RESOURCE_EXHAUSTED instead of showing the real error): an error that echoes
+# a caller's input echoes a short prefix of it. The message goes twice, percent-encoded (up to three
+# bytes a byte) and inside the base64 of the whole status; these sizes (UTF-8 bytes) keep the lot
+# under about 5 KiB.
+_MESSAGE_BYTES = 512
+_VALUE_BYTES = 128
+_VIOLATIONS = 8
+_FIELD_BYTES = 64
+_DESCRIPTION_BYTES = 160
 
 
 def to_status(error: AtelierError) -> grpc.Status:
@@ -25,22 +35,37 @@ def to_status_proto(
     metadata: dict[str, str] | None = None,
     error: AtelierError | None = None,
 ) -> status_pb2.Status:
-    """A google.rpc.Status for a code name such as "NOT_FOUND", carrying ErrorInfo."""
+    """A google.rpc.Status for a code name such as "NOT_FOUND", carrying ErrorInfo; every text in
+    it is cut short enough that any client can receive it."""
+    short_metadata = {key: _short(value, _VALUE_BYTES) for key, value in (metadata or {}).items()}
     details = [
-        _pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {}))
+        _pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=short_metadata))
     ]
     if error is not None and error.violations:
         details.append(
             _pack(
                 error_details_pb2.BadRequest(
                     field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                        for v in error.violations
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=_short(v.field, _FIELD_BYTES),
+                            description=_short(v.description, _DESCRIPTION_BYTES),
+                        )
+                        for v in error.violations[:_VIOLATIONS]
                     ]
                 )
             )
         )
-    return status_pb2.Status(code=code_pb2.Code.Value(code), message=message, details=details)
+    return status_pb2.Status(
+        code=code_pb2.Code.Value(code), message=_short(message, _MESSAGE_BYTES), details=details
+    )
+
+
+def _short(text: str, limit: int) -> str:
+    """`text`, or as much of its start as fits in `limit` bytes of UTF-8, ending with an ellipsis."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - len("…".encode())].decode(errors="ignore") + "…"
 
 
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:

@@ -9,16 +9,24 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from server.domain import FieldViolation, InvalidArgument, VersionRef
+from server.domain import FieldViolation, InvalidArgument, VersionRef, bounds
 
 _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
 _SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")
 _VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
 
 T = TypeVar("T")
+_Key = TypeVar("_Key", int, str)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# The longest name the patterns above match is about 110 characters.
+MAX_NAME_LENGTH = 256
+# A files listing's token holds a path (up to 1,024 bytes), escaped in JSON (up to six characters
+# a byte), then in base64.
+MAX_PAGE_TOKEN_LENGTH = 12 * 1024
+# Keys are version and turn numbers (at most 18 digits, as names allow), generation ids and paths.
+_MAX_NUMBER_KEY = 2**63 - 1
 
 
 def generation_name(generation_id: str) -> str:
@@ -94,19 +102,28 @@ def encode_page_token(scope: str, key: object) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page_token(token: str, scope: str) -> object | None:
+def decode_page_token(token: str, scope: str, key_type: type[_Key]) -> _Key | None:
+    """The key of the last item before the next page (None for the first page), if `token` is one
+    this listing (`scope`) returned: its key is of `key_type`, and one an item can have."""
     if not token:
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
-        if isinstance(data, dict) and data.get("s") == scope and "k" in data:
-            key: object = data["k"]
-            return key
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        pass
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        data = None
+    key = data.get("k") if isinstance(data, dict) and data.get("s") == scope else None
+    # A bool is an int to Python, and a forged key may be of any size: neither came from here.
+    if isinstance(key, key_type) and not isinstance(key, bool) and _possible_key(key):
+        return key
     raise InvalidArgument(
         "page_token is not a token this listing returned",
         reason="INVALID_PAGE_TOKEN",
         violations=[FieldViolation("page_token", "must be a next_page_token from the same listing")],
     )
+
+
+def _possible_key(key: int | str) -> bool:
+    if isinstance(key, int):
+        return 0 < key <= _MAX_NUMBER_KEY
+    return 0 < len(key) <= bounds.PATH and "\x00" not in key

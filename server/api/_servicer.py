@@ -1,23 +1,27 @@
-"""AtelierService: authenticates, validates names, calls the domain, converts the answers."""
+"""AtelierService: authenticates, checks every text and name, calls the domain (telling it when the
+caller stops waiting), converts the answers, and records each mutating call in the audit log."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, file_pb2, generation_pb2, progress_pb2, session_pb2, tree_pb2
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 
-from server.api import _convert, _names
+from server.api import _audit, _convert, _names
 from server.api._auth import Authenticator
 from server.api._errors import to_status, to_status_proto
+from server.api._texts import check_texts
 from server.config import Settings
-from server.domain import AtelierError, FieldViolation, GenerationService, InvalidArgument, Strategy
+from server.domain import AtelierError, Deadline, FieldViolation, GenerationService, InvalidArgument, Strategy
 from server.files import FileContent
 
 _log = logging.getLogger("atelier.api")
@@ -26,6 +30,7 @@ _Resp = TypeVar("_Resp")
 
 _Unary = Callable[[Any, _Req, grpc.aio.ServicerContext, str], Awaitable[_Resp]]
 _Stream = Callable[[Any, _Req, grpc.aio.ServicerContext, str], AsyncIterator[_Resp]]
+_UnaryHandler = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
 
 
 async def _abort_internal(context: grpc.aio.ServicerContext, method: str) -> None:
@@ -36,20 +41,47 @@ async def _abort_internal(context: grpc.aio.ServicerContext, method: str) -> Non
     await context.abort_with_status(rpc_status.to_status(status))
 
 
-def _unary(handler: _Unary[_Req, _Resp]) -> Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]:
-    """Authenticates the caller and turns every failure into a status with ErrorInfo (never UNKNOWN)."""
+def _unary(handler: _Unary[_Req, _Resp]) -> _UnaryHandler[_Req, _Resp]:
+    """A call that reads: authenticated, its texts checked, every failure a status with ErrorInfo."""
+    return _call(handler, audited=False)
 
+
+def _mutation(handler: _Unary[_Req, _Resp]) -> _UnaryHandler[_Req, _Resp]:
+    """A call that writes: as `_unary`, and recorded in the audit log whatever its outcome."""
+    return _call(handler, audited=True)
+
+
+def _call(handler: _Unary[_Req, _Resp], *, audited: bool) -> _UnaryHandler[_Req, _Resp]:
     @functools.wraps(handler)
     async def wrapper(self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
+        principal: str | None = None
+        response: _Resp | None = None
+        outcome, reason = "OK", ""
         try:
             principal = self._auth.principal(context.invocation_metadata())
-            return await handler(self, request, context, principal)
+            response = await handler(self, _checked(request), context, principal)
+            return response
         except AtelierError as error:
+            outcome, reason = error.code, error.reason
             await context.abort_with_status(to_status(error))
-        except (grpc.aio.AbortError, asyncio.CancelledError):
+        except asyncio.CancelledError:
+            outcome = "CANCELLED"
+            raise
+        except grpc.aio.AbortError:
             raise
         except Exception:
+            outcome, reason = "INTERNAL", "INTERNAL"
             await _abort_internal(context, handler.__name__)
+        finally:
+            if audited:
+                resource = _resource(request, response)
+                _audit.record(
+                    principal=principal,
+                    method=handler.__name__,
+                    resource=resource,
+                    outcome=outcome,
+                    reason=reason,
+                )
         raise AssertionError("unreachable: abort_with_status raises")
 
     return wrapper
@@ -64,7 +96,7 @@ def _stream(
     ) -> AsyncIterator[_Resp]:
         try:
             principal = self._auth.principal(context.invocation_metadata())
-            async for item in handler(self, request, context, principal):
+            async for item in handler(self, _checked(request), context, principal):
                 yield item
         except AtelierError as error:
             await context.abort_with_status(to_status(error))
@@ -74,6 +106,39 @@ def _stream(
             await _abort_internal(context, handler.__name__)
 
     return wrapper
+
+
+def _checked(request: _Req) -> _Req:
+    """The request, once its texts pass the one rule for texts (each message of a stream, as it comes)."""
+    if isinstance(request, Message):
+        check_texts(request)
+        return request
+    return cast(_Req, _each_checked(cast(AsyncIterator[Message], request)))
+
+
+async def _each_checked(messages: AsyncIterator[Message]) -> AsyncIterator[Message]:
+    async for message in messages:
+        check_texts(message)
+        yield message
+
+
+def _resource(request: object, response: object) -> str:
+    """The name of what a call made (a version), else of what it named."""
+    made = getattr(response, "version", response)
+    if isinstance(made, generation_pb2.Version) and made.name:
+        return made.name
+    for field in ("name", "parent", "ours"):
+        named = getattr(request, field, None)
+        if isinstance(named, str) and named:
+            return named
+    return ""
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> Deadline:
+    """When the caller stops waiting (its deadline, or its cancelling), for the domain's writes."""
+    gone = threading.Event()
+    context.add_done_callback(lambda _: gone.set())
+    return Deadline.after(context.time_remaining(), cancelled=gone.is_set)
 
 
 def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[FileContent]:
@@ -86,7 +151,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         self._settings = settings
         self._auth = Authenticator(settings.principals_by_token)
 
-    @_unary
+    @_mutation
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
@@ -96,10 +161,11 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             model=request.model,
             request_id=request.request_id,
             attachments=_attachments(request.attachments),
+            deadline=_deadline(context),
         )
         return _convert.version_to_proto(version)
 
-    @_unary
+    @_mutation
     async def Tweak(
         self, request: pb.TweakRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
@@ -111,19 +177,23 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             request_id=request.request_id,
             etag=request.etag,
             attachments=_attachments(request.attachments),
+            deadline=_deadline(context),
         )
         return _convert.version_to_proto(version)
 
-    @_unary
+    @_mutation
     async def Regenerate(
         self, request: pb.RegenerateRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
         version = await self._service.regenerate(
-            owner=principal, version=_names.parse_version_name(request.name), request_id=request.request_id
+            owner=principal,
+            version=_names.parse_version_name(request.name),
+            request_id=request.request_id,
+            deadline=_deadline(context),
         )
         return _convert.version_to_proto(version)
 
-    @_unary
+    @_mutation
     async def Iterate(
         self, request: pb.IterateRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
@@ -134,6 +204,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             model=request.model,
             request_id=request.request_id,
             etag=request.etag,
+            deadline=_deadline(context),
         )
         return _convert.version_to_proto(version)
 
@@ -153,12 +224,13 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         async for event in self._service.progress(owner=principal, ref=ref, after_seq=request.after_seq):
             yield _convert.event_to_proto(event, name)
 
-    @_unary
+    @_mutation
     async def CancelVersion(
         self, request: pb.CancelVersionRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> generation_pb2.Version:
         ref = _names.parse_version_name(request.name)
-        return _convert.version_to_proto(await self._service.cancel(owner=principal, ref=ref))
+        version = await self._service.cancel(owner=principal, ref=ref, deadline=_deadline(context))
+        return _convert.version_to_proto(version)
 
     @_unary
     async def GetVersion(
@@ -174,11 +246,11 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         generation_id = _names.parse_generation_name(request.parent, field="parent")
         size = _names.page_size(request.page_size)
         scope = f"versions:{generation_id}"
-        after = _names.decode_page_token(request.page_token, scope)
+        after = _names.decode_page_token(request.page_token, scope, int)
         versions = await self._service.list_versions(
             owner=principal,
             generation_id=generation_id,
-            after_number=after if isinstance(after, int) else 0,
+            after_number=after or 0,
             limit=size + 1,
         )
         page, token = _names.page_of(versions, size, scope, lambda item: item.number)
@@ -200,10 +272,8 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     ) -> pb.ListGenerationsResponse:
         size = _names.page_size(request.page_size)
         scope = "generations"
-        before = _names.decode_page_token(request.page_token, scope)
-        generations = await self._service.list_generations(
-            owner=principal, before_id=before if isinstance(before, str) else None, limit=size + 1
-        )
+        before = _names.decode_page_token(request.page_token, scope, str)
+        generations = await self._service.list_generations(owner=principal, before_id=before, limit=size + 1)
         page, token = _names.page_of(generations, size, scope, lambda item: item.id)
         return pb.ListGenerationsResponse(
             generations=[_convert.generation_to_proto(g) for g in page], next_page_token=token
@@ -216,10 +286,8 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         ref = _names.parse_version_name(request.parent, field="parent")
         size = _names.page_size(request.page_size)
         scope = f"files:{ref.generation_id}/{ref.number}"
-        after = _names.decode_page_token(request.page_token, scope)
-        entries = await self._service.list_files(
-            owner=principal, ref=ref, after_path=after if isinstance(after, str) else None, limit=size + 1
-        )
+        after = _names.decode_page_token(request.page_token, scope, str)
+        entries = await self._service.list_files(owner=principal, ref=ref, after_path=after, limit=size + 1)
         page, token = _names.page_of(entries, size, scope, lambda item: item.path)
         return pb.ListFilesResponse(files=[_convert.file_to_proto(e) for e in page], next_page_token=token)
 
@@ -272,11 +340,11 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             )
         size = _names.page_size(request.page_size)
         scope = f"turns:{generation_id}:{request.version}"
-        after = _names.decode_page_token(request.page_token, scope)
+        after = _names.decode_page_token(request.page_token, scope, int)
         turns = await self._service.list_turns(
             owner=principal,
             generation_id=generation_id,
-            after_number=after if isinstance(after, int) else 0,
+            after_number=after or 0,
             limit=size + 1,
             branch_of=branch_of,
         )
@@ -310,7 +378,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             for offset in range(chunk, len(data), chunk):
                 yield pb.ExportTreeResponse(data=data[offset : offset + chunk], offset=offset)
 
-    @_unary
+    @_mutation
     async def UploadTree(
         self,
         request: AsyncIterator[pb.UploadTreeRequest],
@@ -347,10 +415,11 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             description=description,
             request_id=request_id,
             files=[FileContent(path, mime_type, bytes(data)) for path, mime_type, data in files],
+            deadline=_deadline(context),
         )
         return _convert.version_to_proto(version)
 
-    @_unary
+    @_mutation
     async def Merge(
         self, request: pb.MergeRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> pb.MergeResponse:
@@ -364,6 +433,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             theirs=_names.parse_version_name(request.theirs, field="theirs"),
             strategy=strategy,
             request_id=request.request_id,
+            deadline=_deadline(context),
         )
         return pb.MergeResponse(
             version=_convert.version_to_proto(version) if version else None,

@@ -4,10 +4,14 @@ It knows nothing of gRPC (the API translates to it) and nothing of SQL (it calls
 verbs in storage's transactions). What the API needs is exported here.
 """
 
+from server.domain import bounds
+from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
     Aborted,
     AlreadyExists,
     AtelierError,
+    Cancelled,
+    DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -39,13 +43,17 @@ from server.domain.resources import (
 from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strategy
 
 __all__ = [
+    "NO_DEADLINE",
     "Aborted",
     "AlreadyExists",
     "AtelierError",
+    "Cancelled",
     "Change",
     "Conflict",
     "ConflictKind",
     "Conversation",
+    "Deadline",
+    "DeadlineExceeded",
     "ErrorDetail",
     "EventHub",
     "EventType",
@@ -71,6 +79,7 @@ __all__ = [
     "VersionKind",
     "VersionRef",
     "VersionState",
+    "bounds",
     "follow_other_replicas",
     "poll_followed_versions",
 ]

@@ -8,6 +8,7 @@ from typing import TypeVar
 import anyio
 
 import storage
+from server.domain.deadlines import NO_DEADLINE, Deadline
 
 _T = TypeVar("_T")
 
@@ -22,12 +23,25 @@ async def read(db: storage.Database, work: Callable[[storage.Transaction], _T]) 
     return await anyio.to_thread.run_sync(run)
 
 
-async def write(db: storage.Database, work: Callable[[storage.Transaction], _T]) -> _T:
-    """`work(tx)` in a write transaction, committed when it returns."""
+async def write(
+    db: storage.Database, work: Callable[[storage.Transaction], _T], *, deadline: Deadline = NO_DEADLINE
+) -> _T:
+    """`work(tx)` in a write transaction, committed when it returns.
+
+    Nothing is written for a caller who has gone (`deadline`): the transaction does not start,
+    and it is rolled back instead of committed if the caller went while it waited or ran.
+    """
 
     def run() -> _T:
         with db.write() as tx:
-            return work(tx)
+            # Checked once the write lock is ours (waiting for it can outlast the caller), and
+            # again last, so that a write that blocked on another's locks is not committed late.
+            deadline.check()
+            result = work(tx)
+            deadline.check()
+            return result
+
+    deadline.check()
 
     # Shielded: once a write has started, its outcome must be known, even by a cancelled task.
     with anyio.CancelScope(shield=True):

@@ -54,3 +54,11 @@ class Aborted(AtelierError):
 
 class Unauthenticated(AtelierError):
     code = "UNAUTHENTICATED"
+
+
+class DeadlineExceeded(AtelierError):
+    code = "DEADLINE_EXCEEDED"
+
+
+class Cancelled(AtelierError):
+    code = "CANCELLED"

@@ -15,6 +15,7 @@ import storage
 from server.config import Settings
 from server.domain import _transactions as transactions
 from server.domain._lru import LRU
+from server.domain.deadlines import Deadline
 from server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -48,9 +49,11 @@ class ServiceBase:
         request_id: str,
         fingerprint: str,
         create: Callable[[storage.Transaction], storage.Version],
+        deadline: Deadline,
     ) -> Version:
         """Runs `create` in a write transaction, unless the caller's `request_id` already made a version
-        (AIP-155): then that version is the answer, and nothing new starts."""
+        (AIP-155): then that version is the answer, and nothing new starts. Nothing is written once
+        the caller has gone (`deadline`)."""
 
         def work(tx: storage.Transaction) -> tuple[storage.Version, bool]:
             if request_id:
@@ -60,7 +63,7 @@ class ServiceBase:
             return create(tx), True
 
         try:
-            row, created = await transactions.write(self._db, work)
+            row, created = await transactions.write(self._db, work, deadline=deadline)
         except storage.RequestIdTaken:
             # A concurrent call with the same request id won the race: answer as a retry would.
             existing = await transactions.read(

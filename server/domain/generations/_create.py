@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import storage
 from server.config import ModelConfig
+from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from server.domain.generations._base import (
     ServiceBase,
@@ -35,6 +36,7 @@ class CreateVerbs(ServiceBase):
         model: str,
         request_id: str,
         attachments: Sequence[FileContent],
+        deadline: Deadline = NO_DEADLINE,
     ) -> Version:
         self.check_prompt(prompt)
         model_config = self._resolve_model(model)
@@ -55,7 +57,7 @@ class CreateVerbs(ServiceBase):
             log_event("session_created", generation=generation.id, owner=owner, model=model_config.name)
             return version
 
-        return await self.create_once(owner, request_id, fingerprint, create)
+        return await self.create_once(owner, request_id, fingerprint, create, deadline)
 
     async def tweak(
         self,
@@ -67,6 +69,7 @@ class CreateVerbs(ServiceBase):
         request_id: str,
         etag: str,
         attachments: Sequence[FileContent],
+        deadline: Deadline = NO_DEADLINE,
     ) -> Version:
         """Queues the next version of the generation: `parent` refined in its own conversation branch."""
         self.check_prompt(prompt)
@@ -107,10 +110,18 @@ class CreateVerbs(ServiceBase):
                 )
             return version
 
-        return await self.create_once(owner, request_id, fingerprint, create)
+        return await self.create_once(owner, request_id, fingerprint, create, deadline)
 
     async def iterate(
-        self, *, owner: str, parent: VersionRef, prompt: str, model: str, request_id: str, etag: str
+        self,
+        *,
+        owner: str,
+        parent: VersionRef,
+        prompt: str,
+        model: str,
+        request_id: str,
+        etag: str,
+        deadline: Deadline = NO_DEADLINE,
     ) -> Version:
         """Queues version N+1 of the generation: `parent`'s tree plus the model's changes for `prompt`.
 
@@ -137,9 +148,11 @@ class CreateVerbs(ServiceBase):
                 request_fingerprint=fingerprint,
             )
 
-        return await self.create_once(owner, request_id, fingerprint, create)
+        return await self.create_once(owner, request_id, fingerprint, create, deadline)
 
-    async def regenerate(self, *, owner: str, version: VersionRef, request_id: str) -> Version:
+    async def regenerate(
+        self, *, owner: str, version: VersionRef, request_id: str, deadline: Deadline = NO_DEADLINE
+    ) -> Version:
         """Queues the version's prompt again, as a sibling of the version on a new branch."""
         fingerprint = fingerprint_of("regenerate", version.generation_id, version.number)
 
@@ -178,7 +191,7 @@ class CreateVerbs(ServiceBase):
                 attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
             )
 
-        return await self.create_once(owner, request_id, fingerprint, create)
+        return await self.create_once(owner, request_id, fingerprint, create, deadline)
 
     def _resolve_model(self, name: str) -> ModelConfig:
         if not name:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import storage
 from server.domain import _transactions as transactions
+from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import FailedPrecondition
 from server.domain.generations._base import ServiceBase, version_name, version_row
 from server.domain.generations._read import ReadVerbs
@@ -22,7 +23,7 @@ _EVENTS_PAGE = 500
 
 
 class ProgressVerbs(ReadVerbs, ServiceBase):
-    async def cancel(self, *, owner: str, ref: VersionRef) -> Version:
+    async def cancel(self, *, owner: str, ref: VersionRef, deadline: Deadline = NO_DEADLINE) -> Version:
         def work(tx: storage.Transaction) -> storage.Version:
             version = version_row(tx, owner, ref)
             assert version.id is not None
@@ -45,7 +46,7 @@ class ProgressVerbs(ReadVerbs, ServiceBase):
                 )
             return storage.get_version_by_id(tx, version.id)
 
-        row = await transactions.write(self._db, work)
+        row = await transactions.write(self._db, work, deadline=deadline)
         assert row.id is not None
         self._runner.cancel_local(row.id)
         self._hub.notify(row.id)

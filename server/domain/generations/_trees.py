@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 import storage
 from server.domain import _transactions as transactions
 from server.domain import change_sets, trees
+from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import FieldViolation, InvalidArgument
 from server.domain.generations._base import (
     ServiceBase,
@@ -75,7 +76,13 @@ class TreeVerbs(ServiceBase):
             start = end
 
     async def upload(
-        self, *, owner: str, description: str, request_id: str, files: Sequence[FileContent]
+        self,
+        *,
+        owner: str,
+        description: str,
+        request_id: str,
+        files: Sequence[FileContent],
+        deadline: Deadline = NO_DEADLINE,
     ) -> Version:
         """Starts a generation from the caller's files: they become its COMPLETED version 1."""
         description = description.strip() or f"Uploaded {len(files)} files"
@@ -131,7 +138,7 @@ class TreeVerbs(ServiceBase):
                 f"Uploaded {applied.file_count} files",
             )
 
-        return await self.create_once(owner, request_id, fingerprint, create)
+        return await self.create_once(owner, request_id, fingerprint, create, deadline)
 
     async def merge(
         self,
@@ -141,6 +148,7 @@ class TreeVerbs(ServiceBase):
         theirs: VersionRef,
         strategy: trees.Strategy,
         request_id: str,
+        deadline: Deadline = NO_DEADLINE,
     ) -> tuple[Version | None, list[trees.Conflict]]:
         """Three-way merges two versions against their common ancestor (see trees.three_way)."""
         if ours.generation_id != theirs.generation_id:
@@ -196,7 +204,7 @@ class TreeVerbs(ServiceBase):
             parent = (ours_row, storage.read_tree(tx, version_id=ours_row.id))
             return _complete_now(tx, version, list(merged.values()), parent, version.prompt)
 
-        return await self.create_once(owner, request_id, fingerprint, create), conflicts
+        return await self.create_once(owner, request_id, fingerprint, create, deadline), conflicts
 
 
 def _complete_now(

@@ -1,0 +1,23 @@
+"""How many characters each text a caller sends may hold: as many as the columns that store it.
+
+PostgreSQL refuses a longer value (and SQLite stores anything), so the API checks every text of a
+request against these before either database sees it. They are read from storage's columns, so
+that a column and its bound never disagree.
+"""
+
+from __future__ import annotations
+
+import storage
+
+REQUEST_ID = storage.max_length(storage.Version, "request_id")
+# A model name reaches every table that names a model; the shortest column bounds it.
+MODEL = min(
+    storage.max_length(table, "model")
+    for table in (storage.Generation, storage.Version, storage.Job, storage.ConversationSession)
+)
+ATTACHMENT_NAME = storage.max_length(storage.VersionAttachment, "name")
+MIME_TYPE = min(
+    storage.max_length(storage.VersionAttachment, "mime_type"),
+    storage.max_length(storage.ManifestEntry, "mime_type"),
+)
+PATH = storage.max_length(storage.ManifestEntry, "path")
