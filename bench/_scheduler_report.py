@@ -108,7 +108,7 @@ def _render_many_jobs(out: _Lines, many: ManyJobsStats) -> None:
         f"many jobs in flight: {run.jobs:,} Generate calls at once, each job followed by its Progress",
         f"stream; the model answers after {many.latency_seconds:g} s; default settings",
     )
-    out.judged("first call -> last terminal event, / latency", f"{many.span_per_latency:.2f} x", SPAN_TARGET)
+    out.judged("(last terminal event - first call) / latency", f"{many.span_per_latency:.2f} x", SPAN_TARGET)
     out.judged("peak model calls in flight, at the fake", f"{many.peak_in_flight:,}", PEAK_TARGET)
     lag = _lag_ms(many)
     lag_shown = "-" if lag is None else ("> 2,500 ms" if math.isinf(lag) else f"<= {lag:g} ms")
@@ -155,7 +155,7 @@ def _render_storm(out: _Lines, storm: StormStats) -> None:
         f"for {storm.storm_seconds:.1f} s from the first call, then after {STORM_LATENCY:g} s",
     )
     out.judged(
-        "requests made during the storm (each refused) / jobs",
+        "requests during the storm (all refused) / jobs",
         f"{storm.refusals} / {run.jobs} = {storm.refusals_per_job:.2f}",
         STORM_TARGET,
     )
