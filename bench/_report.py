@@ -267,7 +267,7 @@ def to_json(figures: Figures) -> dict[str, Any]:
                 "name": target.key,
                 "floor": target.floor,
                 "ceiling": target.ceiling,
-                "value": None if value is None else round(value, 5),
+                "value": None if value is None or math.isinf(value) else round(value, 5),
                 "met": ok,
             }
             for target, value, ok in verdicts(figures)
