@@ -1,6 +1,6 @@
 """`python -m bench`: measures the echo server, then Atelier on SQLite and on PostgreSQL, then
-Tweak's overhead over google-genai alone, the server's memory as sessions add up, and how an
-iteration's cost grows with the tree.
+Tweak's overhead over google-genai alone, the server's memory as sessions add up, how an
+iteration's cost grows with the tree, and the scheduler with jobs that wait on a model.
 
 One server runs at a time, loaded by one client process, so that the two of them have the
 machine to themselves (the target machine has 2 cores).
@@ -28,6 +28,7 @@ from bench._load import (
 )
 from bench._memory import SESSIONS, measure_memory
 from bench._report import Figures, render, to_json
+from bench._scheduler import measure_scheduler
 from bench._servers import ServerFailed, atelier_server, echo_server
 from bench._tweak import measure_tweak
 from support.databases import postgres_unavailable_reason
@@ -55,12 +56,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"sessions for the memory measurement ({SESSIONS})",
     )
     parser.add_argument("--no-iterate", action="store_true", help="skip the Iterate scaling measurement")
+    parser.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="skip the rows of jobs that wait on a model (many jobs, fairness, quota storm, idle streams)",
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=5.0, help="each CPU window of the idle streams row (5)"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0 or args.concurrency < 1 or args.jobs_concurrency < 1:
         parser.error("--seconds must be > 0, --warmup >= 0, and the concurrencies >= 1")
-    if args.tweak_turns < 1 or args.memory_sessions < 4:
-        parser.error("--tweak-turns must be >= 1 and --memory-sessions >= 4")
+    if args.tweak_turns < 1 or args.memory_sessions < 4 or args.idle_seconds <= 0:
+        parser.error("--tweak-turns must be >= 1, --memory-sessions >= 4 and --idle-seconds > 0")
     return args
 
 
@@ -112,6 +121,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
             "payload_bytes": args.payload_bytes,
             "tweak_turns": None if args.no_tweak else args.tweak_turns,
             "memory_sessions": None if args.no_memory else args.memory_sessions,
+            "idle_seconds": None if args.no_scheduler else args.idle_seconds,
         },
         echo=echo,
         job_shape=job_shape,
@@ -150,6 +160,8 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
         figures.memory = measure_memory(workdir, sessions=args.memory_sessions, say=_say)
     if not args.no_iterate:
         figures.iterate = measure_iterate(workdir, say=_say)
+    if not args.no_scheduler:
+        figures.scheduler = measure_scheduler(workdir, idle_seconds=args.idle_seconds, say=_say)
     return figures
 
 

@@ -90,7 +90,7 @@ class _Clock:
         return self.begin <= moment < self.end
 
 
-def _process_cpu_seconds(pid: int) -> float | None:
+def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process and all its threads (Linux); None elsewhere."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -101,11 +101,19 @@ def _process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS) in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
 async def _cpu_during(clock: _Clock, server_pid: int) -> CpuUse:
     await asyncio.sleep(max(0.0, clock.begin - time.perf_counter()))
-    server_before, client_before = _process_cpu_seconds(server_pid), time.process_time()
+    server_before, client_before = process_cpu_seconds(server_pid), time.process_time()
     await asyncio.sleep(max(0.0, clock.end - time.perf_counter()))
-    server_after, client_after = _process_cpu_seconds(server_pid), time.process_time()
+    server_after, client_after = process_cpu_seconds(server_pid), time.process_time()
     seconds = clock.end - clock.begin
     server = None
     if server_before is not None and server_after is not None:

@@ -25,6 +25,7 @@ from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, generation_pb2
 
 from bench._child import run_in_child
+from bench._load import process_rss_mib
 from bench._servers import atelier_server
 
 SESSIONS = 10_000
@@ -161,13 +162,6 @@ def populate_sessions(database_url: str, *, sessions: int) -> list[str]:
         db.dispose()
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
 def touch_sessions(
     target: str, *, server_pid: int, generation_ids: Sequence[str]
 ) -> tuple[tuple[tuple[int, float], ...], int, str, float]:
@@ -177,7 +171,7 @@ def touch_sessions(
     """
 
     async def load() -> tuple[tuple[tuple[int, float], ...], int, str, float]:
-        samples = [(0, _rss_mb(server_pid))]
+        samples = [(0, process_rss_mib(server_pid))]
         errors, first_error = 0, ""
         began = time.perf_counter()
         async with grpc.aio.insecure_channel(target) as channel:
@@ -206,7 +200,7 @@ def touch_sessions(
             for start in range(0, len(generation_ids), quarter):
                 queue = list(reversed(generation_ids[start : start + quarter]))
                 await asyncio.gather(*(worker(queue) for _ in range(_CONCURRENCY)))
-                samples.append((min(len(generation_ids), start + quarter), _rss_mb(server_pid)))
+                samples.append((min(len(generation_ids), start + quarter), process_rss_mib(server_pid)))
         return tuple(samples), errors, first_error, time.perf_counter() - began
 
     return asyncio.run(load())

@@ -30,6 +30,8 @@ class Server:
 
     target: str
     pid: int
+    # Its Prometheus metrics (http://host:port/metrics), if it serves them.
+    metrics_url: str = ""
 
 
 class ServerFailed(RuntimeError):
@@ -120,22 +122,27 @@ def _wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float)
 
 
 def _start_atelier(
-    database_url: str, log_path: Path, timeout: float, extra_env: Mapping[str, str]
-) -> tuple[subprocess.Popen[bytes], str]:
-    # The chosen port can be taken by someone else before the server binds it; then the
-    # server exits and another port is tried.
+    database_url: str, log_path: Path, timeout: float, extra_env: Mapping[str, str], *, metrics: bool
+) -> tuple[subprocess.Popen[bytes], Server]:
+    # The chosen ports can be taken by someone else before the server binds them; then the
+    # server exits and other ports are tried.
     for _ in range(_START_ATTEMPTS):
         target = f"127.0.0.1:{_free_port()}"
+        env = dict(extra_env)
+        metrics_url = ""
+        if metrics:
+            env["ATELIER_METRICS_LISTEN"] = metrics_listen = f"127.0.0.1:{_free_port()}"
+            metrics_url = f"http://{metrics_listen}/metrics"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "server"],
                 cwd=ROOT,
-                env=_atelier_env(database_url, target, extra_env),
+                env=_atelier_env(database_url, target, env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         if _wait_serving(target, process, timeout):
-            return process, target
+            return process, Server(target=target, pid=process.pid, metrics_url=metrics_url)
         _stop(process)
     raise ServerFailed(f"the Atelier server did not start ({database_url}):\n{_tail(log_path)}")
 
@@ -149,11 +156,13 @@ def atelier_server(
     label: str = "",
     env: Mapping[str, str] | None = None,
     prepare: Callable[[str], None] | None = None,
+    metrics: bool = False,
 ) -> Iterator[Server]:
     """An Atelier server on a fresh database of `backend`.
 
     `label` names the server's directory under `workdir` (the backend's name by default), `env`
-    adds to (or overrides) its environment, and `prepare(database_url)` runs before it starts.
+    adds to (or overrides) its environment, `prepare(database_url)` runs before it starts, and
+    `metrics` has it serve Prometheus metrics (`Server.metrics_url`).
     The server is stopped before its database is dropped (PostgreSQL) or deleted with `workdir`.
     """
     backend_dir = workdir / (label or backend)
@@ -161,8 +170,9 @@ def atelier_server(
     with fresh_database(backend, backend_dir) as database_url:
         if prepare is not None:
             prepare(database_url)
-        process, target = _start_atelier(database_url, backend_dir / "server.log", timeout, env or {})
+        log_path = backend_dir / "server.log"
+        process, server = _start_atelier(database_url, log_path, timeout, env or {}, metrics=metrics)
         try:
-            yield Server(target=target, pid=process.pid)
+            yield server
         finally:
             _stop(process)

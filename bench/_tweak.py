@@ -28,7 +28,7 @@ from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
 
 from bench._child import run_in_child
-from bench._load import _process_cpu_seconds
+from bench._load import process_cpu_seconds
 from bench._servers import atelier_server
 from support.gemini_fake import FakeGemini, RecordedRequest, Reply
 
@@ -276,9 +276,9 @@ def measure_tweak(workdir: Path, *, turns: int, say: Callable[[str], None]) -> T
         }
         say(f"tweak overhead: {turns} Tweaks through Atelier on SQLite")
         with atelier_server("sqlite", workdir, label="tweak", env=env) as server:
-            cpu_before = _process_cpu_seconds(server.pid)
+            cpu_before = process_cpu_seconds(server.pid)
             run = run_in_child(limit, atelier_tweak_load, server.target, turns=turns)
-            cpu_after = _process_cpu_seconds(server.pid)
+            cpu_after = process_cpu_seconds(server.pid)
         atelier_arrivals = model.take_arrivals()[1:]
 
     direct_request = [

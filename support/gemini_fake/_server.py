@@ -288,6 +288,11 @@ class FakeGemini:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # The client went away (a timeout, a cancelled job): nothing to answer.
+        except asyncio.CancelledError:
+            # stop() cancels the connections it still holds. Ending as a closed connection, not a
+            # cancelled task: Python 3.11's streams ask a cancelled connection task for its
+            # exception, and log a traceback for each connection a stop cut short.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
