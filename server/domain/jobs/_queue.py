@@ -67,6 +67,13 @@ def mean_run_seconds(recent: Sequence[float]) -> float | None:
     return statistics.median(recent) if recent else None
 
 
+def held_back(position: int, outlook: Outlook) -> bool:
+    """Whether the job at `position` waits for its model (its capacity is taken, or it cools
+    down), rather than for this replica to get to it: only then is its place worth an event.
+    A burst of jobs on a free model starts as fast as they can be claimed."""
+    return outlook.cooldown_until is not None or position > max(0, outlook.capacity - outlook.running)
+
+
 def worth_reporting(before: int | None, now: int) -> bool:
     """Whether a move from `before` to `now` is worth an event: the first report, or a mark crossed."""
     return before is None or _mark(before) != _mark(now)

@@ -353,8 +353,10 @@ class JobRunner:
             estimate = _queue.estimate(places[job.job_id], outlook, now)
             estimates[job.version_id] = estimate
             waited = (now - job.queued_at).total_seconds()
-            if waited >= _REPORT_AFTER_SECONDS and _queue.worth_reporting(
-                job.reported_position, estimate.position
+            if (
+                waited >= _REPORT_AFTER_SECONDS
+                and _queue.held_back(estimate.position, outlook)
+                and _queue.worth_reporting(job.reported_position, estimate.position)
             ):
                 due.append((job, estimate))
         if not due:
