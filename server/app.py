@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import anyio
 import grpc
@@ -29,6 +30,7 @@ from server.domain import (
     poll_followed_versions,
 )
 from server.providers import ProviderRegistry
+from server.tls import ServerTls
 
 _log = logging.getLogger("atelier")
 SERVICE_NAME = atelier_service_pb2.DESCRIPTOR.services_by_name["AtelierService"].full_name
@@ -49,7 +51,11 @@ def _server_options(settings: Settings) -> list[tuple[str, int]]:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully. SIGHUP reloads the TLS certificates."""
+    try:
+        tls = ServerTls(settings) if settings.tls_cert_file else None
+    except ValueError as exc:
+        _configuration_error(exc)
     db = storage.Database(settings.database_url)
     await anyio.to_thread.run_sync(db.migrate)
     providers = ProviderRegistry(settings)
@@ -67,7 +73,10 @@ async def serve(settings: Settings) -> None:
         [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    if tls is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, tls.credentials)
     if port == 0:
         raise SystemExit(f"could not listen on {settings.listen}")
     host = settings.listen.rsplit(":", 1)[0]
@@ -80,19 +89,28 @@ async def serve(settings: Settings) -> None:
         await group.start(
             functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
         )
-        await server.start()
-        await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        await health.set("", health_pb2.HealthCheckResponse.SERVING)
-        _log.info(
-            "Atelier listening on %s:%d (database %s, provider %s, default model %s)",
-            host,
-            port,
-            db.display_url,
-            settings.provider,
-            settings.resolved_default_model.name,
-        )
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        # Signals are caught before "listening" is said: a SIGHUP sent on that word reloads
+        # rather than ends the server. Without TLS, SIGHUP keeps its usual meaning.
+        reload_signal = () if tls is None else (signal.SIGHUP,)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *reload_signal) as signals:
+            await server.start()
+            await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+            await health.set("", health_pb2.HealthCheckResponse.SERVING)
+            if tls is not None:
+                _log.info("%s: certificate SHA-256 %s", tls.mode, tls.certificates.fingerprint)
+            _log.info(
+                "Atelier listening on %s:%d (%s, database %s, provider %s, default model %s)",
+                host,
+                port,
+                "plaintext" if tls is None else tls.mode,
+                db.display_url,
+                settings.provider,
+                settings.resolved_default_model.name,
+            )
             async for signum in signals:
+                if signum == signal.SIGHUP and tls is not None:
+                    await _reload_certificates(tls)
+                    continue
                 _log.info("received %s: shutting down", signal.Signals(signum).name)
                 break
         # Health first, so that load balancers stop sending calls; then refuse new calls,
@@ -105,6 +123,18 @@ async def serve(settings: Settings) -> None:
     stop_metrics()
     db.dispose()
     _log.info("Atelier stopped")
+
+
+async def _reload_certificates(tls: ServerTls) -> None:
+    try:
+        certificates = await anyio.to_thread.run_sync(tls.reload)
+    except ValueError as exc:
+        _log.error("SIGHUP: TLS certificates not reloaded, the ones in use stay: %s", exc)
+        return
+    _log.info(
+        "SIGHUP: TLS certificates reloaded; new connections get certificate SHA-256 %s",
+        certificates.fingerprint,
+    )
 
 
 def _serve_metrics(listen: str) -> Callable[[], None]:
@@ -135,12 +165,16 @@ async def _watch_loop_lag() -> None:
         metrics.LOOP_LAG_SECONDS.observe(max(0.0, time.monotonic() - before - interval))
 
 
+def _configuration_error(exc: Exception) -> NoReturn:
+    print(f"atelier: configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from exc
+
+
 def main() -> None:
     try:
         settings = load_settings()
     except (ValueError, OSError) as exc:
-        print(f"atelier: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
+        _configuration_error(exc)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -112,6 +112,12 @@ class Settings:
     provider_max_wait_seconds: float = 300.0
     # Where Prometheus metrics are served (host:port); empty: not served.
     metrics_listen: str = ""
+    # TLS on the gRPC port: a PEM certificate chain and its unencrypted private key (both, or
+    # neither: plaintext). With a client CA too, callers must present a certificate that it
+    # signed (mutual TLS). SIGHUP reads the three files again (server/tls.py).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -182,6 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = replace(Settings(), **values)
     # Fail at start-up, not on the first request.
     _check_ranges(settings)
+    _check_tls(settings)
     _ = settings.principals_by_token, settings.resolved_default_model
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
     if uses_gemini and not settings.gemini_api_key:
@@ -226,6 +233,20 @@ def _check_ranges(settings: Settings) -> None:
     for name in _NOT_NEGATIVE:
         if getattr(settings, name) < 0:
             raise ValueError(f"{_PREFIX}{name.upper()} must not be negative, got {getattr(settings, name)!r}")
+
+
+def _check_tls(settings: Settings) -> None:
+    # Whether the files can be read and hold what they should is checked when the server starts
+    # (server/tls.py): other commands that read the settings do not need them.
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ValueError(
+            f"{_PREFIX}TLS_CERT_FILE and {_PREFIX}TLS_KEY_FILE go together: set both (TLS) or neither"
+        )
+    if settings.tls_client_ca_file and not settings.tls_cert_file:
+        raise ValueError(
+            f"{_PREFIX}TLS_CLIENT_CA_FILE (mutual TLS) needs the server's own certificate too: "
+            f"set {_PREFIX}TLS_CERT_FILE and {_PREFIX}TLS_KEY_FILE"
+        )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
