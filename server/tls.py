@@ -116,7 +116,10 @@ def _check_certificates(setting: str, path: str, pem: bytes) -> None:
 
 
 def _check_key(settings: Settings) -> None:
-    """That the key is PEM, unencrypted, and the private key of the certificate."""
+    """That the key is PEM, unencrypted, and the private key of the certificate.
+
+    `ssl` loads a key only from a file, so this reads the two files again, just after
+    `read_certificates` did: a rotation writes them before it sends SIGHUP, not during the reload."""
 
     def no_passphrase() -> str:
         raise _EncryptedKey
