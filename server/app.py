@@ -33,6 +33,7 @@ from server.domain import (
     poll_followed_versions,
 )
 from server.providers import ProviderRegistry
+from server.tls import ServerTls
 
 _log = logging.getLogger("atelier")
 SERVICE_NAME = atelier_service_pb2.DESCRIPTOR.services_by_name["AtelierService"].full_name
@@ -56,10 +57,14 @@ def _server_options(settings: Settings) -> list[tuple[str, int]]:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
-    # The address first: a server that cannot listen says so before it touches the database.
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully. SIGHUP reloads the TLS certificates."""
+    try:
+        tls = ServerTls(settings) if settings.tls_cert_file else None
+    except ValueError as exc:
+        _exit_with(f"configuration error: {exc}")
+    # The address next: a server that cannot listen says so before it touches the database.
     server = grpc.aio.server(options=_server_options(settings))
-    port = _listen(server, settings.listen)
+    port = _listen(server, settings.listen, None if tls is None else tls.credentials)
     db = storage.Database(settings.database_url)
     await _migrate(db)
     providers = ProviderRegistry(settings)
@@ -86,19 +91,28 @@ async def serve(settings: Settings) -> None:
         await group.start(
             functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
         )
-        await server.start()
-        await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        await health.set("", health_pb2.HealthCheckResponse.SERVING)
-        _log.info(
-            "Atelier listening on %s:%d (database %s, provider %s, default model %s)",
-            host,
-            port,
-            db.display_url,
-            settings.provider,
-            settings.resolved_default_model.name,
-        )
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        # Signals are caught before "listening" is said: a SIGHUP sent on that word reloads
+        # rather than ends the server. Without TLS, SIGHUP keeps its usual meaning.
+        reload_signal = () if tls is None else (signal.SIGHUP,)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *reload_signal) as signals:
+            await server.start()
+            await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+            await health.set("", health_pb2.HealthCheckResponse.SERVING)
+            if tls is not None:
+                _log.info("%s: certificate SHA-256 %s", tls.mode, tls.certificates.fingerprint)
+            _log.info(
+                "Atelier listening on %s:%d (%s, database %s, provider %s, default model %s)",
+                host,
+                port,
+                "plaintext" if tls is None else tls.mode,
+                db.display_url,
+                settings.provider,
+                settings.resolved_default_model.name,
+            )
             async for signum in signals:
+                if signum == signal.SIGHUP and tls is not None:
+                    await _reload_certificates(tls)
+                    continue
                 _log.info("received %s: shutting down", signal.Signals(signum).name)
                 break
         # Health first, so that load balancers stop sending calls; then refuse new calls,
@@ -113,12 +127,16 @@ async def serve(settings: Settings) -> None:
     _log.info("Atelier stopped")
 
 
-def _listen(server: grpc.aio.Server, listen: str) -> int:
-    """Binds the server to `listen` (host:port) and returns the port, or exits with one clear line."""
+def _listen(server: grpc.aio.Server, listen: str, credentials: grpc.ServerCredentials | None) -> int:
+    """Binds the server to `listen` (host:port), with TLS when `credentials` are given, and returns
+    the port, or exits with one clear line."""
     problem = _address_problem(listen)
     if problem is None:
         try:
-            port: int = server.add_insecure_port(listen)
+            if credentials is None:
+                port: int = server.add_insecure_port(listen)
+            else:
+                port = server.add_secure_port(listen, credentials)
             return port
         except RuntimeError:
             problem = "gRPC could not bind it (GRPC_VERBOSITY=debug says why)"
@@ -169,6 +187,18 @@ async def _migrate(db: storage.Database) -> None:
 def _exit_with(message: str) -> NoReturn:
     print(f"atelier: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+async def _reload_certificates(tls: ServerTls) -> None:
+    try:
+        certificates = await anyio.to_thread.run_sync(tls.reload)
+    except ValueError as exc:
+        _log.error("SIGHUP: TLS certificates not reloaded, the ones in use stay: %s", exc)
+        return
+    _log.info(
+        "SIGHUP: TLS certificates reloaded; new connections get certificate SHA-256 %s",
+        certificates.fingerprint,
+    )
 
 
 def _serve_metrics(listen: str) -> Callable[[], None]:

@@ -112,6 +112,12 @@ class Settings:
     provider_max_wait_seconds: float = 300.0
     # Where Prometheus metrics are served (host:port); empty: not served.
     metrics_listen: str = ""
+    # TLS on the gRPC port: a PEM certificate chain and its unencrypted private key (both, or
+    # neither: plaintext). With a client CA too, callers must present a certificate that it
+    # signed (mutual TLS). SIGHUP reads the three files again (server/tls.py).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -183,6 +189,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     # Fail at start-up, not on the first request.
     _check_ranges(settings)
     _check_database_url(settings.database_url)
+    _check_tls(settings)
     _ = settings.principals_by_token, settings.resolved_default_model
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
     if uses_gemini and not settings.gemini_api_key:
@@ -243,6 +250,20 @@ def _check_database_url(url: str) -> None:
         f"{_PREFIX}DATABASE_URL {given}; Atelier runs on SQLite (sqlite:///path/to/atelier.db) "
         "or PostgreSQL (postgresql+psycopg://user@host/database)"
     )
+
+
+def _check_tls(settings: Settings) -> None:
+    # Whether the files can be read and hold what they should is checked when the server starts
+    # (server/tls.py): other commands that read the settings do not need them.
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ValueError(
+            f"{_PREFIX}TLS_CERT_FILE and {_PREFIX}TLS_KEY_FILE go together: set both (TLS) or neither"
+        )
+    if settings.tls_client_ca_file and not settings.tls_cert_file:
+        raise ValueError(
+            f"{_PREFIX}TLS_CLIENT_CA_FILE (mutual TLS) needs the server's own certificate too: "
+            f"set {_PREFIX}TLS_CERT_FILE and {_PREFIX}TLS_KEY_FILE"
+        )
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -92,6 +92,14 @@ class ServerProcess:
         return grpc.insecure_channel(self.target)
 
 
+def tool_env() -> dict[str, str]:
+    """The caller's environment, less its Atelier settings, with the project's tools (grpcurl,
+    atelier) first on PATH."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ATELIER_")}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return env
+
+
 class Api:
     """The generated stub with a caller's token attached to every call."""
 

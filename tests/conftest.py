@@ -10,6 +10,7 @@ import pytest
 
 from support.databases import fresh_database, postgres_unavailable_reason
 from support.processes import answer_ctrl_c
+from tests._tls_support import Pki
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,3 +51,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     with fresh_database(backend, tmp_path) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA made for the test, with a server certificate for 127.0.0.1 and a client certificate."""
+    return Pki.create(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """Another CA, which the servers know nothing of."""
+    return Pki.create(tmp_path_factory.mktemp("stranger"))

@@ -46,6 +46,40 @@ def test_the_old_workers_setting_is_refused_with_what_replaced_it() -> None:
         load_settings({"ATELIER_WORKERS": "4"})
 
 
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        (
+            {"ATELIER_TLS_CERT_FILE": "server.pem"},
+            "ATELIER_TLS_CERT_FILE and ATELIER_TLS_KEY_FILE go together",
+        ),
+        (
+            {"ATELIER_TLS_KEY_FILE": "server.key"},
+            "ATELIER_TLS_CERT_FILE and ATELIER_TLS_KEY_FILE go together",
+        ),
+        ({"ATELIER_TLS_CLIENT_CA_FILE": "ca.pem"}, "ATELIER_TLS_CLIENT_CA_FILE .* needs the server's own"),
+    ],
+)
+def test_tls_settings_that_cannot_work_are_refused(environ: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        load_settings(environ)
+
+
+def test_tls_settings_are_read_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "ATELIER_TLS_CERT_FILE": "server.pem",
+            "ATELIER_TLS_KEY_FILE": "server.key",
+            "ATELIER_TLS_CLIENT_CA_FILE": "ca.pem",
+        }
+    )
+    assert (settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file) == (
+        "server.pem",
+        "server.key",
+        "ca.pem",
+    )
+
+
 def test_the_server_does_not_start_with_a_setting_out_of_range() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server"],

@@ -26,6 +26,8 @@ _FORBIDDEN: dict[str, tuple[str, ...]] = {
     "server.config": ("server", "storage", *_SQL, *_GRPC),
     "server.metrics": ("server", "storage", *_SQL, *_GRPC),
     "server.cpu": ("server", "storage", *_SQL, *_GRPC),
+    # TLS is the transport's business: settings and gRPC's credentials, nothing of the service.
+    "server.tls": ("storage", "server.domain", "server.api", "server.providers", "server.app", *_SQL),
     # Providers know neither SQL nor gRPC, nor who calls them.
     "server.providers": ("storage", "server.domain", "server.api", "server.app", *_SQL, *_GRPC),
     # The domain is plain Python: storage's verbs, the providers' interface, no SQL, no gRPC.

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support.databases import fresh_database
-from tests._support import ROOT, ServerProcess
+from tests._support import ROOT, ServerProcess, tool_env
 from tests.conftest import BACKENDS, check_backend
 
 README_ADDRESS = "127.0.0.1:50051"
@@ -34,13 +32,6 @@ def plain_server(
             server.kill()
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{ROOT / '.venv' / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-
-
 def _readme_grpcurl_script() -> str:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Try it with grpcurl", 1)[1].split("\n## ", 1)[0]
@@ -54,7 +45,7 @@ def test_the_readme_grpcurl_examples_work(plain_server: ServerProcess, tmp_path:
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=tmp_path,
-        env=_env(),
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -83,7 +74,7 @@ def test_the_readme_grpcurl_examples_work(plain_server: ServerProcess, tmp_path:
 def test_grpcurl_sees_health_and_clear_errors(plain_server: ServerProcess) -> None:
     health = subprocess.run(
         ["grpcurl", "-plaintext", plain_server.target, "grpc.health.v1.Health/Check"],
-        env=_env(),
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -95,7 +86,7 @@ def test_grpcurl_sees_health_and_clear_errors(plain_server: ServerProcess) -> No
             "grpcurl", "-plaintext", "-format-error", "-d", '{"prompt": ""}',
             plain_server.target, "atelier.v1.AtelierService/Generate",
         ],
-        env=_env(),
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=60,

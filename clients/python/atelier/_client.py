@@ -41,7 +41,10 @@ class AtelierClient(BaseClient):
 
     The target and token come from the arguments, else from `ATELIER_TARGET` (default
     `127.0.0.1:50051`) and `ATELIER_TOKEN`. The channel is plaintext unless `tls=True`,
-    `root_certificates` or `ATELIER_TLS=1` asks for TLS.
+    `ATELIER_TLS=1` or a certificate asks for TLS: `root_certificates` (PEM; else the file named by
+    `ATELIER_TLS_CA_FILE`, else gRPC's default roots) to trust the server, and for a server that
+    asks callers for a certificate (mutual TLS), `certificate_chain` and `private_key` (PEM; else
+    the files named by `ATELIER_TLS_CLIENT_CERT_FILE` and `ATELIER_TLS_CLIENT_KEY_FILE`).
 
     Every call has a deadline: `timeout` seconds (30 by default) for the whole call, retries
     included, unless the call's own `timeout=` says otherwise (`None`: no deadline). Calls that
@@ -59,6 +62,8 @@ class AtelierClient(BaseClient):
         token: str | None = None,
         tls: bool | None = None,
         root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         progress_retry: RetryPolicy | None = None,
@@ -70,6 +75,8 @@ class AtelierClient(BaseClient):
                 token=token,
                 tls=tls,
                 root_certificates=root_certificates,
+                certificate_chain=certificate_chain,
+                private_key=private_key,
                 timeout=timeout,
                 retry=retry,
                 progress_retry=progress_retry,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
 import grpc
@@ -44,6 +45,9 @@ class ClientConfig:
     token: str | None
     tls: bool
     root_certificates: bytes | None
+    # A client certificate and its key, for servers that ask for one (mutual TLS).
+    certificate_chain: bytes | None
+    private_key: bytes | None = field(repr=False)
     timeout: float | None
     retry: RetryPolicy
     progress_retry: RetryPolicy
@@ -62,6 +66,11 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _pem_file(env: Mapping[str, str], variable: str) -> bytes | None:
+    path = env.get(variable)
+    return Path(path).read_bytes() if path else None
+
+
 def resolve_config(
     *,
     target: str | None,
@@ -71,16 +80,34 @@ def resolve_config(
     timeout: float | None,
     retry: RetryPolicy | None,
     progress_retry: RetryPolicy | None = None,
+    certificate_chain: bytes | None = None,
+    private_key: bytes | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ClientConfig:
-    """Arguments win; then ATELIER_TARGET, ATELIER_TOKEN and ATELIER_TLS; then the defaults."""
+    """Arguments win; then ATELIER_TARGET, ATELIER_TOKEN, ATELIER_TLS and the files named by
+    ATELIER_TLS_CA_FILE, ATELIER_TLS_CLIENT_CERT_FILE and ATELIER_TLS_CLIENT_KEY_FILE; then the
+    defaults. Any certificate asks for TLS, unless `tls=False` says otherwise."""
     env = os.environ if environ is None else environ
-    use_tls = tls if tls is not None else (_flag(env.get("ATELIER_TLS")) or root_certificates is not None)
+    if root_certificates is None:
+        root_certificates = _pem_file(env, "ATELIER_TLS_CA_FILE")
+    if certificate_chain is None:
+        certificate_chain = _pem_file(env, "ATELIER_TLS_CLIENT_CERT_FILE")
+    if private_key is None:
+        private_key = _pem_file(env, "ATELIER_TLS_CLIENT_KEY_FILE")
+    if (certificate_chain is None) != (private_key is None):
+        raise ValueError(
+            "a client certificate goes with its private key: give both certificate_chain and private_key "
+            "(ATELIER_TLS_CLIENT_CERT_FILE and ATELIER_TLS_CLIENT_KEY_FILE), or neither"
+        )
+    certificates = root_certificates is not None or certificate_chain is not None
+    use_tls = tls if tls is not None else (_flag(env.get("ATELIER_TLS")) or certificates)
     return ClientConfig(
         target=target or env.get("ATELIER_TARGET") or DEFAULT_TARGET,
         token=token if token is not None else (env.get("ATELIER_TOKEN") or None),
         tls=use_tls,
         root_certificates=root_certificates,
+        certificate_chain=certificate_chain,
+        private_key=private_key,
         timeout=timeout,
         retry=retry if retry is not None else DEFAULT_RETRY,
         progress_retry=progress_retry if progress_retry is not None else DEFAULT_PROGRESS_RETRY,
@@ -103,15 +130,22 @@ def channel_options() -> list[tuple[str, Any]]:
     ]
 
 
+def _channel_credentials(config: ClientConfig) -> grpc.ChannelCredentials:
+    # No root certificates: gRPC's own roots (or GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
+    return grpc.ssl_channel_credentials(
+        root_certificates=config.root_certificates,
+        private_key=config.private_key,
+        certificate_chain=config.certificate_chain,
+    )
+
+
 def sync_channel(config: ClientConfig) -> grpc.Channel:
     if config.tls:
-        credentials = grpc.ssl_channel_credentials(root_certificates=config.root_certificates)
-        return grpc.secure_channel(config.target, credentials, options=channel_options())
+        return grpc.secure_channel(config.target, _channel_credentials(config), options=channel_options())
     return grpc.insecure_channel(config.target, options=channel_options())
 
 
 def aio_channel(config: ClientConfig) -> grpc.aio.Channel:
     if config.tls:
-        credentials = grpc.ssl_channel_credentials(root_certificates=config.root_certificates)
-        return grpc.aio.secure_channel(config.target, credentials, options=channel_options())
+        return grpc.aio.secure_channel(config.target, _channel_credentials(config), options=channel_options())
     return grpc.aio.insecure_channel(config.target, options=channel_options())

@@ -42,10 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The exit codes are written once, above, and end `atelier --help`.
     parser = build_parser(epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     args = parser.parse_args(argv)
+    if hasattr(args, "cert_file") != hasattr(args, "key_file"):
+        parser.error("--cert-file and --key-file go together: give both, or neither")
     try:
         cli = Cli(args)
     except OSError as exc:
         parser.error(f"cannot read {exc.filename}: {exc.strerror}")
+    except ValueError as exc:  # from the environment: a client certificate without its key, or a key alone
+        parser.error(str(exc))
     try:
         with cli.client:
             handler: Callable[[Cli], int] = args.handler

@@ -37,7 +37,23 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--tls", action="store_true", default=argparse.SUPPRESS, help="use TLS (env ATELIER_TLS=1)"
     )
-    group.add_argument("--ca-file", default=argparse.SUPPRESS, help="root certificates for TLS (PEM)")
+    group.add_argument(
+        "--ca-file",
+        default=argparse.SUPPRESS,
+        help="root certificates that signed the server's certificate (PEM; implies --tls; "
+        "env ATELIER_TLS_CA_FILE)",
+    )
+    group.add_argument(
+        "--cert-file",
+        default=argparse.SUPPRESS,
+        help="client certificate, for a server that asks for one (mutual TLS; PEM; implies --tls; "
+        "env ATELIER_TLS_CLIENT_CERT_FILE)",
+    )
+    group.add_argument(
+        "--key-file",
+        default=argparse.SUPPRESS,
+        help="the client certificate's private key (PEM; env ATELIER_TLS_CLIENT_KEY_FILE)",
+    )
     group.add_argument(
         "--timeout",
         type=float,

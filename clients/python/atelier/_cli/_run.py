@@ -22,6 +22,12 @@ from atelier._client import AtelierClient
 from atelier._types import ProgressEvent, ProgressEventType, Version, VersionState
 
 
+def _read_option(args: argparse.Namespace, option: str) -> bytes | None:
+    """The bytes of the file an option names; None when it was not given."""
+    path = getattr(args, option, None)
+    return Path(path).read_bytes() if path else None
+
+
 class Cli:
     """One run of the command: its arguments, its client and its two consoles."""
 
@@ -30,12 +36,13 @@ class Cli:
         self.json: bool = getattr(args, "json", False)
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        root_certificates = Path(args.ca_file).read_bytes() if getattr(args, "ca_file", None) else None
         self.client = AtelierClient(
             getattr(args, "target", None),
             token=getattr(args, "token", None),
             tls=True if getattr(args, "tls", False) else None,
-            root_certificates=root_certificates,
+            root_certificates=_read_option(args, "ca_file"),
+            certificate_chain=_read_option(args, "cert_file"),
+            private_key=_read_option(args, "key_file"),
             timeout=getattr(args, "timeout", 30.0),
         )
 
