@@ -4,6 +4,7 @@ It knows nothing of gRPC (the API translates to it) and nothing of SQL (it calls
 verbs in storage's transactions). What the API needs is exported here.
 """
 
+from server.domain.api_keys import ApiKeyInfo, ApiKeys, NewApiKey
 from server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -12,11 +13,14 @@ from server.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unauthenticated,
+    Unavailable,
 )
 from server.domain.events import EventHub
 from server.domain.generations import GenerationService
 from server.domain.jobs import JobRunner
+from server.domain.principals import ADMIN, READ, WRITE, Principal
 from server.domain.replicas import follow_other_replicas, poll_followed_versions
 from server.domain.resources import (
     Conversation,
@@ -39,8 +43,13 @@ from server.domain.resources import (
 from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strategy
 
 __all__ = [
+    "ADMIN",
+    "READ",
+    "WRITE",
     "Aborted",
     "AlreadyExists",
+    "ApiKeyInfo",
+    "ApiKeys",
     "AtelierError",
     "Change",
     "Conflict",
@@ -57,8 +66,11 @@ __all__ = [
     "JobRunner",
     "Ledger",
     "ModelView",
+    "NewApiKey",
     "NotFound",
     "PathDiff",
+    "PermissionDenied",
+    "Principal",
     "ProgressEvent",
     "QueueEstimate",
     "Strategy",
@@ -67,6 +79,7 @@ __all__ = [
     "Turn",
     "TurnPart",
     "Unauthenticated",
+    "Unavailable",
     "Version",
     "VersionKind",
     "VersionRef",

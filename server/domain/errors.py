@@ -54,3 +54,13 @@ class Aborted(AtelierError):
 
 class Unauthenticated(AtelierError):
     code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(AtelierError):
+    """The caller is known, but its credentials do not carry the scope the call needs."""
+
+    code = "PERMISSION_DENIED"
+
+
+class Unavailable(AtelierError):
+    code = "UNAVAILABLE"
