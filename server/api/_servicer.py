@@ -72,6 +72,8 @@ def _unary(scope: str) -> Callable[[_Unary[_Req, _Resp]], _UnaryMethod[_Req, _Re
 
 
 def _stream(scope: str) -> Callable[[_Stream[_Req, _Resp]], _StreamMethod[_Req, _Resp]]:
+    """As `_unary`, for the methods that stream their answer."""
+
     def decorate(handler: _Stream[_Req, _Resp]) -> _StreamMethod[_Req, _Resp]:
         @functools.wraps(handler)
         async def wrapper(
