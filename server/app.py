@@ -26,6 +26,7 @@ from server import metrics
 from server.api import AtelierServicer
 from server.config import Settings, load_settings
 from server.domain import (
+    ApiKeys,
     EventHub,
     GenerationService,
     JobRunner,
@@ -73,7 +74,12 @@ async def serve(settings: Settings) -> None:
     service = GenerationService(db=db, hub=hub, runner=runner, settings=settings)
 
     atelier_service_pb2_grpc.add_AtelierServiceServicer_to_server(
-        AtelierServicer(service=service, settings=settings), server
+        AtelierServicer(
+            service=service,
+            api_keys=ApiKeys(db=db, cache_seconds=settings.api_key_cache_seconds),
+            settings=settings,
+        ),
+        server,
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

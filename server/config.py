@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 _PREFIX = "ATELIER_"
+# The scopes a credential can carry (see server.domain.principals), and the longest principal name
+# (the owner columns hold 200 characters).
+SCOPES = ("read", "write", "admin")
+MAX_PRINCIPAL_LENGTH = 200
+# What a development token (ATELIER_TOKENS) grants when it names no scopes.
+_DEFAULT_TOKEN_SCOPES = ("read", "write")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +68,18 @@ class Settings:
     provider: str = "offline"
     # A model name; empty means the first model of `provider`.
     default_model: str = ""
-    # "token:principal" pairs, comma-separated. Empty: every caller is principal `local`.
+    # Development tokens, comma-separated: "token:principal" (read and write) or
+    # "token:principal:scope+scope" (for example "root-token:root:admin"). With no tokens, no JWT
+    # settings and no API key ever created, every caller is principal `local` (read and write).
     tokens: str = ""
+    # JWT bearer tokens from an OIDC provider: its JWKS (a file path or an http(s) URL), and the
+    # `iss` and `aud` every token must carry. All three, or none.
+    jwt_jwks: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    # How long this process trusts what it read of an API key: a revoked key stops working
+    # within this many seconds (0: read the key on every call).
+    api_key_cache_seconds: float = 5.0
     max_prompt_bytes: int = 32 * 1024
     max_attachment_bytes: int = 16 * 1024 * 1024
     max_message_bytes: int = 32 * 1024 * 1024
@@ -122,14 +138,23 @@ class Settings:
     models: tuple[ModelConfig, ...] = field(default=())
 
     @property
-    def principals_by_token(self) -> dict[str, str]:
-        pairs = (item.strip() for item in self.tokens.split(",") if item.strip())
-        result: dict[str, str] = {}
-        for pair in pairs:
-            token, sep, principal = pair.partition(":")
-            if not sep or not token or not principal:
-                raise ValueError(f"ATELIER_TOKENS entries are token:principal, got {pair!r}")
-            result[token] = principal
+    def dev_tokens(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """ATELIER_TOKENS as token -> (principal, scopes)."""
+        result: dict[str, tuple[str, tuple[str, ...]]] = {}
+        entries = [item.strip() for item in self.tokens.split(",") if item.strip()]
+        for number, entry in enumerate(entries, 1):
+            parts = entry.split(":")
+            token, principal = (*parts, "", "")[:2]
+            named = parts[2] if len(parts) == 3 else ""
+            scopes = tuple(named.split("+")) if named else _DEFAULT_TOKEN_SCOPES
+            if len(parts) not in (2, 3) or not token or not principal or set(scopes) - set(SCOPES):
+                raise ValueError(
+                    f"{_PREFIX}TOKENS entries are token:principal or token:principal:scope+scope "
+                    f"(scopes: {', '.join(SCOPES)}); entry {number} is not"  # it holds a secret: not echoed
+                )
+            if len(principal) > MAX_PRINCIPAL_LENGTH:
+                raise ValueError(f"{_PREFIX}TOKENS: a principal is at most {MAX_PRINCIPAL_LENGTH} characters")
+            result[token] = (principal, scopes)
         return result
 
     @property
@@ -190,7 +215,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     _check_ranges(settings)
     _check_database_url(settings.database_url)
     _check_tls(settings)
-    _ = settings.principals_by_token, settings.resolved_default_model
+    _ = settings.dev_tokens, settings.resolved_default_model
+    _check_jwt(settings)
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
     if uses_gemini and not settings.gemini_api_key:
         raise ValueError("the gemini provider needs an API key: set GEMINI_API_KEY")
@@ -224,6 +250,7 @@ _NOT_NEGATIVE = (
     "provider_context_budget_bytes",
     "provider_backoff_initial_seconds",
     "provider_backoff_max_seconds",
+    "api_key_cache_seconds",
 )
 
 
@@ -264,6 +291,20 @@ def _check_tls(settings: Settings) -> None:
             f"{_PREFIX}TLS_CLIENT_CA_FILE (mutual TLS) needs the server's own certificate too: "
             f"set {_PREFIX}TLS_CERT_FILE and {_PREFIX}TLS_KEY_FILE"
         )
+
+
+def _check_jwt(settings: Settings) -> None:
+    given = {name: getattr(settings, name) for name in ("jwt_jwks", "jwt_issuer", "jwt_audience")}
+    if any(given.values()) and not all(given.values()):
+        missing = ", ".join(_PREFIX + name.upper() for name, value in given.items() if not value)
+        raise ValueError(f"JWT bearer tokens need {_PREFIX}JWT_JWKS, _ISSUER and _AUDIENCE: set {missing}")
+    source = settings.jwt_jwks
+    if not source or source.startswith(("https://", "http://")):
+        return
+    if "://" in source:
+        raise ValueError(f"{_PREFIX}JWT_JWKS is a file path or an http(s) URL, got {source!r}")
+    if not Path(source).is_file():
+        raise ValueError(f"{_PREFIX}JWT_JWKS names no file: {source}")
 
 
 def _read_file(path: Path) -> dict[str, Any]:

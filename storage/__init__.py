@@ -6,6 +6,14 @@ knows about gRPC, and nothing outside this package imports SQLAlchemy or SQLMode
 storage raises its own errors (`StorageError` and its subclasses).
 """
 
+from storage._api_keys import (
+    create_api_key,
+    get_api_key,
+    has_api_keys,
+    list_api_keys,
+    mark_api_key_used,
+    revoke_api_key,
+)
 from storage._blobs import FileContent, put_blobs, read_blob, read_blobs, sha256_hex
 from storage._clock import utcnow
 from storage._conversations import (
@@ -54,6 +62,7 @@ from storage._jobs import (
 )
 from storage._models import (
     TERMINAL_STATES,
+    ApiKey,
     Blob,
     ConversationSession,
     Event,
@@ -108,6 +117,7 @@ __all__ = [
     "MODELS_CHANNEL",
     "PROCESS_TAG",
     "TERMINAL_STATES",
+    "ApiKey",
     "Blob",
     "ClaimedJob",
     "ConversationSession",
@@ -146,6 +156,7 @@ __all__ = [
     "claim_job",
     "claim_jobs",
     "cool_down",
+    "create_api_key",
     "create_generation",
     "create_version",
     "end_cooldown",
@@ -153,22 +164,26 @@ __all__ = [
     "expired_jobs",
     "find_version_by_request_id",
     "finish_job",
+    "get_api_key",
     "get_conversation",
     "get_generation",
     "get_manifest_entry",
     "get_version",
     "get_version_by_id",
+    "has_api_keys",
     "has_queued_job",
     "holds_lease",
     "job_for_version",
     "last_event_seqs",
     "lease_owners",
+    "list_api_keys",
     "list_attachments",
     "list_events",
     "list_generations",
     "list_manifest",
     "list_turns",
     "list_versions",
+    "mark_api_key_used",
     "max_length",
     "model_activity",
     "put_blobs",
@@ -183,6 +198,7 @@ __all__ = [
     "report_positions",
     "request_cancel",
     "requeue_job",
+    "revoke_api_key",
     "running_by_owner",
     "sha256_hex",
     "store_files",

@@ -23,9 +23,8 @@ class NewTurn:
     parts: list[dict[str, object]]
 
 
-_SESSION_OF = sa.select(SESSION).where(
-    SESSION.c.generation_id == sa.bindparam("generation_id"), SESSION.c.owner == sa.bindparam("owner")
-)
+_SESSION_OF = sa.select(SESSION).where(SESSION.c.generation_id == sa.bindparam("generation_id"))
+_OWNED_SESSION_OF = _SESSION_OF.where(SESSION.c.owner == sa.bindparam("owner"))
 
 
 def _build_branch() -> sa.Select[Any]:
@@ -43,8 +42,11 @@ def _build_branch() -> sa.Select[Any]:
 _BRANCH = _build_branch()
 
 
-def get_conversation(tx: Transaction, *, owner: str, generation_id: str) -> ConversationSession | None:
-    return one_or_none(tx, ConversationSession, _SESSION_OF, generation_id=generation_id, owner=owner)
+def get_conversation(tx: Transaction, *, owner: str | None, generation_id: str) -> ConversationSession | None:
+    """The generation's conversation, if `owner` owns it; with `owner` None, whoever owns it."""
+    if owner is None:
+        return one_or_none(tx, ConversationSession, _SESSION_OF, generation_id=generation_id)
+    return one_or_none(tx, ConversationSession, _OWNED_SESSION_OF, generation_id=generation_id, owner=owner)
 
 
 def branch_turns(tx: Transaction, *, head_turn_id: int | None) -> list[Turn]:

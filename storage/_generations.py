@@ -81,15 +81,21 @@ def create_generation(
     return generation, version
 
 
-def get_generation(tx: Transaction, *, owner: str, generation_id: str) -> Generation | None:
-    return one_or_none(tx, Generation, _GENERATION_BY_ID, id=generation_id, owner=owner)
+def get_generation(tx: Transaction, *, owner: str | None, generation_id: str) -> Generation | None:
+    """The generation, if `owner` owns it; with `owner` None (an admin's view), whoever owns it."""
+    if owner is None:
+        return one_or_none(tx, Generation, _GENERATION_BY_ID, id=generation_id)
+    return one_or_none(tx, Generation, _OWNED_GENERATION_BY_ID, id=generation_id, owner=owner)
 
 
 def list_generations(
-    tx: Transaction, *, owner: str, before_id: str | None, limit: int
+    tx: Transaction, *, owner: str | None, before_id: str | None, limit: int
 ) -> Sequence[Generation]:
-    """The owner's generations, newest first, strictly older than `before_id` when given."""
-    statement = select(Generation).where(Generation.owner == owner)
+    """The owner's generations (every owner's when `owner` is None), newest first, strictly older
+    than `before_id` when given."""
+    statement = select(Generation)
+    if owner is not None:
+        statement = statement.where(Generation.owner == owner)
     if before_id is not None:
         statement = statement.where(Generation.id < before_id)
     return tx.exec(statement.order_by(col(Generation.id).desc()).limit(limit)).all()
@@ -97,6 +103,5 @@ def list_generations(
 
 _INSERT_GENERATION = sa.insert(GENERATION)
 _INSERT_SESSION = sa.insert(SESSION)
-_GENERATION_BY_ID = sa.select(GENERATION).where(
-    GENERATION.c.id == sa.bindparam("id"), GENERATION.c.owner == sa.bindparam("owner")
-)
+_GENERATION_BY_ID = sa.select(GENERATION).where(GENERATION.c.id == sa.bindparam("id"))
+_OWNED_GENERATION_BY_ID = _GENERATION_BY_ID.where(GENERATION.c.owner == sa.bindparam("owner"))

@@ -294,3 +294,20 @@ class Turn(SQLModel, table=True):
     # Provider data needed to replay the turn byte-for-byte (for example thought signatures).
     provider_state: dict[str, object] = Field(default_factory=dict, sa_type=sa.JSON)
     create_time: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: the principal it stands for and its scopes. Only a hash of its secret is kept."""
+
+    __tablename__ = "api_key"
+
+    # The key's public part (the key reads `atk_<id>_<secret>`), by which it is found.
+    id: str = Field(primary_key=True, max_length=32)
+    principal: str = Field(max_length=200)
+    # Space-separated: "read write", "read write admin".
+    scopes: str = Field(max_length=100)
+    secret_sha256: str = Field(max_length=64)
+    create_time: datetime
+    revoke_time: datetime | None = None
+    # When a server last accepted the key (written at most about once a minute).
+    last_used_time: datetime | None = None

@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 
 from storage._database import Transaction
 from storage._models import (
+    ApiKey,
     Blob,
     ConversationSession,
     Event,
@@ -36,6 +37,7 @@ def _table(model: type[SQLModel]) -> sa.Table:
     return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
 
 
+API_KEY = _table(ApiKey)
 BLOB = _table(Blob)
 EVENT = _table(Event)
 GENERATION = _table(Generation)

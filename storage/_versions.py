@@ -133,12 +133,16 @@ def create_version(
 
 
 def find_version_by_request_id(tx: Transaction, *, owner: str, request_id: str) -> Version | None:
+    """The version `owner`'s request id made: request ids are kept per owner (AIP-155)."""
     return one_or_none(tx, Version, _VERSION_BY_REQUEST_ID, owner=owner, request_id=request_id)
 
 
-def get_version(tx: Transaction, *, owner: str, generation_id: str, number: int) -> Version | None:
+def get_version(tx: Transaction, *, owner: str | None, generation_id: str, number: int) -> Version | None:
+    """The version, if `owner` owns it; with `owner` None (an admin's view), whoever owns it."""
+    if owner is None:
+        return one_or_none(tx, Version, _VERSION_BY_NUMBER, generation_id=generation_id, number=number)
     return one_or_none(
-        tx, Version, _VERSION_BY_NUMBER, generation_id=generation_id, number=number, owner=owner
+        tx, Version, _OWNED_VERSION_BY_NUMBER, generation_id=generation_id, number=number, owner=owner
     )
 
 
@@ -150,15 +154,13 @@ def get_version_by_id(tx: Transaction, version_id: int) -> Version:
 
 
 def list_versions(
-    tx: Transaction, *, owner: str, generation_id: str, after_number: int, limit: int
+    tx: Transaction, *, owner: str | None, generation_id: str, after_number: int, limit: int
 ) -> Sequence[Version]:
-    statement = (
-        select(Version)
-        .where(Version.generation_id == generation_id, Version.owner == owner, Version.number > after_number)
-        .order_by(col(Version.number))
-        .limit(limit)
-    )
-    return tx.exec(statement).all()
+    """The generation's versions by number, if `owner` owns them (None: whoever does)."""
+    statement = select(Version).where(Version.generation_id == generation_id, Version.number > after_number)
+    if owner is not None:
+        statement = statement.where(Version.owner == owner)
+    return tx.exec(statement.order_by(col(Version.number)).limit(limit)).all()
 
 
 def list_attachments(tx: Transaction, *, version_id: int) -> list[VersionAttachment]:
@@ -178,10 +180,9 @@ _VERSION_BY_REQUEST_ID = sa.select(VERSION).where(
     VERSION.c.owner == sa.bindparam("owner"), VERSION.c.request_id == sa.bindparam("request_id")
 )
 _VERSION_BY_NUMBER = sa.select(VERSION).where(
-    VERSION.c.generation_id == sa.bindparam("generation_id"),
-    VERSION.c.number == sa.bindparam("number"),
-    VERSION.c.owner == sa.bindparam("owner"),
+    VERSION.c.generation_id == sa.bindparam("generation_id"), VERSION.c.number == sa.bindparam("number")
 )
+_OWNED_VERSION_BY_NUMBER = _VERSION_BY_NUMBER.where(VERSION.c.owner == sa.bindparam("owner"))
 _VERSION_BY_ID = sa.select(VERSION).where(VERSION.c.id == sa.bindparam("id"))
 _ATTACHMENTS = (
     sa.select(ATTACHMENT).where(ATTACHMENT.c.version_id == sa.bindparam("id")).order_by(ATTACHMENT.c.position)

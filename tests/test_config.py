@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,7 @@ def test_every_number_setting_has_a_range() -> None:
         ("ATELIER_MAX_IN_FLIGHT", "-1", "must not be negative"),
         ("ATELIER_MAX_IN_FLIGHT_PER_PRINCIPAL", "-1", "must not be negative"),
         ("ATELIER_SHUTDOWN_GRACE_SECONDS", "-0.5", "must not be negative"),
+        ("ATELIER_API_KEY_CACHE_SECONDS", "-1", "must not be negative"),
     ],
 )
 def test_a_number_out_of_range_is_refused(name: str, value: str, problem: str) -> None:
@@ -91,3 +93,38 @@ def test_the_server_does_not_start_with_a_setting_out_of_range() -> None:
     )
     assert result.returncode == 2
     assert "configuration error: ATELIER_GEMINI_ATTEMPT_SECONDS must be above 0" in result.stderr
+
+
+def test_development_tokens_may_name_their_scopes() -> None:
+    settings = load_settings(
+        {"ATELIER_TOKENS": "a-token:alice, r-token:root:admin,v-token:viewer:read+write"}
+    )
+    assert settings.dev_tokens == {
+        "a-token": ("alice", ("read", "write")),
+        "r-token": ("root", ("admin",)),
+        "v-token": ("viewer", ("read", "write")),
+    }
+
+
+@pytest.mark.parametrize(
+    "tokens", ["secret-token", "secret-token:", ":alice", "secret-token:alice:root", "secret-token:a:read:x"]
+)
+def test_a_malformed_token_entry_is_refused_without_echoing_the_token(tokens: str) -> None:
+    with pytest.raises(ValueError, match="ATELIER_TOKENS entries are token:principal") as caught:
+        load_settings({"ATELIER_TOKENS": f"ok-token:bob,{tokens}"})
+    assert "entry 2" in str(caught.value)
+    assert "secret-token" not in str(caught.value)
+
+
+def test_jwt_settings_come_together_and_name_a_file_or_an_http_url(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    full = {"ATELIER_JWT_ISSUER": "https://id.example/", "ATELIER_JWT_AUDIENCE": "atelier"}
+    assert load_settings({**full, "ATELIER_JWT_JWKS": str(jwks)}).jwt_jwks == str(jwks)
+    assert load_settings({**full, "ATELIER_JWT_JWKS": "https://id.example/jwks"}).jwt_audience == "atelier"
+    with pytest.raises(ValueError, match="set ATELIER_JWT_AUDIENCE"):
+        load_settings({"ATELIER_JWT_JWKS": str(jwks), "ATELIER_JWT_ISSUER": "https://id.example/"})
+    with pytest.raises(ValueError, match="is a file path or an http"):
+        load_settings({**full, "ATELIER_JWT_JWKS": "ftp://id.example/jwks"})
+    with pytest.raises(ValueError, match="names no file"):
+        load_settings({**full, "ATELIER_JWT_JWKS": str(tmp_path / "missing.json")})

@@ -21,16 +21,28 @@ from server.api._auth import Authenticator
 from server.api._errors import to_status, to_status_proto
 from server.api._texts import check_texts
 from server.config import Settings
-from server.domain import AtelierError, Deadline, FieldViolation, GenerationService, InvalidArgument, Strategy
+from server.domain import (
+    READ,
+    WRITE,
+    ApiKeys,
+    AtelierError,
+    Deadline,
+    FieldViolation,
+    GenerationService,
+    InvalidArgument,
+    Principal,
+    Strategy,
+)
 from server.files import FileContent
 
 _log = logging.getLogger("atelier.api")
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
-_Unary = Callable[[Any, _Req, grpc.aio.ServicerContext, str], Awaitable[_Resp]]
-_Stream = Callable[[Any, _Req, grpc.aio.ServicerContext, str], AsyncIterator[_Resp]]
-_UnaryHandler = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
+_Unary = Callable[[Any, _Req, grpc.aio.ServicerContext, Principal], Awaitable[_Resp]]
+_Stream = Callable[[Any, _Req, grpc.aio.ServicerContext, Principal], AsyncIterator[_Resp]]
+_UnaryMethod = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
+_StreamMethod = Callable[[Any, _Req, grpc.aio.ServicerContext], AsyncIterator[_Resp]]
 
 
 async def _abort_internal(context: grpc.aio.ServicerContext, method: str) -> None:
@@ -41,24 +53,26 @@ async def _abort_internal(context: grpc.aio.ServicerContext, method: str) -> Non
     await context.abort_with_status(rpc_status.to_status(status))
 
 
-def _unary(handler: _Unary[_Req, _Resp]) -> _UnaryHandler[_Req, _Resp]:
-    """A call that reads: authenticated, its texts checked, every failure a status with ErrorInfo."""
-    return _call(handler, audited=False)
+def _unary(scope: str) -> Callable[[_Unary[_Req, _Resp]], _UnaryMethod[_Req, _Resp]]:
+    """A call that reads: authenticated, its caller holding `scope`, its texts checked, and every
+    failure a status with ErrorInfo (never UNKNOWN)."""
+    return functools.partial(_call, scope=scope, audited=False)
 
 
-def _mutation(handler: _Unary[_Req, _Resp]) -> _UnaryHandler[_Req, _Resp]:
-    """A call that writes: as `_unary`, and recorded in the audit log whatever its outcome."""
-    return _call(handler, audited=True)
+def _mutation(handler: _Unary[_Req, _Resp]) -> _UnaryMethod[_Req, _Resp]:
+    """A call that writes: as `_unary` with the write scope, and recorded in the audit log
+    whatever its outcome."""
+    return _call(handler, scope=WRITE, audited=True)
 
 
-def _call(handler: _Unary[_Req, _Resp], *, audited: bool) -> _UnaryHandler[_Req, _Resp]:
+def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> _UnaryMethod[_Req, _Resp]:
     @functools.wraps(handler)
     async def wrapper(self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
-        principal: str | None = None
+        principal: Principal | None = None
         response: _Resp | None = None
         outcome, reason = "OK", ""
         try:
-            principal = self._auth.principal(context.invocation_metadata())
+            principal = await self._caller(context, scope)
             response = await handler(self, _checked(request), context, principal)
             return response
         except AtelierError as error:
@@ -74,11 +88,10 @@ def _call(handler: _Unary[_Req, _Resp], *, audited: bool) -> _UnaryHandler[_Req,
             await _abort_internal(context, handler.__name__)
         finally:
             if audited:
-                resource = _resource(request, response)
                 _audit.record(
-                    principal=principal,
+                    principal=principal.name if principal is not None else None,
                     method=handler.__name__,
-                    resource=resource,
+                    resource=_resource(request, response),
                     outcome=outcome,
                     reason=reason,
                 )
@@ -87,25 +100,28 @@ def _call(handler: _Unary[_Req, _Resp], *, audited: bool) -> _UnaryHandler[_Req,
     return wrapper
 
 
-def _stream(
-    handler: _Stream[_Req, _Resp],
-) -> Callable[[Any, _Req, grpc.aio.ServicerContext], AsyncIterator[_Resp]]:
-    @functools.wraps(handler)
-    async def wrapper(
-        self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[_Resp]:
-        try:
-            principal = self._auth.principal(context.invocation_metadata())
-            async for item in handler(self, _checked(request), context, principal):
-                yield item
-        except AtelierError as error:
-            await context.abort_with_status(to_status(error))
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception:
-            await _abort_internal(context, handler.__name__)
+def _stream(scope: str) -> Callable[[_Stream[_Req, _Resp]], _StreamMethod[_Req, _Resp]]:
+    """As `_unary`, for the methods that stream their answer."""
 
-    return wrapper
+    def decorate(handler: _Stream[_Req, _Resp]) -> _StreamMethod[_Req, _Resp]:
+        @functools.wraps(handler)
+        async def wrapper(
+            self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[_Resp]:
+            try:
+                principal = await self._caller(context, scope)
+                async for item in handler(self, _checked(request), context, principal):
+                    yield item
+            except AtelierError as error:
+                await context.abort_with_status(to_status(error))
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception:
+                await _abort_internal(context, handler.__name__)
+
+        return wrapper
+
+    return decorate
 
 
 def _checked(request: _Req) -> _Req:
@@ -146,17 +162,22 @@ def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[FileContent
 
 
 class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
-    def __init__(self, *, service: GenerationService, settings: Settings) -> None:
+    def __init__(self, *, service: GenerationService, api_keys: ApiKeys, settings: Settings) -> None:
         self._service = service
         self._settings = settings
-        self._auth = Authenticator(settings.principals_by_token)
+        self._auth = Authenticator(settings=settings, api_keys=api_keys)
+
+    async def _caller(self, context: grpc.aio.ServicerContext, scope: str) -> Principal:
+        principal = await self._auth.authenticate(context.invocation_metadata())
+        principal.require(scope)
+        return principal
 
     @_mutation
     async def Generate(
-        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.generate(
-            owner=principal,
+            caller=principal,
             prompt=request.prompt,
             model=request.model,
             request_id=request.request_id,
@@ -167,10 +188,10 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_mutation
     async def Tweak(
-        self, request: pb.TweakRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.TweakRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.tweak(
-            owner=principal,
+            caller=principal,
             parent=_names.parse_version_name(request.name),
             prompt=request.prompt,
             model=request.model,
@@ -183,10 +204,10 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_mutation
     async def Regenerate(
-        self, request: pb.RegenerateRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.RegenerateRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.regenerate(
-            owner=principal,
+            caller=principal,
             version=_names.parse_version_name(request.name),
             request_id=request.request_id,
             deadline=_deadline(context),
@@ -195,10 +216,10 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_mutation
     async def Iterate(
-        self, request: pb.IterateRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.IterateRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.iterate(
-            owner=principal,
+            caller=principal,
             parent=_names.parse_version_name(request.parent, field="parent"),
             prompt=request.prompt,
             model=request.model,
@@ -208,9 +229,9 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         )
         return _convert.version_to_proto(version)
 
-    @_stream
+    @_stream(READ)
     async def Progress(
-        self, request: pb.ProgressRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ProgressRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> AsyncIterator[progress_pb2.ProgressEvent]:
         ref = _names.parse_version_name(request.name)
         if request.after_seq < 0:
@@ -221,34 +242,34 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             )
         name = _names.version_name(ref.generation_id, ref.number)
         # A client that goes away cancels only this generator, never the job.
-        async for event in self._service.progress(owner=principal, ref=ref, after_seq=request.after_seq):
+        async for event in self._service.progress(caller=principal, ref=ref, after_seq=request.after_seq):
             yield _convert.event_to_proto(event, name)
 
     @_mutation
     async def CancelVersion(
-        self, request: pb.CancelVersionRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.CancelVersionRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> generation_pb2.Version:
         ref = _names.parse_version_name(request.name)
-        version = await self._service.cancel(owner=principal, ref=ref, deadline=_deadline(context))
+        version = await self._service.cancel(caller=principal, ref=ref, deadline=_deadline(context))
         return _convert.version_to_proto(version)
 
-    @_unary
+    @_unary(READ)
     async def GetVersion(
-        self, request: pb.GetVersionRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.GetVersionRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> generation_pb2.Version:
         ref = _names.parse_version_name(request.name)
-        return _convert.version_to_proto(await self._service.get_version(owner=principal, ref=ref))
+        return _convert.version_to_proto(await self._service.get_version(caller=principal, ref=ref))
 
-    @_unary
+    @_unary(READ)
     async def ListVersions(
-        self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.ListVersionsResponse:
         generation_id = _names.parse_generation_name(request.parent, field="parent")
         size = _names.page_size(request.page_size)
         scope = f"versions:{generation_id}"
         after = _names.decode_page_token(request.page_token, scope, int)
         versions = await self._service.list_versions(
-            owner=principal,
+            caller=principal,
             generation_id=generation_id,
             after_number=after or 0,
             limit=size + 1,
@@ -258,42 +279,45 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             versions=[_convert.version_to_proto(v) for v in page], next_page_token=token
         )
 
-    @_unary
+    @_unary(READ)
     async def GetGeneration(
-        self, request: pb.GetGenerationRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.GetGenerationRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> generation_pb2.Generation:
         generation_id = _names.parse_generation_name(request.name)
-        generation = await self._service.get_generation(owner=principal, generation_id=generation_id)
+        generation = await self._service.get_generation(caller=principal, generation_id=generation_id)
         return _convert.generation_to_proto(generation)
 
-    @_unary
+    @_unary(READ)
     async def ListGenerations(
-        self, request: pb.ListGenerationsRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ListGenerationsRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.ListGenerationsResponse:
         size = _names.page_size(request.page_size)
-        scope = "generations"
+        # A page token is only good for the list it came from.
+        scope = f"generations:{request.owner}" if request.owner else "generations"
         before = _names.decode_page_token(request.page_token, scope, str)
-        generations = await self._service.list_generations(owner=principal, before_id=before, limit=size + 1)
+        generations = await self._service.list_generations(
+            caller=principal, owner=request.owner, before_id=before, limit=size + 1
+        )
         page, token = _names.page_of(generations, size, scope, lambda item: item.id)
         return pb.ListGenerationsResponse(
             generations=[_convert.generation_to_proto(g) for g in page], next_page_token=token
         )
 
-    @_unary
+    @_unary(READ)
     async def ListFiles(
-        self, request: pb.ListFilesRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ListFilesRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.ListFilesResponse:
         ref = _names.parse_version_name(request.parent, field="parent")
         size = _names.page_size(request.page_size)
         scope = f"files:{ref.generation_id}/{ref.number}"
         after = _names.decode_page_token(request.page_token, scope, str)
-        entries = await self._service.list_files(owner=principal, ref=ref, after_path=after, limit=size + 1)
+        entries = await self._service.list_files(caller=principal, ref=ref, after_path=after, limit=size + 1)
         page, token = _names.page_of(entries, size, scope, lambda item: item.path)
         return pb.ListFilesResponse(files=[_convert.file_to_proto(e) for e in page], next_page_token=token)
 
-    @_stream
+    @_stream(READ)
     async def ReadFile(
-        self, request: pb.ReadFileRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ReadFileRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> AsyncIterator[pb.ReadFileResponse]:
         ref = _names.parse_version_name(request.name)
         if not request.path:
@@ -302,15 +326,15 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
                 reason="INVALID_PATH",
                 violations=[FieldViolation("path", "must name a file")],
             )
-        entry, data = await self._service.read_file(owner=principal, ref=ref, path=request.path)
+        entry, data = await self._service.read_file(caller=principal, ref=ref, path=request.path)
         chunk = self._service.read_chunk_bytes
         yield pb.ReadFileResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
         for offset in range(chunk, len(data), chunk):
             yield pb.ReadFileResponse(data=data[offset : offset + chunk], offset=offset)
 
-    @_unary
+    @_unary(READ)
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.ListModelsResponse:
         views = await self._service.list_models()
         return pb.ListModelsResponse(
@@ -318,17 +342,17 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             default_model=next(view.config.name for view in views if view.default),
         )
 
-    @_unary
+    @_unary(READ)
     async def GetSession(
-        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> session_pb2.Session:
         generation_id = _names.parse_session_name(request.name)
-        conversation = await self._service.get_conversation(owner=principal, generation_id=generation_id)
+        conversation = await self._service.get_conversation(caller=principal, generation_id=generation_id)
         return _convert.session_to_proto(conversation)
 
-    @_unary
+    @_unary(READ)
     async def ListTurns(
-        self, request: pb.ListTurnsRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ListTurnsRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.ListTurnsResponse:
         generation_id = _names.parse_session_name(request.parent, field="parent")
         branch_of = _names.parse_version_name(request.version, field="version") if request.version else None
@@ -342,7 +366,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         scope = f"turns:{generation_id}:{request.version}"
         after = _names.decode_page_token(request.page_token, scope, int)
         turns = await self._service.list_turns(
-            owner=principal,
+            caller=principal,
             generation_id=generation_id,
             after_number=after or 0,
             limit=size + 1,
@@ -354,25 +378,25 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             next_page_token=token,
         )
 
-    @_unary
+    @_unary(READ)
     async def Diff(
-        self, request: pb.DiffRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.DiffRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.DiffResponse:
         changes = await self._service.diff(
-            owner=principal,
+            caller=principal,
             base=_names.parse_version_name(request.base, field="base"),
             target=_names.parse_version_name(request.target, field="target"),
             include_text_diffs=request.include_text_diffs,
         )
         return pb.DiffResponse(files=[_convert.file_diff_to_proto(change, text) for change, text in changes])
 
-    @_stream
+    @_stream(READ)
     async def ExportTree(
-        self, request: pb.ExportTreeRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.ExportTreeRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> AsyncIterator[pb.ExportTreeResponse]:
         chunk = self._service.read_chunk_bytes
         async for entry, data in self._service.export(
-            owner=principal, ref=_names.parse_version_name(request.name)
+            caller=principal, ref=_names.parse_version_name(request.name)
         ):
             yield pb.ExportTreeResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
             for offset in range(chunk, len(data), chunk):
@@ -383,7 +407,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         self,
         request: AsyncIterator[pb.UploadTreeRequest],
         context: grpc.aio.ServicerContext,
-        principal: str,
+        principal: Principal,
     ) -> generation_pb2.Version:
         request_id, description = "", ""
         files: list[tuple[str, str, bytearray]] = []
@@ -411,7 +435,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
                     )
                 files[-1][2].extend(message.data)
         version = await self._service.upload(
-            owner=principal,
+            caller=principal,
             description=description,
             request_id=request_id,
             files=[FileContent(path, mime_type, bytes(data)) for path, mime_type, data in files],
@@ -421,14 +445,14 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_mutation
     async def Merge(
-        self, request: pb.MergeRequest, context: grpc.aio.ServicerContext, principal: str
+        self, request: pb.MergeRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.MergeResponse:
         strategy = {
             tree_pb2.MERGE_STRATEGY_OURS: Strategy.OURS,
             tree_pb2.MERGE_STRATEGY_THEIRS: Strategy.THEIRS,
         }.get(request.strategy, Strategy.NONE)
         version, conflicts = await self._service.merge(
-            owner=principal,
+            caller=principal,
             ours=_names.parse_version_name(request.ours, field="ours"),
             theirs=_names.parse_version_name(request.theirs, field="theirs"),
             strategy=strategy,

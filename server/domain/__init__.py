@@ -5,6 +5,7 @@ verbs in storage's transactions). What the API needs is exported here.
 """
 
 from server.domain import bounds
+from server.domain.api_keys import ApiKeyInfo, ApiKeys, NewApiKey
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
     Aborted,
@@ -16,11 +17,14 @@ from server.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unauthenticated,
+    Unavailable,
 )
 from server.domain.events import EventHub
 from server.domain.generations import GenerationService
 from server.domain.jobs import JobRunner
+from server.domain.principals import ADMIN, READ, WRITE, Principal
 from server.domain.replicas import follow_other_replicas, poll_followed_versions
 from server.domain.resources import (
     Conversation,
@@ -43,9 +47,14 @@ from server.domain.resources import (
 from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strategy
 
 __all__ = [
+    "ADMIN",
     "NO_DEADLINE",
+    "READ",
+    "WRITE",
     "Aborted",
     "AlreadyExists",
+    "ApiKeyInfo",
+    "ApiKeys",
     "AtelierError",
     "Cancelled",
     "Change",
@@ -65,8 +74,11 @@ __all__ = [
     "JobRunner",
     "Ledger",
     "ModelView",
+    "NewApiKey",
     "NotFound",
     "PathDiff",
+    "PermissionDenied",
+    "Principal",
     "ProgressEvent",
     "QueueEstimate",
     "Strategy",
@@ -75,6 +87,7 @@ __all__ = [
     "Turn",
     "TurnPart",
     "Unauthenticated",
+    "Unavailable",
     "Version",
     "VersionKind",
     "VersionRef",

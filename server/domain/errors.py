@@ -62,3 +62,13 @@ class DeadlineExceeded(AtelierError):
 
 class Cancelled(AtelierError):
     code = "CANCELLED"
+
+
+class PermissionDenied(AtelierError):
+    """The caller is known, but its credentials do not carry the scope the call needs."""
+
+    code = "PERMISSION_DENIED"
+
+
+class Unavailable(AtelierError):
+    code = "UNAVAILABLE"

@@ -35,6 +35,7 @@ class VersionRef:
 @dataclass(frozen=True, slots=True)
 class Generation:
     id: str
+    owner: str
     prompt: str
     model: str
     provider: str
@@ -226,6 +227,7 @@ def _queue(estimate: storage.QueueEstimate | None) -> QueueEstimate | None:
 def generation_of(row: storage.Generation) -> Generation:
     return Generation(
         id=row.id,
+        owner=row.owner,
         prompt=row.prompt,
         model=row.model,
         provider=row.provider,

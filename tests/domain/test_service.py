@@ -23,6 +23,8 @@ from anyio.abc import TaskGroup
 import storage
 from server.config import Settings
 from server.domain import (
+    READ,
+    WRITE,
     Aborted,
     AlreadyExists,
     EventHub,
@@ -30,6 +32,7 @@ from server.domain import (
     GenerationService,
     JobRunner,
     NotFound,
+    Principal,
     ProgressEvent,
     Strategy,
     Version,
@@ -41,6 +44,9 @@ from server.files import FileContent
 from server.providers import ProviderRegistry
 from support.databases import fresh_database
 from tests.conftest import check_backend
+
+ALICE = Principal.of("alice", [READ, WRITE])
+BOB = Principal.of("bob", [READ, WRITE])
 
 
 @pytest.fixture
@@ -56,10 +62,10 @@ class Domain:
     service: GenerationService
     settings: Settings
 
-    async def wait(self, version: Version, owner: str = "alice") -> Version:
-        async for _ in self.service.progress(owner=owner, ref=version.ref, after_seq=0):
+    async def wait(self, version: Version, caller: Principal = ALICE) -> Version:
+        async for _ in self.service.progress(caller=caller, ref=version.ref, after_seq=0):
             pass
-        return await self.service.get_version(owner=owner, ref=version.ref)
+        return await self.service.get_version(caller=caller, ref=version.ref)
 
 
 def _settings(database_url: str, **overrides: object) -> Settings:
@@ -121,34 +127,34 @@ def _script(**fields: object) -> str:
 @pytest.mark.anyio
 async def test_a_generation_runs_to_completed_with_its_stages_numbered_1_to_n(domain: Domain) -> None:
     queued = await domain.service.generate(
-        owner="alice", prompt=_script(stages=2), model="", request_id="", attachments=()
+        caller=ALICE, prompt=_script(stages=2), model="", request_id="", attachments=()
     )
     assert (queued.number, queued.state) == (1, VersionState.QUEUED)
-    events = [e async for e in domain.service.progress(owner="alice", ref=queued.ref, after_seq=0)]
+    events = [e async for e in domain.service.progress(caller=ALICE, ref=queued.ref, after_seq=0)]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     stages = [(e.stage, e.total_stages) for e in events if e.type == "STAGE_DONE"]
     total = stages[-1][1]
     assert stages == [(k, total) for k in range(1, total + 1)], "every stage is reported done, the last too"
     assert events[-1].state is VersionState.COMPLETED
-    done = await domain.service.get_version(owner="alice", ref=queued.ref)
+    done = await domain.service.get_version(caller=ALICE, ref=queued.ref)
     assert done.state is VersionState.COMPLETED and done.file_count == 1
 
 
 @pytest.mark.anyio
 async def test_a_request_id_makes_one_version_and_refuses_another_request(domain: Domain) -> None:
     first = await domain.service.generate(
-        owner="alice", prompt="one", model="", request_id="r-1", attachments=()
+        caller=ALICE, prompt="one", model="", request_id="r-1", attachments=()
     )
     again = await domain.service.generate(
-        owner="alice", prompt="one", model="", request_id="r-1", attachments=()
+        caller=ALICE, prompt="one", model="", request_id="r-1", attachments=()
     )
     assert again.ref == first.ref
     with pytest.raises(AlreadyExists) as refused:
-        await domain.service.generate(owner="alice", prompt="two", model="", request_id="r-1", attachments=())
+        await domain.service.generate(caller=ALICE, prompt="two", model="", request_id="r-1", attachments=())
     assert refused.value.reason == "REQUEST_ID_REUSED"
     # Another caller's request id is its own.
     other = await domain.service.generate(
-        owner="bob", prompt="one", model="", request_id="r-1", attachments=()
+        caller=BOB, prompt="one", model="", request_id="r-1", attachments=()
     )
     assert other.ref != first.ref
 
@@ -158,18 +164,18 @@ async def test_iterate_keeps_the_parents_files_and_checks_the_parent_first(domai
     files = {f"src/f{i}.py": f"print({i})\n" for i in range(14)}
     v1 = await domain.wait(
         await domain.service.generate(
-            owner="alice", prompt=_script(files=files), model="", request_id="", attachments=()
+            caller=ALICE, prompt=_script(files=files), model="", request_id="", attachments=()
         )
     )
     with pytest.raises(Aborted):
         await domain.service.iterate(
-            owner="alice", parent=v1.ref, prompt="x", model="", request_id="", etag='W/"0"'
+            caller=ALICE, parent=v1.ref, prompt="x", model="", request_id="", etag='W/"0"'
         )
     with pytest.raises(NotFound):  # another owner's version is not found, not forbidden
-        await domain.service.iterate(owner="bob", parent=v1.ref, prompt="x", model="", request_id="", etag="")
+        await domain.service.iterate(caller=BOB, parent=v1.ref, prompt="x", model="", request_id="", etag="")
     v2 = await domain.wait(
         await domain.service.iterate(
-            owner="alice",
+            caller=ALICE,
             parent=v1.ref,
             prompt=_script(files={"src/new.py": "new\n"}),
             model="",
@@ -178,21 +184,21 @@ async def test_iterate_keeps_the_parents_files_and_checks_the_parent_first(domai
         )
     )
     assert (v2.state, v2.parent_number, v2.file_count, v2.added_count) == (VersionState.COMPLETED, 1, 15, 1)
-    listed = await domain.service.list_files(owner="alice", ref=v2.ref, after_path=None, limit=100)
+    listed = await domain.service.list_files(caller=ALICE, ref=v2.ref, after_path=None, limit=100)
     assert {entry.path for entry in listed} == {*files, "src/new.py"}
 
 
 @pytest.mark.anyio
 async def test_a_version_still_running_cannot_be_built_on(domain: Domain) -> None:
     slow = await domain.service.generate(
-        owner="alice", prompt=_script(stages=1, delay=5), model="", request_id="", attachments=()
+        caller=ALICE, prompt=_script(stages=1, delay=5), model="", request_id="", attachments=()
     )
     with pytest.raises(FailedPrecondition) as refused:
         await domain.service.tweak(
-            owner="alice", parent=slow.ref, prompt="more", model="", request_id="", etag="", attachments=()
+            caller=ALICE, parent=slow.ref, prompt="more", model="", request_id="", etag="", attachments=()
         )
     assert refused.value.reason == "VERSION_NOT_READY"
-    cancelled = await domain.service.cancel(owner="alice", ref=slow.ref)
+    cancelled = await domain.service.cancel(caller=ALICE, ref=slow.ref)
     assert (await domain.wait(cancelled)).state is VersionState.CANCELLED
 
 
@@ -200,7 +206,7 @@ async def test_a_version_still_running_cannot_be_built_on(domain: Domain) -> Non
 async def test_a_provider_that_crashes_fails_the_version_with_a_reason(domain: Domain) -> None:
     version = await domain.wait(
         await domain.service.generate(
-            owner="alice", prompt=_script(crash="boom"), model="", request_id="", attachments=()
+            caller=ALICE, prompt=_script(crash="boom"), model="", request_id="", attachments=()
         )
     )
     assert version.state is VersionState.FAILED
@@ -210,7 +216,7 @@ async def test_a_provider_that_crashes_fails_the_version_with_a_reason(domain: D
 @pytest.mark.anyio
 async def test_upload_then_merge_of_two_refinements_keeps_both_changes(domain: Domain) -> None:
     uploaded = await domain.service.upload(
-        owner="alice",
+        caller=ALICE,
         description="two files",
         request_id="",
         files=[FileContent("a.txt", "", b"a\n"), FileContent("b.txt", "", b"b\n")],
@@ -218,7 +224,7 @@ async def test_upload_then_merge_of_two_refinements_keeps_both_changes(domain: D
     assert uploaded.state is VersionState.COMPLETED
     ours = await domain.wait(
         await domain.service.iterate(
-            owner="alice",
+            caller=ALICE,
             parent=uploaded.ref,
             prompt=_script(files={"a.txt": "ours\n"}),
             model="",
@@ -228,7 +234,7 @@ async def test_upload_then_merge_of_two_refinements_keeps_both_changes(domain: D
     )
     theirs = await domain.wait(
         await domain.service.iterate(
-            owner="alice",
+            caller=ALICE,
             parent=uploaded.ref,
             prompt=_script(files={"b.txt": "theirs\n"}),
             model="",
@@ -237,12 +243,10 @@ async def test_upload_then_merge_of_two_refinements_keeps_both_changes(domain: D
         )
     )
     merged, conflicts = await domain.service.merge(
-        owner="alice", ours=ours.ref, theirs=theirs.ref, strategy=Strategy.NONE, request_id=""
+        caller=ALICE, ours=ours.ref, theirs=theirs.ref, strategy=Strategy.NONE, request_id=""
     )
     assert conflicts == [] and merged is not None
-    contents = {
-        entry.path: data async for entry, data in domain.service.export(owner="alice", ref=merged.ref)
-    }
+    contents = {entry.path: data async for entry, data in domain.service.export(caller=ALICE, ref=merged.ref)}
     assert contents == {"a.txt": b"ours\n", "b.txt": b"theirs\n"}
 
 
@@ -250,7 +254,7 @@ async def test_upload_then_merge_of_two_refinements_keeps_both_changes(domain: D
 async def test_a_job_whose_worker_vanished_is_run_again_by_the_next_runner(database_url: str) -> None:
     async with _domain(database_url) as domain:
         version = await domain.service.generate(
-            owner="alice", prompt=_script(stages=1), model="", request_id="", attachments=()
+            caller=ALICE, prompt=_script(stages=1), model="", request_id="", attachments=()
         )
         # A worker of another process claimed the job and died: nobody renews its lease.
         with domain.db.write() as tx:
@@ -270,16 +274,16 @@ async def test_a_principal_runs_at_most_its_cap_and_others_are_not_held_back(dat
     async with _domain(database_url, max_in_flight_per_principal=2) as domain, _running(domain):
         slow = _script(stages=1, delay=0.6)
         mine = [
-            await domain.service.generate(owner="alice", prompt=slow, model="", request_id="", attachments=())
+            await domain.service.generate(caller=ALICE, prompt=slow, model="", request_id="", attachments=())
             for _ in range(5)
         ]
         theirs = await domain.service.generate(
-            owner="bob", prompt=slow, model="", request_id="", attachments=()
+            caller=BOB, prompt=slow, model="", request_id="", attachments=()
         )
         await anyio.sleep(0.3)
-        states = [(await domain.service.get_version(owner="alice", ref=v.ref)).state for v in mine]
+        states = [(await domain.service.get_version(caller=ALICE, ref=v.ref)).state for v in mine]
         assert states.count(VersionState.RUNNING) == 2 and states.count(VersionState.QUEUED) == 3
-        assert (await domain.service.get_version(owner="bob", ref=theirs.ref)).state is VersionState.RUNNING
+        assert (await domain.service.get_version(caller=BOB, ref=theirs.ref)).state is VersionState.RUNNING
         for version in mine:
             assert (await domain.wait(version)).state is VersionState.COMPLETED
 
@@ -293,18 +297,18 @@ async def test_a_models_requests_per_minute_hold_its_requests_back(database_url:
     async with _domain(database_url, models=models) as domain, _running(domain):
         versions = [
             await domain.service.generate(
-                owner="alice", prompt=_script(stages=1), model="budgeted", request_id="", attachments=()
+                caller=ALICE, prompt=_script(stages=1), model="budgeted", request_id="", attachments=()
             )
             for _ in range(2)
         ]
         await anyio.sleep(1.0)
-        seen = [await domain.service.get_version(owner="alice", ref=v.ref) for v in versions]
+        seen = [await domain.service.get_version(caller=ALICE, ref=v.ref) for v in versions]
         # One request went out at once; the other waits for the budget to refill (a minute): its
         # job runs, but no stage has started.
         assert sorted(v.state for v in seen) == [VersionState.COMPLETED, VersionState.RUNNING]
         held = next(v for v in seen if v.state is VersionState.RUNNING)
         assert held.stage == 0
-        await domain.service.cancel(owner="alice", ref=held.ref)
+        await domain.service.cancel(caller=ALICE, ref=held.ref)
         assert (await domain.wait(held)).state is VersionState.CANCELLED
 
 
@@ -338,7 +342,7 @@ class _Followers:
             group.start_soon(self._follow, version, events)
 
     async def _follow(self, version: Version, events: list[ProgressEvent]) -> None:
-        async for event in self._domain.service.progress(owner="alice", ref=version.ref, after_seq=0):
+        async for event in self._domain.service.progress(caller=ALICE, ref=version.ref, after_seq=0):
             events.append(event)
             self._received_more.set()
             self._received_more = anyio.Event()
@@ -359,7 +363,7 @@ async def test_idle_streams_read_nothing_but_the_one_poll_per_interval(database_
     async with _domain(database_url) as domain, _running(domain, jobs=False):
         versions = [
             await domain.service.generate(
-                owner="alice", prompt=f"idle {n}", model="", request_id="", attachments=()
+                caller=ALICE, prompt=f"idle {n}", model="", request_id="", attachments=()
             )
             for n in range(10)
         ]
@@ -387,7 +391,7 @@ async def test_events_that_another_process_writes_unannounced_reach_streams_thro
     # Nobody listens for notifications here: only the poll can find the other process's events.
     async with _domain(database_url) as domain, _running(domain, jobs=False):
         version = await domain.service.generate(
-            owner="alice", prompt="elsewhere", model="", request_id="", attachments=()
+            caller=ALICE, prompt="elsewhere", model="", request_id="", attachments=()
         )
         followers = _Followers(domain)
         with anyio.fail_after(10):  # the streams end at the terminal event
@@ -413,7 +417,7 @@ async def test_events_that_another_replica_announces_reach_streams_before_any_po
     with fresh_database("postgres", tmp_path) as url:
         async with _domain(url, progress_poll_seconds=60.0) as domain, _running(domain, jobs=False):
             version = await domain.service.generate(
-                owner="alice", prompt="elsewhere", model="", request_id="", attachments=()
+                caller=ALICE, prompt="elsewhere", model="", request_id="", attachments=()
             )
             stop_listening = follow_other_replicas(domain.db, domain.hub, domain.runner)
             followers = _Followers(domain)

@@ -12,7 +12,8 @@ from support.databases import fresh_database
 from tests._support import Api, ServerProcess
 from tests.conftest import BACKENDS, check_backend
 
-TOKENS = "alice-token:alice,bob-token:bob"
+# alice and bob read and write their own work; root (an admin) reaches everyone's.
+TOKENS = "alice-token:alice,bob-token:bob,root-token:root:admin"
 # Short leases and heartbeats, so that crash recovery and cancellation are quick to observe.
 SERVER_ENV = {
     "ATELIER_PROVIDER": "scripted",
@@ -53,6 +54,11 @@ def alice(channel: grpc.Channel) -> Api:
 @pytest.fixture
 def bob(channel: grpc.Channel) -> Api:
     return Api(channel, "bob-token")
+
+
+@pytest.fixture
+def root(channel: grpc.Channel) -> Api:
+    return Api(channel, "root-token")
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
         # The migrations build exactly the schema the models describe.
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
 
@@ -84,6 +84,55 @@ def test_other_owners_see_nothing(db: storage.Database) -> None:
         assert storage.get_version(tx, owner="bob", generation_id=version.generation_id, number=1) is None
         assert storage.get_generation(tx, owner="bob", generation_id=version.generation_id) is None
         assert storage.list_generations(tx, owner="bob", before_id=None, limit=10) == []
+        assert storage.get_conversation(tx, owner="bob", generation_id=version.generation_id) is None
+        assert (
+            storage.list_versions(
+                tx, owner="bob", generation_id=version.generation_id, after_number=0, limit=10
+            )
+            == []
+        )
+
+
+def test_no_owner_filter_finds_every_owners_rows(db: storage.Database) -> None:
+    """owner=None is an admin's view: the same rows, whoever owns them."""
+    version = _generate(db)
+    g = version.generation_id
+    with db.read() as tx:
+        found = storage.get_version(tx, owner=None, generation_id=g, number=1)
+        assert found is not None and found.owner == "alice"
+        assert storage.get_version(tx, owner=None, generation_id=g, number=2) is None
+        assert storage.get_generation(tx, owner=None, generation_id=g) is not None
+        assert storage.get_conversation(tx, owner=None, generation_id=g) is not None
+        assert [
+            v.number for v in storage.list_versions(tx, owner=None, generation_id=g, after_number=0, limit=9)
+        ] == [1]
+        assert [r.id for r in storage.list_generations(tx, owner=None, before_id=None, limit=10)] == [g]
+
+
+def test_api_keys_keep_a_hash_and_are_revoked_not_deleted(db: storage.Database) -> None:
+    with db.read() as tx:
+        assert not storage.has_api_keys(tx)
+    with db.write() as tx:
+        storage.create_api_key(
+            tx, key_id="k1", principal="alice", scopes="read write", secret_sha256="ab" * 32
+        )
+    with db.write() as tx:
+        revoked = storage.revoke_api_key(tx, key_id="k1")
+        assert revoked is not None and revoked.revoke_time is not None
+        again = storage.revoke_api_key(tx, key_id="k1")
+        assert again is not None and again.revoke_time == revoked.revoke_time
+        assert storage.revoke_api_key(tx, key_id="nope") is None
+        storage.mark_api_key_used(tx, key_id="k1", when=storage.utcnow())
+    with db.read() as tx:
+        assert storage.has_api_keys(tx)  # a revoked key still counts: the server stays closed
+        (listed,) = storage.list_api_keys(tx)
+        assert (listed.principal, listed.secret_sha256, listed.last_used_time is not None) == (
+            "alice",
+            "ab" * 32,
+            True,
+        )
+        stored = storage.get_api_key(tx, key_id="k1")
+        assert stored is not None and stored.revoke_time is not None
 
 
 def test_blobs_are_stored_once(db: storage.Database) -> None:

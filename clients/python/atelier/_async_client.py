@@ -249,11 +249,12 @@ class AsyncAtelierClient(BaseClient):
         return await self._unary(calls.get_generation(name), timeout)
 
     async def list_generations(
-        self, *, page_size: int = 0, timeout: Timeout = DEFAULT
+        self, *, page_size: int = 0, owner: str = "", timeout: Timeout = DEFAULT
     ) -> AsyncIterator[Generation]:
-        """The caller's generations, newest first. Fetches pages of `page_size` (0: the server's
-        default) as the iteration goes on; `timeout` applies to each page."""
-        async for item in self._paged(calls.list_generations(page_size=page_size), timeout):
+        """The caller's generations, newest first (an admin's: everyone's, or `owner`'s). Fetches
+        pages of `page_size` (0: the server's default) as the iteration goes on; `timeout` applies
+        to each page."""
+        async for item in self._paged(calls.list_generations(page_size=page_size, owner=owner), timeout):
             yield item
 
     async def versions(

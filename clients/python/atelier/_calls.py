@@ -256,10 +256,10 @@ def get_generation(name: str) -> UnaryCall[Generation]:
     return _call("GetGeneration", pb.GetGenerationRequest(name=name), convert.convert_generation)
 
 
-def list_generations(*, page_size: int) -> Pages[Generation]:
+def list_generations(*, page_size: int, owner: str = "") -> Pages[Generation]:
     return Pages(
         "ListGenerations",
-        pb.ListGenerationsRequest(),
+        pb.ListGenerationsRequest(owner=owner),
         page_size=page_size,
         items=lambda response: (convert.convert_generation(g) for g in response.generations),
     )

@@ -238,10 +238,13 @@ class AtelierClient(BaseClient):
         """The generation `generations/{g}`."""
         return self._unary(calls.get_generation(name), timeout)
 
-    def list_generations(self, *, page_size: int = 0, timeout: Timeout = DEFAULT) -> Iterator[Generation]:
-        """The caller's generations, newest first. Fetches pages of `page_size` (0: the server's
-        default) as the iteration goes on; `timeout` applies to each page."""
-        yield from self._paged(calls.list_generations(page_size=page_size), timeout)
+    def list_generations(
+        self, *, page_size: int = 0, owner: str = "", timeout: Timeout = DEFAULT
+    ) -> Iterator[Generation]:
+        """The caller's generations, newest first (an admin's: everyone's, or `owner`'s). Fetches
+        pages of `page_size` (0: the server's default) as the iteration goes on; `timeout` applies
+        to each page."""
+        yield from self._paged(calls.list_generations(page_size=page_size, owner=owner), timeout)
 
     def versions(
         self, generation: str, *, page_size: int = 0, timeout: Timeout = DEFAULT

@@ -164,6 +164,7 @@ def convert_generation(message: generation_pb2.Generation) -> Generation:
         session=message.session,
         create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
         update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
+        owner=message.owner,
     )
 
 

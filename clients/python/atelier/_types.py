@@ -191,6 +191,8 @@ class Generation:
     session: str
     create_time: datetime | None = None
     update_time: datetime | None = None
+    # The principal that owns it (an admin sees everyone's).
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)

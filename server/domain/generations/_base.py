@@ -1,7 +1,8 @@
 """What every verb of the generation service shares: its collaborators, and finding what a caller names.
 
-A caller only ever finds its own resources: another owner's answer NOT_FOUND, exactly as a
-missing one does.
+A caller only ever finds its own resources (an admin finds everyone's): another owner's answer
+NOT_FOUND, exactly as a missing one does. Every storage query passes the caller's
+`owner_filter`, and the verbs take a `Principal`, never an owner's name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from server.domain.errors import (
 )
 from server.domain.events import EventHub
 from server.domain.jobs import JobRunner
+from server.domain.principals import Principal
 from server.domain.resources import READABLE_STATES, Version, VersionRef, version_etag, version_of
 
 _log = logging.getLogger("atelier.sessions")
@@ -41,23 +43,31 @@ class ServiceBase:
         # Versions in a terminal state never change again, in any process: GetVersion serves
         # them (with their row id, for Progress) from this small, bounded cache, without a
         # database read or a thread hop.
-        self._ended: LRU[tuple[str, str, int], tuple[int, Version]] = LRU(max_entries=_ENDED_CACHE_SIZE)
+        self._ended: LRU[tuple[str | None, str, int], tuple[int, Version]] = LRU(
+            max_entries=_ENDED_CACHE_SIZE
+        )
 
     async def create_once(
         self,
-        owner: str,
+        caller: Principal,
         request_id: str,
         fingerprint: str,
         create: Callable[[storage.Transaction], storage.Version],
         deadline: Deadline,
+        *,
+        generation_id: str | None = None,
     ) -> Version:
-        """Runs `create` in a write transaction, unless the caller's `request_id` already made a version
-        (AIP-155): then that version is the answer, and nothing new starts. Nothing is written once
-        the caller has gone (`deadline`)."""
+        """Runs `create` in a write transaction, unless `request_id` already made a version
+        (AIP-155): then that version is the answer, and nothing new starts. Nothing is written
+        once the caller has gone (`deadline`).
+
+        Request ids are kept per owner of the version made: the caller for a new generation, the
+        owner of `generation_id` for a version added to it (an admin's too).
+        """
 
         def work(tx: storage.Transaction) -> tuple[storage.Version, bool]:
             if request_id:
-                existing = _existing_request(tx, owner, request_id, fingerprint)
+                existing = _existing_request(tx, caller, generation_id, request_id, fingerprint)
                 if existing is not None:
                     return existing, False
             return create(tx), True
@@ -67,7 +77,8 @@ class ServiceBase:
         except storage.RequestIdTaken:
             # A concurrent call with the same request id won the race: answer as a retry would.
             existing = await transactions.read(
-                self._db, lambda tx: _existing_request(tx, owner, request_id, fingerprint)
+                self._db,
+                lambda tx: _existing_request(tx, caller, generation_id, request_id, fingerprint),
             )
             if existing is None:
                 raise
@@ -95,8 +106,14 @@ class ServiceBase:
 
 
 def _existing_request(
-    tx: storage.Transaction, owner: str, request_id: str, fingerprint: str
+    tx: storage.Transaction, caller: Principal, generation_id: str | None, request_id: str, fingerprint: str
 ) -> storage.Version | None:
+    owner = caller.name
+    if generation_id is not None:
+        generation = storage.get_generation(tx, owner=caller.owner_filter, generation_id=generation_id)
+        if generation is None:
+            return None  # `create` answers NOT_FOUND, as for any caller
+        owner = generation.owner
     existing = storage.find_version_by_request_id(tx, owner=owner, request_id=request_id)
     if existing is not None and existing.request_fingerprint != fingerprint:
         raise AlreadyExists(
@@ -107,23 +124,25 @@ def _existing_request(
     return existing
 
 
-def version_row(tx: storage.Transaction, owner: str, ref: VersionRef) -> storage.Version:
-    row = storage.get_version(tx, owner=owner, generation_id=ref.generation_id, number=ref.number)
+def version_row(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> storage.Version:
+    row = storage.get_version(
+        tx, owner=caller.owner_filter, generation_id=ref.generation_id, number=ref.number
+    )
     if row is None:
         raise not_found("version", version_name(ref), "VERSION_NOT_FOUND")
     return row
 
 
-def generation_row(tx: storage.Transaction, owner: str, generation_id: str) -> storage.Generation:
-    row = storage.get_generation(tx, owner=owner, generation_id=generation_id)
+def generation_row(tx: storage.Transaction, caller: Principal, generation_id: str) -> storage.Generation:
+    row = storage.get_generation(tx, owner=caller.owner_filter, generation_id=generation_id)
     if row is None:
         raise not_found("generation", f"generations/{generation_id}", "GENERATION_NOT_FOUND")
     return row
 
 
-def readable_version_row(tx: storage.Transaction, owner: str, ref: VersionRef) -> storage.Version:
+def readable_version_row(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> storage.Version:
     """The version, if its files can be read (FAILED_PRECONDITION otherwise)."""
-    row = version_row(tx, owner, ref)
+    row = version_row(tx, caller, ref)
     if row.state not in READABLE_STATES:
         raise FailedPrecondition(
             f"version {version_name(ref)} is {row.state}; its files can be read once it is COMPLETED",
@@ -133,9 +152,11 @@ def readable_version_row(tx: storage.Transaction, owner: str, ref: VersionRef) -
     return row
 
 
-def refinable_version_row(tx: storage.Transaction, owner: str, ref: VersionRef, etag: str) -> storage.Version:
+def refinable_version_row(
+    tx: storage.Transaction, caller: Principal, ref: VersionRef, etag: str
+) -> storage.Version:
     """The version, if it can be built on: its files are readable and `etag` (if given) is current."""
-    row = version_row(tx, owner, ref)
+    row = version_row(tx, caller, ref)
     if row.state not in READABLE_STATES:
         raise FailedPrecondition(
             f"version {version_name(ref)} is {row.state}; "
@@ -154,8 +175,8 @@ def refinable_version_row(tx: storage.Transaction, owner: str, ref: VersionRef, 
     return row
 
 
-def tree_of(tx: storage.Transaction, owner: str, ref: VersionRef) -> dict[str, storage.TreeEntry]:
-    row = readable_version_row(tx, owner, ref)
+def tree_of(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> dict[str, storage.TreeEntry]:
+    row = readable_version_row(tx, caller, ref)
     assert row.id is not None
     return storage.read_tree(tx, version_id=row.id)
 

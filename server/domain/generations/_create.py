@@ -20,6 +20,7 @@ from server.domain.generations._base import (
     version_name,
     version_row,
 )
+from server.domain.principals import Principal
 from server.domain.resources import Version, VersionRef
 from server.files import FileContent, content_problem
 
@@ -31,7 +32,7 @@ class CreateVerbs(ServiceBase):
     async def generate(
         self,
         *,
-        owner: str,
+        caller: Principal,
         prompt: str,
         model: str,
         request_id: str,
@@ -46,7 +47,7 @@ class CreateVerbs(ServiceBase):
         def create(tx: storage.Transaction) -> storage.Version:
             generation, version = storage.create_generation(
                 tx,
-                owner=owner,
+                owner=caller.name,
                 prompt=prompt,
                 model=model_config.name,
                 provider=model_config.provider,
@@ -54,15 +55,15 @@ class CreateVerbs(ServiceBase):
                 request_fingerprint=fingerprint,
                 attachments=attachments,
             )
-            log_event("session_created", generation=generation.id, owner=owner, model=model_config.name)
+            log_event("session_created", generation=generation.id, owner=caller.name, model=model_config.name)
             return version
 
-        return await self.create_once(owner, request_id, fingerprint, create, deadline)
+        return await self.create_once(caller, request_id, fingerprint, create, deadline)
 
     async def tweak(
         self,
         *,
-        owner: str,
+        caller: Principal,
         parent: VersionRef,
         prompt: str,
         model: str,
@@ -80,9 +81,11 @@ class CreateVerbs(ServiceBase):
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
-            parent_row = refinable_version_row(tx, owner, parent, etag)
-            generation = generation_row(tx, owner, parent.generation_id)
-            conversation = storage.get_conversation(tx, owner=owner, generation_id=parent.generation_id)
+            parent_row = refinable_version_row(tx, caller, parent, etag)
+            generation = generation_row(tx, caller, parent.generation_id)
+            conversation = storage.get_conversation(
+                tx, owner=caller.owner_filter, generation_id=parent.generation_id
+            )
             latest = generation.version_count
             version = storage.create_version(
                 tx,
@@ -110,12 +113,14 @@ class CreateVerbs(ServiceBase):
                 )
             return version
 
-        return await self.create_once(owner, request_id, fingerprint, create, deadline)
+        return await self.create_once(
+            caller, request_id, fingerprint, create, deadline, generation_id=parent.generation_id
+        )
 
     async def iterate(
         self,
         *,
-        owner: str,
+        caller: Principal,
         parent: VersionRef,
         prompt: str,
         model: str,
@@ -133,10 +138,10 @@ class CreateVerbs(ServiceBase):
         fingerprint = fingerprint_of("iterate", parent.generation_id, parent.number, prompt, model, etag)
 
         def create(tx: storage.Transaction) -> storage.Version:
-            parent_row = refinable_version_row(tx, owner, parent, etag)
+            parent_row = refinable_version_row(tx, caller, parent, etag)
             return storage.create_version(
                 tx,
-                generation=generation_row(tx, owner, parent.generation_id),
+                generation=generation_row(tx, caller, parent.generation_id),
                 kind=storage.VersionKind.ITERATE,
                 prompt=prompt,
                 model=model_config.name if model_config else parent_row.model,
@@ -148,16 +153,18 @@ class CreateVerbs(ServiceBase):
                 request_fingerprint=fingerprint,
             )
 
-        return await self.create_once(owner, request_id, fingerprint, create, deadline)
+        return await self.create_once(
+            caller, request_id, fingerprint, create, deadline, generation_id=parent.generation_id
+        )
 
     async def regenerate(
-        self, *, owner: str, version: VersionRef, request_id: str, deadline: Deadline = NO_DEADLINE
+        self, *, caller: Principal, version: VersionRef, request_id: str, deadline: Deadline = NO_DEADLINE
     ) -> Version:
         """Queues the version's prompt again, as a sibling of the version on a new branch."""
         fingerprint = fingerprint_of("regenerate", version.generation_id, version.number)
 
         def create(tx: storage.Transaction) -> storage.Version:
-            original = version_row(tx, owner, version)
+            original = version_row(tx, caller, version)
             assert original.id is not None
             if not storage.VersionState(original.state).is_terminal:
                 raise FailedPrecondition(
@@ -178,7 +185,7 @@ class CreateVerbs(ServiceBase):
             contents = storage.read_blobs(tx, (a.blob_sha256 for a in attachments))
             return storage.create_version(
                 tx,
-                generation=generation_row(tx, owner, version.generation_id),
+                generation=generation_row(tx, caller, version.generation_id),
                 kind=storage.VersionKind.REGENERATE,
                 prompt=original.prompt,
                 model=original.model,
@@ -191,7 +198,9 @@ class CreateVerbs(ServiceBase):
                 attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
             )
 
-        return await self.create_once(owner, request_id, fingerprint, create, deadline)
+        return await self.create_once(
+            caller, request_id, fingerprint, create, deadline, generation_id=version.generation_id
+        )
 
     def _resolve_model(self, name: str) -> ModelConfig:
         if not name:

@@ -16,6 +16,7 @@ from server.domain.errors import FailedPrecondition
 from server.domain.generations._base import ServiceBase, version_name, version_row
 from server.domain.generations._read import ReadVerbs
 from server.domain.jobs import CANCELLED_BY_USER
+from server.domain.principals import Principal
 from server.domain.resources import ProgressEvent, Version, VersionRef, event_of, version_of
 
 # Progress reads stored events in pages of this many.
@@ -23,9 +24,11 @@ _EVENTS_PAGE = 500
 
 
 class ProgressVerbs(ReadVerbs, ServiceBase):
-    async def cancel(self, *, owner: str, ref: VersionRef, deadline: Deadline = NO_DEADLINE) -> Version:
+    async def cancel(
+        self, *, caller: Principal, ref: VersionRef, deadline: Deadline = NO_DEADLINE
+    ) -> Version:
         def work(tx: storage.Transaction) -> storage.Version:
-            version = version_row(tx, owner, ref)
+            version = version_row(tx, caller, ref)
             assert version.id is not None
             if storage.VersionState(version.state).is_terminal:
                 raise FailedPrecondition(
@@ -52,9 +55,11 @@ class ProgressVerbs(ReadVerbs, ServiceBase):
         self._hub.notify(row.id)
         return version_of(row)
 
-    async def progress(self, *, owner: str, ref: VersionRef, after_seq: int) -> AsyncIterator[ProgressEvent]:
+    async def progress(
+        self, *, caller: Principal, ref: VersionRef, after_seq: int
+    ) -> AsyncIterator[ProgressEvent]:
         """The version's events after `after_seq`, then live ones, until its terminal event."""
-        version_id, version = await self.version_with_id(owner, ref)
+        version_id, version = await self.version_with_id(caller, ref)
         if version.state.is_terminal and after_seq >= version.last_event_seq:
             return
 

@@ -14,6 +14,7 @@ from server.domain.generations._base import (
     version_name,
     version_row,
 )
+from server.domain.principals import Principal
 from server.domain.resources import (
     Generation,
     ModelView,
@@ -29,39 +30,52 @@ class ReadVerbs(ServiceBase):
     # ReadFile sends files in chunks of this size, well under gRPC's 4 MiB message limit.
     read_chunk_bytes = 64 * 1024
 
-    async def get_version(self, *, owner: str, ref: VersionRef) -> Version:
-        return (await self.version_with_id(owner, ref))[1]
+    async def get_version(self, *, caller: Principal, ref: VersionRef) -> Version:
+        return (await self.version_with_id(caller, ref))[1]
 
-    async def version_with_id(self, owner: str, ref: VersionRef) -> tuple[int, Version]:
+    async def version_with_id(self, caller: Principal, ref: VersionRef) -> tuple[int, Version]:
         """The version and its row id (which Progress follows)."""
-        key = (owner, ref.generation_id, ref.number)
+        key = (caller.owner_filter, ref.generation_id, ref.number)
         cached = self._ended.get(key)
         if cached is not None:
             return cached
-        row = await transactions.read(self._db, lambda tx: version_row(tx, owner, ref))
+        row = await transactions.read(self._db, lambda tx: version_row(tx, caller, ref))
         assert row.id is not None
         found = (row.id, version_of(row, self._runner.estimate_of(row.id)))
         if found[1].state.is_terminal:
             self._ended.put(key, found)
         return found
 
-    async def get_generation(self, *, owner: str, generation_id: str) -> Generation:
-        row = await transactions.read(self._db, lambda tx: generation_row(tx, owner, generation_id))
+    async def get_generation(self, *, caller: Principal, generation_id: str) -> Generation:
+        row = await transactions.read(self._db, lambda tx: generation_row(tx, caller, generation_id))
         return generation_of(row)
 
-    async def list_generations(self, *, owner: str, before_id: str | None, limit: int) -> list[Generation]:
+    async def list_generations(
+        self, *, caller: Principal, owner: str, before_id: str | None, limit: int
+    ) -> list[Generation]:
+        """The generations the caller may see, newest first: its own, or an admin's pick of everyone's.
+        `owner` (if not empty) narrows them to that principal's."""
+        only = caller.owner_filter
+        if owner:
+            if only is not None and owner != only:
+                return []
+            only = owner
         rows = await transactions.read(
-            self._db, lambda tx: storage.list_generations(tx, owner=owner, before_id=before_id, limit=limit)
+            self._db, lambda tx: storage.list_generations(tx, owner=only, before_id=before_id, limit=limit)
         )
         return [generation_of(row) for row in rows]
 
     async def list_versions(
-        self, *, owner: str, generation_id: str, after_number: int, limit: int
+        self, *, caller: Principal, generation_id: str, after_number: int, limit: int
     ) -> list[Version]:
         def work(tx: storage.Transaction) -> Sequence[storage.Version]:
-            generation_row(tx, owner, generation_id)
+            generation_row(tx, caller, generation_id)
             return storage.list_versions(
-                tx, owner=owner, generation_id=generation_id, after_number=after_number, limit=limit
+                tx,
+                owner=caller.owner_filter,
+                generation_id=generation_id,
+                after_number=after_number,
+                limit=limit,
             )
 
         rows = await transactions.read(self._db, work)
@@ -92,18 +106,18 @@ class ReadVerbs(ServiceBase):
         return views
 
     async def list_files(
-        self, *, owner: str, ref: VersionRef, after_path: str | None, limit: int
+        self, *, caller: Principal, ref: VersionRef, after_path: str | None, limit: int
     ) -> Sequence[TreeEntry]:
         def work(tx: storage.Transaction) -> Sequence[TreeEntry]:
-            row = readable_version_row(tx, owner, ref)
+            row = readable_version_row(tx, caller, ref)
             assert row.id is not None
             return storage.list_manifest(tx, version_id=row.id, after_path=after_path, limit=limit)
 
         return await transactions.read(self._db, work)
 
-    async def read_file(self, *, owner: str, ref: VersionRef, path: str) -> tuple[TreeEntry, bytes]:
+    async def read_file(self, *, caller: Principal, ref: VersionRef, path: str) -> tuple[TreeEntry, bytes]:
         def work(tx: storage.Transaction) -> tuple[TreeEntry, bytes]:
-            row = readable_version_row(tx, owner, ref)
+            row = readable_version_row(tx, caller, ref)
             assert row.id is not None
             entry = storage.get_manifest_entry(tx, version_id=row.id, path=path)
             if entry is None:

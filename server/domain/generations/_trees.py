@@ -20,6 +20,7 @@ from server.domain.generations._base import (
     readable_version_row,
     tree_of,
 )
+from server.domain.principals import Principal
 from server.domain.resources import TreeEntry, Version, VersionRef
 from server.files import FileContent, content_problem
 from server.providers import ChangeSet, ProviderError
@@ -30,12 +31,12 @@ _EXPORT_BATCH_BYTES = 8 * 1024 * 1024
 
 class TreeVerbs(ServiceBase):
     async def diff(
-        self, *, owner: str, base: VersionRef, target: VersionRef, include_text_diffs: bool
+        self, *, caller: Principal, base: VersionRef, target: VersionRef, include_text_diffs: bool
     ) -> list[tuple[trees.PathDiff, str]]:
         """The paths that differ from `base` to `target`, each with a unified diff if asked for."""
 
         def work(tx: storage.Transaction) -> list[tuple[trees.PathDiff, str]]:
-            before, after = tree_of(tx, owner, base), tree_of(tx, owner, target)
+            before, after = tree_of(tx, caller, base), tree_of(tx, caller, target)
             changes = trees.diff(before, after)
             if not include_text_diffs:
                 return [(change, "") for change in changes]
@@ -59,9 +60,9 @@ class TreeVerbs(ServiceBase):
 
         return await transactions.read(self._db, work)
 
-    async def export(self, *, owner: str, ref: VersionRef) -> AsyncIterator[tuple[TreeEntry, bytes]]:
+    async def export(self, *, caller: Principal, ref: VersionRef) -> AsyncIterator[tuple[TreeEntry, bytes]]:
         """Every file of the version with its contents, in path order, reading a batch at a time."""
-        tree = await transactions.read(self._db, lambda tx: tree_of(tx, owner, ref))
+        tree = await transactions.read(self._db, lambda tx: tree_of(tx, caller, ref))
         entries = sorted(tree.values(), key=lambda e: e.path.encode())
         start = 0
         while start < len(entries):
@@ -78,7 +79,7 @@ class TreeVerbs(ServiceBase):
     async def upload(
         self,
         *,
-        owner: str,
+        caller: Principal,
         description: str,
         request_id: str,
         files: Sequence[FileContent],
@@ -121,7 +122,7 @@ class TreeVerbs(ServiceBase):
         def create(tx: storage.Transaction) -> storage.Version:
             _, version = storage.create_generation(
                 tx,
-                owner=owner,
+                owner=caller.name,
                 prompt=description,
                 model=model.name,
                 provider=model.provider,
@@ -138,12 +139,12 @@ class TreeVerbs(ServiceBase):
                 f"Uploaded {applied.file_count} files",
             )
 
-        return await self.create_once(owner, request_id, fingerprint, create, deadline)
+        return await self.create_once(caller, request_id, fingerprint, create, deadline)
 
     async def merge(
         self,
         *,
-        owner: str,
+        caller: Principal,
         ours: VersionRef,
         theirs: VersionRef,
         strategy: trees.Strategy,
@@ -165,10 +166,10 @@ class TreeVerbs(ServiceBase):
             )
 
         def plan(tx: storage.Transaction) -> tuple[dict[str, TreeEntry], list[trees.Conflict], int | None]:
-            ours_tree, theirs_tree = tree_of(tx, owner, ours), tree_of(tx, owner, theirs)
-            ancestor = _common_ancestor(tx, owner, ours, theirs)
+            ours_tree, theirs_tree = tree_of(tx, caller, ours), tree_of(tx, caller, theirs)
+            ancestor = _common_ancestor(tx, caller, ours, theirs)
             base_tree = (
-                {} if ancestor is None else tree_of(tx, owner, VersionRef(ours.generation_id, ancestor))
+                {} if ancestor is None else tree_of(tx, caller, VersionRef(ours.generation_id, ancestor))
             )
             merged, conflicts = trees.three_way(base_tree, ours_tree, theirs_tree, strategy)
             return merged, conflicts, ancestor
@@ -179,11 +180,11 @@ class TreeVerbs(ServiceBase):
         fingerprint = fingerprint_of("merge", ours.generation_id, ours.number, theirs.number, strategy)
 
         def create(tx: storage.Transaction) -> storage.Version:
-            ours_row = readable_version_row(tx, owner, ours)
+            ours_row = readable_version_row(tx, caller, ours)
             assert ours_row.id is not None
             version = storage.create_version(
                 tx,
-                generation=generation_row(tx, owner, ours.generation_id),
+                generation=generation_row(tx, caller, ours.generation_id),
                 kind=storage.VersionKind.MERGE,
                 prompt=f"Merge v{theirs.number} into v{ours.number}"
                 + (f" (base v{ancestor})" if ancestor else "")
@@ -204,7 +205,10 @@ class TreeVerbs(ServiceBase):
             parent = (ours_row, storage.read_tree(tx, version_id=ours_row.id))
             return _complete_now(tx, version, list(merged.values()), parent, version.prompt)
 
-        return await self.create_once(owner, request_id, fingerprint, create, deadline), conflicts
+        version = await self.create_once(
+            caller, request_id, fingerprint, create, deadline, generation_id=ours.generation_id
+        )
+        return version, conflicts
 
 
 def _complete_now(
@@ -228,12 +232,14 @@ def _complete_now(
     return storage.get_version_by_id(tx, version.id)
 
 
-def _common_ancestor(tx: storage.Transaction, owner: str, ours: VersionRef, theirs: VersionRef) -> int | None:
+def _common_ancestor(
+    tx: storage.Transaction, caller: Principal, ours: VersionRef, theirs: VersionRef
+) -> int | None:
     """The newest version that both are descended from (through parent and merge-parent links)."""
     versions = {
         v.number: v
         for v in storage.list_versions(
-            tx, owner=owner, generation_id=ours.generation_id, after_number=0, limit=1_000_000
+            tx, owner=caller.owner_filter, generation_id=ours.generation_id, after_number=0, limit=1_000_000
         )
     }
 

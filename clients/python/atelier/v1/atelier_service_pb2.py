@@ -30,7 +30,7 @@ from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
 from atelier.v1 import tree_pb2 as atelier_dot_v1_dot_tree__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\x1a\x18\x61telier/v1/session.proto\x1a\x15\x61telier/v1/tree.proto\"q\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\"\x8a\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\"5\n\x11RegenerateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"a\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\"2\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"!\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x10ListTurnsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"M\n\x11ListTurnsResponse\x12\x1f\n\x05turns\x18\x01 \x03(\x0b\x32\x10.atelier.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x0b\x44iffRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x1a\n\x12include_text_diffs\x18\x03 \x01(\x08\"3\n\x0c\x44iffResponse\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.atelier.v1.FileDiff\"!\n\x11\x45xportTreeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"R\n\x12\x45xportTreeResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"j\n\x11UploadTreeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"m\n\x0cMergeRequest\x12\x0c\n\x04ours\x18\x01 \x01(\t\x12\x0e\n\x06theirs\x18\x02 \x01(\t\x12+\n\x08strategy\x18\x03 \x01(\x0e\x32\x19.atelier.v1.MergeStrategy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"c\n\rMergeResponse\x12$\n\x07version\x18\x01 \x01(\x0b\x32\x13.atelier.v1.Version\x12,\n\tconflicts\x18\x02 \x03(\x0b\x32\x19.atelier.v1.MergeConflict2\xc6\n\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12@\n\nRegenerate\x12\x1d.atelier.v1.RegenerateRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponse\x12\x39\n\x04\x44iff\x12\x17.atelier.v1.DiffRequest\x1a\x18.atelier.v1.DiffResponse\x12M\n\nExportTree\x12\x1d.atelier.v1.ExportTreeRequest\x1a\x1e.atelier.v1.ExportTreeResponse0\x01\x12\x42\n\nUploadTree\x12\x1d.atelier.v1.UploadTreeRequest\x1a\x13.atelier.v1.Version(\x01\x12<\n\x05Merge\x12\x18.atelier.v1.MergeRequest\x1a\x19.atelier.v1.MergeResponse\x12@\n\nGetSession\x12\x1d.atelier.v1.GetSessionRequest\x1a\x13.atelier.v1.Session\x12H\n\tListTurns\x12\x1c.atelier.v1.ListTurnsRequest\x1a\x1d.atelier.v1.ListTurnsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\x1a\x18\x61telier/v1/session.proto\x1a\x15\x61telier/v1/tree.proto\"q\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\"\x8a\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\"5\n\x11RegenerateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"a\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\"2\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"N\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"!\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x10ListTurnsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"M\n\x11ListTurnsResponse\x12\x1f\n\x05turns\x18\x01 \x03(\x0b\x32\x10.atelier.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x0b\x44iffRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x1a\n\x12include_text_diffs\x18\x03 \x01(\x08\"3\n\x0c\x44iffResponse\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.atelier.v1.FileDiff\"!\n\x11\x45xportTreeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"R\n\x12\x45xportTreeResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"j\n\x11UploadTreeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"m\n\x0cMergeRequest\x12\x0c\n\x04ours\x18\x01 \x01(\t\x12\x0e\n\x06theirs\x18\x02 \x01(\t\x12+\n\x08strategy\x18\x03 \x01(\x0e\x32\x19.atelier.v1.MergeStrategy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"c\n\rMergeResponse\x12$\n\x07version\x18\x01 \x01(\x0b\x32\x13.atelier.v1.Version\x12,\n\tconflicts\x18\x02 \x03(\x0b\x32\x19.atelier.v1.MergeConflict2\xc6\n\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12@\n\nRegenerate\x12\x1d.atelier.v1.RegenerateRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponse\x12\x39\n\x04\x44iff\x12\x17.atelier.v1.DiffRequest\x1a\x18.atelier.v1.DiffResponse\x12M\n\nExportTree\x12\x1d.atelier.v1.ExportTreeRequest\x1a\x1e.atelier.v1.ExportTreeResponse0\x01\x12\x42\n\nUploadTree\x12\x1d.atelier.v1.UploadTreeRequest\x1a\x13.atelier.v1.Version(\x01\x12<\n\x05Merge\x12\x18.atelier.v1.MergeRequest\x1a\x19.atelier.v1.MergeResponse\x12@\n\nGetSession\x12\x1d.atelier.v1.GetSessionRequest\x1a\x13.atelier.v1.Session\x12H\n\tListTurns\x12\x1c.atelier.v1.ListTurnsRequest\x1a\x1d.atelier.v1.ListTurnsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,41 +58,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETGENERATIONREQUEST']._serialized_start=901
   _globals['_GETGENERATIONREQUEST']._serialized_end=937
   _globals['_LISTGENERATIONSREQUEST']._serialized_start=939
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1002
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1004
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1099
-  _globals['_LISTFILESREQUEST']._serialized_start=1101
-  _globals['_LISTFILESREQUEST']._serialized_end=1174
-  _globals['_LISTFILESRESPONSE']._serialized_start=1176
-  _globals['_LISTFILESRESPONSE']._serialized_end=1253
-  _globals['_READFILEREQUEST']._serialized_start=1255
-  _globals['_READFILEREQUEST']._serialized_end=1300
-  _globals['_READFILERESPONSE']._serialized_start=1302
-  _globals['_READFILERESPONSE']._serialized_end=1382
-  _globals['_LISTMODELSREQUEST']._serialized_start=1384
-  _globals['_LISTMODELSREQUEST']._serialized_end=1403
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1405
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1483
-  _globals['_GETSESSIONREQUEST']._serialized_start=1485
-  _globals['_GETSESSIONREQUEST']._serialized_end=1518
-  _globals['_LISTTURNSREQUEST']._serialized_start=1520
-  _globals['_LISTTURNSREQUEST']._serialized_end=1610
-  _globals['_LISTTURNSRESPONSE']._serialized_start=1612
-  _globals['_LISTTURNSRESPONSE']._serialized_end=1689
-  _globals['_DIFFREQUEST']._serialized_start=1691
-  _globals['_DIFFREQUEST']._serialized_end=1762
-  _globals['_DIFFRESPONSE']._serialized_start=1764
-  _globals['_DIFFRESPONSE']._serialized_end=1815
-  _globals['_EXPORTTREEREQUEST']._serialized_start=1817
-  _globals['_EXPORTTREEREQUEST']._serialized_end=1850
-  _globals['_EXPORTTREERESPONSE']._serialized_start=1852
-  _globals['_EXPORTTREERESPONSE']._serialized_end=1934
-  _globals['_UPLOADTREEREQUEST']._serialized_start=1936
-  _globals['_UPLOADTREEREQUEST']._serialized_end=2042
-  _globals['_MERGEREQUEST']._serialized_start=2044
-  _globals['_MERGEREQUEST']._serialized_end=2153
-  _globals['_MERGERESPONSE']._serialized_start=2155
-  _globals['_MERGERESPONSE']._serialized_end=2254
-  _globals['_ATELIERSERVICE']._serialized_start=2257
-  _globals['_ATELIERSERVICE']._serialized_end=3607
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1017
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1019
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1114
+  _globals['_LISTFILESREQUEST']._serialized_start=1116
+  _globals['_LISTFILESREQUEST']._serialized_end=1189
+  _globals['_LISTFILESRESPONSE']._serialized_start=1191
+  _globals['_LISTFILESRESPONSE']._serialized_end=1268
+  _globals['_READFILEREQUEST']._serialized_start=1270
+  _globals['_READFILEREQUEST']._serialized_end=1315
+  _globals['_READFILERESPONSE']._serialized_start=1317
+  _globals['_READFILERESPONSE']._serialized_end=1397
+  _globals['_LISTMODELSREQUEST']._serialized_start=1399
+  _globals['_LISTMODELSREQUEST']._serialized_end=1418
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1420
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1498
+  _globals['_GETSESSIONREQUEST']._serialized_start=1500
+  _globals['_GETSESSIONREQUEST']._serialized_end=1533
+  _globals['_LISTTURNSREQUEST']._serialized_start=1535
+  _globals['_LISTTURNSREQUEST']._serialized_end=1625
+  _globals['_LISTTURNSRESPONSE']._serialized_start=1627
+  _globals['_LISTTURNSRESPONSE']._serialized_end=1704
+  _globals['_DIFFREQUEST']._serialized_start=1706
+  _globals['_DIFFREQUEST']._serialized_end=1777
+  _globals['_DIFFRESPONSE']._serialized_start=1779
+  _globals['_DIFFRESPONSE']._serialized_end=1830
+  _globals['_EXPORTTREEREQUEST']._serialized_start=1832
+  _globals['_EXPORTTREEREQUEST']._serialized_end=1865
+  _globals['_EXPORTTREERESPONSE']._serialized_start=1867
+  _globals['_EXPORTTREERESPONSE']._serialized_end=1949
+  _globals['_UPLOADTREEREQUEST']._serialized_start=1951
+  _globals['_UPLOADTREEREQUEST']._serialized_end=2057
+  _globals['_MERGEREQUEST']._serialized_start=2059
+  _globals['_MERGEREQUEST']._serialized_end=2168
+  _globals['_MERGERESPONSE']._serialized_start=2170
+  _globals['_MERGERESPONSE']._serialized_end=2269
+  _globals['_ATELIERSERVICE']._serialized_start=2272
+  _globals['_ATELIERSERVICE']._serialized_end=3622
 # @@protoc_insertion_point(module_scope)

@@ -223,7 +223,8 @@ class AtelierServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListGenerations(self, request, context):
-        """Lists the caller's generations, newest first (AIP-158).
+        """Lists the caller's generations, newest first (AIP-158); an admin's list holds every
+        principal's, unless `owner` narrows it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

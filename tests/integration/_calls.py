@@ -1,0 +1,63 @@
+"""Every RPC of AtelierService as one call on a version's name, for tests that go through them all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from atelier.v1 import atelier_service_pb2 as pb
+from atelier.v1 import file_pb2
+
+from tests._support import Api
+
+# The scope each RPC needs (server/api/_servicer.py declares it on each method).
+WRITE_RPCS = frozenset({"Generate", "Tweak", "Iterate", "Regenerate", "UploadTree", "Merge", "CancelVersion"})
+READ_RPCS = frozenset(
+    {
+        "GetVersion",
+        "ListVersions",
+        "GetGeneration",
+        "ListGenerations",
+        "Progress",
+        "ListFiles",
+        "ReadFile",
+        "ListModels",
+        "Diff",
+        "ExportTree",
+        "GetSession",
+        "ListTurns",
+    }
+)
+
+
+def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
+    """Each RPC, called by `api` on `version` (`generations/{g}/versions/{n}`) or its generation."""
+    s, md = api.stub, api.metadata
+    generation = version.split("/versions/")[0]
+    sibling = f"{generation}/versions/2"
+    upload = [
+        pb.UploadTreeRequest(description="mine", file=file_pb2.File(path="a.txt", mime_type="text/plain")),
+        pb.UploadTreeRequest(data=b"a"),
+    ]
+    return {
+        "Generate": lambda: s.Generate(pb.GenerateRequest(prompt="p", model="offline"), metadata=md),
+        "Tweak": lambda: s.Tweak(pb.TweakRequest(name=version, prompt="p"), metadata=md),
+        "Iterate": lambda: s.Iterate(pb.IterateRequest(parent=version, prompt="p"), metadata=md),
+        "Regenerate": lambda: s.Regenerate(pb.RegenerateRequest(name=version), metadata=md),
+        "UploadTree": lambda: s.UploadTree(iter(upload), metadata=md),
+        "Merge": lambda: s.Merge(pb.MergeRequest(ours=version, theirs=sibling), metadata=md),
+        "CancelVersion": lambda: s.CancelVersion(pb.CancelVersionRequest(name=version), metadata=md),
+        "GetVersion": lambda: s.GetVersion(pb.GetVersionRequest(name=version), metadata=md),
+        "ListVersions": lambda: s.ListVersions(pb.ListVersionsRequest(parent=generation), metadata=md),
+        "GetGeneration": lambda: s.GetGeneration(pb.GetGenerationRequest(name=generation), metadata=md),
+        "ListGenerations": lambda: s.ListGenerations(pb.ListGenerationsRequest(), metadata=md),
+        "Progress": lambda: list(s.Progress(pb.ProgressRequest(name=version), metadata=md, timeout=30)),
+        "ListFiles": lambda: s.ListFiles(pb.ListFilesRequest(parent=version), metadata=md),
+        "ReadFile": lambda: list(
+            s.ReadFile(pb.ReadFileRequest(name=version, path="answer.txt"), metadata=md)
+        ),
+        "ListModels": lambda: s.ListModels(pb.ListModelsRequest(), metadata=md),
+        "Diff": lambda: s.Diff(pb.DiffRequest(base=version, target=version), metadata=md),
+        "ExportTree": lambda: list(s.ExportTree(pb.ExportTreeRequest(name=version), metadata=md)),
+        "GetSession": lambda: s.GetSession(pb.GetSessionRequest(name=f"{generation}/session"), metadata=md),
+        "ListTurns": lambda: s.ListTurns(pb.ListTurnsRequest(parent=f"{generation}/session"), metadata=md),
+    }
