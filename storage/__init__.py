@@ -6,7 +6,17 @@ knows about gRPC, and nothing outside this package imports SQLAlchemy or SQLMode
 storage raises its own errors (`StorageError` and its subclasses).
 """
 
-from storage._blobs import FileContent, put_blobs, read_blob, read_blobs, sha256_hex
+from storage._backup import BackupError, backup_database, restore_database
+from storage._blobs import (
+    BlobScan,
+    FileContent,
+    delete_unused_blobs,
+    put_blobs,
+    read_blob,
+    read_blobs,
+    scan_blobs,
+    sha256_hex,
+)
 from storage._clock import utcnow
 from storage._conversations import (
     NewTurn,
@@ -18,8 +28,19 @@ from storage._conversations import (
     version_numbers,
 )
 from storage._database import Database, Transaction
+from storage._deletion import (
+    delete_generation,
+    expired_generations,
+    generations_updated_before,
+    get_deleted_generation,
+    purge_generation,
+    undelete_generation,
+    versions_in_flight,
+)
 from storage._errors import (
+    GenerationDeleted,
     RequestIdTaken,
+    SchemaOutOfDate,
     StateConflict,
     StorageError,
     StorageUnavailable,
@@ -63,12 +84,19 @@ from storage._models import (
     ManifestEntry,
     ModelState,
     Turn,
+    TurnBlob,
     Version,
     VersionAttachment,
     VersionKind,
     VersionState,
 )
-from storage._notifications import EVENTS_CHANNEL, JOBS_CHANNEL, MODELS_CHANNEL, PROCESS_TAG
+from storage._notifications import (
+    EVENTS_CHANNEL,
+    GENERATIONS_CHANNEL,
+    JOBS_CHANNEL,
+    MODELS_CHANNEL,
+    PROCESS_TAG,
+)
 from storage._scheduling import (
     ModelActivity,
     QueuedJob,
@@ -102,11 +130,14 @@ from storage._versions import (
 
 __all__ = [
     "EVENTS_CHANNEL",
+    "GENERATIONS_CHANNEL",
     "JOBS_CHANNEL",
     "MODELS_CHANNEL",
     "PROCESS_TAG",
     "TERMINAL_STATES",
+    "BackupError",
     "Blob",
+    "BlobScan",
     "ClaimedJob",
     "ConversationSession",
     "Database",
@@ -116,6 +147,7 @@ __all__ = [
     "EventType",
     "FileContent",
     "Generation",
+    "GenerationDeleted",
     "Job",
     "JobStatus",
     "ManifestEntry",
@@ -125,12 +157,14 @@ __all__ = [
     "QueueEstimate",
     "QueuedJob",
     "RequestIdTaken",
+    "SchemaOutOfDate",
     "StateConflict",
     "StorageError",
     "StorageUnavailable",
     "Transaction",
     "TreeEntry",
     "Turn",
+    "TurnBlob",
     "Version",
     "VersionAttachment",
     "VersionKind",
@@ -139,18 +173,24 @@ __all__ = [
     "add_to_ledger",
     "append_event",
     "append_events",
+    "backup_database",
     "branch_turns",
     "claim_job",
     "claim_jobs",
     "cool_down",
     "create_generation",
     "create_version",
+    "delete_generation",
+    "delete_unused_blobs",
     "end_cooldown",
     "end_job",
+    "expired_generations",
     "expired_jobs",
     "find_version_by_request_id",
     "finish_job",
+    "generations_updated_before",
     "get_conversation",
+    "get_deleted_generation",
     "get_generation",
     "get_manifest_entry",
     "get_version",
@@ -167,6 +207,7 @@ __all__ = [
     "list_turns",
     "list_versions",
     "model_activity",
+    "purge_generation",
     "put_blobs",
     "queue_of",
     "read_blob",
@@ -179,13 +220,17 @@ __all__ = [
     "report_positions",
     "request_cancel",
     "requeue_job",
+    "restore_database",
     "running_by_owner",
+    "scan_blobs",
     "sha256_hex",
     "store_files",
     "take_request",
     "turn_numbers",
+    "undelete_generation",
     "utcnow",
     "version_numbers",
+    "versions_in_flight",
     "write_changes",
     "write_tree",
 ]
