@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 
@@ -20,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 import storage
 from server import metrics
 from server.api import AtelierServicer
-from server.config import Settings, load_settings
+from server.config import Settings
 from server.domain import (
     EventHub,
     GenerationService,
@@ -28,6 +27,7 @@ from server.domain import (
     follow_other_replicas,
     poll_followed_versions,
 )
+from server.domain.gc import collect_periodically
 from server.providers import ProviderRegistry
 
 _log = logging.getLogger("atelier")
@@ -51,7 +51,7 @@ def _server_options(settings: Settings) -> list[tuple[str, int]]:
 async def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
     db = storage.Database(settings.database_url)
-    await anyio.to_thread.run_sync(db.migrate)
+    await anyio.to_thread.run_sync(db.migrate if settings.migrate_on_start else db.check_schema)
     providers = ProviderRegistry(settings)
     hub = EventHub()
     runner = JobRunner(db=db, hub=hub, providers=providers, settings=settings)
@@ -72,10 +72,21 @@ async def serve(settings: Settings) -> None:
         raise SystemExit(f"could not listen on {settings.listen}")
     host = settings.listen.rsplit(":", 1)[0]
 
-    stop_listening = follow_other_replicas(db, hub, runner)
+    stop_listening = follow_other_replicas(
+        db, hub, runner, on_generation_gone=lambda generation_id: service.after_deletion([generation_id], ())
+    )
     stop_metrics = _serve_metrics(settings.metrics_listen)
     async with anyio.create_task_group() as group:
         group.start_soon(_watch_loop_lag)
+        if settings.gc_interval_seconds > 0:
+            group.start_soon(
+                functools.partial(
+                    collect_periodically,
+                    db,
+                    settings,
+                    after_pass=lambda report: service.after_deletion(report.gone, report.stopped_version_ids),
+                )
+            )
         await group.start(runner.run)
         await group.start(
             functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
@@ -133,17 +144,3 @@ async def _watch_loop_lag() -> None:
         before = time.monotonic()
         await anyio.sleep(interval)
         metrics.LOOP_LAG_SECONDS.observe(max(0.0, time.monotonic() - before - interval))
-
-
-def main() -> None:
-    try:
-        settings = load_settings()
-    except (ValueError, OSError) as exc:
-        print(f"atelier: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    anyio.run(serve, settings, backend="asyncio")

@@ -63,6 +63,7 @@ def restore_database(url: str, source: Path) -> None:
                 f"{source} is not a SQLite backup; restore it into the kind of database it came from"
             )
         path = _sqlite_path(parsed)
+        path.parent.mkdir(parents=True, exist_ok=True)
         _refuse_tables(url)
         _sqlite_restore(source, path)
     else:
@@ -99,7 +100,6 @@ def _sqlite_backup(source: Path, destination: Path) -> None:
 
 
 def _sqlite_restore(source: Path, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
     with (
         closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as reader,
         closing(sqlite3.connect(destination)) as writer,

@@ -119,13 +119,14 @@ class Database:
 
         return stop
 
-    def migrate(self) -> None:
-        """Brings the schema up to the newest Alembic revision.
+    def migrate(self) -> str | None:
+        """Brings the schema up to the newest Alembic revision; returns the revision it found
+        (None: no schema yet).
 
         Safe to run from several processes at once: one migrates while the others wait, and
         then find nothing left to do (see `_run_migrations`).
         """
-        self._run_migrations(lambda config: command.upgrade(config, "head"))
+        return self._run_migrations(lambda config: command.upgrade(config, "head"))
 
     def check_schema(self) -> None:
         """Raises SchemaOutOfDate unless the schema is at the newest revision this code knows."""
@@ -155,14 +156,22 @@ class Database:
         head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
         assert head is not None
         with self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            # Alembic says which dialect it uses at INFO: noise for a mere look at the revision.
+            alembic_log = logging.getLogger("alembic.runtime.migration")
+            level = alembic_log.level
+            alembic_log.setLevel(logging.WARNING)
+            try:
+                current = MigrationContext.configure(connection).get_current_revision()
+            finally:
+                alembic_log.setLevel(level)
         return current, head
 
     def downgrade(self, revision: str) -> None:
         """Takes the schema back down to an earlier Alembic revision (for an operator's rollback)."""
         self._run_migrations(lambda config: command.downgrade(config, revision))
 
-    def _run_migrations(self, run: Callable[[Config], None]) -> None:
+    def _run_migrations(self, run: Callable[[Config], None]) -> str | None:
+        """Runs `run` under the migration lock; returns the revision the schema was at."""
         config = _alembic_config()
         # Migrations run in one transaction that first takes the database's migration lock:
         # PostgreSQL's advisory lock, SQLite's write lock (BEGIN IMMEDIATE). A second process
@@ -179,6 +188,7 @@ class Database:
                 with connection.begin():
                     if not self.is_sqlite:
                         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                    found = MigrationContext.configure(connection).get_current_revision()
                     config.attributes["connection"] = connection
                     run(config)
                     if driver is not None:
@@ -188,6 +198,7 @@ class Database:
             finally:
                 if driver is not None:
                     driver.execute("PRAGMA foreign_keys=ON")
+        return found
 
     def dispose(self) -> None:
         self.engine.dispose()

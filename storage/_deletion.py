@@ -52,8 +52,8 @@ def delete_generation(
 def undelete_generation(
     tx: Transaction, *, owner: str, generation_id: str, now: datetime
 ) -> Generation | None:
-    """Restores the owner's soft-deleted generation, unless it expired. Returns it, or None if the
-    owner has no such deleted generation (or it expired)."""
+    """Restores the owner's soft-deleted generation, unless it expired, as updated `now`. Returns
+    it, or None if the owner has no such deleted generation (or it expired)."""
     params = {"generation_id": generation_id, "owner_name": owner, "now": now}
     row = tx.execute(_UNDELETE, params).one_or_none()
     return None if row is None else from_row(Generation, row)
@@ -112,7 +112,8 @@ _UNDELETE = (
         GENERATION.c.delete_time.is_not(None),
         GENERATION.c.expire_time > sa.bindparam("now"),
     )
-    .values(delete_time=None, expire_time=None)
+    # An undeleted generation counts as updated: retention gives it a whole period again.
+    .values(delete_time=None, expire_time=None, update_time=sa.bindparam("now"))
     .returning(*GENERATION.c)
 )
 _DELETED_BY_ID = sa.select(GENERATION).where(

@@ -199,15 +199,34 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         self, request: pb.ListGenerationsRequest, context: grpc.aio.ServicerContext, principal: str
     ) -> pb.ListGenerationsResponse:
         size = _names.page_size(request.page_size)
-        scope = "generations"
+        scope = "generations+deleted" if request.show_deleted else "generations"
         before = _names.decode_page_token(request.page_token, scope)
         generations = await self._service.list_generations(
-            owner=principal, before_id=before if isinstance(before, str) else None, limit=size + 1
+            owner=principal,
+            before_id=before if isinstance(before, str) else None,
+            limit=size + 1,
+            show_deleted=request.show_deleted,
         )
         page, token = _names.page_of(generations, size, scope, lambda item: item.id)
         return pb.ListGenerationsResponse(
             generations=[_convert.generation_to_proto(g) for g in page], next_page_token=token
         )
+
+    @_unary
+    async def DeleteGeneration(
+        self, request: pb.DeleteGenerationRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Generation:
+        generation_id = _names.parse_generation_name(request.name)
+        generation = await self._service.delete_generation(owner=principal, generation_id=generation_id)
+        return _convert.generation_to_proto(generation)
+
+    @_unary
+    async def UndeleteGeneration(
+        self, request: pb.UndeleteGenerationRequest, context: grpc.aio.ServicerContext, principal: str
+    ) -> generation_pb2.Generation:
+        generation_id = _names.parse_generation_name(request.name)
+        generation = await self._service.undelete_generation(owner=principal, generation_id=generation_id)
+        return _convert.generation_to_proto(generation)
 
     @_unary
     async def ListFiles(

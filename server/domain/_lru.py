@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 _K = TypeVar("_K")
@@ -43,3 +44,9 @@ class LRU(Generic[_K, _V]):
         ):
             _, (_, dropped) = self._items.popitem(last=False)
             self._bytes -= dropped
+
+    def discard_where(self, doomed: Callable[[_K], bool]) -> None:
+        """Drops every entry whose key `doomed` says is gone."""
+        for key in [key for key in self._items if doomed(key)]:
+            _, size = self._items.pop(key)
+            self._bytes -= size

@@ -114,6 +114,7 @@ def test_a_deleted_generation_is_hidden_until_undeleted(db: storage.Database) ->
         assert storage.undelete_generation(tx, owner="bob", generation_id=gid, now=now) is None
         restored = storage.undelete_generation(tx, owner="alice", generation_id=gid, now=now)
         assert restored is not None and restored.delete_time is None and restored.expire_time is None
+        assert restored.update_time == now, "undeleted counts as updated, for retention"
     with db.read() as tx:
         assert storage.get_version(tx, owner="alice", generation_id=gid, number=1) is not None
 

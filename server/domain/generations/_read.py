@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import storage
 from server.domain import _transactions as transactions
 from server.domain.errors import NotFound
 from server.domain.generations._base import (
+    ENDED_CACHE_SECONDS,
     ServiceBase,
     generation_row,
     readable_version_row,
@@ -36,22 +38,27 @@ class ReadVerbs(ServiceBase):
         """The version and its row id (which Progress follows)."""
         key = (owner, ref.generation_id, ref.number)
         cached = self._ended.get(key)
-        if cached is not None:
-            return cached
+        if cached is not None and time.monotonic() - cached[2] < ENDED_CACHE_SECONDS:
+            return cached[0], cached[1]
         row = await transactions.read(self._db, lambda tx: version_row(tx, owner, ref))
         assert row.id is not None
         found = (row.id, version_of(row, self._runner.estimate_of(row.id)))
         if found[1].state.is_terminal:
-            self._ended.put(key, found)
+            self._ended.put(key, (*found, time.monotonic()))
         return found
 
     async def get_generation(self, *, owner: str, generation_id: str) -> Generation:
         row = await transactions.read(self._db, lambda tx: generation_row(tx, owner, generation_id))
         return generation_of(row)
 
-    async def list_generations(self, *, owner: str, before_id: str | None, limit: int) -> list[Generation]:
+    async def list_generations(
+        self, *, owner: str, before_id: str | None, limit: int, show_deleted: bool = False
+    ) -> list[Generation]:
         rows = await transactions.read(
-            self._db, lambda tx: storage.list_generations(tx, owner=owner, before_id=before_id, limit=limit)
+            self._db,
+            lambda tx: storage.list_generations(
+                tx, owner=owner, before_id=before_id, limit=limit, show_deleted=show_deleted
+            ),
         )
         return [generation_of(row) for row in rows]
 
