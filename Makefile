@@ -1,4 +1,4 @@
-# Atelier: `make run` starts the server, `make test` checks everything.
+# Atelier: `make run` starts the server (`atelier-server serve`), `make test` checks everything.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,7 @@ NODE_CLIENT := clients/node/node_modules/.installed
 .PHONY: run test lint proto bench clean-venv
 
 run: $(VENV)/.installed $(GEN_STAMP)
-	$(PY) -m server
+	$(VENV)/bin/atelier-server serve
 
 test: lint $(NODE_CLIENT)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,3 +1,7 @@
-from server.app import main
+"""`python -m server` is `atelier-server serve`."""
 
-main()
+import sys
+
+from server.commands import main
+
+main(["serve", *sys.argv[1:]])

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 import storage
 from server import metrics
 from server.api import AtelierServicer
-from server.config import Settings, load_settings
+from server.config import Settings
 from server.domain import (
     ApiKeys,
     EventHub,
@@ -33,6 +33,7 @@ from server.domain import (
     follow_other_replicas,
     poll_followed_versions,
 )
+from server.domain.gc import collect_periodically
 from server.providers import ProviderRegistry
 from server.tls import ServerTls
 
@@ -67,7 +68,7 @@ async def serve(settings: Settings) -> None:
     server = grpc.aio.server(options=_server_options(settings))
     port = _listen(server, settings.listen, None if tls is None else tls.credentials)
     db = storage.Database(settings.database_url)
-    await _migrate(db)
+    await _migrate(db, on_start=settings.migrate_on_start)
     providers = ProviderRegistry(settings)
     hub = EventHub()
     runner = JobRunner(db=db, hub=hub, providers=providers, settings=settings)
@@ -89,10 +90,21 @@ async def serve(settings: Settings) -> None:
     )
     host = settings.listen.rsplit(":", 1)[0]
 
-    stop_listening = follow_other_replicas(db, hub, runner)
+    stop_listening = follow_other_replicas(
+        db, hub, runner, on_generation_gone=lambda generation_id: service.after_deletion([generation_id], ())
+    )
     stop_metrics = _serve_metrics(settings.metrics_listen)
     async with anyio.create_task_group() as group:
         group.start_soon(_watch_loop_lag)
+        if settings.gc_interval_seconds > 0:
+            group.start_soon(
+                functools.partial(
+                    collect_periodically,
+                    db,
+                    settings,
+                    after_pass=lambda report: service.after_deletion(report.gone, report.stopped_version_ids),
+                )
+            )
         await group.start(runner.run)
         await group.start(
             functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
@@ -170,10 +182,11 @@ def _address_problem(listen: str) -> str | None:
     return None
 
 
-async def _migrate(db: storage.Database) -> None:
-    """Brings the schema up to date, or exits with one clear line when there is no database to open."""
+async def _migrate(db: storage.Database, *, on_start: bool) -> None:
+    """Brings the schema up to date (or, not `on_start`, checks that it is), or exits with one clear
+    line when there is no database to open."""
     try:
-        await anyio.to_thread.run_sync(db.migrate)
+        await anyio.to_thread.run_sync(db.migrate if on_start else db.check_schema)
     except storage.DatabaseMissing as exc:
         url = db.url
         options = [
@@ -233,16 +246,3 @@ async def _watch_loop_lag() -> None:
         before = time.monotonic()
         await anyio.sleep(interval)
         metrics.LOOP_LAG_SECONDS.observe(max(0.0, time.monotonic() - before - interval))
-
-
-def main() -> None:
-    try:
-        settings = load_settings()
-    except (ValueError, OSError) as exc:
-        _exit_with(f"configuration error: {exc}")
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    anyio.run(serve, settings, backend="asyncio")

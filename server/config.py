@@ -134,6 +134,21 @@ class Settings:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    # Whether `serve` brings the database schema up to date before it serves. With several
+    # replicas, turn it off and run `atelier-server migrate` once per release instead (either
+    # way, concurrent migrations wait for one another: see storage.Database.migrate).
+    migrate_on_start: bool = True
+    # How long a deleted generation can be undeleted before the garbage collector purges it.
+    deleted_retention_seconds: float = 7 * 24 * 3600.0
+    # Generations not updated (no new version) for this long are deleted, as by DeleteGeneration
+    # (0: kept for ever).
+    retention_seconds: float = 0.0
+    # How often `serve` collects garbage: retention, purges, then blobs nothing refers to (0: never;
+    # `atelier-server gc` does it on demand).
+    gc_interval_seconds: float = 3600.0
+    # The collector leaves blobs stored less than this long ago, for writers that store contents
+    # in one transaction and refer to them in a later one.
+    gc_grace_seconds: float = 3600.0
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -251,6 +266,10 @@ _NOT_NEGATIVE = (
     "provider_backoff_initial_seconds",
     "provider_backoff_max_seconds",
     "api_key_cache_seconds",
+    "deleted_retention_seconds",
+    "retention_seconds",
+    "gc_interval_seconds",
+    "gc_grace_seconds",
 )
 
 
@@ -328,6 +347,11 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _parse(raw: str, type_name: object, name: str) -> object:
+    if type_name in ("bool", bool):
+        value = _BOOLEANS.get(raw.strip().lower())
+        if value is None:
+            raise ValueError(f"{_PREFIX}{name.upper()} must be true or false (or 1 or 0), got {raw!r}")
+        return value
     try:
         if type_name in ("int", int):
             return int(raw)
@@ -336,6 +360,18 @@ def _parse(raw: str, type_name: object, name: str) -> object:
     except ValueError as exc:
         raise ValueError(f"{_PREFIX}{name.upper()} must be a number, got {raw!r}") from exc
     return raw
+
+
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _limit(entry: Mapping[str, Any], key: str, path: Path) -> int | None:

@@ -12,7 +12,17 @@ from sqlmodel import col, select
 from storage._clock import utcnow
 from storage._database import Transaction
 from storage._models import ConversationSession, Turn, Version
-from storage._tables import SESSION, TURN, VERSION, from_row, full_row, insert_params, one_or_none
+from storage._tables import (
+    GENERATION,
+    SESSION,
+    TURN,
+    TURN_BLOB,
+    VERSION,
+    from_row,
+    full_row,
+    insert_params,
+    one_or_none,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +33,11 @@ class NewTurn:
     parts: list[dict[str, object]]
 
 
-_SESSION_OF = sa.select(SESSION).where(SESSION.c.generation_id == sa.bindparam("generation_id"))
+_SESSION_OF = sa.select(SESSION).where(
+    SESSION.c.generation_id == sa.bindparam("generation_id"),
+    # A deleted generation's conversation is gone with it.
+    sa.exists().where(GENERATION.c.id == SESSION.c.generation_id, GENERATION.c.delete_time.is_(None)),
+)
 _OWNED_SESSION_OF = _SESSION_OF.where(SESSION.c.owner == sa.bindparam("owner"))
 
 
@@ -95,6 +109,7 @@ def record_exchange(tx: Transaction, *, version: Version, session_id: str, turns
     now = utcnow()
     number = tx.execute(_LAST_TURN_NUMBER, {"session_id": session_id}).scalar_one()
     parent_turn_id = version.base_turn_id
+    links: list[dict[str, object]] = []
     for new in turns:
         number += 1
         parent_turn_id = tx.execute(
@@ -114,6 +129,11 @@ def record_exchange(tx: Transaction, *, version: Version, session_id: str, turns
                 )
             ),
         ).scalar_one()
+        blobs = {str(part["blob"]) for part in new.parts if part.get("blob")}
+        links.extend({"turn_id": parent_turn_id, "blob_sha256": sha256} for sha256 in sorted(blobs))
+    if links:
+        # The turn's inline data, as references the blob collector sees (the parts hold only the hash).
+        tx.execute(_INSERT_TURN_BLOB, links)
     tx.execute(_SET_HEAD_TURN, {"version_id": version.id, "new_head_turn_id": parent_turn_id})
     version.head_turn_id = parent_turn_id
     tx.execute(_COUNT_EXCHANGE, {"session_id": session_id, "now": now})
@@ -123,6 +143,7 @@ _LAST_TURN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(TURN.c.number), 0)).w
     TURN.c.session_id == sa.bindparam("session_id")
 )
 _INSERT_TURN = sa.insert(TURN).returning(TURN.c.id)
+_INSERT_TURN_BLOB = sa.insert(TURN_BLOB)
 _SET_HEAD_TURN = (
     sa.update(VERSION)
     .where(VERSION.c.id == sa.bindparam("version_id"))

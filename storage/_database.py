@@ -14,13 +14,24 @@ import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from storage._errors import DatabaseMissing, RequestIdTaken, StorageError, StorageUnavailable, WriteConflict
+from storage._errors import (
+    DatabaseMissing,
+    RequestIdTaken,
+    SchemaOutOfDate,
+    StorageError,
+    StorageUnavailable,
+    WriteConflict,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The key of the PostgreSQL advisory lock that migrations hold ("atelier" in ASCII).
+_MIGRATION_LOCK = 0x6174656C696572
 _BEGIN_MODE = "atelier_begin_mode"
 _log = logging.getLogger("atelier.storage")
 
@@ -114,18 +125,65 @@ class Database:
 
         return stop
 
-    def migrate(self) -> None:
-        """Brings the schema up to the newest Alembic revision."""
-        self._run_migrations(lambda config: command.upgrade(config, "head"))
+    def migrate(self) -> str | None:
+        """Brings the schema up to the newest Alembic revision; returns the revision it found
+        (None: no schema yet).
+
+        Safe to run from several processes at once: one migrates while the others wait, and
+        then find nothing left to do (see `_run_migrations`).
+        """
+        return self._run_migrations(lambda config: command.upgrade(config, "head"))
+
+    def check_schema(self) -> None:
+        """Raises SchemaOutOfDate unless the schema is at the newest revision this code knows."""
+        current, head = self.schema_revisions()
+        if current == head:
+            return
+        if current is None:
+            raise SchemaOutOfDate(
+                f"the database {self.display_url} has no schema yet: run `atelier-server migrate`"
+            )
+        known = {
+            script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()
+        }
+        if current in known:
+            raise SchemaOutOfDate(
+                f"the database schema is at revision {current}; this server needs {head}: "
+                "run `atelier-server migrate`"
+            )
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current}, which this server does not know "
+            f"(it knows up to {head}): it was migrated by a newer release; run that release"
+        )
+
+    def schema_revisions(self) -> tuple[str | None, str]:
+        """The Alembic revision the database is at (None: no schema yet), and the newest one this
+        code knows."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert head is not None
+        with self.engine.connect() as connection:
+            # Alembic says which dialect it uses at INFO: noise for a mere look at the revision.
+            alembic_log = logging.getLogger("alembic.runtime.migration")
+            level = alembic_log.level
+            alembic_log.setLevel(logging.WARNING)
+            try:
+                current = MigrationContext.configure(connection).get_current_revision()
+            finally:
+                alembic_log.setLevel(level)
+        return current, head
 
     def downgrade(self, revision: str) -> None:
         """Takes the schema back down to an earlier Alembic revision (for an operator's rollback)."""
         self._run_migrations(lambda config: command.downgrade(config, revision))
 
-    def _run_migrations(self, run: Callable[[Config], None]) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.connect() as connection:
+    def _run_migrations(self, run: Callable[[Config], None]) -> str | None:
+        """Runs `run` under the migration lock; returns the revision the schema was at."""
+        config = _alembic_config()
+        # Migrations run in one transaction that first takes the database's migration lock:
+        # PostgreSQL's advisory lock, SQLite's write lock (BEGIN IMMEDIATE). A second process
+        # migrating at the same time waits for the first to commit, then reads the revision the
+        # first left and finds nothing to do, instead of applying the same steps twice.
+        with self._write_engine.connect() as connection:
             # SQLite changes a table by copying it into a new one and dropping the old: with foreign
             # keys enforced, dropping a table others refer to fails. The pragma only takes effect
             # outside a transaction, so it goes to the driver's connection, which is in autocommit.
@@ -134,6 +192,9 @@ class Database:
                 driver.execute("PRAGMA foreign_keys=OFF")
             try:
                 with connection.begin():
+                    if not self.is_sqlite:
+                        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                    found = MigrationContext.configure(connection).get_current_revision()
                     config.attributes["connection"] = connection
                     run(config)
                     if driver is not None:
@@ -143,9 +204,16 @@ class Database:
             finally:
                 if driver is not None:
                     driver.execute("PRAGMA foreign_keys=ON")
+        return found
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
 
 
 def _sqlite_engine(url: str) -> sa.Engine:

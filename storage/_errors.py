@@ -38,3 +38,16 @@ class StateConflict(StorageError):
         self.version_id = version_id
         self.state = state
         self.last_event_seq = last_event_seq
+
+
+class GenerationDeleted(StorageError):
+    """The generation was deleted (or purged) while a version was being added to it."""
+
+    def __init__(self, generation_id: str) -> None:
+        super().__init__(f"generation {generation_id} was deleted")
+        self.generation_id = generation_id
+
+
+class SchemaOutOfDate(StorageError):
+    """The database's schema is not the one this code was written for: it needs migrating, or
+    it was migrated by newer code."""

@@ -89,13 +89,15 @@ def get_generation(tx: Transaction, *, owner: str | None, generation_id: str) ->
 
 
 def list_generations(
-    tx: Transaction, *, owner: str | None, before_id: str | None, limit: int
+    tx: Transaction, *, owner: str | None, before_id: str | None, limit: int, show_deleted: bool = False
 ) -> Sequence[Generation]:
     """The owner's generations (every owner's when `owner` is None), newest first, strictly older
-    than `before_id` when given."""
+    than `before_id` when given; the soft-deleted ones too (not yet purged) with `show_deleted`."""
     statement = select(Generation)
     if owner is not None:
         statement = statement.where(Generation.owner == owner)
+    if not show_deleted:
+        statement = statement.where(col(Generation.delete_time).is_(None))
     if before_id is not None:
         statement = statement.where(Generation.id < before_id)
     return tx.exec(statement.order_by(col(Generation.id).desc()).limit(limit)).all()
@@ -103,5 +105,7 @@ def list_generations(
 
 _INSERT_GENERATION = sa.insert(GENERATION)
 _INSERT_SESSION = sa.insert(SESSION)
-_GENERATION_BY_ID = sa.select(GENERATION).where(GENERATION.c.id == sa.bindparam("id"))
+_GENERATION_BY_ID = sa.select(GENERATION).where(
+    GENERATION.c.id == sa.bindparam("id"), GENERATION.c.delete_time.is_(None)
+)
 _OWNED_GENERATION_BY_ID = _GENERATION_BY_ID.where(GENERATION.c.owner == sa.bindparam("owner"))

@@ -235,10 +235,16 @@ _RENEW_LEASES = (
     .values(lease_expires_at=sa.bindparam("expires"), update_time=sa.bindparam("now"))
     .returning(JOB.c.id, JOB.c.cancel_requested)
 )
-_HOLDS_LEASE = sa.select(JOB.c.id).where(
-    JOB.c.id == sa.bindparam("job_id"),
-    JOB.c.lease_owner == sa.bindparam("worker"),
-    JOB.c.status == JobStatus.RUNNING,
+# Locks the job's row: a purge of its generation (which deletes the row first) and the job's
+# settling then happen one after the other, never interleaved.
+_HOLDS_LEASE = (
+    sa.select(JOB.c.id)
+    .where(
+        JOB.c.id == sa.bindparam("job_id"),
+        JOB.c.lease_owner == sa.bindparam("worker"),
+        JOB.c.status == JobStatus.RUNNING,
+    )
+    .with_for_update()
 )
 _REQUEUE_JOB = (
     sa.update(JOB)
@@ -283,6 +289,7 @@ def renew_lease(tx: Transaction, *, job_id: int, worker: str, lease: timedelta) 
 
 
 def holds_lease(tx: Transaction, *, job_id: int, worker: str) -> bool:
+    """Whether `worker` still runs the job; the job's row stays locked until the transaction ends."""
     return tx.execute(_HOLDS_LEASE, {"job_id": job_id, "worker": worker}).first() is not None
 
 

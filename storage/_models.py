@@ -65,18 +65,31 @@ class JobStatus(enum.StrEnum):
 
 
 class Blob(SQLModel, table=True):
-    """File contents, addressed by their SHA-256 and stored once whatever refers to them."""
+    """File contents, addressed by their SHA-256 and stored once whatever refers to them.
+
+    A version's tree, an attachment and a turn refer to blobs by foreign key; the garbage
+    collector (`delete_unused_blobs`) removes those nothing refers to.
+    """
 
     __tablename__ = "blob"
 
     sha256: str = Field(primary_key=True, max_length=64)
     size: int
     data: bytes = Field(sa_type=sa.LargeBinary)
+    # When the content was first stored (None: before this column existed). The collector
+    # leaves young blobs alone for a grace period, for writers that store contents in one
+    # transaction and refer to them in a later one.
+    create_time: datetime | None = None
 
 
 class Generation(SQLModel, table=True):
     __tablename__ = "generation"
-    __table_args__ = (sa.Index("ix_generation_owner_id", "owner", "id"),)
+    __table_args__ = (
+        sa.Index("ix_generation_owner_id", "owner", "id"),
+        # Retention finds generations by their last update, the purge by their expiry.
+        sa.Index("ix_generation_update_time", "update_time"),
+        sa.Index("ix_generation_expire_time", "expire_time"),
+    )
 
     # Time-ordered (see ids.new_generation_id), so listing by id is listing by age.
     id: str = Field(primary_key=True, max_length=32)
@@ -87,6 +100,10 @@ class Generation(SQLModel, table=True):
     version_count: int = 0
     create_time: datetime
     update_time: datetime
+    # Set by DeleteGeneration (AIP-135 soft delete): the generation and its versions are hidden
+    # from every read, and purged once `expire_time` passes unless UndeleteGeneration comes first.
+    delete_time: datetime | None = None
+    expire_time: datetime | None = None
 
 
 class Version(SQLModel, table=True):
@@ -159,6 +176,8 @@ class VersionAttachment(SQLModel, table=True):
     """An input file sent with the prompt that created a version."""
 
     __tablename__ = "version_attachment"
+    # The garbage collector asks whether anything refers to a blob.
+    __table_args__ = (sa.Index("ix_version_attachment_blob_sha256", "blob_sha256"),)
 
     version_id: int = Field(foreign_key="version.id", primary_key=True)
     position: int = Field(primary_key=True)
@@ -171,6 +190,7 @@ class ManifestEntry(SQLModel, table=True):
     """One file of a version's tree, or (in a delta) a file removed from its base: `deleted`."""
 
     __tablename__ = "manifest_entry"
+    __table_args__ = (sa.Index("ix_manifest_entry_blob_sha256", "blob_sha256"),)
 
     version_id: int = Field(foreign_key="version.id", primary_key=True)
     path: str = Field(primary_key=True, max_length=1024)
@@ -213,6 +233,8 @@ class Job(SQLModel, table=True):
         sa.Index("ix_job_status_model_owner", "status", "model", "owner", "id"),
         # One running job per session, across every server process: a conversation's turns
         # never interleave. A second claim for the session fails on this index.
+        # Deleting a session (a purge) looks for jobs that refer to it.
+        sa.Index("ix_job_session_id", "session_id"),
         sa.Index(
             "uq_job_running_session",
             "session_id",
@@ -281,7 +303,12 @@ class Turn(SQLModel, table=True):
     """One message of a conversation. `parent_turn_id` makes the turns a tree, so that forks share history."""
 
     __tablename__ = "turn"
-    __table_args__ = (sa.UniqueConstraint("session_id", "number", name="uq_turn_session_number"),)
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "number", name="uq_turn_session_number"),
+        # Deleting turns and versions (a purge) looks for the turns that refer to them.
+        sa.Index("ix_turn_parent_turn_id", "parent_turn_id"),
+        sa.Index("ix_turn_version_id", "version_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     session_id: str = Field(foreign_key="session.id", max_length=32)
@@ -311,3 +338,14 @@ class ApiKey(SQLModel, table=True):
     revoke_time: datetime | None = None
     # When a server last accepted the key (written at most about once a minute).
     last_used_time: datetime | None = None
+
+
+class TurnBlob(SQLModel, table=True):
+    """A blob that a turn's parts refer to (inline data): the reference as a foreign key, so that
+    the garbage collector sees it and the database refuses to lose it."""
+
+    __tablename__ = "turn_blob"
+    __table_args__ = (sa.Index("ix_turn_blob_blob_sha256", "blob_sha256"),)
+
+    turn_id: int = Field(foreign_key="turn.id", primary_key=True)
+    blob_sha256: str = Field(foreign_key="blob.sha256", primary_key=True, max_length=64)

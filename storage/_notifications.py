@@ -14,11 +14,13 @@ import sqlalchemy as sa
 
 from storage._database import Transaction
 
-# A version's events changed (the payload is its id), a job was queued, or a model's shared
-# state (its cooldown) changed (the payload is the model's name).
+# A version's events changed (the payload is its id), a job was queued, a model's shared
+# state (its cooldown) changed (the payload is the model's name), or a generation was deleted
+# or purged (the payload is its id).
 EVENTS_CHANNEL = "atelier_events"
 JOBS_CHANNEL = "atelier_jobs"
 MODELS_CHANNEL = "atelier_models"
+GENERATIONS_CHANNEL = "atelier_generations"
 
 # Names this process in its notifications, so that it can ignore its own.
 PROCESS_TAG = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"

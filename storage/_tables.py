@@ -26,6 +26,7 @@ from storage._models import (
     ManifestEntry,
     ModelState,
     Turn,
+    TurnBlob,
     Version,
     VersionAttachment,
 )
@@ -46,6 +47,7 @@ MANIFEST = _table(ManifestEntry)
 MODEL_STATE = _table(ModelState)
 SESSION = _table(ConversationSession)
 TURN = _table(Turn)
+TURN_BLOB = _table(TurnBlob)
 VERSION = _table(Version)
 ATTACHMENT = _table(VersionAttachment)
 

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from storage._blobs import FileContent, put_blobs
 from storage._clock import utcnow
 from storage._database import Transaction
+from storage._errors import GenerationDeleted
 from storage._events import append_event
 from storage._models import (
     EventType,
@@ -62,7 +63,12 @@ def create_version(
     `session_id` is the generation's conversation session, when the caller already knows it.
     """
     now = utcnow()
-    number = tx.execute(_NEXT_VERSION_NUMBER, {"generation_id": generation.id, "now": now}).scalar_one()
+    number = tx.execute(
+        _NEXT_VERSION_NUMBER, {"generation_id": generation.id, "now": now}
+    ).scalar_one_or_none()
+    if number is None:
+        # Deleted after the caller found it: a deleted generation takes no new version (nor job).
+        raise GenerationDeleted(generation.id)
     generation.version_count = number
     row = full_row(
         VERSION,
@@ -171,7 +177,7 @@ _INSERT_VERSION = sa.insert(VERSION).returning(VERSION.c.id)
 _INSERT_JOB = sa.insert(JOB)
 _NEXT_VERSION_NUMBER = (
     sa.update(GENERATION)
-    .where(GENERATION.c.id == sa.bindparam("generation_id"))
+    .where(GENERATION.c.id == sa.bindparam("generation_id"), GENERATION.c.delete_time.is_(None))
     .values(version_count=GENERATION.c.version_count + 1, update_time=sa.bindparam("now"))
     .returning(GENERATION.c.version_count)
 )
@@ -180,7 +186,10 @@ _VERSION_BY_REQUEST_ID = sa.select(VERSION).where(
     VERSION.c.owner == sa.bindparam("owner"), VERSION.c.request_id == sa.bindparam("request_id")
 )
 _VERSION_BY_NUMBER = sa.select(VERSION).where(
-    VERSION.c.generation_id == sa.bindparam("generation_id"), VERSION.c.number == sa.bindparam("number")
+    VERSION.c.generation_id == sa.bindparam("generation_id"),
+    VERSION.c.number == sa.bindparam("number"),
+    # The versions of a deleted generation are gone with it.
+    sa.exists().where(GENERATION.c.id == VERSION.c.generation_id, GENERATION.c.delete_time.is_(None)),
 )
 _OWNED_VERSION_BY_NUMBER = _VERSION_BY_NUMBER.where(VERSION.c.owner == sa.bindparam("owner"))
 _VERSION_BY_ID = sa.select(VERSION).where(VERSION.c.id == sa.bindparam("id"))

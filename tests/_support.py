@@ -150,6 +150,19 @@ class Api:
         )
         return len(response.generations)
 
+    def export(self, name: str) -> dict[str, bytes]:
+        """The version's whole tree (ExportTree), path -> bytes."""
+        files: dict[str, bytes] = {}
+        path = ""
+        for chunk in self.stub.ExportTree(
+            pb.ExportTreeRequest(name=name), metadata=self.metadata, timeout=30
+        ):
+            if chunk.HasField("file"):
+                path = chunk.file.path
+                files[path] = b""
+            files[path] += chunk.data
+        return files
+
     def list_files(self, name: str) -> list[str]:
         response = self.stub.ListFiles(
             pb.ListFilesRequest(parent=name, page_size=1000), metadata=self.metadata, timeout=10

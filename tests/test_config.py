@@ -29,6 +29,10 @@ def test_every_number_setting_has_a_range() -> None:
         ("ATELIER_MAX_IN_FLIGHT_PER_PRINCIPAL", "-1", "must not be negative"),
         ("ATELIER_SHUTDOWN_GRACE_SECONDS", "-0.5", "must not be negative"),
         ("ATELIER_API_KEY_CACHE_SECONDS", "-1", "must not be negative"),
+        ("ATELIER_DELETED_RETENTION_SECONDS", "-1", "must not be negative"),
+        ("ATELIER_RETENTION_SECONDS", "-1", "must not be negative"),
+        ("ATELIER_GC_INTERVAL_SECONDS", "-1", "must not be negative"),
+        ("ATELIER_GC_GRACE_SECONDS", "-1", "must not be negative"),
     ],
 )
 def test_a_number_out_of_range_is_refused(name: str, value: str, problem: str) -> None:
@@ -41,6 +45,14 @@ def test_zero_where_zero_makes_sense_is_accepted() -> None:
         {"ATELIER_MAX_IN_FLIGHT_PER_PRINCIPAL": "0", "ATELIER_SHUTDOWN_GRACE_SECONDS": "0"}
     )
     assert (settings.max_in_flight_per_principal, settings.shutdown_grace_seconds) == (0, 0.0)
+
+
+def test_switches_read_true_and_false_and_refuse_anything_else() -> None:
+    assert load_settings({}).migrate_on_start is True
+    assert load_settings({"ATELIER_MIGRATE_ON_START": "0"}).migrate_on_start is False
+    assert load_settings({"ATELIER_MIGRATE_ON_START": "True"}).migrate_on_start is True
+    with pytest.raises(ValueError, match="ATELIER_MIGRATE_ON_START must be true or false"):
+        load_settings({"ATELIER_MIGRATE_ON_START": "maybe"})
 
 
 def test_the_old_workers_setting_is_refused_with_what_replaced_it() -> None:

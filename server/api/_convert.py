@@ -108,6 +108,8 @@ def generation_to_proto(generation: Generation) -> generation_pb2.Generation:
         create_time=_timestamp(generation.create_time),
         update_time=_timestamp(generation.update_time),
         owner=generation.owner,
+        delete_time=_timestamp(generation.delete_time),
+        expire_time=_timestamp(generation.expire_time),
     )
 
 

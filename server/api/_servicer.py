@@ -294,14 +294,40 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         size = _names.page_size(request.page_size)
         # A page token is only good for the list it came from.
         scope = f"generations:{request.owner}" if request.owner else "generations"
+        if request.show_deleted:
+            scope += "+deleted"
         before = _names.decode_page_token(request.page_token, scope, str)
         generations = await self._service.list_generations(
-            caller=principal, owner=request.owner, before_id=before, limit=size + 1
+            caller=principal,
+            owner=request.owner,
+            before_id=before,
+            limit=size + 1,
+            show_deleted=request.show_deleted,
         )
         page, token = _names.page_of(generations, size, scope, lambda item: item.id)
         return pb.ListGenerationsResponse(
             generations=[_convert.generation_to_proto(g) for g in page], next_page_token=token
         )
+
+    @_mutation
+    async def DeleteGeneration(
+        self, request: pb.DeleteGenerationRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> generation_pb2.Generation:
+        generation_id = _names.parse_generation_name(request.name)
+        generation = await self._service.delete_generation(
+            caller=principal, generation_id=generation_id, deadline=_deadline(context)
+        )
+        return _convert.generation_to_proto(generation)
+
+    @_mutation
+    async def UndeleteGeneration(
+        self, request: pb.UndeleteGenerationRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> generation_pb2.Generation:
+        generation_id = _names.parse_generation_name(request.name)
+        generation = await self._service.undelete_generation(
+            caller=principal, generation_id=generation_id, deadline=_deadline(context)
+        )
+        return _convert.generation_to_proto(generation)
 
     @_unary(READ)
     async def ListFiles(

@@ -1,20 +1,26 @@
-"""`atelier-server`: the server's own commands. Each module adds its subcommand with `register`."""
+"""`atelier-server`: the server's command line. One module per command, registered below."""
 
 from __future__ import annotations
 
-import argparse
+import sys
 from collections.abc import Sequence
 
-from server.commands import _keys
+from server.commands import _backup, _gc, _keys, _migrate, _restore, _serve
+from server.commands._command import Command, run
 
-# One line per command module.
-_COMMANDS = (_keys,)
+COMMANDS: tuple[Command, ...] = (
+    _serve.COMMAND,
+    _migrate.COMMAND,
+    _backup.COMMAND,
+    _restore.COMMAND,
+    _gc.COMMAND,
+    _keys.COMMAND,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="atelier-server", description="Run and manage an Atelier server.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in _COMMANDS:
-        module.register(commands)
-    arguments = parser.parse_args(argv)
-    raise SystemExit(arguments.run(arguments))
+    """The `atelier-server` console script."""
+    raise SystemExit(run(COMMANDS, sys.argv[1:] if argv is None else argv))
+
+
+__all__ = ["COMMANDS", "Command", "main"]

@@ -11,20 +11,19 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 
-import storage
-from server.config import SCOPES, load_settings
+from server.commands._command import Command, CommandError, open_database
+from server.config import SCOPES, Settings
 from server.domain import ApiKeyInfo, ApiKeys, NotFound
 from server.domain.api_keys import KEY_PREFIX
 
 _T = TypeVar("_T")
 
 
-def register(commands: Any) -> None:
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+def _add_arguments(keys: argparse.ArgumentParser) -> None:
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="make a key and print it, once")
     create.add_argument("--principal", required=True, help="the name the key's calls act as")
@@ -34,22 +33,26 @@ def register(commands: Any) -> None:
         help=f"comma-separated, from {', '.join(SCOPES)} (default: read,write; admin reaches every "
         "principal's data)",
     )
-    create.set_defaults(run=_create)
+    create.set_defaults(action_run=_create)
     listing = actions.add_parser("list", help="every key, revoked ones too (never a secret)")
     listing.add_argument("--json", action="store_true", help="one JSON document, for scripts")
-    listing.set_defaults(run=_list)
+    listing.set_defaults(action_run=_list)
     revoke = actions.add_parser("revoke", help="stop a key working")
     revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id (as `keys list` shows), or the key")
-    revoke.set_defaults(run=_revoke)
+    revoke.set_defaults(action_run=_revoke)
 
 
-def _create(arguments: argparse.Namespace) -> int:
+def _run(arguments: argparse.Namespace, settings: Settings) -> int:
+    action: Callable[[argparse.Namespace, Settings], int] = arguments.action_run
+    return action(arguments, settings)
+
+
+def _create(arguments: argparse.Namespace, settings: Settings) -> int:
     scopes = [scope.strip() for scope in arguments.scopes.split(",") if scope.strip()]
     try:
-        made = _with_keys(lambda keys: keys.create(principal=arguments.principal, scopes=scopes))
+        made = _with_keys(settings, lambda keys: keys.create(principal=arguments.principal, scopes=scopes))
     except ValueError as exc:
-        print(f"atelier-server: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc)) from exc
     print(made.key)
     print(
         f"created API key {made.info.id} for principal {made.info.principal!r} "
@@ -59,8 +62,8 @@ def _create(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _list(arguments: argparse.Namespace) -> int:
-    listed = _with_keys(lambda keys: keys.list_all())
+def _list(arguments: argparse.Namespace, settings: Settings) -> int:
+    listed = _with_keys(settings, lambda keys: keys.list_all())
     if arguments.json:
         print(json.dumps([_as_json(info) for info in listed], indent=2))
         return 0
@@ -82,12 +85,12 @@ def _list(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _revoke(arguments: argparse.Namespace) -> int:
+def _revoke(arguments: argparse.Namespace, settings: Settings) -> int:
     key_id: str = arguments.key_id
     if key_id.startswith(KEY_PREFIX):  # the whole key was given: its id is its second part
         key_id = key_id.removeprefix(KEY_PREFIX).partition("_")[0]
     try:
-        revoked = _with_keys(lambda keys: keys.revoke(key_id))
+        revoked = _with_keys(settings, lambda keys: keys.revoke(key_id))
     except NotFound as exc:
         print(f"atelier-server: {exc.message}", file=sys.stderr)
         return 1
@@ -95,13 +98,8 @@ def _revoke(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _with_keys(work: Callable[[ApiKeys], Awaitable[_T]]) -> _T:
-    try:
-        settings = load_settings()
-    except (ValueError, OSError) as exc:
-        print(f"atelier-server: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
-    db = storage.Database(settings.database_url)
+def _with_keys(settings: Settings, work: Callable[[ApiKeys], Awaitable[_T]]) -> _T:
+    db = open_database(settings, migrated=False)
     try:
         # The keys may be made before any server ever ran on this database.
         db.migrate()
@@ -120,3 +118,14 @@ def _as_json(info: ApiKeyInfo) -> dict[str, object]:
         "last_used_time": info.last_used_time.isoformat() if info.last_used_time else None,
         "revoke_time": info.revoke_time.isoformat() if info.revoke_time else None,
     }
+
+
+COMMAND = Command(
+    name="keys",
+    help="create, list and revoke API keys",
+    description="API keys, kept in the server's database as hashes. `create` prints the new key "
+    "once, alone on stdout; servers see new and revoked keys without a restart, within "
+    "ATELIER_API_KEY_CACHE_SECONDS.",
+    run=_run,
+    add_arguments=_add_arguments,
+)

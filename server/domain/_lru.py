@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 _K = TypeVar("_K")
@@ -46,3 +47,9 @@ class LRU(Generic[_K, _V]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def discard_where(self, doomed: Callable[[_K], bool]) -> None:
+        """Drops every entry whose key `doomed` says is gone."""
+        for key in [key for key in self._items if doomed(key)]:
+            _, size = self._items.pop(key)
+            self._bytes -= size

@@ -26,8 +26,16 @@ from server.domain.jobs import JobRunner
 _log = logging.getLogger("atelier.events")
 
 
-def follow_other_replicas(db: storage.Database, hub: EventHub, runner: JobRunner) -> Callable[[], None]:
-    """Starts listening; returns the function that stops it. Call from the event loop's thread."""
+def follow_other_replicas(
+    db: storage.Database,
+    hub: EventHub,
+    runner: JobRunner,
+    *,
+    on_generation_gone: Callable[[str], None] = lambda generation_id: None,
+) -> Callable[[], None]:
+    """Starts listening; returns the function that stops it. Call from the event loop's thread.
+
+    `on_generation_gone` hears of each generation another replica deleted or purged."""
     loop = asyncio.get_running_loop()
 
     def on_notification(channel: str, payload: str) -> None:
@@ -39,8 +47,15 @@ def follow_other_replicas(db: storage.Database, hub: EventHub, runner: JobRunner
         elif channel in (storage.JOBS_CHANNEL, storage.MODELS_CHANNEL):
             # A job was queued, or a model's cooldown began or ended: look at the queue again.
             loop.call_soon_threadsafe(runner.wake)
+        elif channel == storage.GENERATIONS_CHANNEL and subject:
+            loop.call_soon_threadsafe(on_generation_gone, subject)
 
-    channels = [storage.EVENTS_CHANNEL, storage.JOBS_CHANNEL, storage.MODELS_CHANNEL]
+    channels = [
+        storage.EVENTS_CHANNEL,
+        storage.JOBS_CHANNEL,
+        storage.MODELS_CHANNEL,
+        storage.GENERATIONS_CHANNEL,
+    ]
     return db.listen(channels, on_notification)
 
 

@@ -42,6 +42,9 @@ class Generation:
     version_count: int
     create_time: datetime
     update_time: datetime
+    # Set while the generation is soft-deleted: when, and when it will be purged.
+    delete_time: datetime | None = None
+    expire_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +237,8 @@ def generation_of(row: storage.Generation) -> Generation:
         version_count=row.version_count,
         create_time=row.create_time,
         update_time=row.update_time,
+        delete_time=row.delete_time,
+        expire_time=row.expire_time,
     )
 
 

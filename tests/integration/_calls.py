@@ -10,7 +10,19 @@ from atelier.v1 import file_pb2
 from tests._support import Api
 
 # The scope each RPC needs (server/api/_servicer.py declares it on each method).
-WRITE_RPCS = frozenset({"Generate", "Tweak", "Iterate", "Regenerate", "UploadTree", "Merge", "CancelVersion"})
+WRITE_RPCS = frozenset(
+    {
+        "Generate",
+        "Tweak",
+        "Iterate",
+        "Regenerate",
+        "UploadTree",
+        "Merge",
+        "CancelVersion",
+        "DeleteGeneration",
+        "UndeleteGeneration",
+    }
+)
 READ_RPCS = frozenset(
     {
         "GetVersion",
@@ -46,6 +58,12 @@ def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
         "UploadTree": lambda: s.UploadTree(iter(upload), metadata=md),
         "Merge": lambda: s.Merge(pb.MergeRequest(ours=version, theirs=sibling), metadata=md),
         "CancelVersion": lambda: s.CancelVersion(pb.CancelVersionRequest(name=version), metadata=md),
+        "DeleteGeneration": lambda: s.DeleteGeneration(
+            pb.DeleteGenerationRequest(name=generation), metadata=md
+        ),
+        "UndeleteGeneration": lambda: s.UndeleteGeneration(
+            pb.UndeleteGenerationRequest(name=generation), metadata=md
+        ),
         "GetVersion": lambda: s.GetVersion(pb.GetVersionRequest(name=version), metadata=md),
         "ListVersions": lambda: s.ListVersions(pb.ListVersionsRequest(parent=generation), metadata=md),
         "GetGeneration": lambda: s.GetGeneration(pb.GetGenerationRequest(name=generation), metadata=md),

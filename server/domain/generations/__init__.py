@@ -7,15 +7,17 @@ group of verbs; `GenerationService` is all of them.
 
 from __future__ import annotations
 
+from server.domain.generations._base import log_event
 from server.domain.generations._conversation import ConversationVerbs
 from server.domain.generations._create import CreateVerbs
+from server.domain.generations._delete import DeleteVerbs
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
 from server.domain.generations._trees import TreeVerbs
 
 
-class GenerationService(CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs):
+class GenerationService(CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs):
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 
 
-__all__ = ["GenerationService"]
+__all__ = ["GenerationService", "log_event"]

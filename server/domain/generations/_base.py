@@ -32,6 +32,7 @@ from server.domain.resources import READABLE_STATES, Version, VersionRef, versio
 
 _log = logging.getLogger("atelier.sessions")
 _ENDED_CACHE_SIZE = 1024
+ENDED_CACHE_SECONDS = 30.0
 
 
 class ServiceBase:
@@ -42,8 +43,11 @@ class ServiceBase:
         self._settings = settings
         # Versions in a terminal state never change again, in any process: GetVersion serves
         # them (with their row id, for Progress) from this small, bounded cache, without a
-        # database read or a thread hop.
-        self._ended: LRU[tuple[str | None, str, int], tuple[int, Version]] = LRU(
+        # database read or a thread hop. Only deletion makes them vanish: `after_deletion`
+        # forgets them, as it hears of it; an entry is also read again once it is
+        # ENDED_CACHE_SECONDS old, in case it did not hear (a lost notification, or a
+        # retention pass of another process on SQLite).
+        self._ended: LRU[tuple[str | None, str, int], tuple[int, Version, float]] = LRU(
             max_entries=_ENDED_CACHE_SIZE
         )
 
@@ -74,6 +78,8 @@ class ServiceBase:
 
         try:
             row, created = await transactions.write(self._db, work, deadline=deadline)
+        except storage.GenerationDeleted as exc:
+            raise not_found("generation", f"generations/{exc.generation_id}", "GENERATION_NOT_FOUND") from exc
         except storage.RequestIdTaken:
             # A concurrent call with the same request id won the race: answer as a retry would.
             existing = await transactions.read(

@@ -15,7 +15,7 @@ from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import FailedPrecondition
 from server.domain.generations._base import ServiceBase, version_name, version_row
 from server.domain.generations._read import ReadVerbs
-from server.domain.jobs import CANCELLED_BY_USER
+from server.domain.jobs import cancel_job
 from server.domain.principals import Principal
 from server.domain.resources import ProgressEvent, Version, VersionRef, event_of, version_of
 
@@ -36,17 +36,7 @@ class ProgressVerbs(ReadVerbs, ServiceBase):
                     reason="VERSION_ALREADY_ENDED",
                     metadata={"state": version.state},
                 )
-            job = storage.request_cancel(tx, version_id=version.id)
-            if job is not None and job.status == storage.JobStatus.QUEUED and job.id is not None:
-                # No worker has it: it ends here and now.
-                storage.end_job(
-                    tx,
-                    job_id=job.id,
-                    version=version,
-                    state=storage.VersionState.CANCELLED,
-                    message="Cancelled",
-                    error=CANCELLED_BY_USER,
-                )
+            cancel_job(tx, version)
             return storage.get_version_by_id(tx, version.id)
 
         row = await transactions.write(self._db, work, deadline=deadline)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import storage
 from server.domain import _transactions as transactions
 from server.domain.errors import NotFound
 from server.domain.generations._base import (
+    ENDED_CACHE_SECONDS,
     ServiceBase,
     generation_row,
     readable_version_row,
@@ -37,13 +39,13 @@ class ReadVerbs(ServiceBase):
         """The version and its row id (which Progress follows)."""
         key = (caller.owner_filter, ref.generation_id, ref.number)
         cached = self._ended.get(key)
-        if cached is not None:
-            return cached
+        if cached is not None and time.monotonic() - cached[2] < ENDED_CACHE_SECONDS:
+            return cached[0], cached[1]
         row = await transactions.read(self._db, lambda tx: version_row(tx, caller, ref))
         assert row.id is not None
         found = (row.id, version_of(row, self._runner.estimate_of(row.id)))
         if found[1].state.is_terminal:
-            self._ended.put(key, found)
+            self._ended.put(key, (*found, time.monotonic()))
         return found
 
     async def get_generation(self, *, caller: Principal, generation_id: str) -> Generation:
@@ -51,17 +53,21 @@ class ReadVerbs(ServiceBase):
         return generation_of(row)
 
     async def list_generations(
-        self, *, caller: Principal, owner: str, before_id: str | None, limit: int
+        self, *, caller: Principal, owner: str, before_id: str | None, limit: int, show_deleted: bool = False
     ) -> list[Generation]:
         """The generations the caller may see, newest first: its own, or an admin's pick of everyone's.
-        `owner` (if not empty) narrows them to that principal's."""
+        `owner` (if not empty) narrows them to that principal's; `show_deleted` adds the deleted ones
+        that have not expired."""
         only = caller.owner_filter
         if owner:
             if only is not None and owner != only:
                 return []
             only = owner
         rows = await transactions.read(
-            self._db, lambda tx: storage.list_generations(tx, owner=only, before_id=before_id, limit=limit)
+            self._db,
+            lambda tx: storage.list_generations(
+                tx, owner=only, before_id=before_id, limit=limit, show_deleted=show_deleted
+            ),
         )
         return [generation_of(row) for row in rows]
 

@@ -4,7 +4,7 @@ A job is claimed with a lease and heartbeats while it runs; its result (its tree
 in the session, its last events and its terminal state) commits in one transaction.
 """
 
-from server.domain.jobs._job import CANCELLED_BY_USER
+from server.domain.jobs._cancel import cancel_job
 from server.domain.jobs._runner import JobRunner
 
-__all__ = ["CANCELLED_BY_USER", "JobRunner"]
+__all__ = ["JobRunner", "cancel_job"]

@@ -92,6 +92,16 @@ class AtelierServiceStub:
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListGenerationsRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListGenerationsResponse.FromString,
                 _registered_method=True)
+        self.DeleteGeneration = channel.unary_unary(
+                '/atelier.v1.AtelierService/DeleteGeneration',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.DeleteGenerationRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_generation__pb2.Generation.FromString,
+                _registered_method=True)
+        self.UndeleteGeneration = channel.unary_unary(
+                '/atelier.v1.AtelierService/UndeleteGeneration',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.UndeleteGenerationRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_generation__pb2.Generation.FromString,
+                _registered_method=True)
         self.ListFiles = channel.unary_unary(
                 '/atelier.v1.AtelierService/ListFiles',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListFilesRequest.SerializeToString,
@@ -230,6 +240,25 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteGeneration(self, request, context):
+        """Deletes a generation (AIP-135 soft delete): from now on the generation, its versions, files
+        and session answer NOT_FOUND, and its QUEUED and RUNNING versions are cancelled. Returns the
+        generation with its `delete_time` and `expire_time`: until then UndeleteGeneration restores
+        it; after, it is purged for good.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndeleteGeneration(self, request, context):
+        """Restores a deleted generation before its `expire_time` (AIP-164), with every version as it
+        was (versions cancelled by the deletion stay CANCELLED). A generation that is not deleted
+        answers ALREADY_EXISTS; one that expired, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListFiles(self, request, context):
         """Lists a COMPLETED version's files, in path order (AIP-158).
         """
@@ -349,6 +378,16 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.ListGenerations,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListGenerationsRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListGenerationsResponse.SerializeToString,
+            ),
+            'DeleteGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGeneration,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.DeleteGenerationRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_generation__pb2.Generation.SerializeToString,
+            ),
+            'UndeleteGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndeleteGeneration,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.UndeleteGenerationRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_generation__pb2.Generation.SerializeToString,
             ),
             'ListFiles': grpc.unary_unary_rpc_method_handler(
                     servicer.ListFiles,
@@ -671,6 +710,60 @@ class AtelierService:
             '/atelier.v1.AtelierService/ListGenerations',
             atelier_dot_v1_dot_atelier__service__pb2.ListGenerationsRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.ListGenerationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/DeleteGeneration',
+            atelier_dot_v1_dot_atelier__service__pb2.DeleteGenerationRequest.SerializeToString,
+            atelier_dot_v1_dot_generation__pb2.Generation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndeleteGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/UndeleteGeneration',
+            atelier_dot_v1_dot_atelier__service__pb2.UndeleteGenerationRequest.SerializeToString,
+            atelier_dot_v1_dot_generation__pb2.Generation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,3 @@
+from server.commands import main
+
+main()

@@ -1,0 +1,169 @@
+"""The garbage collector: retention, then purges, then blobs nothing refers to.
+
+One pass, run by `atelier-server gc` or every `gc_interval_seconds` by `serve`:
+
+1. Retention (when `retention_seconds` is set): generations not updated for that long are
+   deleted, as DeleteGeneration would (their jobs stop; they can be undeleted until they expire).
+2. Purge: soft-deleted generations whose expiry passed, and any named for an immediate purge,
+   are removed for good, one generation per transaction.
+3. Blobs: those nothing refers to (no version's tree, attachment or turn), stored before the
+   grace period, are deleted, in small batches, never one a writer is about to refer to (see
+   storage._blobs for how the collector and writers meet).
+
+Every step is safe to run in several processes at once: two passes never both act on one row.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import anyio
+from anyio.abc import TaskStatus
+
+import storage
+from server.config import Settings
+from server.domain import _transactions as transactions
+from server.domain import deletion
+from server.domain.generations import log_event
+
+_log = logging.getLogger("atelier.gc")
+# Generations handled per read, and blobs looked at per window.
+_GENERATION_BATCH = 100
+_BLOB_WINDOW = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What one pass did."""
+
+    # Generations retention deleted, and generations purged.
+    deleted: tuple[str, ...] = ()
+    purged: tuple[str, ...] = ()
+    # Versions whose jobs retention stopped.
+    stopped_version_ids: tuple[int, ...] = ()
+    blobs_deleted: int = 0
+
+    @property
+    def gone(self) -> tuple[str, ...]:
+        """Every generation that disappeared in the pass."""
+        return (*self.deleted, *self.purged)
+
+
+async def collect_garbage(
+    db: storage.Database,
+    settings: Settings,
+    *,
+    purge_now: Sequence[str] = (),
+    grace_seconds: float | None = None,
+) -> GcReport:
+    """One pass. `purge_now` names generations (by id, of any owner, deleted or not) to purge at
+    once; `grace_seconds` overrides `settings.gc_grace_seconds`."""
+    deleted, stopped = await _retire(db, settings) if settings.retention_seconds > 0 else ((), ())
+    purged = [generation_id for generation_id in purge_now if await _purge(db, generation_id)]
+    purged.extend(await _purge_expired(db))
+    grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+    blobs = await _collect_blobs(db, created_before=storage.utcnow() - timedelta(seconds=grace))
+    report = GcReport(tuple(deleted), tuple(purged), tuple(stopped), blobs)
+    if report.gone or blobs:
+        log_event(
+            "garbage_collected",
+            deleted=len(report.deleted),
+            purged=len(report.purged),
+            blobs_deleted=blobs,
+        )
+    return report
+
+
+async def collect_periodically(
+    db: storage.Database,
+    settings: Settings,
+    *,
+    after_pass: Callable[[GcReport], None],
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """A pass every `settings.gc_interval_seconds`, for ever; `after_pass` hears what each did. A
+    failed pass is logged, and the next one tries again.
+
+    The first pass comes at a random point of the first interval: replicas started together do
+    not all collect at once, and a server restarted more often than the interval still collects.
+    """
+    task_status.started()
+    delay = random.uniform(0, settings.gc_interval_seconds)
+    while True:
+        await anyio.sleep(delay)
+        delay = settings.gc_interval_seconds
+        try:
+            report = await collect_garbage(db, settings)
+        except Exception:
+            _log.exception("garbage collection failed; the next pass will try again")
+            continue
+        after_pass(report)
+
+
+async def _retire(db: storage.Database, settings: Settings) -> tuple[list[str], list[int]]:
+    now = storage.utcnow()
+    updated_before = now - timedelta(seconds=settings.retention_seconds)
+    kept_for = timedelta(seconds=settings.deleted_retention_seconds)
+    deleted: list[str] = []
+    stopped: list[int] = []
+    while True:
+        due = await transactions.read(
+            db,
+            functools.partial(
+                storage.generations_updated_before, before=updated_before, limit=_GENERATION_BATCH
+            ),
+        )
+        for generation_id in due:
+            done = await transactions.write(
+                db,
+                functools.partial(
+                    deletion.delete_generation, generation_id=generation_id, now=now, kept_for=kept_for
+                ),
+            )
+            if done is not None:
+                deleted.append(generation_id)
+                stopped.extend(done.stopped_version_ids)
+        if len(due) < _GENERATION_BATCH:
+            return deleted, stopped
+
+
+async def _purge_expired(db: storage.Database) -> list[str]:
+    now = storage.utcnow()
+    purged: list[str] = []
+    while True:
+        due = await transactions.read(
+            db, functools.partial(storage.expired_generations, now=now, limit=_GENERATION_BATCH)
+        )
+        purged.extend([generation_id for generation_id in due if await _purge(db, generation_id)])
+        if len(due) < _GENERATION_BATCH:
+            return purged
+
+
+async def _purge(db: storage.Database, generation_id: str) -> bool:
+    return await transactions.write(
+        db, functools.partial(storage.purge_generation, generation_id=generation_id)
+    )
+
+
+async def _collect_blobs(db: storage.Database, *, created_before: datetime) -> int:
+    deleted = 0
+    after = ""
+    while True:
+        scan = await transactions.read(
+            db, functools.partial(storage.scan_blobs, after=after, limit=_BLOB_WINDOW)
+        )
+        if scan.unused:
+            deleted += await transactions.write(
+                db,
+                functools.partial(
+                    storage.delete_unused_blobs, sha256s=scan.unused, created_before=created_before
+                ),
+            )
+        if scan.last is None:
+            return deleted
+        after = scan.last
