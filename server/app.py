@@ -158,7 +158,7 @@ def _listen(server: grpc.aio.Server, listen: str, credentials: grpc.ServerCreden
             return port
         except RuntimeError:
             problem = "gRPC could not bind it (GRPC_VERBOSITY=debug says why)"
-    raise SystemExit(f"atelier: cannot listen on {listen}: {problem}")
+    raise SystemExit(f"atelier-server: cannot listen on {listen}: {problem}")
 
 
 def _address_problem(listen: str) -> str | None:
@@ -204,7 +204,7 @@ async def _migrate(db: storage.Database, *, on_start: bool) -> None:
 
 
 def _exit_with(message: str) -> NoReturn:
-    print(f"atelier: {message}", file=sys.stderr)
+    print(f"atelier-server: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -228,7 +228,7 @@ def _serve_metrics(listen: str) -> Callable[[], None]:
     try:
         http, thread = prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1")
     except OSError as exc:
-        raise SystemExit(f"atelier: cannot serve metrics on {listen}: {exc}") from exc
+        raise SystemExit(f"atelier-server: cannot serve metrics on {listen}: {exc}") from exc
     _log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", http.server_port)
 
     def stop() -> None:

@@ -148,5 +148,5 @@ def test_the_server_refuses_bad_tls_settings_with_one_line(
         )
     result = _start_server(env, tmp_path)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.splitlines() == [f"atelier: configuration error: {message}"]
+    assert result.stderr.splitlines() == [f"atelier-server: configuration error: {message}"]
     assert not (tmp_path / "atelier.db").exists()  # refused before anything was done
