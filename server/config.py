@@ -88,6 +88,20 @@ class Settings:
     max_in_flight: int = 1000
     # Jobs one principal may have running at once, across every replica (0: no cap).
     max_in_flight_per_principal: int = 0
+    # Limits per principal (server/api/_limits.py). Requests: a token bucket that refills at
+    # `rate_limit_per_second` and holds `rate_limit_burst`, kept by each replica for itself (so
+    # with n replicas behind a balancer a principal gets up to n times the rate; 0: no limit).
+    # A refused call gets RESOURCE_EXHAUSTED with RetryInfo. The other caps are 0 for none.
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: int = 200
+    # Jobs a principal may have queued or running (Generate, Tweak, Iterate, Regenerate), counted
+    # in the database, so across every replica.
+    max_queued_jobs_per_principal: int = 1000
+    # Server streams (Progress, ReadFile, ExportTree) and uploads a principal may have open at
+    # once on one replica, and uploads one replica accepts at once from everyone.
+    max_streams_per_principal: int = 100
+    max_uploads_per_principal: int = 4
+    max_uploads: int = 32
     # Limits on what a version's tree may hold.
     max_file_bytes: int = 32 * 1024 * 1024
     max_tree_bytes: int = 512 * 1024 * 1024
@@ -259,6 +273,12 @@ _NOT_NEGATIVE = (
     "max_attachment_bytes",
     "max_in_flight",
     "max_in_flight_per_principal",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "max_queued_jobs_per_principal",
+    "max_streams_per_principal",
+    "max_uploads_per_principal",
+    "max_uploads",
     "provider_max_wait_seconds",
     "max_deletion_share",
     "shutdown_grace_seconds",

@@ -4,6 +4,7 @@ caller stops waiting), converts the answers, and records each mutating call in t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -19,6 +20,7 @@ from grpc_status import rpc_status
 from server.api import _audit, _convert, _names
 from server.api._auth import Authenticator
 from server.api._errors import to_status, to_status_proto
+from server.api._limits import Limits, Slot
 from server.api._texts import check_texts
 from server.config import Settings
 from server.domain import (
@@ -65,7 +67,14 @@ def _mutation(handler: _Unary[_Req, _Resp]) -> _UnaryMethod[_Req, _Resp]:
     return _call(handler, scope=WRITE, audited=True)
 
 
-def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> _UnaryMethod[_Req, _Resp]:
+def _upload(handler: _Unary[_Req, _Resp]) -> _UnaryMethod[_Req, _Resp]:
+    """A mutation whose request streams in: it holds one of the caller's upload slots."""
+    return _call(handler, scope=WRITE, audited=True, slot=Slot.UPLOAD)
+
+
+def _call(
+    handler: _Unary[_Req, _Resp], *, scope: str, audited: bool, slot: Slot | None = None
+) -> _UnaryMethod[_Req, _Resp]:
     @functools.wraps(handler)
     async def wrapper(self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
         principal: Principal | None = None
@@ -73,7 +82,8 @@ def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> _UnaryM
         outcome, reason = "OK", ""
         try:
             principal = await self._caller(context, scope)
-            response = await handler(self, _checked(request), context, principal)
+            with self._limits.slot(slot, principal) if slot else contextlib.nullcontext():
+                response = await handler(self, _checked(request), context, principal)
             return response
         except AtelierError as error:
             outcome, reason = error.code, error.reason
@@ -110,8 +120,10 @@ def _stream(scope: str) -> Callable[[_Stream[_Req, _Resp]], _StreamMethod[_Req, 
         ) -> AsyncIterator[_Resp]:
             try:
                 principal = await self._caller(context, scope)
-                async for item in handler(self, _checked(request), context, principal):
-                    yield item
+                # Released however the stream ends: a client that cancels raises CancelledError here.
+                with self._limits.slot(Slot.STREAM, principal):
+                    async for item in handler(self, _checked(request), context, principal):
+                        yield item
             except AtelierError as error:
                 await context.abort_with_status(to_status(error))
             except (grpc.aio.AbortError, asyncio.CancelledError):
@@ -166,10 +178,13 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         self._service = service
         self._settings = settings
         self._auth = Authenticator(settings=settings, api_keys=api_keys)
+        self._limits = Limits(settings)
 
     async def _caller(self, context: grpc.aio.ServicerContext, scope: str) -> Principal:
+        """The authenticated caller, holding `scope` and within its request rate."""
         principal = await self._auth.authenticate(context.invocation_metadata())
         principal.require(scope)
+        self._limits.admit(principal)
         return principal
 
     @_mutation
@@ -428,7 +443,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             for offset in range(chunk, len(data), chunk):
                 yield pb.ExportTreeResponse(data=data[offset : offset + chunk], offset=offset)
 
-    @_mutation
+    @_upload
     async def UploadTree(
         self,
         request: AsyncIterator[pb.UploadTreeRequest],
@@ -436,35 +451,20 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         principal: Principal,
     ) -> generation_pb2.Version:
         request_id, description = "", ""
-        files: list[tuple[str, str, bytearray]] = []
-        total, limit = 0, self._settings.max_tree_bytes
+        upload = self._service.start_upload()
         first = True
         async for message in request:
             if first:
                 request_id, description, first = message.request_id, message.description, False
             if message.HasField("file"):
-                # An empty MIME type is guessed from the path where the tree is built.
-                files.append((message.file.path, message.file.mime_type, bytearray()))
+                await upload.start_file(message.file.path, message.file.mime_type)
             if message.data:
-                if not files:
-                    raise InvalidArgument(
-                        "data arrived before any file was started",
-                        reason="UPLOAD_DATA_WITHOUT_FILE",
-                        violations=[FieldViolation("file", "must be set before the file's data")],
-                    )
-                total += len(message.data)
-                if total > limit:
-                    raise InvalidArgument(
-                        f"the upload is over the limit of {limit} bytes",
-                        reason="TREE_TOO_LARGE",
-                        violations=[FieldViolation("data", f"the tree must be at most {limit} bytes")],
-                    )
-                files[-1][2].extend(message.data)
-        version = await self._service.upload(
+                await upload.write(message.data)
+        version = await self._service.finish_upload(
+            upload,
             caller=principal,
             description=description,
             request_id=request_id,
-            files=[FileContent(path, mime_type, bytes(data)) for path, mime_type, data in files],
             deadline=_deadline(context),
         )
         return _convert.version_to_proto(version)

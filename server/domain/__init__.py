@@ -18,6 +18,7 @@ from server.domain.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "Principal",
     "ProgressEvent",
     "QueueEstimate",
+    "ResourceExhausted",
     "Strategy",
     "TokenUsage",
     "TreeEntry",

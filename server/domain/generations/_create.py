@@ -53,6 +53,7 @@ class CreateVerbs(ServiceBase):
                 provider=model_config.provider,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
                 attachments=attachments,
             )
             log_event("session_created", generation=generation.id, owner=caller.name, model=model_config.name)
@@ -99,6 +100,7 @@ class CreateVerbs(ServiceBase):
                 turn=parent_row.turn + 1,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
                 attachments=attachments,
             )
             if conversation is not None:
@@ -151,6 +153,7 @@ class CreateVerbs(ServiceBase):
                 turn=1,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
             )
 
         return await self.create_once(
@@ -195,6 +198,7 @@ class CreateVerbs(ServiceBase):
                 turn=original.turn,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
                 attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
             )
 
