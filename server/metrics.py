@@ -31,6 +31,11 @@ RUN_SECONDS = Histogram(
 )
 MODEL_REFUSALS = Counter("atelier_model_refusals", "Requests the model refused with 429.", ["model"])
 MODEL_ERRORS = Counter("atelier_model_errors", "Requests the model failed (5xx, timeouts).", ["model"])
+LIMIT_REFUSALS = Counter(
+    "atelier_limit_refusals",
+    "Calls refused because their caller was over a limit, by reason (RATE_LIMITED, TOO_MANY_STREAMS, ...).",
+    ["reason"],
+)
 LOOP_LAG_SECONDS = Histogram(
     "atelier_event_loop_lag_seconds",
     "How late the event loop ran a timer: the time the loop was busy with something else.",

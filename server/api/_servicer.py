@@ -33,9 +33,11 @@ from server.domain import (
     GenerationService,
     InvalidArgument,
     Principal,
+    ResourceExhausted,
     Strategy,
 )
 from server.files import FileContent
+from server.metrics import LIMIT_REFUSALS
 
 _log = logging.getLogger("atelier.api")
 _Req = TypeVar("_Req")
@@ -45,6 +47,12 @@ _Unary = Callable[[Any, _Req, grpc.aio.ServicerContext, Principal], Awaitable[_R
 _Stream = Callable[[Any, _Req, grpc.aio.ServicerContext, Principal], AsyncIterator[_Resp]]
 _UnaryMethod = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
 _StreamMethod = Callable[[Any, _Req, grpc.aio.ServicerContext], AsyncIterator[_Resp]]
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: AtelierError) -> None:
+    if isinstance(error, ResourceExhausted):
+        LIMIT_REFUSALS.labels(error.reason).inc()
+    await context.abort_with_status(to_status(error))
 
 
 async def _abort_internal(context: grpc.aio.ServicerContext, method: str) -> None:
@@ -87,7 +95,7 @@ def _call(
             return response
         except AtelierError as error:
             outcome, reason = error.code, error.reason
-            await context.abort_with_status(to_status(error))
+            await _abort(context, error)
         except asyncio.CancelledError:
             outcome = "CANCELLED"
             raise
@@ -125,7 +133,7 @@ def _stream(scope: str) -> Callable[[_Stream[_Req, _Resp]], _StreamMethod[_Req, 
                     async for item in handler(self, _checked(request), context, principal):
                         yield item
             except AtelierError as error:
-                await context.abort_with_status(to_status(error))
+                await _abort(context, error)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception:

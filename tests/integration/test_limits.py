@@ -8,6 +8,7 @@ import functools
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ import storage
 from server.config import load_settings
 from server.domain.gc import collect_garbage
 from support.databases import fresh_database
+from tests._client_support import free_port
 from tests._support import Api, ServerProcess, check_error, error_details, fails, file_message
 from tests.conftest import BACKENDS, check_backend
 from tests.integration.conftest import SERVER_ENV
@@ -56,6 +58,7 @@ def server(
         "ATELIER_MAX_FILE_BYTES": str(12 * MiB),
         "ATELIER_MAX_TREE_BYTES": str(16 * MiB),
         "ATELIER_MAX_TREE_FILES": "5",
+        "ATELIER_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
     }
     with fresh_database(backend, tmp) as url:
         process = ServerProcess(database_url=url, log_path=tmp / "server.log", env=env).start()
@@ -93,7 +96,7 @@ def _exhaust(api: Api) -> grpc.RpcError:
 
 
 def test_a_principal_over_its_rate_is_refused_with_retry_info_and_others_are_not(
-    channel: grpc.Channel,
+    server: ServerProcess, channel: grpc.Channel
 ) -> None:
     error = _exhaust(Api(channel, "rate-token"))
     check_error(error, _EXHAUSTED, "RATE_LIMITED")
@@ -104,6 +107,10 @@ def test_a_principal_over_its_rate_is_refused_with_retry_info_and_others_are_not
         pb.ListModelsRequest(), metadata=Api(channel, "queue-token").metadata
     )
     time.sleep(delay)
+    metrics = urllib.request.urlopen(
+        f"http://{server.extra_env['ATELIER_METRICS_LISTEN']}/metrics", timeout=5
+    )
+    assert 'atelier_limit_refusals_total{reason="RATE_LIMITED"}' in metrics.read().decode()
     Api(channel, "rate-token").stub.ListModels(
         pb.ListModelsRequest(), metadata=Api(channel, "rate-token").metadata
     )
