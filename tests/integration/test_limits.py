@@ -116,22 +116,40 @@ def test_a_principal_over_its_rate_is_refused_with_retry_info_and_others_are_not
     )
 
 
+def _rate_refusals(server: ServerProcess) -> float:
+    """How many calls the server refused as RATE_LIMITED (its Prometheus counter)."""
+    address = server.extra_env["ATELIER_METRICS_LISTEN"]
+    text = urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode()
+    line = 'atelier_limit_refusals_total{reason="RATE_LIMITED"} '
+    return sum(float(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
+
+
 def test_the_sdk_surfaces_retry_after_and_retries_after_it(
     server: ServerProcess, channel: grpc.Channel
 ) -> None:
-    api = Api(channel, "sdk-token")
-    with atelier.AtelierClient(
-        server.target, token="sdk-token", retry=atelier.RetryPolicy(max_attempts=1)
-    ) as client:
-        _exhaust(api)
-        with pytest.raises(atelier.ResourceExhausted) as caught:
-            client.models()
-        assert caught.value.reason == "RATE_LIMITED"
-        assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 1 / RATE + 0.01
-    with atelier.AtelierClient(server.target, token="sdk-token") as client:
-        _exhaust(api)
-        # The default policy waits what the server asked for, then succeeds.
-        assert client.models()
+    once = atelier.RetryPolicy(max_attempts=1)
+    # Were the refusal retried on this policy's backoff, the call would take 5 s.
+    retrying = atelier.RetryPolicy(max_attempts=3, initial_backoff=5, max_backoff=5, jitter=0)
+    # One channel, so that the calls follow one another closely.
+    with (
+        atelier.AtelierClient(channel=channel, token="sdk-token", retry=once) as client,
+        atelier.AtelierClient(channel=channel, token="sdk-token", retry=retrying) as patient,
+    ):
+        # A loaded machine may let the bucket refill before the patient call: then again.
+        for _ in range(5):
+            refused_before = _rate_refusals(server)
+            with pytest.raises(atelier.ResourceExhausted) as caught:
+                for _ in range(RATE * 4):
+                    client.models()
+            assert caught.value.reason == "RATE_LIMITED"
+            assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 1 / RATE + 0.01
+            start = time.monotonic()
+            assert patient.models()
+            assert time.monotonic() - start < 2
+            # The patient call was refused too, and retried after RetryInfo's delay.
+            if _rate_refusals(server) >= refused_before + 2:
+                return
+    raise AssertionError("the patient call was never refused first")
 
 
 def test_queued_jobs_are_capped_across_the_database_and_a_refusal_writes_nothing(
