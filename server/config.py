@@ -92,16 +92,17 @@ class Settings:
     # `rate_limit_per_second` and holds `rate_limit_burst`, kept by each replica for itself (so
     # with n replicas behind a balancer a principal gets up to n times the rate; 0: no limit).
     # A refused call gets RESOURCE_EXHAUSTED with RetryInfo. The other caps are 0 for none.
-    rate_limit_per_second: float = 100.0
-    rate_limit_burst: int = 200
+    # The defaults are generous: they stop a runaway client, not a busy one.
+    rate_limit_per_second: float = 1000.0
+    rate_limit_burst: int = 2000
     # Jobs a principal may have queued or running (Generate, Tweak, Iterate, Regenerate), counted
     # in the database, so across every replica.
-    max_queued_jobs_per_principal: int = 1000
+    max_queued_jobs_per_principal: int = 10_000
     # Server streams (Progress, ReadFile, ExportTree) and uploads a principal may have open at
     # once on one replica, and uploads one replica accepts at once from everyone.
-    max_streams_per_principal: int = 100
-    max_uploads_per_principal: int = 4
-    max_uploads: int = 32
+    max_streams_per_principal: int = 1000
+    max_uploads_per_principal: int = 8
+    max_uploads: int = 64
     # Limits on what a version's tree may hold.
     max_file_bytes: int = 32 * 1024 * 1024
     max_tree_bytes: int = 512 * 1024 * 1024

@@ -63,7 +63,8 @@ def create_version(
     its branch of the conversation ends (a job sets it when its exchange is recorded).
     `session_id` is the generation's conversation session, when the caller already knows it.
     With `max_queued_jobs`, TooManyQueuedJobs when the owner already has that many jobs queued
-    or running (counted in this transaction, so across replicas); then nothing is written.
+    or running (counted in this transaction, so across replicas; see `_UNLOCKED_MARGIN`); then
+    nothing is written.
     """
     if queue_job and max_queued_jobs:
         _check_queued_jobs(tx, generation.owner, max_queued_jobs)
@@ -144,12 +145,14 @@ def create_version(
 
 
 def _check_queued_jobs(tx: Transaction, owner: str, limit: int) -> None:
-    if tx.get_bind().dialect.name == "postgresql":
-        # Two transactions of one owner would each count the other's job as not yet there: they
-        # take turns on a lock of the owner (held to the end of the transaction). SQLite's writers
-        # take turns anyway.
-        tx.execute(_LOCK_OWNER, {"owner": owner})
     count = tx.execute(_QUEUED_JOBS_OF_OWNER, {"owner": owner}).scalar_one()
+    if count >= limit - _UNLOCKED_MARGIN and tx.get_bind().dialect.name == "postgresql":
+        # Two transactions of one owner would each count the other's job as not yet there: near
+        # the cap they take turns on a lock of the owner (held to the end of the transaction), and
+        # count again. Far below it, an owner's creates do not wait on one another. SQLite's
+        # writers take turns anyway.
+        tx.execute(_LOCK_OWNER, {"owner": owner})
+        count = tx.execute(_QUEUED_JOBS_OF_OWNER, {"owner": owner}).scalar_one()
     if count >= limit:
         raise TooManyQueuedJobs(owner, count, limit)
 
@@ -191,6 +194,9 @@ def list_attachments(tx: Transaction, *, version_id: int) -> list[VersionAttachm
 
 _INSERT_VERSION = sa.insert(VERSION).returning(VERSION.c.id)
 _INSERT_JOB = sa.insert(JOB)
+# How far below its cap an owner's creates count without the lock: the cap is exact unless more
+# than this many creates of one owner are in flight at once across every replica.
+_UNLOCKED_MARGIN = 100
 # The advisory lock's first key names what the second one locks ("atjq": Atelier's job queues).
 _OWNER_QUEUE_LOCK = 0x61746A71
 _LOCK_OWNER = sa.select(
