@@ -88,20 +88,23 @@ class Settings:
     max_in_flight: int = 1000
     # Jobs one principal may have running at once, across every replica (0: no cap).
     max_in_flight_per_principal: int = 0
-    # Limits per principal (server/api/_limits.py). Requests: a token bucket that refills at
-    # `rate_limit_per_second` and holds `rate_limit_burst`, kept by each replica for itself (so
-    # with n replicas behind a balancer a principal gets up to n times the rate; 0: no limit).
-    # A refused call gets RESOURCE_EXHAUSTED with RetryInfo. The other caps are 0 for none.
-    # The defaults are generous: they stop a runaway client, not a busy one.
+    # A principal's request rate, per second, on each replica (server/api/_limits.py): a token
+    # bucket, kept by each replica for itself, so behind a balancer over n replicas a principal
+    # gets up to n times it. Over it, RESOURCE_EXHAUSTED RATE_LIMITED with RetryInfo (0: no
+    # limit). Like every limit per principal, the default stops a runaway client, not a busy one.
     rate_limit_per_second: float = 1000.0
+    # How many requests a principal may make at once before its rate limit applies (the bucket).
     rate_limit_burst: int = 2000
-    # Jobs a principal may have queued or running (Generate, Tweak, Iterate, Regenerate), counted
-    # in the database, so across every replica.
+    # Jobs a principal may have queued or running, across every replica (counted in the
+    # database); over it, Generate, Tweak, Iterate and Regenerate get TOO_MANY_QUEUED_JOBS
+    # (0: no cap).
     max_queued_jobs_per_principal: int = 10_000
-    # Server streams (Progress, ReadFile, ExportTree) and uploads a principal may have open at
-    # once on one replica, and uploads one replica accepts at once from everyone.
+    # Server streams (Progress, ReadFile, ExportTree) a principal may have open at once on one
+    # replica: TOO_MANY_STREAMS (0: no cap).
     max_streams_per_principal: int = 1000
+    # UploadTree calls a principal may have open at once on one replica: TOO_MANY_UPLOADS (0: no cap).
     max_uploads_per_principal: int = 8
+    # UploadTree calls one replica receives at once, from everyone: SERVER_UPLOADS_BUSY (0: no cap).
     max_uploads: int = 64
     # Limits on what a version's tree may hold.
     max_file_bytes: int = 32 * 1024 * 1024
