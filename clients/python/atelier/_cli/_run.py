@@ -51,15 +51,23 @@ class Cli:
         self.json: bool = getattr(args, "json", False)
         self.out = _console(stderr=False)
         self.err = _console(stderr=True)
-        self.client = AtelierClient(
-            getattr(args, "target", None),
-            token=getattr(args, "token", None),
-            tls=True if getattr(args, "tls", False) else None,
-            root_certificates=_read_option(args, "ca_file"),
-            certificate_chain=_read_option(args, "cert_file"),
-            private_key=_read_option(args, "key_file"),
-            timeout=getattr(args, "timeout", 30.0),
-        )
+        root_certificates = _read_option(args, "ca_file")
+        certificate_chain = _read_option(args, "cert_file")
+        private_key = _read_option(args, "key_file")
+
+        def new_client() -> AtelierClient:
+            return AtelierClient(
+                getattr(args, "target", None),
+                token=getattr(args, "token", None),
+                tls=True if getattr(args, "tls", False) else None,
+                root_certificates=root_certificates,
+                certificate_chain=certificate_chain,
+                private_key=private_key,
+                timeout=getattr(args, "timeout", 30.0),
+            )
+
+        self._new_client = new_client
+        self.client = new_client()
         self.names = Names(self.client)
 
     # Output
@@ -180,11 +188,14 @@ class Cli:
     def _interrupted(self, name: str) -> int:
         if getattr(self.args, "cancel_on_interrupt", False):
             self.err.print(f"\nInterrupted: cancelling {escape(name)}…")
-            version = self.client.cancel(name)
-            if not version.state.terminal:
-                # A running job stops at its next step: wait a moment to say how it ended.
-                with contextlib.suppress(AtelierError, KeyboardInterrupt):
-                    version = self.client.wait(name, timeout=_CANCEL_WAIT_SECONDS)
+            # A new channel: Ctrl-C can land while gRPC's stream holds a lock of the old one, whose
+            # streams then never move again.
+            with self._new_client() as client:
+                version = client.cancel(name)
+                if not version.state.terminal:
+                    # A running job stops at its next step: wait a moment to say how it ended.
+                    with contextlib.suppress(AtelierError, KeyboardInterrupt):
+                        version = client.wait(name, timeout=_CANCEL_WAIT_SECONDS)
             if version.state.terminal:
                 self.err.print(f"{escape(name)} {version.state.value}: {escape(version.message)}")
             else:
