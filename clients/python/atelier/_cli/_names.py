@@ -15,6 +15,7 @@ generation is kept per server in a small state file: `$ATELIER_STATE_FILE`, else
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from atelier._cli._exit_codes import Usage
 from atelier._client import AtelierClient
-from atelier._errors import NotFound, sdk_error
+from atelier._errors import InvalidArgument, NotFound, sdk_error
 from atelier._types import Generation
 
 _PREFIX = "generations/"
@@ -135,6 +136,11 @@ class Names:
             return self._resolved[short]
         if not _ID.fullmatch(short):
             raise Usage(f"{short!r} is not a generation: name one by its id (see `atelier list`)")
+        if not deleted:
+            # A whole id needs no listing.
+            with contextlib.suppress(NotFound, InvalidArgument):
+                self._resolved[short] = self._client.get_generation(_PREFIX + short).name
+                return self._resolved[short]
         ids = [generation_name(g.name).removeprefix(_PREFIX) for g in self._generations(deleted)]
         if short in ids:
             found = short
