@@ -10,7 +10,7 @@ GEN_STAMP := $(GEN_DIR)/__init__.py
 # The Node.js client (clients/node) and its pinned packages, which its test runs.
 NODE_CLIENT := clients/node/node_modules/.installed
 
-.PHONY: run test lint proto bench clean-venv
+.PHONY: run test lint proto bench docs clean-venv
 
 run: $(VENV)/.installed $(GEN_STAMP)
 	$(VENV)/bin/atelier-server serve
@@ -26,6 +26,12 @@ lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
 
 bench: $(VENV)/.installed $(GEN_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Regenerates what the docs quote from the code: the settings table (docs/OPERATIONS.md, README.md)
+# from server/config.py. tests/test_settings_docs.py fails when it is stale. The defaults are
+# documented, so the caller's own ATELIER_* variables are left out.
+docs: $(VENV)/.installed
+	env $$(env | grep -o '^ATELIER_[A-Z_]*' | sed 's/^/-u /') $(VENV)/bin/atelier-server settings --update docs/OPERATIONS.md README.md
 
 # The venv is (re)built when the dependency lists change.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml

@@ -62,7 +62,13 @@ def _gemini_models(settings: Settings) -> tuple[ModelConfig, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Every setting of the server. The comment right above a field is its documentation: the
+    settings table of docs/OPERATIONS.md and the README is generated from it (`make docs`)."""
+
+    # The gRPC address to serve on, host:port (port 0 picks a free port).
     listen: str = "127.0.0.1:50051"
+    # The database: SQLite (sqlite:///path/to/atelier.db) or PostgreSQL
+    # (postgresql+psycopg://user:password@host:5432/database).
     database_url: str = "sqlite:///./var/atelier.db"
     # The provider whose first model serves requests that name no model.
     provider: str = "offline"
@@ -72,67 +78,91 @@ class Settings:
     # "token:principal:scope+scope" (for example "root-token:root:admin"). With no tokens, no JWT
     # settings and no API key ever created, every caller is principal `local` (read and write).
     tokens: str = ""
-    # JWT bearer tokens from an OIDC provider: its JWKS (a file path or an http(s) URL), and the
-    # `iss` and `aud` every token must carry. All three, or none.
+    # JWT bearer tokens from an OIDC provider: its JWKS (a file path or an http(s) URL, such as
+    # the provider's jwks_uri). Needs the issuer and audience too: all three, or none.
     jwt_jwks: str = ""
+    # The `iss` every JWT must carry.
     jwt_issuer: str = ""
+    # The `aud` every JWT must carry (one of its audiences).
     jwt_audience: str = ""
     # How long this process trusts what it read of an API key: a revoked key stops working
     # within this many seconds (0: read the key on every call).
     api_key_cache_seconds: float = 5.0
+    # The longest prompt a request may carry; a longer one is refused (INVALID_ARGUMENT).
     max_prompt_bytes: int = 32 * 1024
+    # The most bytes a request's attachments may hold, all together (0: none are accepted).
     max_attachment_bytes: int = 16 * 1024 * 1024
+    # The largest gRPC message the server receives or sends.
     max_message_bytes: int = 32 * 1024 * 1024
     # Jobs this process runs at once. A job mostly waits on its model, so this is about memory
     # and the models' limits, not about cores. 0: this process serves the API and runs no job.
     max_in_flight: int = 1000
     # Jobs one principal may have running at once, across every replica (0: no cap).
     max_in_flight_per_principal: int = 0
-    # Limits on what a version's tree may hold.
+    # The largest file a version's tree may hold (an upload's, an attachment's or a model's).
     max_file_bytes: int = 32 * 1024 * 1024
+    # The most bytes a version's tree may hold, all files together.
     max_tree_bytes: int = 512 * 1024 * 1024
+    # The most files a version's tree may hold.
     max_tree_files: int = 100_000
     # A refinement that deletes more than this share of the tree, unasked, ends NEEDS_REVIEW.
     max_deletion_share: float = 0.5
+    # How long a worker's claim on a job lasts without renewal: a crashed worker's job is
+    # requeued after this.
     job_lease_seconds: float = 30.0
+    # How often a worker renews the leases of its jobs (and sees cancellations).
     job_heartbeat_seconds: float = 2.0
+    # How many times a job may lose its worker (crashed, killed); then it fails WORKER_LOST.
     job_max_attempts: int = 3
+    # On SIGTERM, running jobs get this long to finish; then they are requeued for another replica.
     shutdown_grace_seconds: float = 10.0
     # How often this process reads, in one statement for all its Progress streams, the latest
     # event of every version they follow: it finds events that no notification announced.
     progress_poll_seconds: float = 1.0
+    # The server's log level: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
-    # Gemini, through google-genai. The key is read from GEMINI_API_KEY.
+    # The Gemini API key (google-genai); also read from GEMINI_API_KEY.
     gemini_api_key: str = field(default="", repr=False)
+    # The Gemini text model offered (with ATELIER_PROVIDER=gemini and no [[models]]).
     gemini_model: str = "gemini-2.5-flash"
+    # The Gemini image model offered (with ATELIER_PROVIDER=gemini and no [[models]]).
     gemini_image_model: str = "gemini-2.5-flash-image"
     # Overrides Google's endpoint (tests point it at a local fake).
     gemini_base_url: str = ""
+    # The Gemini API version google-genai calls.
     gemini_api_version: str = "v1beta"
-    # The longest wait for the next bytes of an answer (google-genai's timeout)...
-    gemini_timeout_seconds: float = 120.0
-    # ...and for one request's whole answer, however steadily it streams. Either one timing
+    # The longest wait for the next bytes of a Gemini answer (google-genai's timeout); timing
     # out counts as a failed attempt (retried like a 5xx).
+    gemini_timeout_seconds: float = 120.0
+    # The longest one Gemini request may take to answer in full, however steadily it streams;
+    # timing out counts as a failed attempt (retried like a 5xx).
     gemini_attempt_seconds: float = 600.0
     # How many bytes of a tree's file contents go to the model with a refinement; the other
     # files are listed by path, size and SHA-256.
     provider_context_budget_bytes: int = 1024 * 1024
-    # Retries of 429, 5xx and timeouts: capped exponential backoff, then the version fails.
+    # Tries per model call on 5xx and timeouts (with capped exponential backoff), then the
+    # version fails.
     provider_max_attempts: int = 4
+    # The first backoff between tries of a model call; it doubles on each try, up to
+    # ATELIER_PROVIDER_BACKOFF_MAX_SECONDS.
     provider_backoff_initial_seconds: float = 0.5
+    # The longest backoff between tries of a model call.
     provider_backoff_max_seconds: float = 8.0
     # A 429 cools the whole model down: the cooldown honours the delay the answer asks for, and
-    # backs off (up to this) while probes are refused. A job waits through cooldowns for at most
-    # `provider_max_wait_seconds` in all, then fails MODEL_QUOTA_EXHAUSTED.
+    # backs off (up to this) while probes are refused.
     model_cooldown_max_seconds: float = 60.0
+    # How long a job may wait in all for its model's cooldowns and request budget; then it
+    # fails MODEL_QUOTA_EXHAUSTED.
     provider_max_wait_seconds: float = 300.0
     # Where Prometheus metrics are served (host:port); empty: not served.
     metrics_listen: str = ""
-    # TLS on the gRPC port: a PEM certificate chain and its unencrypted private key (both, or
-    # neither: plaintext). With a client CA too, callers must present a certificate that it
-    # signed (mutual TLS). SIGHUP reads the three files again (server/tls.py).
+    # TLS on the gRPC port: the server's PEM certificate chain, set with ATELIER_TLS_KEY_FILE
+    # (both, or neither: plaintext). SIGHUP reads the TLS files again (server/tls.py).
     tls_cert_file: str = ""
+    # The unencrypted PEM private key of the TLS certificate.
     tls_key_file: str = ""
+    # PEM roots that callers' certificates must chain to: every caller must present one (mutual
+    # TLS). Needs the certificate and key files.
     tls_client_ca_file: str = ""
     # Whether `serve` brings the database schema up to date before it serves. With several
     # replicas, turn it off and run `atelier-server migrate` once per release instead (either

@@ -18,7 +18,7 @@ import storage
 from server.commands import COMMANDS
 from tests._support import ROOT, ServerProcess
 
-NAMES = ["serve", "migrate", "backup", "restore", "gc", "keys"]
+NAMES = ["serve", "migrate", "backup", "restore", "gc", "keys", "settings"]
 
 
 def atelier_server(

@@ -165,6 +165,8 @@ def convert_generation(message: generation_pb2.Generation) -> Generation:
         create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
         update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
         owner=message.owner,
+        delete_time=convert_timestamp(message.delete_time, message.HasField("delete_time")),
+        expire_time=convert_timestamp(message.expire_time, message.HasField("expire_time")),
     )
 
 

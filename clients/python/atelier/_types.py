@@ -193,6 +193,9 @@ class Generation:
     update_time: datetime | None = None
     # The principal that owns it (an admin sees everyone's).
     owner: str = ""
+    # Set while it is deleted: when it was, and when it is purged for good unless undeleted first.
+    delete_time: datetime | None = None
+    expire_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
