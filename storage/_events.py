@@ -20,6 +20,7 @@ from storage._errors import StateConflict
 from storage._models import TERMINAL_STATES, Event, EventType, Version, VersionState
 from storage._notifications import EVENTS_CHANNEL, notify
 from storage._tables import EVENT, VERSION, from_row
+from storage._webhooks import enqueue_webhook_deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ def append_event(
     )
     row = _event_row(version.id, seq, draft, now)
     tx.execute(_INSERT_EVENT, row)
+    enqueue_webhook_deliveries(tx, version_id=version.id, events=[(seq, type, current_state, now)])
     notify(tx, EVENTS_CHANNEL, str(version.id))
     return from_row(Event, row)
 
@@ -156,6 +158,11 @@ def append_events(
         _event_row(version_id, after_seq + offset, draft, now) for offset, draft in enumerate(drafts, start=1)
     ]
     tx.execute(_INSERT_EVENT, rows)
+    enqueue_webhook_deliveries(
+        tx,
+        version_id=version_id,
+        events=[(row["seq"], row["type"], row["state"], row["create_time"]) for row in rows],
+    )
     notify(tx, EVENTS_CHANNEL, str(version_id))
     return [from_row(Event, row) for row in rows]
 
