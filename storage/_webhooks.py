@@ -112,7 +112,8 @@ def enqueue_webhook_deliveries(
 def claim_webhook_deliveries(
     tx: Transaction, *, now: datetime, lease_until: datetime, limit: int
 ) -> list[WebhookDelivery]:
-    """Claims up to `limit` due PENDING deliveries, the longest due first: each is due again at
+    """Claims up to `limit` due PENDING deliveries, the longest due first, and of each version only
+    its earliest pending one (so a version's events arrive in order): each is due again at
     `lease_until` unless its attempt is recorded first (`record_webhook_attempt`) with the
     `claim_token` it now holds. Rows another transaction holds are skipped (PostgreSQL)."""
     ids = tx.execute(_DUE, {"now": now, "limit": limit}).scalars().all()
@@ -159,12 +160,12 @@ def record_webhook_attempt(
     updated = tx.execute(
         _SETTLE,
         {
-            "id": delivery_id,
+            "delivery_id": delivery_id,
             "token": claim_token,
-            "body": body,
+            "new_body": body,
             "new_state": state,
             "next": next_attempt_time,
-            "deliver_time": now if state == WebhookDeliveryState.DELIVERED else None,
+            "new_deliver_time": now if state == WebhookDeliveryState.DELIVERED else None,
             "now": now,
         },
     )
@@ -174,7 +175,9 @@ def record_webhook_attempt(
 def replay_webhook_delivery(tx: Transaction, *, version_id: int, webhook_id: str) -> WebhookDelivery | None:
     """Makes the delivery PENDING and due now, at the start of its schedule (None: no such delivery)."""
     now = utcnow()
-    row = tx.execute(_REPLAY, {"version_id": version_id, "webhook_id": webhook_id, "now": now}).one_or_none()
+    row = tx.execute(
+        _REPLAY, {"of_version": version_id, "of_webhook_id": webhook_id, "now": now}
+    ).one_or_none()
     return None if row is None else from_row(WebhookDelivery, row)
 
 
@@ -211,11 +214,18 @@ def _delivery_columns(mapping: Any) -> dict[str, Any]:
 _SUBSCRIPTION_OF = sa.select(SUBSCRIPTION.c.url, SUBSCRIPTION.c.events).where(
     SUBSCRIPTION.c.version_id == sa.bindparam("version_id")
 )
+_EARLIER = DELIVERY.alias("earlier")
+# A version's deliveries go in order: one waits while an earlier one of its version is pending.
 _DUE = (
     sa.select(DELIVERY.c.id)
     .where(
         DELIVERY.c.state == WebhookDeliveryState.PENDING,
         DELIVERY.c.next_attempt_time <= sa.bindparam("now"),
+        ~sa.exists().where(
+            _EARLIER.c.version_id == DELIVERY.c.version_id,
+            _EARLIER.c.state == WebhookDeliveryState.PENDING,
+            _EARLIER.c.id < DELIVERY.c.id,
+        ),
     )
     .order_by(DELIVERY.c.next_attempt_time, DELIVERY.c.id)
     .limit(sa.bindparam("limit"))
@@ -235,25 +245,25 @@ _DELIVERY_EXISTS = sa.select(DELIVERY.c.id).where(DELIVERY.c.id == sa.bindparam(
 _SETTLE = (
     sa.update(DELIVERY)
     .where(
-        DELIVERY.c.id == sa.bindparam("id"),
+        DELIVERY.c.id == sa.bindparam("delivery_id"),
         DELIVERY.c.claim_token == sa.bindparam("token"),
         DELIVERY.c.state == WebhookDeliveryState.PENDING,
     )
     .values(
         state=sa.bindparam("new_state"),
-        body=sa.func.coalesce(DELIVERY.c.body, sa.bindparam("body")),
+        body=sa.func.coalesce(DELIVERY.c.body, sa.bindparam("new_body")),
         schedule_step=DELIVERY.c.schedule_step + 1,
         next_attempt_time=sa.bindparam("next"),
         claim_token=None,
-        deliver_time=sa.func.coalesce(sa.bindparam("deliver_time"), DELIVERY.c.deliver_time),
+        deliver_time=sa.func.coalesce(sa.bindparam("new_deliver_time"), DELIVERY.c.deliver_time),
         update_time=sa.bindparam("now"),
     )
 )
 _REPLAY = (
     sa.update(DELIVERY)
     .where(
-        DELIVERY.c.version_id == sa.bindparam("version_id"),
-        DELIVERY.c.webhook_id == sa.bindparam("webhook_id"),
+        DELIVERY.c.version_id == sa.bindparam("of_version"),
+        DELIVERY.c.webhook_id == sa.bindparam("of_webhook_id"),
     )
     .values(
         state=WebhookDeliveryState.PENDING,
