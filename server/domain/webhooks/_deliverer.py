@@ -107,6 +107,10 @@ class WebhookDeliverer:
         except storage.StorageError as exc:
             _log.warning("webhooks: could not claim deliveries (will look again): %s", exc)
             return []
+        except Exception:
+            # Never the end of the server: the deliveries wait in the database for the next look.
+            _log.exception("webhooks: claiming deliveries failed (will look again)")
+            return []
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: storage.WebhookDelivery) -> None:
         try:
