@@ -45,23 +45,24 @@ def _env(*receivers: Receiver) -> dict[str, str]:
 
 
 class Hooks:
-    def __init__(self, server: ServerProcess, up: Receiver, late: Receiver) -> None:
-        self.server, self.up, self.late = server, up, late
+    def __init__(self, server: ServerProcess, up: Receiver, late: Receiver, gone: Receiver) -> None:
+        self.server, self.up, self.late, self.gone = server, up, late, gone
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def hooks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
     backend = check_backend(request.param)
     tmp = tmp_path_factory.mktemp(f"webhooks-{backend}")
-    up, late = Receiver().start(), Receiver()
+    up, late, gone = Receiver().start(), Receiver(), Receiver(status=410).start()
     with fresh_database(backend, tmp) as url:
-        server = ServerProcess(database_url=url, log_path=tmp / "server.log", env=_env(up, late)).start()
+        env = _env(up, late, gone)
+        server = ServerProcess(database_url=url, log_path=tmp / "server.log", env=env).start()
         try:
-            yield Hooks(server, up, late)
+            yield Hooks(server, up, late, gone)
         finally:
             server.kill()
-            up.stop()
-            late.stop()
+            for receiver in (up, late, gone):
+                receiver.stop()
 
 
 @pytest.fixture
@@ -183,6 +184,35 @@ def test_a_receiver_that_is_down_at_first_gets_the_delivery_when_it_comes_up(
     ]
     assert done.attempts[-1].status_code == 204 and done.HasField("deliver_time")
     assert not done.HasField("next_attempt_time")
+
+
+def test_a_failed_version_is_reported_with_its_error(hooks: Hooks, alice: Api) -> None:
+    hook = wh.WebhookSubscription(url=hooks.up.url())
+    fail = {
+        "code": "FAILED_PRECONDITION",
+        "reason": "SCRIPTED_FAILURE",
+        "message": "no luck",
+        "retryable": False,
+    }
+    version = alice.wait(alice.generate(script(stages=1, fail=fail), webhook=hook).name)
+    assert version.state == gen.VERSION_STATE_FAILED
+    hooks.up.wait_for(lambda _: len(hooks.up.of(version.name)) == 2)
+    failed = _verified(hooks.up.of(version.name)[-1])
+    assert failed["type"] == "version.failed"
+    data = failed["data"]
+    assert isinstance(data, dict) and data["state"] == "VERSION_STATE_FAILED"
+    assert "no luck" in data["error"]["message"]
+    assert data["error"]["details"][0]["reason"] == "SCRIPTED_FAILURE"
+
+
+def test_a_receiver_that_answers_410_gone_gets_no_more_attempts(hooks: Hooks, alice: Api) -> None:
+    hook = wh.WebhookSubscription(url=hooks.gone.url(), events=[COMPLETED])
+    version = alice.wait(alice.generate(script(stages=1), webhook=hook).name)
+    [delivery] = _wait_deliveries(
+        alice, version.name, lambda d: len(d) == 1 and d[0].state == wh.WEBHOOK_DELIVERY_STATE_FAILED
+    )
+    assert [(a.status_code, a.error) for a in delivery.attempts] == [(410, "HTTP 410")]
+    assert not delivery.HasField("next_attempt_time")
 
 
 def test_deliveries_are_listed_by_version_or_generation_and_replayed(hooks: Hooks, alice: Api) -> None:
