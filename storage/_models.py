@@ -153,6 +153,9 @@ class Version(SQLModel, table=True):
     added_count: int = 0
     modified_count: int = 0
     deleted_count: int = 0
+    # Whether a webhook_subscription row exists: its events then write deliveries. Read with the
+    # statement that numbers each event, so a version without one costs no lookup.
+    has_webhook: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # The ledger: seconds spent queued, running and waiting on the model's cooldowns (all
     # attempts), how many attempts the job took, and what each request to the model used
     # ([{"input_tokens": ..., "output_tokens": ..., "thinking_tokens": ...}, ...]).

@@ -68,6 +68,7 @@ def new_webhook_id() -> str:
 def subscribe_webhook(tx: Transaction, *, version_id: int, url: str, events: Collection[str]) -> None:
     """Sends the version's events of `events` (WebhookEventType values) to `url` from now on."""
     tx.execute(sa.insert(SUBSCRIPTION), {"version_id": version_id, "url": url, "events": sorted(events)})
+    tx.execute(_FLAG_VERSION, {"flagged_id": version_id})
 
 
 def enqueue_webhook_deliveries(
@@ -211,6 +212,7 @@ def _delivery_columns(mapping: Any) -> dict[str, Any]:
     return {column.name: mapping[column.name] for column in DELIVERY.columns}
 
 
+_FLAG_VERSION = sa.update(VERSION).where(VERSION.c.id == sa.bindparam("flagged_id")).values(has_webhook=True)
 _SUBSCRIPTION_OF = sa.select(SUBSCRIPTION.c.url, SUBSCRIPTION.c.events).where(
     SUBSCRIPTION.c.version_id == sa.bindparam("version_id")
 )

@@ -1,4 +1,5 @@
-"""Webhooks: a version's subscription, one delivery row per event it reports, and each attempt.
+"""Webhooks: a version's subscription (and a flag on the version), one delivery row per event it
+reports, and each attempt.
 
 Revision ID: 0009
 Revises: 0007
@@ -18,6 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("version", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("has_webhook", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         "webhook_subscription",
         sa.Column("version_id", sa.Integer(), nullable=False),
@@ -75,3 +78,5 @@ def downgrade() -> None:
     op.drop_index("ix_webhook_delivery_state_next_attempt_time", table_name="webhook_delivery")
     op.drop_table("webhook_delivery")
     op.drop_table("webhook_subscription")
+    with op.batch_alter_table("version", schema=None) as batch_op:
+        batch_op.drop_column("has_webhook")
