@@ -5,7 +5,9 @@ up, a restart with a delivery pending, listing and replaying, and refused destin
 from __future__ import annotations
 
 import functools
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -332,7 +334,11 @@ def test_a_pending_delivery_is_delivered_after_the_server_is_killed_and_restarte
 ) -> None:
     check_backend(backend)
     receiver = Receiver()
-    env = {**_env(receiver), "ATELIER_WEBHOOK_RETRY_SCHEDULE": "1,1,1,1,1,1,1,1,1,1"}
+    env = {
+        **_env(receiver),
+        "ATELIER_WEBHOOK_RETRY_SCHEDULE": "1,1,1,1,1,1,1,1,1,1",
+        "ATELIER_METRICS_LISTEN": "127.0.0.1:0",
+    }
     with fresh_database(backend, tmp_path) as url:
         server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=env).start()
         try:
@@ -350,9 +356,13 @@ def test_a_pending_delivery_is_delivered_after_the_server_is_killed_and_restarte
                 [done] = _wait_deliveries(
                     api, version.name, lambda d: d[0].state == wh.WEBHOOK_DELIVERY_STATE_DELIVERED
                 )
+            address = re.findall(r"metrics on (http://\S+/metrics)", server.log())[-1]
+            metrics = urllib.request.urlopen(address, timeout=10).read().decode()
         finally:
             server.kill()
             receiver.stop()
     assert _verified(receiver.received[0])["type"] == "version.completed"
+    # The restarted process made the one attempt that succeeded.
+    assert re.search(r'^atelier_webhook_attempts_total\{outcome="delivered"\} 1\.0$', metrics, re.M), metrics
     assert [a.status_code for a in done.attempts][-1] == 204
     assert {a.status_code for a in done.attempts[:-1]} == {0}

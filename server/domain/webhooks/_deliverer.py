@@ -23,6 +23,7 @@ import anyio
 import httpx2 as httpx
 
 import storage
+from server import metrics
 from server.config import Settings
 from server.domain import _transactions as transactions
 from server.domain.resources import (
@@ -46,6 +47,11 @@ _JITTER = 0.2
 # The longest Retry-After honoured, and the longest error text kept.
 _MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 _MAX_ERROR = 500
+_OUTCOMES = {
+    storage.WebhookDeliveryState.DELIVERED: "delivered",
+    storage.WebhookDeliveryState.PENDING: "retry",
+    storage.WebhookDeliveryState.FAILED: "failed",
+}
 
 
 class WebhookDeliverer:
@@ -146,6 +152,7 @@ class WebhookDeliverer:
             if retry_after is not None:
                 pause = max(pause, min(retry_after, _MAX_RETRY_AFTER_SECONDS))
             next_time = storage.utcnow() + timedelta(seconds=pause)
+        metrics.WEBHOOK_ATTEMPTS.labels(_OUTCOMES[state]).inc()
         claim = delivery.claim_token
         kept = await transactions.write(
             self._db,
