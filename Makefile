@@ -10,10 +10,14 @@ GEN_STAMP := $(GEN_DIR)/__init__.py
 # The Node.js client (clients/node) and its pinned packages, which its test runs.
 NODE_CLIENT := clients/node/node_modules/.installed
 
-.PHONY: run test lint proto bench docs clean-venv
+.PHONY: run demo test lint proto bench docs clean-venv
 
 run: $(VENV)/.installed $(GEN_STAMP)
 	$(VENV)/bin/atelier-server serve
+
+# As `run`, with the offline provider pausing in each stage: stages, Cancel and Ctrl-C can be seen.
+demo: $(VENV)/.installed $(GEN_STAMP)
+	ATELIER_OFFLINE_PACE_SECONDS=$${ATELIER_OFFLINE_PACE_SECONDS:-1} $(VENV)/bin/atelier-server serve
 
 test: lint $(NODE_CLIENT)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -23,13 +23,14 @@ from grpc_reflection.v1alpha import reflection
 
 import storage
 from server import metrics
-from server.api import AtelierServicer
+from server.api import AtelierServicer, version_json
 from server.config import Settings
 from server.domain import (
     ApiKeys,
     EventHub,
     GenerationService,
     JobRunner,
+    WebhookDeliverer,
     follow_other_replicas,
     poll_followed_versions,
 )
@@ -72,7 +73,19 @@ async def serve(settings: Settings) -> None:
     providers = ProviderRegistry(settings)
     hub = EventHub()
     runner = JobRunner(db=db, hub=hub, providers=providers, settings=settings)
-    service = GenerationService(db=db, hub=hub, runner=runner, settings=settings)
+    # Without a secret nothing can be signed: no deliverer, and requests with a webhook are refused.
+    deliverer = (
+        WebhookDeliverer(db=db, settings=settings, render=version_json) if settings.webhook_secrets else None
+    )
+    if deliverer is not None:
+        hub.add_listener(deliverer.on_events)
+    service = GenerationService(
+        db=db,
+        hub=hub,
+        runner=runner,
+        settings=settings,
+        wake_webhooks=deliverer.wake if deliverer is not None else lambda: None,
+    )
 
     atelier_service_pb2_grpc.add_AtelierServiceServicer_to_server(
         AtelierServicer(
@@ -106,6 +119,8 @@ async def serve(settings: Settings) -> None:
                 )
             )
         await group.start(runner.run)
+        if deliverer is not None:
+            await group.start(deliverer.run)
         await group.start(
             functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
         )

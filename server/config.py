@@ -7,8 +7,11 @@ providers, ListModels) reads the resulting `Settings`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -35,6 +38,17 @@ class ModelConfig:
     # per minute. None: no limit of its own (a provider's real quota shows itself as 429s).
     max_concurrent: int | None = None
     requests_per_minute: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UrlPattern:
+    """A destination webhooks may be delivered to: a scheme, a host (`*.example.com`: its
+    subdomains), a port and a path prefix."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
 
 
 # The models each provider serves unless the config file lists models itself.
@@ -179,6 +193,27 @@ class Settings:
     # The collector leaves blobs stored less than this long ago, for writers that store contents
     # in one transaction and refer to them in a later one.
     gc_grace_seconds: float = 3600.0
+    # The offline provider pauses this long at the start of each of its stages (0: no pause), so
+    # that stages, Cancel and Ctrl-C can be watched: `make demo` sets it.
+    offline_pace_seconds: float = 0.0
+    # Webhooks (README "Webhooks"). The signing secrets, comma-separated, in the Standard Webhooks
+    # form `whsec_<base64 of 24 to 64 random bytes>`:
+    # each signs every delivery, so a new secret can be added before an old one is dropped.
+    # Empty: webhooks are off, and a request with one is refused.
+    webhook_secret: str = field(default="", repr=False)
+    # Where deliveries may go, comma-separated: URL prefixes such as `https://hooks.example.com/`
+    # or `http://127.0.0.1:9000/atelier` (a host may start with `*.` for its subdomains). A URL
+    # allowed here may be private. Empty: any https URL whose host has only public addresses
+    # (checked when the request comes and again before each attempt).
+    webhook_allowed_urls: str = ""
+    # The pauses between attempts, in seconds, comma-separated: after the last one fails, the
+    # delivery is given up (FAILED). Each pause varies by up to a fifth (jitter).
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000"
+    # How long one attempt may take, and how many attempts this process makes at once.
+    webhook_timeout_seconds: float = 15.0
+    webhook_max_in_flight: int = 16
+    # How often the deliverer looks for due deliveries (it is also woken by this process's jobs).
+    webhook_poll_seconds: float = 1.0
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -232,6 +267,68 @@ class Settings:
                 return model
         return models[0]
 
+    @property
+    def webhook_secrets(self) -> tuple[bytes, ...]:
+        """The signing keys of ATELIER_WEBHOOK_SECRET, decoded (empty: webhooks are off)."""
+        keys: list[bytes] = []
+        for number, entry in enumerate((item.strip() for item in self.webhook_secret.split(",")), 1):
+            if not entry:
+                continue
+            encoded = entry.removeprefix("whsec_")
+            try:
+                key = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if not entry.startswith("whsec_") or not 24 <= len(key) <= 64:
+                raise ValueError(
+                    f"{_PREFIX}WEBHOOK_SECRET entries are whsec_ then the base64 of 24 to 64 random bytes "
+                    f"(README, Webhooks, makes one); entry {number} is not"
+                )
+            keys.append(key)
+        return tuple(keys)
+
+    @property
+    def webhook_url_patterns(self) -> tuple[UrlPattern, ...]:
+        """ATELIER_WEBHOOK_ALLOWED_URLS, parsed."""
+        patterns: list[UrlPattern] = []
+        for entry in (item.strip() for item in self.webhook_allowed_urls.split(",")):
+            if not entry:
+                continue
+            parts = urllib.parse.urlsplit(entry)
+            try:
+                port = parts.port
+            except ValueError:
+                port = -1
+            host = (parts.hostname or "").lower()
+            if (
+                parts.scheme not in ("http", "https")
+                or not host
+                or port == -1
+                or parts.query
+                or parts.username
+            ):
+                raise ValueError(
+                    f"{_PREFIX}WEBHOOK_ALLOWED_URLS entries are http(s) URL prefixes such as "
+                    f"https://hooks.example.com/ (a host may start with *.), got {entry!r}"
+                )
+            default_port = 443 if parts.scheme == "https" else 80
+            patterns.append(UrlPattern(parts.scheme, host, port or default_port, parts.path or "/"))
+        return tuple(patterns)
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """ATELIER_WEBHOOK_RETRY_SCHEDULE as seconds."""
+        try:
+            delays = tuple(float(item) for item in self.webhook_retry_schedule.split(",") if item.strip())
+        except ValueError:
+            delays = (-1.0,)
+        if any(delay < 0 or delay != delay for delay in delays):
+            raise ValueError(
+                f"{_PREFIX}WEBHOOK_RETRY_SCHEDULE is seconds between attempts, comma-separated "
+                f"(for example 5,300,1800), got {self.webhook_retry_schedule!r}"
+            )
+        return delays
+
     def find_model(self, name: str) -> ModelConfig | None:
         return next((model for model in self.available_models if model.name == name), None)
 
@@ -260,7 +357,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     _check_ranges(settings)
     _check_database_url(settings.database_url)
     _check_tls(settings)
-    _ = settings.dev_tokens, settings.resolved_default_model
+    _ = settings.dev_tokens, settings.resolved_default_model, settings.webhook_secrets
+    _ = settings.webhook_retry_delays, settings.webhook_url_patterns
     _check_jwt(settings)
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
     if uses_gemini and not settings.gemini_api_key:
@@ -284,6 +382,9 @@ _POSITIVE = (
     "gemini_attempt_seconds",
     "provider_max_attempts",
     "model_cooldown_max_seconds",
+    "webhook_timeout_seconds",
+    "webhook_max_in_flight",
+    "webhook_poll_seconds",
 )
 _NOT_NEGATIVE = (
     "max_attachment_bytes",
@@ -300,6 +401,7 @@ _NOT_NEGATIVE = (
     "retention_seconds",
     "gc_interval_seconds",
     "gc_grace_seconds",
+    "offline_pace_seconds",
 )
 
 

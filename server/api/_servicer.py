@@ -12,7 +12,15 @@ from typing import Any, TypeVar, cast
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import atelier_service_pb2_grpc, file_pb2, generation_pb2, progress_pb2, session_pb2, tree_pb2
+from atelier.v1 import (
+    atelier_service_pb2_grpc,
+    file_pb2,
+    generation_pb2,
+    progress_pb2,
+    session_pb2,
+    tree_pb2,
+    webhook_pb2,
+)
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 
@@ -32,6 +40,8 @@ from server.domain import (
     InvalidArgument,
     Principal,
     Strategy,
+    WebhookEventType,
+    WebhookRequest,
 )
 from server.files import FileContent
 
@@ -157,6 +167,33 @@ def _deadline(context: grpc.aio.ServicerContext) -> Deadline:
     return Deadline.after(context.time_remaining(), cancelled=gone.is_set)
 
 
+def _webhook(request: pb.GenerateRequest | pb.TweakRequest | pb.IterateRequest) -> WebhookRequest | None:
+    """The request's webhook, if it has one."""
+    if not request.HasField("webhook"):
+        return None
+    webhook = request.webhook
+    if not webhook.url:
+        raise InvalidArgument(
+            "the webhook has no url",
+            reason="WEBHOOK_URL_NOT_ALLOWED",
+            violations=[FieldViolation("webhook.url", "must be an http(s) URL the server allows")],
+        )
+    events: set[WebhookEventType] = set()
+    for index, value in enumerate(webhook.events):
+        name = webhook_pb2.WebhookEventType.Name(value) if value in _WEBHOOK_EVENT_NUMBERS else ""
+        if not name or value == webhook_pb2.WEBHOOK_EVENT_TYPE_UNSPECIFIED:
+            raise InvalidArgument(
+                f"webhook.events[{index}] is {value}, not an event a webhook reports",
+                reason="INVALID_WEBHOOK_EVENT",
+                violations=[FieldViolation(f"webhook.events[{index}]", "must be a WebhookEventType, not 0")],
+            )
+        events.add(WebhookEventType(name.removeprefix("WEBHOOK_EVENT_TYPE_")))
+    return WebhookRequest(url=webhook.url, events=frozenset(events))
+
+
+_WEBHOOK_EVENT_NUMBERS = frozenset(webhook_pb2.WebhookEventType.values())
+
+
 def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[FileContent]:
     return [FileContent(a.name, a.mime_type, a.data) for a in attachments]
 
@@ -183,6 +220,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             request_id=request.request_id,
             attachments=_attachments(request.attachments),
             deadline=_deadline(context),
+            webhook=_webhook(request),
         )
         return _convert.version_to_proto(version)
 
@@ -199,6 +237,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             etag=request.etag,
             attachments=_attachments(request.attachments),
             deadline=_deadline(context),
+            webhook=_webhook(request),
         )
         return _convert.version_to_proto(version)
 
@@ -226,6 +265,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             request_id=request.request_id,
             etag=request.etag,
             deadline=_deadline(context),
+            webhook=_webhook(request),
         )
         return _convert.version_to_proto(version)
 
@@ -489,3 +529,36 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             version=_convert.version_to_proto(version) if version else None,
             conflicts=[_convert.conflict_to_proto(c) for c in conflicts],
         )
+
+    @_unary(READ)
+    async def ListWebhookDeliveries(
+        self,
+        request: webhook_pb2.ListWebhookDeliveriesRequest,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+    ) -> webhook_pb2.ListWebhookDeliveriesResponse:
+        generation_id, number = _names.parse_generation_or_version_name(request.parent)
+        size = _names.page_size(request.page_size)
+        scope = f"webhookDeliveries:{request.parent}"
+        after = _names.decode_page_token(request.page_token, scope, int)
+        found = await self._service.list_webhook_deliveries(
+            caller=principal, generation_id=generation_id, number=number, after_id=after or 0, limit=size + 1
+        )
+        page, token = _names.page_of(found, size, scope, lambda item: item[0])
+        return webhook_pb2.ListWebhookDeliveriesResponse(
+            deliveries=[_convert.webhook_delivery_to_proto(delivery) for _, delivery in page],
+            next_page_token=token,
+        )
+
+    @_mutation
+    async def ReplayWebhookDelivery(
+        self,
+        request: webhook_pb2.ReplayWebhookDeliveryRequest,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+    ) -> webhook_pb2.WebhookDelivery:
+        ref, webhook_id = _names.parse_webhook_delivery_name(request.name)
+        delivery = await self._service.replay_webhook_delivery(
+            caller=principal, ref=ref, webhook_id=webhook_id
+        )
+        return _convert.webhook_delivery_to_proto(delivery)

@@ -43,8 +43,13 @@ from server.domain.resources import (
     VersionKind,
     VersionRef,
     VersionState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryState,
+    WebhookEventType,
 )
 from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strategy
+from server.domain.webhooks import RenderVersion, WebhookDeliverer, WebhookRequest
 
 __all__ = [
     "ADMIN",
@@ -81,6 +86,7 @@ __all__ = [
     "Principal",
     "ProgressEvent",
     "QueueEstimate",
+    "RenderVersion",
     "Strategy",
     "TokenUsage",
     "TreeEntry",
@@ -92,6 +98,12 @@ __all__ = [
     "VersionKind",
     "VersionRef",
     "VersionState",
+    "WebhookAttempt",
+    "WebhookDeliverer",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
+    "WebhookEventType",
+    "WebhookRequest",
     "bounds",
     "follow_other_replicas",
     "poll_followed_versions",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import file_pb2
+from atelier.v1 import file_pb2, webhook_pb2
 
 from tests._support import Api
 
@@ -21,6 +21,7 @@ WRITE_RPCS = frozenset(
         "CancelVersion",
         "DeleteGeneration",
         "UndeleteGeneration",
+        "ReplayWebhookDelivery",
     }
 )
 READ_RPCS = frozenset(
@@ -37,6 +38,7 @@ READ_RPCS = frozenset(
         "ExportTree",
         "GetSession",
         "ListTurns",
+        "ListWebhookDeliveries",
     }
 )
 
@@ -78,4 +80,13 @@ def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
         "ExportTree": lambda: list(s.ExportTree(pb.ExportTreeRequest(name=version), metadata=md)),
         "GetSession": lambda: s.GetSession(pb.GetSessionRequest(name=f"{generation}/session"), metadata=md),
         "ListTurns": lambda: s.ListTurns(pb.ListTurnsRequest(parent=f"{generation}/session"), metadata=md),
+        "ListWebhookDeliveries": lambda: s.ListWebhookDeliveries(
+            webhook_pb2.ListWebhookDeliveriesRequest(parent=version), metadata=md
+        ),
+        "ReplayWebhookDelivery": lambda: s.ReplayWebhookDelivery(
+            webhook_pb2.ReplayWebhookDeliveryRequest(
+                name=f"{version}/webhookDeliveries/msg_0123456789abcdef"
+            ),
+            metadata=md,
+        ),
     }

@@ -36,11 +36,21 @@ ENDED_CACHE_SECONDS = 30.0
 
 
 class ServiceBase:
-    def __init__(self, *, db: storage.Database, hub: EventHub, runner: JobRunner, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        db: storage.Database,
+        hub: EventHub,
+        runner: JobRunner,
+        settings: Settings,
+        wake_webhooks: Callable[[], None] = lambda: None,
+    ) -> None:
         self._db = db
         self._hub = hub
         self._runner = runner
         self._settings = settings
+        # Tells the webhook deliverer that a delivery is due now (a replay).
+        self.wake_webhooks = wake_webhooks
         # Versions in a terminal state never change again, in any process: GetVersion serves
         # them (with their row id, for Progress) from this small, bounded cache, without a
         # database read or a thread hop. Only deletion makes them vanish: `after_deletion`
