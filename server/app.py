@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 import storage
 from server import metrics
-from server.api import AtelierMethods, AtelierServicer
+from server.api import AtelierMethods, AtelierServicer, FileUrls
 from server.config import Settings
 from server.domain import (
     ApiKeys,
@@ -80,10 +80,12 @@ async def serve(settings: Settings) -> None:
     runner = JobRunner(db=db, hub=hub, providers=providers, settings=settings)
     service = GenerationService(db=db, hub=hub, runner=runner, settings=settings)
 
+    file_urls = FileUrls.of(settings, web_url=web.url) if web is not None else None
     methods = AtelierMethods(
         service=service,
         api_keys=ApiKeys(db=db, cache_seconds=settings.api_key_cache_seconds),
         settings=settings,
+        file_urls=file_urls,
     )
     atelier_service_pb2_grpc.add_AtelierServiceServicer_to_server(AtelierServicer(methods), server)
     serving = True
@@ -120,7 +122,9 @@ async def serve(settings: Settings) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *reload_signal) as signals:
             await server.start()
             if web is not None:
-                await group.start(web.run, web_app(methods, settings, serving=lambda: serving))
+                await group.start(
+                    web.run, web_app(methods, service, file_urls, settings, serving=lambda: serving)
+                )
                 _log.info("Atelier web on %s (Connect, gRPC-Web, files, /healthz)", web.url)
             await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
             await health.set("", health_pb2.HealthCheckResponse.SERVING)

@@ -4,7 +4,8 @@ Connect and gRPC-Web in server.web."""
 
 from server.api._call import Call
 from server.api._errors import to_status_proto
+from server.api._file_urls import FileUrls
 from server.api._grpc import AtelierServicer
 from server.api._methods import AtelierMethods
 
-__all__ = ["AtelierMethods", "AtelierServicer", "Call", "to_status_proto"]
+__all__ = ["AtelierMethods", "AtelierServicer", "Call", "FileUrls", "to_status_proto"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from atelier.v1 import atelier_service_pb2 as pb
@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from server.api import _audit, _convert, _names
 from server.api._auth import Authenticator
 from server.api._call import Call
+from server.api._file_urls import FileUrls
 from server.api._texts import check_texts
 from server.config import Settings
 from server.domain import (
@@ -31,6 +32,8 @@ from server.domain import (
     InvalidArgument,
     Principal,
     Strategy,
+    TreeEntry,
+    VersionRef,
 )
 from server.files import FileContent
 
@@ -146,10 +149,37 @@ def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[FileContent
 class AtelierMethods:
     """One method per RPC of AtelierService, named as the RPC, taking its request and the `Call`."""
 
-    def __init__(self, *, service: GenerationService, api_keys: ApiKeys, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        service: GenerationService,
+        api_keys: ApiKeys,
+        settings: Settings,
+        file_urls: FileUrls | None = None,
+    ) -> None:
         self._service = service
         self._settings = settings
         self._auth = Authenticator(settings=settings, api_keys=api_keys)
+        self._file_urls = file_urls
+
+    async def _files(
+        self,
+        call: Call,
+        ref: VersionRef,
+        entries: Sequence[TreeEntry],
+        contents: Mapping[str, bytes] | None = None,
+    ) -> list[file_pb2.File]:
+        """The files as messages, with their URLs (when the web port is on) and images' sizes."""
+        pixels = await self._service.image_sizes(entries, contents=contents)
+        urls = self._file_urls
+        return [
+            _convert.file_to_proto(
+                entry,
+                download_url=urls.url(ref, entry.path, base=call.web_base()) if urls is not None else "",
+                pixels=pixels.get(entry.blob_sha256),
+            )
+            for entry in entries
+        ]
 
     async def _caller(self, call: Call, scope: str) -> Principal:
         principal = await self._auth.authenticate(call.metadata())
@@ -323,7 +353,7 @@ class AtelierMethods:
         after = _names.decode_page_token(request.page_token, scope, str)
         entries = await self._service.list_files(caller=principal, ref=ref, after_path=after, limit=size + 1)
         page, token = _names.page_of(entries, size, scope, lambda item: item.path)
-        return pb.ListFilesResponse(files=[_convert.file_to_proto(e) for e in page], next_page_token=token)
+        return pb.ListFilesResponse(files=await self._files(call, ref, page), next_page_token=token)
 
     @_stream(READ)
     async def ReadFile(
@@ -338,7 +368,8 @@ class AtelierMethods:
             )
         entry, data = await self._service.read_file(caller=principal, ref=ref, path=request.path)
         chunk = self._service.read_chunk_bytes
-        yield pb.ReadFileResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
+        (file,) = await self._files(call, ref, [entry], {entry.blob_sha256: data})
+        yield pb.ReadFileResponse(file=file, data=data[:chunk], offset=0)
         for offset in range(chunk, len(data), chunk):
             yield pb.ReadFileResponse(data=data[offset : offset + chunk], offset=offset)
 
@@ -403,10 +434,10 @@ class AtelierMethods:
         self, request: pb.ExportTreeRequest, call: Call, principal: Principal
     ) -> AsyncIterator[pb.ExportTreeResponse]:
         chunk = self._service.read_chunk_bytes
-        async for entry, data in self._service.export(
-            caller=principal, ref=_names.parse_version_name(request.name)
-        ):
-            yield pb.ExportTreeResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
+        ref = _names.parse_version_name(request.name)
+        async for entry, data in self._service.export(caller=principal, ref=ref):
+            (file,) = await self._files(call, ref, [entry], {entry.blob_sha256: data})
+            yield pb.ExportTreeResponse(file=file, data=data[:chunk], offset=0)
             for offset in range(chunk, len(data), chunk):
                 yield pb.ExportTreeResponse(data=data[offset : offset + chunk], offset=offset)
 
