@@ -7,6 +7,9 @@ BUF := node_modules/.bin/buf
 PROTOS := $(shell find proto -name '*.proto')
 GEN_DIR := clients/python/atelier/v1
 GEN_STAMP := $(GEN_DIR)/__init__.py
+# The Connect handlers of the web port (protoc-gen-connectrpc, from the dev extra), owned by the
+# generator as GEN_DIR is.
+CONNECT_GEN_DIR := server/web/_generated
 # The Node.js client (clients/node) and its pinned packages, which its test runs.
 NODE_CLIENT := clients/node/node_modules/.installed
 
@@ -55,18 +58,23 @@ $(NODE_CLIENT): clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm install --silent --no-audit --no-fund
 	touch $@
 
-# Regenerates the code under clients/python/atelier/v1 from proto/. The generator owns that
-# directory: it is wiped and rewritten, never edited by hand.
+# Regenerates the code under clients/python/atelier/v1 (messages and gRPC stubs) and
+# server/web/_generated (Connect handlers) from proto/. The generator owns those directories:
+# they are wiped and rewritten, never edited by hand.
 proto: $(VENV)/.installed
-	rm -rf $(GEN_DIR) .proto-out
-	mkdir -p .proto-out
+	rm -rf $(GEN_DIR) $(CONNECT_GEN_DIR) .proto-out
+	mkdir -p .proto-out/connect
 	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/proto \
 		--python_out=.proto-out --pyi_out=.proto-out --grpc_python_out=.proto-out \
+		--plugin=protoc-gen-connectrpc=$(VENV)/bin/protoc-gen-connectrpc \
+		--connectrpc_out=.proto-out/connect \
 		$(shell find proto -name '*.proto' | sed 's|^proto/||' | sort)
 	mv .proto-out/atelier/v1 $(GEN_DIR)
+	mv .proto-out/connect/atelier/v1 $(CONNECT_GEN_DIR)
 	rm -rf .proto-out
 	touch $(GEN_DIR)/py.typed
 	printf '"""Generated from proto/atelier/v1 by `make proto`. Do not edit."""\n' > $(GEN_STAMP)
+	printf '"""Generated from proto/atelier/v1 by `make proto`. Do not edit."""\n' > $(CONNECT_GEN_DIR)/__init__.py
 
 $(GEN_STAMP): $(PROTOS)
 	$(MAKE) proto

@@ -183,3 +183,15 @@ def test_bad_webhook_and_pace_settings_are_refused(name: str, value: str, proble
         load_settings({name: value})
     assert name in str(caught.value)
     assert "whsec_c2hvcnQ" not in str(caught.value)  # a secret is never echoed
+
+
+def test_the_web_settings_are_checked() -> None:
+    settings = load_settings({"ATELIER_CORS_ORIGINS": "http://localhost:5173, https://app.example.com/"})
+    assert settings.cors_origin_list == ("http://localhost:5173", "https://app.example.com")
+    assert load_settings({"ATELIER_WEB_LISTEN": ""}).web_listen == ""
+    with pytest.raises(ValueError, match="ATELIER_CORS_ORIGINS lists origins"):
+        load_settings({"ATELIER_CORS_ORIGINS": "localhost:5173"})
+    with pytest.raises(ValueError, match="ATELIER_PUBLIC_URL is an http"):
+        load_settings({"ATELIER_PUBLIC_URL": "atelier.example.com"})
+    with pytest.raises(ValueError, match="ATELIER_FILE_URL_SECONDS must be above 0"):
+        load_settings({"ATELIER_FILE_URL_SECONDS": "0"})

@@ -5,6 +5,7 @@ verbs in storage's transactions). What the API needs is exported here.
 """
 
 from server.domain import bounds
+from server.domain._lru import LRU
 from server.domain.api_keys import ApiKeyInfo, ApiKeys, NewApiKey
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
@@ -53,6 +54,7 @@ from server.domain.webhooks import RenderVersion, WebhookDeliverer, WebhookReque
 
 __all__ = [
     "ADMIN",
+    "LRU",
     "NO_DEADLINE",
     "READ",
     "WRITE",
