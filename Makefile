@@ -9,13 +9,21 @@ GEN_DIR := clients/python/atelier/v1
 GEN_STAMP := $(GEN_DIR)/__init__.py
 # The Node.js client (clients/node) and its pinned packages, which its test runs.
 NODE_CLIENT := clients/node/node_modules/.installed
+# The TypeScript client and web console (clients/web): its pinned packages (buf, protoc-gen-es,
+# esbuild, vitest, playwright-core), its generated code and the console's bundle. Both are
+# committed, so `make run` serves the console from a fresh clone without npm.
+WEB_CLIENT := clients/web/node_modules/.installed
+CONSOLE_SOURCES := $(shell find clients/web/src clients/web/console/src -type f 2>/dev/null)
+CONSOLE_JS := clients/web/console/public/console.js
+# Debian's Chromium, for the console's browser test (Playwright drives it; it downloads no browser).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint proto bench clean-venv
+.PHONY: run test lint proto bench clean-venv console chromium
 
 run: $(VENV)/.installed $(GEN_STAMP)
 	$(VENV)/bin/atelier-server serve
 
-test: lint $(NODE_CLIENT)
+test: lint $(NODE_CLIENT) $(WEB_CLIENT) $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
@@ -45,9 +53,29 @@ $(NODE_CLIENT): clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm install --silent --no-audit --no-fund
 	touch $@
 
-# Regenerates the code under clients/python/atelier/v1 from proto/. The generator owns that
-# directory: it is wiped and rewritten, never edited by hand.
-proto: $(VENV)/.installed
+$(WEB_CLIENT): clients/web/package.json clients/web/package-lock.json
+	cd clients/web && npm install --silent --no-audit --no-fund
+	touch $@
+
+# Rebuilds the console's bundle (clients/web/console/public/console.js) after a change to it or to
+# the client.
+console: $(CONSOLE_JS)
+
+$(CONSOLE_JS): $(WEB_CLIENT) $(CONSOLE_SOURCES)
+	cd clients/web && node console/build.mjs
+
+# Installs Debian's chromium when it is missing (as root, or with sudo).
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) \
+		apt-get install -y -qq --no-install-recommends chromium
+
+# Regenerates the code under clients/python/atelier/v1 from proto/, and the TypeScript code under
+# clients/web/src/gen (buf generate with the protoc-gen-es in clients/web/node_modules). The
+# generators own those directories: they are wiped and rewritten, never edited by hand.
+proto: $(VENV)/.installed $(WEB_CLIENT)
 	rm -rf $(GEN_DIR) .proto-out
 	mkdir -p .proto-out
 	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/proto \
@@ -57,6 +85,7 @@ proto: $(VENV)/.installed
 	rm -rf .proto-out
 	touch $(GEN_DIR)/py.typed
 	printf '"""Generated from proto/atelier/v1 by `make proto`. Do not edit."""\n' > $(GEN_STAMP)
+	cd clients/web && node_modules/.bin/buf generate ../.. --template buf.gen.yaml
 
 $(GEN_STAMP): $(PROTOS)
 	$(MAKE) proto

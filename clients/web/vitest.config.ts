@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects sharing one real server (test/global-setup.ts): the client's tests (`npm test`)
+// and the console's, in Chromium (`npm run test:console`). A test that restarts a server starts its own.
+const shared = { globalSetup: ["test/global-setup.ts"], testTimeout: 30_000, hookTimeout: 60_000 };
+
+export default defineConfig({
+  test: {
+    maxWorkers: 2,
+    projects: [
+      { test: { name: "client", include: ["test/**/*.test.ts"], ...shared } },
+      { test: { name: "console", include: ["console/test/**/*.test.ts"], ...shared, testTimeout: 90_000 } },
+    ],
+  },
+});
