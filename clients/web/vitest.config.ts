@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // Two projects sharing one real server (test/global-setup.ts): the client's tests (`npm test`)
@@ -5,11 +6,13 @@ import { defineConfig } from "vitest/config";
 const shared = { globalSetup: ["test/global-setup.ts"], testTimeout: 30_000, hookTimeout: 60_000 };
 
 export default defineConfig({
+  // The package by its name, as an application (and the README's example) imports it.
+  resolve: { alias: { "@atelier/web": fileURLToPath(new URL("./src/index.ts", import.meta.url)) } },
   test: {
     maxWorkers: 2,
     projects: [
-      { test: { name: "client", include: ["test/**/*.test.ts"], ...shared } },
-      { test: { name: "console", include: ["console/test/**/*.test.ts"], ...shared, testTimeout: 90_000 } },
+      { extends: true, test: { name: "client", include: ["test/**/*.test.ts"], ...shared } },
+      { extends: true, test: { name: "console", include: ["console/test/**/*.test.ts"], ...shared, testTimeout: 90_000 } },
     ],
   },
 });

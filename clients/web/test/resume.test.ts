@@ -16,7 +16,7 @@ afterAll(async () => {
 
 it("resumes a dropped Progress stream across a server restart on the same port", async () => {
   const client = createAtelierClient({ baseUrl: server.baseUrl, token: TOKEN, reconnect: { initialBackoffMs: 50 } });
-  const version = await client.generate(JSON.stringify({ stages: 3, delay: 1.0 }), { model: "scripted" });
+  const version = await client.generate(JSON.stringify({ stages: 3, delay: 0.5 }), { model: "scripted" });
   const events: ProgressEvent[] = [];
   let restarting: Promise<void> | undefined;
   for await (const event of client.progress(version.name, { timeoutMs: 60_000 })) {
