@@ -7,6 +7,9 @@ BUF := node_modules/.bin/buf
 PROTOS := $(shell find proto -name '*.proto')
 GEN_DIR := clients/python/atelier/v1
 GEN_STAMP := $(GEN_DIR)/__init__.py
+# The Connect handlers of the web port (protoc-gen-connectrpc, from the dev extra), owned by the
+# generator as GEN_DIR is.
+CONNECT_GEN_DIR := server/web/_generated
 # The Node.js client (clients/node) and its pinned packages, which its test runs.
 NODE_CLIENT := clients/node/node_modules/.installed
 # The TypeScript client and web console (clients/web): its pinned packages (buf, protoc-gen-es,
@@ -72,19 +75,24 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) \
 		apt-get install -y -qq --no-install-recommends chromium
 
-# Regenerates the code under clients/python/atelier/v1 from proto/, and the TypeScript code under
-# clients/web/src/gen (buf generate with the protoc-gen-es in clients/web/node_modules). The
-# generators own those directories: they are wiped and rewritten, never edited by hand.
+# Regenerates the code under clients/python/atelier/v1 (messages and gRPC stubs),
+# server/web/_generated (Connect handlers) and clients/web/src/gen (TypeScript, by buf generate with
+# the protoc-gen-es in clients/web/node_modules) from proto/. The generators own those
+# directories: they are wiped and rewritten, never edited by hand.
 proto: $(VENV)/.installed $(WEB_CLIENT)
-	rm -rf $(GEN_DIR) .proto-out
-	mkdir -p .proto-out
+	rm -rf $(GEN_DIR) $(CONNECT_GEN_DIR) .proto-out
+	mkdir -p .proto-out/connect
 	$(PY) -m grpc_tools.protoc -Iproto -Ithird_party/proto \
 		--python_out=.proto-out --pyi_out=.proto-out --grpc_python_out=.proto-out \
+		--plugin=protoc-gen-connectrpc=$(VENV)/bin/protoc-gen-connectrpc \
+		--connectrpc_out=.proto-out/connect \
 		$(shell find proto -name '*.proto' | sed 's|^proto/||' | sort)
 	mv .proto-out/atelier/v1 $(GEN_DIR)
+	mv .proto-out/connect/atelier/v1 $(CONNECT_GEN_DIR)
 	rm -rf .proto-out
 	touch $(GEN_DIR)/py.typed
 	printf '"""Generated from proto/atelier/v1 by `make proto`. Do not edit."""\n' > $(GEN_STAMP)
+	printf '"""Generated from proto/atelier/v1 by `make proto`. Do not edit."""\n' > $(CONNECT_GEN_DIR)/__init__.py
 	cd clients/web && node_modules/.bin/buf generate ../.. --template buf.gen.yaml
 
 $(GEN_STAMP): $(PROTOS)

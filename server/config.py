@@ -149,6 +149,22 @@ class Settings:
     # The collector leaves blobs stored less than this long ago, for writers that store contents
     # in one transaction and refer to them in a later one.
     gc_grace_seconds: float = 3600.0
+    # The web port (host:port), in the same process: AtelierService over Connect and gRPC-Web,
+    # files by signed URL, /healthz. Empty: no web port.
+    web_listen: str = "127.0.0.1:8080"
+    # The origins (scheme://host[:port], comma-separated) whose pages may call the web port from
+    # a browser (CORS); "*" allows any. Empty: only pages the web port serves itself.
+    cors_origins: str = ""
+    # The web port's address as clients reach it (for example https://atelier.example.com behind
+    # a proxy), the base of file URLs. Empty: the address the request came to (for a gRPC call,
+    # the web port's own address).
+    public_url: str = ""
+    # The HMAC key that signs file URLs. Replicas behind one address must share it. Empty: a
+    # random key per process, so URLs stop working when the process restarts (a warning says so).
+    url_signing_key: str = field(default="", repr=False)
+    # How long a file URL works: between this and 1.5 times this, since URLs made within the same
+    # half period are the same URL (so that browsers' caches hold).
+    file_url_seconds: float = 3600.0
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -171,6 +187,10 @@ class Settings:
                 raise ValueError(f"{_PREFIX}TOKENS: a principal is at most {MAX_PRINCIPAL_LENGTH} characters")
             result[token] = (principal, scopes)
         return result
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
 
     @property
     def available_models(self) -> tuple[ModelConfig, ...]:
@@ -230,6 +250,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     _check_ranges(settings)
     _check_database_url(settings.database_url)
     _check_tls(settings)
+    _check_web(settings)
     _ = settings.dev_tokens, settings.resolved_default_model
     _check_jwt(settings)
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
@@ -254,6 +275,7 @@ _POSITIVE = (
     "gemini_attempt_seconds",
     "provider_max_attempts",
     "model_cooldown_max_seconds",
+    "file_url_seconds",
 )
 _NOT_NEGATIVE = (
     "max_attachment_bytes",
@@ -310,6 +332,16 @@ def _check_tls(settings: Settings) -> None:
             f"{_PREFIX}TLS_CLIENT_CA_FILE (mutual TLS) needs the server's own certificate too: "
             f"set {_PREFIX}TLS_CERT_FILE and {_PREFIX}TLS_KEY_FILE"
         )
+
+
+def _check_web(settings: Settings) -> None:
+    for origin in settings.cors_origin_list:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{_PREFIX}CORS_ORIGINS lists origins such as https://app.example.com (or *), got {origin!r}"
+            )
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise ValueError(f"{_PREFIX}PUBLIC_URL is an http(s) URL, got {settings.public_url!r}")
 
 
 def _check_jwt(settings: Settings) -> None:

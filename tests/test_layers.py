@@ -34,6 +34,8 @@ _FORBIDDEN: dict[str, tuple[str, ...]] = {
     "server.domain": ("server.api", "server.app", *_SQL, *_GRPC),
     # The API translates gRPC to domain calls: it never reaches past the domain.
     "server.api": ("storage", "server.providers", "server.app", *_SQL),
+    # The web door translates HTTP (Connect, file URLs) to the API's shared methods and the domain.
+    "server.web": ("storage", "server.providers", "server.app", *_SQL),
     # The composition root wires storage, providers, domain and API together: it may import them all.
     "server": _SQL,
     # The SDK is installed alone: it knows nothing of the server.

@@ -22,7 +22,14 @@ from tests.conftest import check_backend
 def _run_server(database_url: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Runs `python -m server` to its end (it must end by itself)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ATELIER_", "GEMINI_", "GOOGLE_"))}
-    clean.update({"ATELIER_LISTEN": "127.0.0.1:0", "ATELIER_DATABASE_URL": database_url, **env})
+    clean.update(
+        {
+            "ATELIER_LISTEN": "127.0.0.1:0",
+            "ATELIER_WEB_LISTEN": "127.0.0.1:0",
+            "ATELIER_DATABASE_URL": database_url,
+            **env,
+        }
+    )
     return subprocess.run(
         [sys.executable, "-m", "server"],
         cwd=ROOT,

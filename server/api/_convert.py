@@ -131,9 +131,18 @@ def event_to_proto(event: ProgressEvent, version: str) -> progress_pb2.ProgressE
     )
 
 
-def file_to_proto(entry: TreeEntry) -> file_pb2.File:
+def file_to_proto(
+    entry: TreeEntry, *, download_url: str = "", pixels: tuple[int, int] | None = None
+) -> file_pb2.File:
+    width, height = pixels or (0, 0)
     return file_pb2.File(
-        path=entry.path, size=entry.size, sha256=entry.blob_sha256, mime_type=entry.mime_type
+        path=entry.path,
+        size=entry.size,
+        sha256=entry.blob_sha256,
+        mime_type=entry.mime_type,
+        download_url=download_url,
+        width=width,
+        height=height,
     )
 
 

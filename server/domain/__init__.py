@@ -5,6 +5,7 @@ verbs in storage's transactions). What the API needs is exported here.
 """
 
 from server.domain import bounds
+from server.domain._lru import LRU
 from server.domain.api_keys import ApiKeyInfo, ApiKeys, NewApiKey
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
@@ -48,6 +49,7 @@ from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strate
 
 __all__ = [
     "ADMIN",
+    "LRU",
     "NO_DEADLINE",
     "READ",
     "WRITE",

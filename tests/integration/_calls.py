@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import file_pb2
+from atelier.v1 import file_pb2, upload_pb2
 
 from tests._support import Api
 
@@ -17,6 +17,7 @@ WRITE_RPCS = frozenset(
         "Iterate",
         "Regenerate",
         "UploadTree",
+        "UploadFiles",
         "Merge",
         "CancelVersion",
         "DeleteGeneration",
@@ -56,6 +57,12 @@ def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
         "Iterate": lambda: s.Iterate(pb.IterateRequest(parent=version, prompt="p"), metadata=md),
         "Regenerate": lambda: s.Regenerate(pb.RegenerateRequest(name=version), metadata=md),
         "UploadTree": lambda: s.UploadTree(iter(upload), metadata=md),
+        "UploadFiles": lambda: s.UploadFiles(
+            upload_pb2.UploadFilesRequest(
+                description="mine", files=[upload_pb2.UploadedFile(path="a.txt", data=b"a")]
+            ),
+            metadata=md,
+        ),
         "Merge": lambda: s.Merge(pb.MergeRequest(ours=version, theirs=sibling), metadata=md),
         "CancelVersion": lambda: s.CancelVersion(pb.CancelVersionRequest(name=version), metadata=md),
         "DeleteGeneration": lambda: s.DeleteGeneration(

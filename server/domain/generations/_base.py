@@ -31,6 +31,7 @@ from server.domain.principals import Principal
 from server.domain.resources import READABLE_STATES, Version, VersionRef, version_etag, version_of
 
 _log = logging.getLogger("atelier.sessions")
+_IMAGE_SIZE_CACHE_SIZE = 100_000
 _ENDED_CACHE_SIZE = 1024
 ENDED_CACHE_SECONDS = 30.0
 
@@ -50,6 +51,8 @@ class ServiceBase:
         self._ended: LRU[tuple[str | None, str, int], tuple[int, Version, float]] = LRU(
             max_entries=_ENDED_CACHE_SIZE
         )
+        # Images' pixel sizes by SHA-256 ((0, 0): unreadable): contents never change, nor their size.
+        self._image_sizes: LRU[str, tuple[int, int]] = LRU(max_entries=_IMAGE_SIZE_CACHE_SIZE)
 
     async def create_once(
         self,

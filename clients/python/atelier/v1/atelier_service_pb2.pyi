@@ -4,6 +4,7 @@ from atelier.v1 import model_pb2 as _model_pb2
 from atelier.v1 import progress_pb2 as _progress_pb2
 from atelier.v1 import session_pb2 as _session_pb2
 from atelier.v1 import tree_pb2 as _tree_pb2
+from atelier.v1 import upload_pb2 as _upload_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

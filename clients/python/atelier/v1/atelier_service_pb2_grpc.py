@@ -7,6 +7,7 @@ from atelier.v1 import atelier_service_pb2 as atelier_dot_v1_dot_atelier__servic
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
 from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
+from atelier.v1 import upload_pb2 as atelier_dot_v1_dot_upload__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -146,6 +147,11 @@ class AtelierServiceStub:
                 '/atelier.v1.AtelierService/ListTurns',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
+                _registered_method=True)
+        self.UploadFiles = channel.unary_unary(
+                '/atelier.v1.AtelierService/UploadFiles',
+                request_serializer=atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_generation__pb2.Version.FromString,
                 _registered_method=True)
 
 
@@ -326,6 +332,14 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadFiles(self, request, context):
+        """UploadTree in one request, for clients that cannot stream a request (browsers): the files
+        come whole, within the server's message-size limit. Same answer, limits and errors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -433,6 +447,11 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.ListTurns,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.SerializeToString,
+            ),
+            'UploadFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadFiles,
+                    request_deserializer=atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_generation__pb2.Version.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1007,6 +1026,33 @@ class AtelierService:
             '/atelier.v1.AtelierService/ListTurns',
             atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/UploadFiles',
+            atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.SerializeToString,
+            atelier_dot_v1_dot_generation__pb2.Version.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atelier/v1/file.proto.
  */
 export const file_atelier_v1_file: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdGVsaWVyL3YxL2ZpbGUucHJvdG8SCmF0ZWxpZXIudjEiRQoERmlsZRIMCgRwYXRoGAEgASgJEgwKBHNpemUYAiABKAMSDgoGc2hhMjU2GAMgASgJEhEKCW1pbWVfdHlwZRgEIAEoCSI7CgpBdHRhY2htZW50EgwKBG5hbWUYASABKAkSEQoJbWltZV90eXBlGAIgASgJEgwKBGRhdGEYAyABKAxiBnByb3RvMw");
+  fileDesc("ChVhdGVsaWVyL3YxL2ZpbGUucHJvdG8SCmF0ZWxpZXIudjEiegoERmlsZRIMCgRwYXRoGAEgASgJEgwKBHNpemUYAiABKAMSDgoGc2hhMjU2GAMgASgJEhEKCW1pbWVfdHlwZRgEIAEoCRIUCgxkb3dubG9hZF91cmwYBSABKAkSDQoFd2lkdGgYBiABKAUSDgoGaGVpZ2h0GAcgASgFIjsKCkF0dGFjaG1lbnQSDAoEbmFtZRgBIAEoCRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDGIGcHJvdG8z");
 
 /**
  * One file of a version's tree, as listed in its manifest.
@@ -45,6 +45,28 @@ export type File = Message<"atelier.v1.File"> & {
    * @generated from field: string mime_type = 4;
    */
   mimeType: string;
+
+  /**
+   * A signed URL that serves the contents over HTTP (GET, HEAD and Range) from the server's
+   * web port, with no credentials: it expires (see the README's "Files by URL"). Set by
+   * ListFiles, ReadFile and ExportTree when the web port is on; empty otherwise.
+   *
+   * @generated from field: string download_url = 5;
+   */
+  downloadUrl: string;
+
+  /**
+   * An image's size in pixels, read from its header; 0 for any other file, or an image whose
+   * header is unreadable.
+   *
+   * @generated from field: int32 width = 6;
+   */
+  width: number;
+
+  /**
+   * @generated from field: int32 height = 7;
+   */
+  height: number;
 };
 
 /**
