@@ -155,6 +155,8 @@ class Settings:
     # The origins (scheme://host[:port], comma-separated) whose pages may call the web port from
     # a browser (CORS); "*" allows any. Empty: only pages the web port serves itself.
     cors_origins: str = ""
+    # Whether the web port serves the web console (clients/web/console/public) at `/`.
+    web_console: bool = True
     # The web port's address as clients reach it (for example https://atelier.example.com behind
     # a proxy), the base of file URLs. Empty: the address the request came to (for a gRPC call,
     # the web port's own address).

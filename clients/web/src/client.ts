@@ -173,6 +173,31 @@ export class AtelierClient {
     );
   }
 
+  /**
+   * Starts a generation from your own files (UploadFiles, the one-request form of UploadTree that
+   * browsers can send): they become its COMPLETED version 1. A Blob's type is its MIME type;
+   * empty: the server guesses it from the path.
+   */
+  upload(
+    description: string,
+    files: readonly { path: string; data: Uint8Array | Blob; mimeType?: string }[],
+    options: StartOptions = {},
+  ): Promise<Version> {
+    return typed(async () => {
+      const uploaded = await Promise.all(
+        files.map(async ({ path, data, mimeType }) => ({
+          path,
+          mimeType: mimeType ?? (data instanceof Blob ? data.type : ""),
+          data: data instanceof Blob ? new Uint8Array(await data.arrayBuffer()) : data,
+        })),
+      );
+      return this.raw.uploadFiles(
+        { description, files: uploaded, requestId: requestId(options) },
+        callOptions(options.signal, this.timeoutMs),
+      );
+    });
+  }
+
   /** Stops a QUEUED or RUNNING version's job; it ends CANCELLED. (Closing a view never does.) */
   cancel(name: string, options: { signal?: AbortSignal } = {}): Promise<Version> {
     return this.unary(options.signal, (call) => this.raw.cancelVersion({ name }, call));
@@ -296,7 +321,7 @@ export class AtelierClient {
     );
   }
 
-  /** One file's bytes, through the ReadFile stream (for a URL, see `fileUrl`). */
+  /** One file's bytes, through the ReadFile stream (a page would rather use `fileUrl`). */
   async readFile(version: string, path: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     return typed(async () => {
       const chunks: Uint8Array[] = [];
@@ -334,6 +359,21 @@ export class AtelierClient {
 /** A client of the server whose web endpoint is at `options.baseUrl`. */
 export function createAtelierClient(options: AtelierClientOptions): AtelierClient {
   return new AtelierClient(options);
+}
+
+/**
+ * A file's signed URL (`File.download_url`), for `<img src>`, `<audio src>`, `<video src>` or a
+ * link: it needs no header, answers Range requests and expires (list the files again for fresh
+ * ones). `width` asks an image for a PNG thumbnail that many pixels wide (never wider than the
+ * image). "" when the server gave none (its web port is off).
+ */
+export function fileUrl(file: File, options: { width?: number } = {}): string {
+  if (!file.downloadUrl || !options.width) {
+    return file.downloadUrl;
+  }
+  const url = new URL(file.downloadUrl);
+  url.searchParams.set("width", String(options.width));
+  return url.href;
 }
 
 /** A model from ListModels by name, else the default one. */

@@ -4,6 +4,7 @@ export {
   AtelierClient,
   attachmentFromBlob,
   createAtelierClient,
+  fileUrl,
   isTerminal,
   pickModel,
   type AtelierClientOptions,
@@ -25,3 +26,4 @@ export * from "./gen/atelier/v1/model_pb.js";
 export * from "./gen/atelier/v1/progress_pb.js";
 export * from "./gen/atelier/v1/session_pb.js";
 export * from "./gen/atelier/v1/tree_pb.js";
+export * from "./gen/atelier/v1/upload_pb.js";

@@ -13,6 +13,7 @@ import {
   VersionState,
   WaitTimeout,
   createAtelierClient,
+  fileUrl,
   generationOf,
   isTerminal,
   pickModel,
@@ -116,6 +117,38 @@ describe("a generation, start to end", () => {
     const diff = await client.diff(v1.name, iterate.name);
     expect(diff.files.map((file) => file.path)).toEqual(["app/schemas/project.py", "docs/usage.md"]);
     expect(diff.files[0]?.unifiedDiff).toContain("+++");
+  });
+});
+
+describe("files by URL, and uploads", () => {
+  it("serves a picture at its signed URL, with no header, and a thumbnail of it", async () => {
+    const done = await client.wait((await client.generate(PICTURE_PROMPT)).name);
+    const picture = (await collect(client.listFiles(done.name))).find((file) => file.mimeType === "image/png")!;
+    expect([picture.width, picture.height]).toEqual([64, 64]);
+    const response = await fetch(fileUrl(picture));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("image/png");
+    const data = new Uint8Array(await response.arrayBuffer());
+    expect(createHash("sha256").update(data).digest("hex")).toBe(picture.sha256);
+    const thumbnail = new Uint8Array(await (await fetch(fileUrl(picture, { width: 16 }))).arrayBuffer());
+    expect(new DataView(thumbnail.buffer).getUint32(16)).toBe(16); // the PNG header's width
+    expect(fileUrl(picture, { width: 16 })).toContain("sig=");
+  });
+
+  it("uploads a tree in one request, as a browser can, and reads it back", async () => {
+    const readme = new Blob(["# Uploaded\n"], { type: "text/markdown" });
+    const version = await client.upload("my notes", [
+      { path: "README.md", data: readme },
+      { path: "src/app.py", data: new TextEncoder().encode("print('hi')\n") },
+    ]);
+    expect(version.kind).toBe(VersionKind.UPLOAD);
+    expect(version.state).toBe(VersionState.COMPLETED);
+    const files = await collect(client.listFiles(version.name));
+    expect(files.map((file) => [file.path, file.mimeType])).toEqual([
+      ["README.md", "text/markdown"],
+      ["src/app.py", "text/x-python"],
+    ]);
+    expect(await (await fetch(fileUrl(files[1]!))).text()).toBe("print('hi')\n");
   });
 });
 

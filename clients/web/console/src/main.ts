@@ -12,6 +12,7 @@ import {
   VersionState,
   attachmentFromBlob,
   createAtelierClient,
+  fileUrl,
   generationOf,
   isTerminal,
   kindName,
@@ -306,17 +307,12 @@ async function showOutputs(version: Version, signal: AbortSignal): Promise<void>
   if (signal.aborted) {
     return;
   }
-  const media: HTMLElement[] = [];
-  for (const file of files) {
-    const kind = file.mimeType.split("/")[0];
-    if (kind === "image" || kind === "audio" || kind === "video") {
-      media.push(await mediaFigure(version, file, kind, signal));
-    }
-  }
-  if (signal.aborted) {
-    return;
-  }
-  ui.media.replaceChildren(...media);
+  ui.media.replaceChildren(
+    ...files.flatMap((file) => {
+      const kind = file.mimeType.split("/")[0] ?? "";
+      return ["image", "audio", "video"].includes(kind) ? [mediaFigure(version, file, kind)] : [];
+    }),
+  );
   ui.fileTree.replaceChildren(
     ...files.map((file) => {
       const button = h(
@@ -324,7 +320,7 @@ async function showOutputs(version: Version, signal: AbortSignal): Promise<void>
         { type: "button", "data-path": file.path, "aria-label": `${file.path}, ${bytes(file.size)}` },
         file.path,
       );
-      button.addEventListener("click", () => void viewFile(version, file, button, signal));
+      button.addEventListener("click", () => void viewFile(file, button, signal));
       return h("li", {}, button);
     }),
   );
@@ -332,25 +328,26 @@ async function showOutputs(version: Version, signal: AbortSignal): Promise<void>
   const first = files.find((file) => isText(file)) ?? files[0];
   const button = first ? ui.fileTree.querySelector<HTMLButtonElement>(`[data-path="${CSS.escape(first.path)}"]`) : null;
   if (first && button) {
-    await viewFile(version, first, button, signal);
+    await viewFile(first, button, signal);
   }
 }
 
-async function mediaFigure(
-  version: Version,
-  file: AtelierFile,
-  kind: string,
-  signal: AbortSignal,
-): Promise<HTMLElement> {
-  const src = await fileUrl(version, file, signal);
+function mediaFigure(version: Version, file: AtelierFile, kind: string): HTMLElement {
   const caption = h("figcaption", {}, `${file.path} · ${bytes(file.size)}`);
   if (kind === "image") {
-    return h("figure", {}, h("img", { src, alt: `${file.path}, made by version ${version.number}` }), caption);
+    // A thumbnail no wider than it is shown (the server never enlarges one), linking the original.
+    const size = file.width ? { width: String(Math.min(file.width, 384)), height: "" } : {};
+    if (file.width && file.height) {
+      size.height = String(Math.round((file.height * Number(size.width)) / file.width));
+    }
+    const img = h("img", { src: fileUrl(file, { width: 384 }), alt: `${file.path}, made by version ${version.number}`, ...size });
+    return h("figure", {}, h("a", { href: fileUrl(file), target: "_blank", rel: "noopener" }, img), caption);
   }
-  return h("figure", {}, h(kind === "audio" ? "audio" : "video", { src, controls: true, preload: "metadata" }), caption);
+  const player = h(kind === "audio" ? "audio" : "video", { src: fileUrl(file), controls: true, preload: "metadata" });
+  return h("figure", {}, player, caption);
 }
 
-async function viewFile(version: Version, file: AtelierFile, button: HTMLButtonElement, signal: AbortSignal): Promise<void> {
+async function viewFile(file: AtelierFile, button: HTMLButtonElement, signal: AbortSignal): Promise<void> {
   for (const other of ui.fileTree.querySelectorAll("button")) {
     other.removeAttribute("aria-current");
   }
@@ -359,25 +356,15 @@ async function viewFile(version: Version, file: AtelierFile, button: HTMLButtonE
   if (!isText(file)) {
     ui.viewerCode.textContent = "(binary file: not shown)";
   } else {
-    const data = await client.readFile(version.name, file.path, { signal });
+    // By its URL, which the browser caches (its ETag is the content's hash).
+    const response = await fetch(fileUrl(file), { signal });
+    const text = await response.text();
     if (signal.aborted) {
       return;
     }
-    ui.viewerCode.textContent = new TextDecoder().decode(data);
+    ui.viewerCode.textContent = response.ok ? text : `(${response.status}: ${text.trim()})`;
   }
   ui.viewer.hidden = false;
-}
-
-/** A URL for a file: its signed `download_url` from the web port, else its bytes as a blob. */
-async function fileUrl(version: Version, file: AtelierFile, signal: AbortSignal): Promise<string> {
-  const signed = (file as { downloadUrl?: string }).downloadUrl;
-  if (signed) {
-    return new URL(signed, client.baseUrl).href;
-  }
-  const data = await client.readFile(version.name, file.path, { signal });
-  const url = URL.createObjectURL(new Blob([data as BlobPart], { type: file.mimeType }));
-  signal.addEventListener("abort", () => URL.revokeObjectURL(url), { once: true });
-  return url;
 }
 
 function isText(file: AtelierFile): boolean {
