@@ -71,6 +71,11 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
     await expect.poll(() => model.locator("option").allTextContents()).toContain("Offline (deterministic, no network) (default)");
     expect(await model.inputValue()).toBe("offline");
     await dialog.getByLabel("Prompt").fill("a logo of a lighthouse");
+    await dialog.getByLabel("Attachments").setInputFiles({
+      name: "brief.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from("tall, red and white"),
+    });
     await dialog.getByRole("button", { name: "Generate" }).click();
   });
 
@@ -84,8 +89,8 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
     expect(total).toBeGreaterThanOrEqual(3);
     const picture = dialog.getByRole("img", { name: "logo.png, made by version 1" });
     await expect.poll(() => picture.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(64);
-    // The code viewer opens the first text file.
-    await expect.poll(() => dialog.locator("#viewer-code").textContent()).toContain("# ");
+    // The code viewer opens the first text file: the README, which lists the attachment.
+    await expect.poll(() => dialog.locator("#viewer-code").textContent()).toContain("- `brief.txt` (text/plain, 19 bytes)");
     const shot = process.env["ATELIER_CONSOLE_SCREENSHOT"];
     if (shot) {
       mkdirSync(dirname(shot), { recursive: true });
