@@ -187,6 +187,22 @@ describe("waits that can be aborted", () => {
     expect((await client.wait(version.name)).state).toBe(VersionState.COMPLETED);
   });
 
+  it("says where a queued version stands, in the version and in QUEUED events", async () => {
+    const blocker = await client.generate(slow(3, 1), { model: "one-at-a-time" });
+    const queued = await client.generate(slow(0, 1), { model: "one-at-a-time" });
+    const events: ProgressEvent[] = [];
+    for await (const event of client.progress(queued.name)) {
+      events.push(event);
+      if (event.type === ProgressEventType.QUEUED) {
+        break; // stopping the iteration never affects the job
+      }
+    }
+    expect(events.at(-1)?.type).toBe(ProgressEventType.QUEUED);
+    expect(events.at(-1)?.queuePosition).toBe(1n);
+    expect((await client.getVersion(queued.name)).queuePosition).toBe(1n);
+    await Promise.all([client.cancel(blocker.name), client.cancel(queued.name)]);
+  });
+
   it("cancels a running job only when asked to", async () => {
     const version = await client.generate(slow(5, 3), { model: "scripted" });
     const cancelled = await client.cancel(version.name);

@@ -1,14 +1,34 @@
 // The real Atelier server in a subprocess, for the tests: SQLite in a temporary directory, the
-// scripted provider (slow or failing jobs on demand) beside the offline one (the default model),
-// its web port on a free port. Nothing of the server is mocked.
+// scripted provider (slow, failing or queued jobs on demand) beside the offline one (the default
+// model), its web port on a free port. Nothing of the server is mocked.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..", "..");
 export const TOKEN = "alice-token";
+// The server's models: the offline one (the default), the scripted one, and a scripted one that
+// runs one job at a time, so that a second job waits in its queue.
+const MODELS = `
+[[models]]
+name = "offline"
+provider = "offline"
+display_name = "Offline (deterministic, no network)"
+output_modalities = ["text", "image"]
+
+[[models]]
+name = "scripted"
+provider = "scripted"
+
+[[models]]
+name = "one-at-a-time"
+provider = "scripted"
+display_name = "One at a time"
+max_concurrent = 1
+requests_per_minute = 600
+`;
 
 /** The Python that runs the server: `ATELIER_PYTHON` (pytest passes its own), else the venv's. */
 const PYTHON = process.env["ATELIER_PYTHON"] || join(ROOT, ".venv", "bin", "python");
@@ -52,6 +72,8 @@ export class ServerProcess {
     const inherited = Object.fromEntries(
       Object.entries(process.env).filter(([key]) => !/^(ATELIER_|GEMINI_|GOOGLE_)/.test(key)),
     );
+    const config = join(this.directory, "atelier.toml");
+    writeFileSync(config, MODELS);
     const log = openSync(this.logPath, "a");
     this.offset = this.log().length;
     this.process = spawn(PYTHON, ["-m", "server"], {
@@ -62,6 +84,7 @@ export class ServerProcess {
         ATELIER_LISTEN: "127.0.0.1:0",
         ATELIER_WEB_LISTEN: `127.0.0.1:${this.webPort}`,
         ATELIER_DATABASE_URL: `sqlite:///${join(this.directory, "atelier.db")}`,
+        ATELIER_CONFIG: config,
         ATELIER_PROVIDER: "scripted",
         ATELIER_DEFAULT_MODEL: "offline",
         ATELIER_TOKENS: `${TOKEN}:alice`,
