@@ -148,6 +148,6 @@ def test_a_broken_rule_is_caught(tmp_path: Path) -> None:
     assert owner == "server.domain"
     assert any(_within(name, "sqlalchemy") for _, name in found)
     assert any(_within(name, prefix) for _, name in found for prefix in forbidden)
-    assert _rule_for("server.api._servicer")[1].count("storage") == 1
+    assert _rule_for("server.api._methods")[1].count("storage") == 1
     assert _private_module("server.api._convert.x") == ("server.api._convert", "server.api")
     assert _private_module("server.domain.generations") is None

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import anyio
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+
 from server.web._asgi import App, Message, Receive, Scope, Send, header, respond, respond_json
 from server.web._connect import REQUEST_BASE
 
@@ -60,7 +64,10 @@ class WebApp:
             return
         for prefix, app in self._routes:
             if path.startswith(prefix):
-                await app(scope, _capped(receive, self._max_body_bytes), send)
+                # A caller that goes away ends its call here, as on the gRPC port (a Progress
+                # stream would otherwise wait for its next event to notice). Never the job.
+                with anyio.CancelScope() as call:
+                    await app(scope, _watched(receive, self._max_body_bytes, gone=call.cancel), send)
                 return
         await respond(send, 404, f"nothing is served at {path[:200]}\n".encode())
 
@@ -109,9 +116,9 @@ def _with_cors(send: Send, origin: str) -> Send:
     return sending
 
 
-def _capped(receive: Receive, limit: int) -> Receive:
-    """`receive`, which ends the request as gone once its body passes `limit` bytes (a body with
-    no Content-Length is only counted as it comes)."""
+def _watched(receive: Receive, limit: int, *, gone: Callable[[], object]) -> Receive:
+    """`receive`, which calls `gone` when the client disconnects, and ends the request as gone
+    once its body passes `limit` bytes (a body with no Content-Length is counted as it comes)."""
     received = 0
 
     async def receiving() -> Message:
@@ -120,7 +127,11 @@ def _capped(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                return {"type": "http.disconnect"}
+                raise ConnectError(
+                    Code.RESOURCE_EXHAUSTED, f"the request is over the server's limit of {limit} bytes"
+                )
+        if message["type"] == "http.disconnect":
+            gone()
         return message
 
     return receiving

@@ -9,7 +9,7 @@ from atelier.v1 import file_pb2, upload_pb2
 
 from tests._support import Api
 
-# The scope each RPC needs (server/api/_servicer.py declares it on each method).
+# The scope each RPC needs (server/api/_methods.py declares it on each method).
 WRITE_RPCS = frozenset(
     {
         "Generate",

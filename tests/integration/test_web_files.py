@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from atelier import AtelierClient
 from atelier.v1 import atelier_service_pb2 as pb
 from PIL import Image
 
@@ -172,6 +173,11 @@ def test_code_files_and_every_answer_that_lists_files_carry_urls(
     by_path = {f.path: f for f in listed.files}
     assert by_path["src/main.py"].download_url == code["downloadUrl"]
     assert (by_path["art/fox.png"].width, by_path["art/fox.png"].height) == (40, 30)
+    # The Python SDK shows them too.
+    with AtelierClient(files_server.target, token="alice-token") as client:
+        sdk = {f.path: f for f in client.files(code["version"])}
+    assert sdk["art/fox.png"].download_url == uploaded["art/fox.png"]["downloadUrl"]
+    assert (sdk["art/fox.png"].width, sdk["art/fox.png"].height) == (40, 30)
 
 
 def test_expired_and_forged_urls_are_refused_and_another_owners_files_unreachable(

@@ -169,7 +169,15 @@ def convert_generation(message: generation_pb2.Generation) -> Generation:
 
 
 def convert_file(message: file_pb2.File) -> File:
-    return File(path=message.path, size=message.size, sha256=message.sha256, mime_type=message.mime_type)
+    return File(
+        path=message.path,
+        size=message.size,
+        sha256=message.sha256,
+        mime_type=message.mime_type,
+        download_url=message.download_url,
+        width=message.width,
+        height=message.height,
+    )
 
 
 def _optional_file(present: bool, message: file_pb2.File) -> File | None:

@@ -203,6 +203,11 @@ class File:
     size: int
     sha256: str
     mime_type: str
+    # A signed URL that serves the file over HTTP with no credentials, until it expires ("" when
+    # the server has no web port); an image's size in pixels (0 for other files).
+    download_url: str = ""
+    width: int = 0
+    height: int = 0
 
 
 @dataclass(frozen=True, slots=True)
