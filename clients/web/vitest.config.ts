@@ -3,7 +3,13 @@ import { defineConfig } from "vitest/config";
 
 // Two projects sharing one real server (test/global-setup.ts): the client's tests (`npm test`)
 // and the console's, in Chromium (`npm run test:console`). A test that restarts a server starts its own.
-const shared = { globalSetup: ["test/global-setup.ts"], testTimeout: 30_000, hookTimeout: 60_000 };
+// expect.poll waits up to 15 s (its default is 1 s): the machine may be busy.
+const shared = {
+  globalSetup: ["test/global-setup.ts"],
+  testTimeout: 30_000,
+  hookTimeout: 60_000,
+  expect: { poll: { timeout: 15_000 } },
+};
 
 export default defineConfig({
   // The package by its name, as an application (and the README's example) imports it.

@@ -188,7 +188,7 @@ describe("waits that can be aborted", () => {
   });
 
   it("says where a queued version stands, in the version and in QUEUED events", async () => {
-    const blocker = await client.generate(slow(3, 1), { model: "one-at-a-time" });
+    const blocker = await client.generate(slow(20, 1), { model: "one-at-a-time" });
     const queued = await client.generate(slow(0, 1), { model: "one-at-a-time" });
     const events: ProgressEvent[] = [];
     for await (const event of client.progress(queued.name)) {
