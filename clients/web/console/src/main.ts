@@ -17,6 +17,7 @@ import {
   isTerminal,
   kindName,
   stateName,
+  toAtelierError,
   versionNumber,
   type File as AtelierFile,
   type ListModelsResponse,
@@ -83,29 +84,31 @@ let models: Promise<ListModelsResponse> | undefined;
 
 async function loadGenerations(): Promise<void> {
   try {
-    const items: HTMLLIElement[] = [];
-    for await (const generation of client.listGenerations({ pageSize: 20 })) {
-      const latest = generation.latestVersion ? await client.getVersion(generation.latestVersion) : undefined;
-      const state = latest ? stateName(latest.state) : "";
-      items.push(
-        h(
-          "li",
-          { "data-generation": generation.name },
-          h("span", { class: "state", "data-state": state }, state.replace("_", " ").toLowerCase()),
-          h("span", { class: "prompt" }, generation.prompt),
-          h(
-            "button",
-            { type: "button", "aria-label": `Open “${generation.prompt}”` },
-            `Open (v${generation.versionCount})`,
-          ),
-        ),
+    // The first page only (the newest), and each one's latest version, all at once.
+    const page = await client.raw.listGenerations({ pageSize: 20 }).catch((error: unknown) => {
+      throw toAtelierError(error);
+    });
+    const latest = await Promise.all(
+      page.generations.map((generation) =>
+        generation.latestVersion ? client.getVersion(generation.latestVersion) : undefined,
+      ),
+    );
+    const items = page.generations.map((generation, index) => {
+      const state = latest[index] ? stateName(latest[index].state) : "";
+      const button = h(
+        "button",
+        { type: "button", "aria-label": `Open “${generation.prompt}”` },
+        `Open (v${generation.versionCount})`,
       );
-      const button = items.at(-1)?.querySelector("button");
-      button?.addEventListener("click", () => void openVersion(generation.latestVersion));
-      if (items.length >= 20) {
-        break;
-      }
-    }
+      button.addEventListener("click", () => void openVersion(generation.latestVersion));
+      return h(
+        "li",
+        { "data-generation": generation.name },
+        h("span", { class: "state", "data-state": state }, state.replace("_", " ").toLowerCase()),
+        h("span", { class: "prompt" }, generation.prompt),
+        button,
+      );
+    });
     ui.generations.replaceChildren(...items);
     ui.generationsEmpty.hidden = items.length > 0;
     showError(ui.pageError, undefined);
