@@ -3,6 +3,7 @@ AtelierService over Connect and gRPC-Web, with a cap on what a request may send.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import anyio
@@ -10,7 +11,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
 from server.web._asgi import App, Message, Receive, Scope, Send, header, respond, respond_json
-from server.web._connect import REQUEST_BASE
+from server.web._connect import CALLER_GONE, REQUEST_BASE
 
 CONNECT_PREFIX = "/atelier.v1.AtelierService/"
 # What a browser may send and read across origins: Connect's and gRPC-Web's headers, the bearer
@@ -64,12 +65,23 @@ class WebApp:
             return
         for prefix, app in self._routes:
             if path.startswith(prefix):
-                # A caller that goes away ends its call here, as on the gRPC port (a Progress
-                # stream would otherwise wait for its next event to notice). Never the job.
-                with anyio.CancelScope() as call:
-                    await app(scope, _watched(receive, self._max_body_bytes, gone=call.cancel), send)
+                await self._call(app, scope, receive, send)
                 return
         await respond(send, 404, f"nothing is served at {path[:200]}\n".encode())
+
+    async def _call(self, app: App, scope: Scope, receive: Receive, send: Send) -> None:
+        # A caller that goes away ends its call here, as on the gRPC port (a Progress stream would
+        # otherwise wait for its next event to notice), never the job; and the domain's writes,
+        # which check the event from worker threads, write nothing for it.
+        gone = threading.Event()
+        CALLER_GONE.set(gone)
+        with anyio.CancelScope() as call:
+
+            def went() -> None:
+                gone.set()
+                call.cancel()
+
+            await app(scope, _watched(receive, self._max_body_bytes, gone=went), send)
 
     async def _preflight(self, scope: Scope, send: Send, origin: str, allowed: bool) -> None:
         if not allowed:

@@ -5,6 +5,7 @@ details carry the same google.rpc.ErrorInfo (and BadRequest) as the gRPC status.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -19,8 +20,10 @@ from server.web._errors import connect_error
 from server.web._generated.atelier_service_connect import AtelierServiceASGIApplication
 
 _SERVICE = atelier_service_pb2.DESCRIPTOR.services_by_name["AtelierService"]
-# The web port's base URL as the current request reached it (set by the web app for each request).
+# The web port's base URL as the current request reached it, and whether its caller has gone
+# (set by the web app for each request).
 REQUEST_BASE: ContextVar[str | None] = ContextVar("atelier_request_base", default=None)
+CALLER_GONE: ContextVar[threading.Event | None] = ContextVar("atelier_caller_gone", default=None)
 
 
 class _ConnectCall:
@@ -32,7 +35,8 @@ class _ConnectCall:
 
     def deadline(self) -> Deadline:
         remaining = self._context.timeout_ms()
-        return Deadline.after(None if remaining is None else remaining / 1000)
+        gone = CALLER_GONE.get() or threading.Event()
+        return Deadline.after(None if remaining is None else remaining / 1000, cancelled=gone.is_set)
 
     def web_base(self) -> str | None:
         return REQUEST_BASE.get()

@@ -30,7 +30,7 @@ from tests._web_support import (
     unary,
 )
 from tests.conftest import BACKENDS, check_backend
-from tests.integration.conftest import SERVER_ENV
+from tests.integration.conftest import SERVER_ENV, module_server
 
 ORIGIN = "http://localhost:5173"
 WEB_ENV = {
@@ -45,14 +45,8 @@ WEB_ENV = {
 def web_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    backend = check_backend(request.param)
-    tmp = tmp_path_factory.mktemp(f"web-{backend}")
-    with fresh_database(backend, tmp) as url:
-        process = ServerProcess(database_url=url, log_path=tmp / "server.log", env=WEB_ENV).start()
-        try:
-            yield process
-        finally:
-            process.kill()
+    with module_server(request, tmp_path_factory, "web", WEB_ENV) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,10 @@ from PIL import Image
 
 from server.api import FileUrls
 from server.domain import VersionRef
-from support.databases import fresh_database
 from tests._support import Api, ServerProcess
 from tests._web_support import check_connect_error, ok, stream, unary
-from tests.conftest import BACKENDS, check_backend
-from tests.integration.conftest import SERVER_ENV
+from tests.conftest import BACKENDS
+from tests.integration.conftest import SERVER_ENV, module_server
 
 KEY = "test-url-signing-key"
 FILES_ENV = {**SERVER_ENV, "ATELIER_URL_SIGNING_KEY": KEY, "ATELIER_FILE_URL_SECONDS": "600"}
@@ -57,14 +56,8 @@ CODE = b"def main() -> None:\n    print('hi')\n"
 def files_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    backend = check_backend(request.param)
-    tmp = tmp_path_factory.mktemp(f"files-{backend}")
-    with fresh_database(backend, tmp) as url:
-        process = ServerProcess(database_url=url, log_path=tmp / "server.log", env=FILES_ENV).start()
-        try:
-            yield process
-        finally:
-            process.kill()
+    with module_server(request, tmp_path_factory, "files", FILES_ENV) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
