@@ -140,3 +140,15 @@ def test_jwt_settings_come_together_and_name_a_file_or_an_http_url(tmp_path: Pat
         load_settings({**full, "ATELIER_JWT_JWKS": "ftp://id.example/jwks"})
     with pytest.raises(ValueError, match="names no file"):
         load_settings({**full, "ATELIER_JWT_JWKS": str(tmp_path / "missing.json")})
+
+
+def test_the_web_settings_are_checked() -> None:
+    settings = load_settings({"ATELIER_CORS_ORIGINS": "http://localhost:5173, https://app.example.com/"})
+    assert settings.cors_origin_list == ("http://localhost:5173", "https://app.example.com")
+    assert load_settings({"ATELIER_WEB_LISTEN": ""}).web_listen == ""
+    with pytest.raises(ValueError, match="ATELIER_CORS_ORIGINS lists origins"):
+        load_settings({"ATELIER_CORS_ORIGINS": "localhost:5173"})
+    with pytest.raises(ValueError, match="ATELIER_PUBLIC_URL is an http"):
+        load_settings({"ATELIER_PUBLIC_URL": "atelier.example.com"})
+    with pytest.raises(ValueError, match="ATELIER_FILE_URL_SECONDS must be above 0"):
+        load_settings({"ATELIER_FILE_URL_SECONDS": "0"})

@@ -218,3 +218,20 @@ def test_expired_and_forged_urls_are_refused_and_another_owners_files_unreachabl
     # A URL for a file that is not there (signed by the server's key) is a clear 404.
     missing = web.get(_local(urls.url(ref, "nothing.txt")))
     assert missing.status_code == 404 and missing.json()["reason"] == "FILE_NOT_FOUND"
+
+
+def test_a_deleted_generations_urls_answer_not_found_and_work_again_once_undeleted(web: httpx.Client) -> None:
+    made = ok(
+        web,
+        "UploadFiles",
+        {"description": "short-lived", "files": [{"path": "a.txt", "data": base64.b64encode(b"a").decode()}]},
+        "alice-token",
+    )
+    url = _local(ok(web, "ListFiles", {"parent": made["name"]}, "alice-token")["files"][0]["downloadUrl"])
+    assert web.get(url).content == b"a"
+    generation = made["name"].split("/versions/")[0]
+    ok(web, "DeleteGeneration", {"name": generation}, "alice-token")
+    gone = web.get(url)
+    assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+    ok(web, "UndeleteGeneration", {"name": generation}, "alice-token")
+    assert web.get(url).content == b"a"
