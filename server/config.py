@@ -209,7 +209,7 @@ class Settings:
     # The pauses between attempts, in seconds, comma-separated: after the last one fails, the
     # delivery is given up (FAILED). Each pause varies by up to a fifth (jitter).
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000"
-    # How long one attempt may take, and how many attempts this process makes at once.
+    # How long one attempt may take.
     webhook_timeout_seconds: float = 15.0
     # How many attempts this process makes at once.
     webhook_max_in_flight: int = 16
@@ -221,6 +221,8 @@ class Settings:
     # The origins (scheme://host[:port], comma-separated) whose pages may call the web port from
     # a browser (CORS); "*" allows any. Empty: only pages the web port serves itself.
     cors_origins: str = ""
+    # Whether the web port serves the web console (clients/web/console/public) at `/`.
+    web_console: bool = True
     # The web port's address as clients reach it (for example https://atelier.example.com behind
     # a proxy), the base of file URLs. Empty: the address the request came to (for a gRPC call,
     # the web port's own address).

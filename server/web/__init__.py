@@ -1,5 +1,6 @@
 """The web door: AtelierService over Connect and gRPC-Web for browsers and other HTTP clients,
-files by signed URL, CORS and `/healthz`, on a second port of the same process."""
+files by signed URL, CORS, `/healthz` and the web console at `/`, on a second port of the same
+process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from server.domain import GenerationService
 from server.web._app import CONNECT_PREFIX, WebApp
 from server.web._asgi import App
 from server.web._connect import connect_app
+from server.web._console import ConsoleApp
 from server.web._files import FileRoute
 from server.web._server import WebServer
 
@@ -31,6 +33,8 @@ def web_app(
     ]
     if file_urls is not None:
         routes.append(("/files/", FileRoute(service, file_urls)))
+    if settings.web_console:
+        routes.append(("/", ConsoleApp()))
     return WebApp(
         routes=routes,
         cors_origins=settings.cors_origin_list,
