@@ -36,6 +36,12 @@ LIMIT_REFUSALS = Counter(
     "Calls refused because their caller was over a limit, by reason (RATE_LIMITED, TOO_MANY_STREAMS, ...).",
     ["reason"],
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "atelier_webhook_attempts",
+    "Webhook delivery attempts this process made, by outcome: delivered, retry (to be tried again), "
+    "failed (given up).",
+    ["outcome"],
+)
 LOOP_LAG_SECONDS = Histogram(
     "atelier_event_loop_lag_seconds",
     "How late the event loop ran a timer: the time the loop was busy with something else.",

@@ -1,5 +1,5 @@
-"""Limits per principal, checked where every call passes (`AtelierServicer._caller` and the call
-wrappers): a request rate, and how many server streams and uploads are open at once.
+"""Limits per principal, checked where every call passes (`AtelierMethods._caller` and the call
+wrappers, on either port): a request rate, and how many server streams and uploads are open at once.
 
 Both are kept by this replica for itself: a rate limit across replicas would cost a database
 write per call. The cap on queued jobs, which must hold across replicas, is counted in the

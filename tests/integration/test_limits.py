@@ -1,11 +1,16 @@
 """Limits per principal, against the real server with tiny limits: the request rate (RetryInfo,
 which the SDK honours), queued jobs, open streams and uploads (slots freed however a call ends),
-and uploads that stream to storage and are refused at the first byte over a limit."""
+the same limits on the web port (Connect), and uploads that stream to storage and are refused at
+the first byte over a limit."""
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
+import contextlib
 import functools
 import os
+import struct
 import threading
 import time
 import urllib.request
@@ -15,6 +20,7 @@ from typing import Any
 import anyio
 import atelier
 import grpc
+import httpx
 import pytest
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import file_pb2
@@ -24,26 +30,23 @@ from grpc_status import rpc_status
 import storage
 from server.config import load_settings
 from server.domain.gc import collect_garbage
-from support.databases import fresh_database
 from tests._client_support import free_port
 from tests._support import Api, ServerProcess, check_error, error_details, fails, file_message
-from tests.conftest import BACKENDS, check_backend
-from tests.integration.conftest import SERVER_ENV
+from tests._web_support import SERVICE_PATH, bearer, check_connect_error, envelope, error_info, stream, unary
+from tests.conftest import BACKENDS
+from tests.integration.conftest import SERVER_ENV, module_server
 
 RATE = 50
 MiB = 1024 * 1024
 _EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
-_TOKENS = ",".join(
-    f"{name}-token:{name}" for name in ("rate", "sdk", "queue", "stream", "up1", "up2", "up3", "big")
-)
+_PRINCIPALS = ["rate", "sdk", "queue", "stream", "up1", "up2", "up3", "big", "webrate", "webstream", "webup"]
+_TOKENS = ",".join(f"{name}-token:{name}" for name in _PRINCIPALS)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    backend = check_backend(request.param)
-    tmp = tmp_path_factory.mktemp(f"limits-{backend}")
     env = {
         **SERVER_ENV,
         "ATELIER_TOKENS": _TOKENS,
@@ -60,18 +63,21 @@ def server(
         "ATELIER_MAX_TREE_FILES": "5",
         "ATELIER_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
     }
-    with fresh_database(backend, tmp) as url:
-        process = ServerProcess(database_url=url, log_path=tmp / "server.log", env=env).start()
-        try:
-            yield process
-        finally:
-            process.kill()
+    with module_server(request, tmp_path_factory, "limits", env) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
 def channel(server: ServerProcess) -> Iterator[grpc.Channel]:
     with server.channel() as channel:
         yield channel
+
+
+@pytest.fixture(scope="module")
+def web(server: ServerProcess) -> Iterator[httpx.Client]:
+    """The same server's web port (Connect)."""
+    with httpx.Client(base_url=server.web_url, timeout=30) as client:
+        yield client
 
 
 def _retry_delay(error: grpc.RpcError) -> float | None:
@@ -346,4 +352,106 @@ def test_the_trees_limits_hold_for_uploads(channel: grpc.Channel) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_CHANGES",
         "file",
+    )
+
+
+def _connect_retry_delay(error: dict[str, Any]) -> float | None:
+    """The google.rpc.RetryInfo delay among a Connect error's details."""
+    for detail in error.get("details", ()):
+        if detail["type"] == "google.rpc.RetryInfo":
+            info = error_details_pb2.RetryInfo()
+            info.ParseFromString(base64.b64decode(detail["value"] + "=="))
+            return float(info.retry_delay.ToNanoseconds() / 1e9)
+    return None
+
+
+def test_the_web_port_refuses_over_the_rate_with_retry_info_from_the_same_limiter(
+    server: ServerProcess, channel: grpc.Channel, web: httpx.Client
+) -> None:
+    token = "webrate-token"
+    refused_before = _rate_refusals(server)
+    # Many at once: one Connect call after another may not outrun the bucket's refill.
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda _: unary(web, "ListModels", {}, token), range(RATE * 4)))
+    refused = [response for response in responses if response.status_code != 200]
+    assert refused, f"{RATE * 4} Connect calls were all accepted"
+    response = refused[0]
+    error = check_connect_error(response, 429, "resource_exhausted", "RATE_LIMITED")
+    delay = _connect_retry_delay(error)
+    assert delay is not None and 0 < delay <= 1 / RATE + 0.01
+    assert _rate_refusals(server) >= refused_before + 1
+    # One bucket per principal for both ports: with its bucket emptied on the gRPC port, the
+    # principal's next Connect call is refused (a loaded machine may refill it in between: again).
+    grpc_api = Api(channel, token)
+    for _ in range(5):
+        time.sleep(delay)
+        _exhaust(grpc_api)
+        if unary(web, "ListModels", {}, token).status_code == 429:
+            return
+    raise AssertionError("the web port never shared the gRPC port's bucket")
+
+
+@contextlib.contextmanager
+def _connect_progress(web: httpx.Client, name: str, token: str) -> Iterator[None]:
+    """A Connect Progress stream with its first event read (so the server holds it), closed on exit."""
+    with web.stream(
+        "POST",
+        f"{SERVICE_PATH}/Progress",
+        content=envelope({"name": name}),
+        headers={"content-type": "application/connect+json", **bearer(token)},
+    ) as response:
+        assert response.status_code == 200
+        received = b""
+        chunks = response.iter_bytes()
+        while len(received) < 5 or len(received) < 5 + struct.unpack(">I", received[1:5])[0]:
+            received += next(chunks)
+        assert received[0] == 0, f"the stream ended at once: {received!r}"
+        yield
+
+
+def test_the_web_ports_streams_count_against_the_same_cap_and_a_closed_one_frees_its_slot(
+    channel: grpc.Channel, web: httpx.Client
+) -> None:
+    token = "webstream-token"
+    api = Api(channel, token)
+    name = api.generate("stays queued").name
+    with contextlib.ExitStack() as held:
+        held.enter_context(_connect_progress(web, name, token))
+        second = contextlib.ExitStack()
+        second.enter_context(_connect_progress(web, name, token))
+        # A third stream is refused on either port.
+        _, end = stream(web, "Progress", {"name": name}, token)
+        assert end["error"]["code"] == "resource_exhausted", end
+        assert error_info(end["error"]).reason == "TOO_MANY_STREAMS"
+        check_error(_refusal(lambda: _open_progress(api, name)), _EXHAUSTED, "TOO_MANY_STREAMS")
+        second.close()  # the browser goes away: the server ends its call and frees the slot
+
+        def reopened() -> bool:
+            try:
+                held.callback(_open_progress(api, name).cancel)
+            except grpc.RpcError as error:
+                assert error.code() == _EXHAUSTED
+                return False
+            return True
+
+        _until(reopened, "a closed Connect stream's slot was never freed")
+
+
+def test_upload_files_takes_an_upload_slot(channel: grpc.Channel, web: httpx.Client) -> None:
+    token = "webup-token"
+    files = {"files": [{"path": "a.txt", "data": base64.b64encode(b"a\n").decode()}]}
+    held = _HeldUpload(Api(channel, token), "held.txt")
+    try:
+        _until(
+            lambda: unary(web, "UploadFiles", files, token).status_code == 429,
+            "UploadFiles never met the held upload's slot",
+        )
+        check_connect_error(
+            unary(web, "UploadFiles", files, token), 429, "resource_exhausted", "TOO_MANY_UPLOADS"
+        )
+    finally:
+        assert held.finish()
+    _until(
+        lambda: unary(web, "UploadFiles", files, token).status_code == 200,
+        "a finished upload's slot was never freed for UploadFiles",
     )

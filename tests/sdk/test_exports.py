@@ -54,6 +54,7 @@ PUBLIC = [
 ]
 CLIENT_METHODS = [
     "cancel",
+    "delete_generation",
     "diff",
     "export",
     "files",
@@ -70,6 +71,7 @@ CLIENT_METHODS = [
     "session",
     "turns",
     "tweak",
+    "undelete_generation",
     "upload",
     "versions",
     "wait",

@@ -14,9 +14,12 @@ from server.domain.generations._delete import DeleteVerbs
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
 from server.domain.generations._trees import TreeVerbs
+from server.domain.generations._webhooks import WebhookVerbs
 
 
-class GenerationService(CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs):
+class GenerationService(
+    CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs, WebhookVerbs
+):
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 
 

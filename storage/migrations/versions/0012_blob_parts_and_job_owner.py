@@ -1,8 +1,8 @@
 """Blobs stored in parts (a big upload streams into storage part by part), and the index that
 counts a principal's unfinished jobs against its cap.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0012
+Revises: 0009
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0012"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
