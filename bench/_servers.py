@@ -99,6 +99,11 @@ def _atelier_env(database_url: str, listen: str, extra: Mapping[str, str]) -> di
         # Keeps logging out of the figures. It also hides the "listening on" line, which is why
         # the port is chosen here and readiness is read from the health service instead.
         ATELIER_LOG_LEVEL="WARNING",
+        # Every figure is one principal's load (thousands of jobs and streams at once): it
+        # measures the server, not the limits it sets each caller.
+        ATELIER_RATE_LIMIT_PER_SECOND="0",
+        ATELIER_MAX_QUEUED_JOBS_PER_PRINCIPAL="0",
+        ATELIER_MAX_STREAMS_PER_PRINCIPAL="0",
     )
     env.update(extra)
     return env

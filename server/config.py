@@ -113,6 +113,25 @@ class Settings:
     max_in_flight: int = 1000
     # Jobs one principal may have running at once, across every replica (0: no cap).
     max_in_flight_per_principal: int = 0
+    # A principal's request rate, per second, on each replica (server/api/_limits.py): a token
+    # bucket, kept by each replica for itself, so behind a balancer over n replicas a principal
+    # gets up to n times it. Over it, RESOURCE_EXHAUSTED RATE_LIMITED with RetryInfo (0: no
+    # limit). Like every limit per principal, the default stops a runaway client, not a busy one.
+    rate_limit_per_second: float = 1000.0
+    # How many requests a principal may make at once before its rate limit applies (the bucket).
+    rate_limit_burst: int = 2000
+    # Jobs a principal may have queued or running, across every replica (counted in the
+    # database); over it, Generate, Tweak, Iterate and Regenerate get TOO_MANY_QUEUED_JOBS
+    # (0: no cap).
+    max_queued_jobs_per_principal: int = 10_000
+    # Server streams (Progress, ReadFile, ExportTree) a principal may have open at once on one
+    # replica: TOO_MANY_STREAMS (0: no cap).
+    max_streams_per_principal: int = 1000
+    # Uploads (UploadTree, and UploadFiles on the web port) a principal may have open at once on
+    # one replica: TOO_MANY_UPLOADS (0: no cap).
+    max_uploads_per_principal: int = 8
+    # Uploads one replica receives at once, from everyone: SERVER_UPLOADS_BUSY (0: no cap).
+    max_uploads: int = 64
     # The largest file a version's tree may hold (an upload's, an attachment's or a model's).
     max_file_bytes: int = 32 * 1024 * 1024
     # The most bytes a version's tree may hold, all files together.
@@ -415,6 +434,12 @@ _NOT_NEGATIVE = (
     "max_attachment_bytes",
     "max_in_flight",
     "max_in_flight_per_principal",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "max_queued_jobs_per_principal",
+    "max_streams_per_principal",
+    "max_uploads_per_principal",
+    "max_uploads",
     "provider_max_wait_seconds",
     "max_deletion_share",
     "shutdown_grace_seconds",

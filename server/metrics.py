@@ -31,6 +31,11 @@ RUN_SECONDS = Histogram(
 )
 MODEL_REFUSALS = Counter("atelier_model_refusals", "Requests the model refused with 429.", ["model"])
 MODEL_ERRORS = Counter("atelier_model_errors", "Requests the model failed (5xx, timeouts).", ["model"])
+LIMIT_REFUSALS = Counter(
+    "atelier_limit_refusals",
+    "Calls refused because their caller was over a limit, by reason (RATE_LIMITED, TOO_MANY_STREAMS, ...).",
+    ["reason"],
+)
 WEBHOOK_ATTEMPTS = Counter(
     "atelier_webhook_attempts",
     "Webhook delivery attempts this process made, by outcome: delivered, retry (to be tried again), "

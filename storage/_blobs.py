@@ -18,6 +18,12 @@ statement that starts after it holds them:
 On SQLite one transaction writes at a time, so a writer and the collector never interleave.
 A writer that stores a content in one transaction and refers to it in a later one (a streamed
 upload) is covered by the collector's grace period on `create_time` instead.
+
+A big content can be stored in parts (`put_parted_blob`): an upload stores each part, itself a
+blob, as it streams in, so that no process ever holds the whole file. The blob's row then holds
+no data, its `blob_part` rows refer to its parts in order, and `read_blob(s)` joins them. The
+parts are referenced by those rows like any blob; deleting the blob deletes its part rows, and
+the parts are collected on a later pass.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from storage._clock import utcnow
 from storage._database import Transaction
 from storage._errors import WriteConflict
 from storage._models import Blob
-from storage._tables import ATTACHMENT, BLOB, MANIFEST, TURN_BLOB
+from storage._tables import ATTACHMENT, BLOB, BLOB_PART, MANIFEST, TURN_BLOB
 
 
 class FileContent(Protocol):
@@ -84,6 +90,30 @@ _STORE_ATTEMPTS = 5
 _IDS_PER_STATEMENT = 500
 
 
+def put_parted_blob(tx: Transaction, *, sha256: str, size: int, parts: Sequence[str]) -> None:
+    """Stores the content whose SHA-256 and size are given as the concatenation of `parts` (blobs
+    already stored, in order), unless that content is already stored, whole or in parts.
+
+    The parts must still be stored: the collector leaves blobs alone for its grace period after
+    they are stored, so the parts of an upload must be put together within it.
+    """
+    row = {"sha256": sha256, "size": size, "data": b"", "create_time": utcnow()}
+    if tx.get_bind().dialect.name == "postgresql":
+        inserted = bool(list(tx.execute(_INSERT_BLOB_POSTGRESQL, [row]).scalars()))
+        if not inserted:
+            _store_and_hold(tx, [row])
+    else:
+        inserted = bool(tx.execute(_INSERT_BLOB_SQLITE, row).rowcount)  # type: ignore[attr-defined]
+    if inserted:
+        tx.execute(
+            sa.insert(BLOB_PART),
+            [
+                {"blob_sha256": sha256, "position": position, "part_sha256": part}
+                for position, part in enumerate(parts)
+            ],
+        )
+
+
 def _store_and_hold(tx: Transaction, values: list[dict[str, object]]) -> None:
     pending = values
     for _ in range(_STORE_ATTEMPTS):
@@ -111,21 +141,37 @@ _HOLD = (
 
 
 def read_blob(tx: Transaction, sha256: str) -> bytes | None:
-    return tx.execute(sa.select(col(Blob.data)).where(col(Blob.sha256) == sha256)).scalar_one_or_none()
+    return read_blobs(tx, [sha256]).get(sha256)
 
 
 def read_blobs(tx: Transaction, sha256s: Iterable[str]) -> dict[str, bytes]:
-    """The contents of many blobs at once, by SHA-256."""
+    """The contents of many blobs at once, by SHA-256 (those stored in parts put together)."""
     wanted = sorted(set(sha256s))
     found: dict[str, bytes] = {}
+    parted: list[str] = []
     for start in range(0, len(wanted), _IDS_PER_STATEMENT):  # bounded IN lists
         rows = tx.execute(
-            sa.select(col(Blob.sha256), col(Blob.data)).where(
+            sa.select(col(Blob.sha256), col(Blob.size), col(Blob.data)).where(
                 col(Blob.sha256).in_(wanted[start : start + _IDS_PER_STATEMENT])
             )
         )
-        found.update((digest, data) for digest, data in rows)
+        for digest, size, data in rows:
+            if size and not data:
+                parted.append(digest)
+            else:
+                found[digest] = data
+    for digest in parted:
+        found[digest] = b"".join(tx.execute(_PARTS_OF, {"sha256": digest}).scalars())
     return found
+
+
+_PART = BLOB.alias("part")
+_PARTS_OF = (
+    sa.select(_PART.c.data)
+    .select_from(BLOB_PART.join(_PART, _PART.c.sha256 == BLOB_PART.c.part_sha256))
+    .where(BLOB_PART.c.blob_sha256 == sa.bindparam("sha256"))
+    .order_by(BLOB_PART.c.position)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +188,7 @@ def _unused(sha256: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
         ~sa.exists().where(MANIFEST.c.blob_sha256 == sha256),
         ~sa.exists().where(ATTACHMENT.c.blob_sha256 == sha256),
         ~sa.exists().where(TURN_BLOB.c.blob_sha256 == sha256),
+        ~sa.exists().where(BLOB_PART.c.part_sha256 == sha256),
     )
 
 

@@ -48,6 +48,16 @@ class GenerationDeleted(StorageError):
         self.generation_id = generation_id
 
 
+class TooManyQueuedJobs(StorageError):
+    """The owner already has its limit of queued and running jobs: no version was added."""
+
+    def __init__(self, owner: str, count: int, limit: int) -> None:
+        super().__init__(f"{owner!r} has {count} jobs queued or running; the limit is {limit}")
+        self.owner = owner
+        self.count = count
+        self.limit = limit
+
+
 class SchemaOutOfDate(StorageError):
     """The database's schema is not the one this code was written for: it needs migrating, or
     it was migrated by newer code."""

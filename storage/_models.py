@@ -232,6 +232,8 @@ class Job(SQLModel, table=True):
     __tablename__ = "job"
     __table_args__ = (
         sa.Index("ix_job_status_available", "status", "available_at"),
+        # A principal's unfinished jobs, counted against its cap on queued jobs.
+        sa.Index("ix_job_owner_status", "owner", "status"),
         # The scheduler's view: a model's queued jobs by principal in order, and its running ones.
         sa.Index("ix_job_status_model_owner", "status", "model", "owner", "id"),
         # One running job per session, across every server process: a conversation's turns
@@ -341,6 +343,21 @@ class ApiKey(SQLModel, table=True):
     revoke_time: datetime | None = None
     # When a server last accepted the key (written at most about once a minute).
     last_used_time: datetime | None = None
+
+
+class BlobPart(SQLModel, table=True):
+    """One part of a blob stored in parts (a big upload, written part by part as it streams in):
+    the blob's own row then holds no data, and its contents are its parts', in `position` order.
+    Each part is itself a blob, and this row is what refers to it."""
+
+    __tablename__ = "blob_part"
+    __table_args__ = (sa.Index("ix_blob_part_part_sha256", "part_sha256"),)
+
+    blob_sha256: str = Field(
+        sa_column=sa.Column(sa.String(64), sa.ForeignKey("blob.sha256", ondelete="CASCADE"), primary_key=True)
+    )
+    position: int = Field(primary_key=True)
+    part_sha256: str = Field(foreign_key="blob.sha256", max_length=64)
 
 
 class TurnBlob(SQLModel, table=True):

@@ -19,6 +19,7 @@ from storage._database import Transaction
 from storage._models import (
     ApiKey,
     Blob,
+    BlobPart,
     ConversationSession,
     Event,
     Generation,
@@ -43,6 +44,7 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 API_KEY = _table(ApiKey)
 BLOB = _table(Blob)
+BLOB_PART = _table(BlobPart)
 EVENT = _table(Event)
 GENERATION = _table(Generation)
 JOB = _table(Job)

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from storage._blobs import FileContent, put_blobs
 from storage._clock import utcnow
 from storage._database import Transaction
-from storage._errors import GenerationDeleted
+from storage._errors import GenerationDeleted, TooManyQueuedJobs
 from storage._events import append_event
 from storage._models import (
     EventType,
@@ -53,6 +53,7 @@ def create_version(
     head_turn_id: int | None = None,
     queue_job: bool = True,
     session_id: str | None = None,
+    max_queued_jobs: int = 0,
 ) -> Version:
     """Adds the generation's next version, QUEUED, with its job and its first event.
 
@@ -61,7 +62,12 @@ def create_version(
     same transaction (an upload or a merge, which need no model), and `head_turn_id` says where
     its branch of the conversation ends (a job sets it when its exchange is recorded).
     `session_id` is the generation's conversation session, when the caller already knows it.
+    With `max_queued_jobs`, TooManyQueuedJobs when the owner already has that many jobs queued
+    or running (counted in this transaction, so across replicas; see `_UNLOCKED_MARGIN`); then
+    nothing is written.
     """
+    if queue_job and max_queued_jobs:
+        _check_queued_jobs(tx, generation.owner, max_queued_jobs)
     now = utcnow()
     number = tx.execute(
         _NEXT_VERSION_NUMBER, {"generation_id": generation.id, "now": now}
@@ -138,6 +144,19 @@ def create_version(
     return version
 
 
+def _check_queued_jobs(tx: Transaction, owner: str, limit: int) -> None:
+    count = tx.execute(_QUEUED_JOBS_OF_OWNER, {"owner": owner}).scalar_one()
+    if count >= limit - _UNLOCKED_MARGIN and tx.get_bind().dialect.name == "postgresql":
+        # Two transactions of one owner would each count the other's job as not yet there: near
+        # the cap they take turns on a lock of the owner (held to the end of the transaction), and
+        # count again. Far below it, an owner's creates do not wait on one another. SQLite's
+        # writers take turns anyway.
+        tx.execute(_LOCK_OWNER, {"owner": owner})
+        count = tx.execute(_QUEUED_JOBS_OF_OWNER, {"owner": owner}).scalar_one()
+    if count >= limit:
+        raise TooManyQueuedJobs(owner, count, limit)
+
+
 def find_version_by_request_id(tx: Transaction, *, owner: str, request_id: str) -> Version | None:
     """The version `owner`'s request id made: request ids are kept per owner (AIP-155)."""
     return one_or_none(tx, Version, _VERSION_BY_REQUEST_ID, owner=owner, request_id=request_id)
@@ -175,6 +194,17 @@ def list_attachments(tx: Transaction, *, version_id: int) -> list[VersionAttachm
 
 _INSERT_VERSION = sa.insert(VERSION).returning(VERSION.c.id)
 _INSERT_JOB = sa.insert(JOB)
+# How far below its cap an owner's creates count without the lock: the cap is exact unless more
+# than this many creates of one owner are in flight at once across every replica.
+_UNLOCKED_MARGIN = 100
+# The advisory lock's first key names what the second one locks ("atjq": Atelier's job queues).
+_OWNER_QUEUE_LOCK = 0x61746A71
+_LOCK_OWNER = sa.select(
+    sa.func.pg_advisory_xact_lock(_OWNER_QUEUE_LOCK, sa.func.hashtext(sa.bindparam("owner")))
+)
+_QUEUED_JOBS_OF_OWNER = sa.select(sa.func.count()).where(
+    JOB.c.owner == sa.bindparam("owner"), JOB.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
+)
 _NEXT_VERSION_NUMBER = (
     sa.update(GENERATION)
     .where(GENERATION.c.id == sa.bindparam("generation_id"), GENERATION.c.delete_time.is_(None))

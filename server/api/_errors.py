@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.domain import AtelierError
+from server.domain import AtelierError, ResourceExhausted
 
 ERROR_DOMAIN = "atelier.v1"
 # A status travels in trailing metadata, which clients cap (gRPC C-core, so Python: 8 KiB, past
@@ -55,6 +55,10 @@ def to_status_proto(
                 )
             )
         )
+    if isinstance(error, ResourceExhausted) and error.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, round(error.retry_after * 1e9)))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(
         code=code_pb2.Code.Value(code), message=_short(message, _MESSAGE_BYTES), details=details
     )
@@ -68,7 +72,9 @@ def _short(text: str, limit: int) -> str:
     return encoded[: limit - len("…".encode())].decode(errors="ignore") + "…"
 
 
-def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+def _pack(
+    message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest | error_details_pb2.RetryInfo,
+) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed

@@ -7,6 +7,7 @@ with ErrorInfo: `_grpc` for the gRPC port, `server.web` for Connect and gRPC-Web
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from server.api import _audit, _convert, _names
 from server.api._auth import Authenticator
 from server.api._call import Call
 from server.api._file_urls import FileUrls
+from server.api._limits import Limits, Slot
 from server.api._texts import check_texts
 from server.config import Settings
 from server.domain import (
@@ -31,6 +33,7 @@ from server.domain import (
     GenerationService,
     InvalidArgument,
     Principal,
+    ResourceExhausted,
     Strategy,
     TreeEntry,
     VersionRef,
@@ -38,6 +41,7 @@ from server.domain import (
     WebhookRequest,
 )
 from server.files import FileContent
+from server.metrics import LIMIT_REFUSALS
 
 _log = logging.getLogger("atelier.api")
 _Req = TypeVar("_Req")
@@ -54,6 +58,12 @@ def _internal(method: str) -> AtelierError:
     return AtelierError(f"internal error in {method}; the server log has the details", reason="INTERNAL")
 
 
+def _count_refusal(error: AtelierError) -> None:
+    """Counts a call refused for its caller's limits, whichever transport carries it (both pass here)."""
+    if isinstance(error, ResourceExhausted):
+        LIMIT_REFUSALS.labels(error.reason).inc()
+
+
 def _unary(scope: str) -> Callable[[_Unary[_Req, _Resp]], UnaryMethod[_Req, _Resp]]:
     """A call that reads: authenticated, its caller holding `scope`, its texts checked, and every
     failure an AtelierError."""
@@ -66,7 +76,15 @@ def _mutation(handler: _Unary[_Req, _Resp]) -> UnaryMethod[_Req, _Resp]:
     return _call(handler, scope=WRITE, audited=True)
 
 
-def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> UnaryMethod[_Req, _Resp]:
+def _upload(handler: _Unary[_Req, _Resp]) -> UnaryMethod[_Req, _Resp]:
+    """A mutation that receives files (UploadTree, UploadFiles): it holds one of the caller's
+    upload slots."""
+    return _call(handler, scope=WRITE, audited=True, slot=Slot.UPLOAD)
+
+
+def _call(
+    handler: _Unary[_Req, _Resp], *, scope: str, audited: bool, slot: Slot | None = None
+) -> UnaryMethod[_Req, _Resp]:
     @functools.wraps(handler)
     async def wrapper(self: AtelierMethods, request: _Req, call: Call) -> _Resp:
         principal: Principal | None = None
@@ -74,10 +92,12 @@ def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> UnaryMe
         outcome, reason = "OK", ""
         try:
             principal = await self._caller(call, scope)
-            response = await handler(self, _checked(request), call, principal)
+            with self._limits.slot(slot, principal) if slot else contextlib.nullcontext():
+                response = await handler(self, _checked(request), call, principal)
             return response
         except AtelierError as error:
             outcome, reason = error.code, error.reason
+            _count_refusal(error)
             raise
         except asyncio.CancelledError:
             outcome = "CANCELLED"
@@ -106,9 +126,14 @@ def _stream(scope: str) -> Callable[[_Stream[_Req, _Resp]], StreamMethod[_Req, _
         async def wrapper(self: AtelierMethods, request: _Req, call: Call) -> AsyncIterator[_Resp]:
             try:
                 principal = await self._caller(call, scope)
-                async for item in handler(self, _checked(request), call, principal):
-                    yield item
-            except (AtelierError, asyncio.CancelledError, GeneratorExit):
+                # Released however the stream ends: a client that cancels raises CancelledError here.
+                with self._limits.slot(Slot.STREAM, principal):
+                    async for item in handler(self, _checked(request), call, principal):
+                        yield item
+            except AtelierError as error:
+                _count_refusal(error)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
                 raise _internal(handler.__name__) from exc
@@ -190,6 +215,7 @@ class AtelierMethods:
         self._settings = settings
         self._auth = Authenticator(settings=settings, api_keys=api_keys)
         self._file_urls = file_urls
+        self._limits = Limits(settings)
 
     async def _files(
         self,
@@ -211,8 +237,11 @@ class AtelierMethods:
         ]
 
     async def _caller(self, call: Call, scope: str) -> Principal:
+        """The authenticated caller, holding `scope` and within its request rate (the same
+        limiter whichever transport carries the call)."""
         principal = await self._auth.authenticate(call.metadata())
         principal.require(scope)
+        self._limits.admit(principal)
         return principal
 
     @_mutation
@@ -473,40 +502,25 @@ class AtelierMethods:
             for offset in range(chunk, len(data), chunk):
                 yield pb.ExportTreeResponse(data=data[offset : offset + chunk], offset=offset)
 
-    @_mutation
+    @_upload
     async def UploadTree(
         self, request: AsyncIterator[pb.UploadTreeRequest], call: Call, principal: Principal
     ) -> generation_pb2.Version:
         request_id, description = "", ""
-        files: list[tuple[str, str, bytearray]] = []
-        total, limit = 0, self._settings.max_tree_bytes
+        upload = self._service.start_upload()
         first = True
         async for message in request:
             if first:
                 request_id, description, first = message.request_id, message.description, False
             if message.HasField("file"):
-                # An empty MIME type is guessed from the path where the tree is built.
-                files.append((message.file.path, message.file.mime_type, bytearray()))
+                await upload.start_file(message.file.path, message.file.mime_type)
             if message.data:
-                if not files:
-                    raise InvalidArgument(
-                        "data arrived before any file was started",
-                        reason="UPLOAD_DATA_WITHOUT_FILE",
-                        violations=[FieldViolation("file", "must be set before the file's data")],
-                    )
-                total += len(message.data)
-                if total > limit:
-                    raise InvalidArgument(
-                        f"the upload is over the limit of {limit} bytes",
-                        reason="TREE_TOO_LARGE",
-                        violations=[FieldViolation("data", f"the tree must be at most {limit} bytes")],
-                    )
-                files[-1][2].extend(message.data)
-        version = await self._service.upload(
+                await upload.write(message.data)
+        version = await self._service.finish_upload(
+            upload,
             caller=principal,
             description=description,
             request_id=request_id,
-            files=[FileContent(path, mime_type, bytes(data)) for path, mime_type, data in files],
             deadline=call.deadline(),
         )
         return _convert.version_to_proto(version)
@@ -563,7 +577,7 @@ class AtelierMethods:
         )
         return _convert.webhook_delivery_to_proto(delivery)
 
-    @_mutation
+    @_upload
     async def UploadFiles(
         self, request: upload_pb2.UploadFilesRequest, call: Call, principal: Principal
     ) -> generation_pb2.Version:

@@ -19,6 +19,7 @@ from server.domain.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "ProgressEvent",
     "QueueEstimate",
     "RenderVersion",
+    "ResourceExhausted",
     "Strategy",
     "TokenUsage",
     "TreeEntry",

@@ -72,3 +72,22 @@ class PermissionDenied(AtelierError):
 
 class Unavailable(AtelierError):
     code = "UNAVAILABLE"
+
+
+class ResourceExhausted(AtelierError):
+    """The caller is over one of its limits (server/api/_limits.py, the queued-jobs cap).
+    `retry_after`, when known, is how many seconds until trying again can succeed: the status
+    carries it as google.rpc.RetryInfo."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = retry_after

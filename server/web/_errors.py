@@ -1,4 +1,4 @@
-"""Domain errors as Connect errors: the same code, message and details (ErrorInfo, BadRequest) as
+"""Domain errors as Connect errors: the same code, message and details (ErrorInfo, BadRequest, RetryInfo) as
 the gRPC port's status (server.api's one boundary makes both)."""
 
 from __future__ import annotations

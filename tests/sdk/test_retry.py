@@ -124,3 +124,14 @@ def test_the_async_client_makes_the_same_retry_decisions() -> None:
     ids = [r.request_id for r in generate.requests]
     assert len(ids) == 3 and len(set(ids)) == 1 and ids[0]
     assert len(cancel.requests) == 1 and len(get.requests) == 1
+
+
+def test_a_refusal_with_retry_info_is_retried_after_the_delay_it_asks_and_one_without_is_not() -> None:
+    from atelier import ResourceExhausted
+    from atelier._retry import Deadline, RetryState
+
+    state = RetryState(FAST, Deadline(5))
+    limited = ResourceExhausted("slow down", reason="RATE_LIMITED", retry_after=0.25)
+    assert state.next_delay(limited) == 0.25
+    assert RetryState(FAST, Deadline(0.1)).next_delay(limited) is None  # not within the deadline
+    assert state.next_delay(ResourceExhausted("too many jobs", reason="TOO_MANY_QUEUED_JOBS")) is None

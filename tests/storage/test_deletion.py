@@ -263,3 +263,36 @@ def test_a_writer_reusing_an_unused_blob_keeps_it_from_a_concurrent_collector(db
     assert outcome == {"writer": "committed", "deleted": 0}
     with db.read() as tx:
         assert storage.read_blob(tx, digest) == content
+
+
+def test_a_blob_stored_in_parts_reads_back_whole_and_its_parts_are_kept_while_it_is(
+    db: storage.Database,
+) -> None:
+    parts = [b"first part, ", b"second part, ", b"last"]
+    whole = b"".join(parts)
+    with db.write() as tx:
+        hashes = storage.put_blobs(tx, parts)
+    with db.write() as tx:
+        storage.put_parted_blob(tx, sha256=storage.sha256_hex(whole), size=len(whole), parts=hashes)
+        # Stored again (a retried upload): nothing changes.
+        storage.put_parted_blob(tx, sha256=storage.sha256_hex(whole), size=len(whole), parts=hashes)
+    with db.read() as tx:
+        assert storage.read_blob(tx, storage.sha256_hex(whole)) == whole
+        assert storage.read_blobs(tx, [storage.sha256_hex(whole), hashes[0]]) == {
+            storage.sha256_hex(whole): whole,
+            hashes[0]: parts[0],
+        }
+    version = _upload(db, {"other.txt": b"other"})
+    with db.write() as tx:
+        entry = storage.TreeEntry(
+            "big.bin", storage.sha256_hex(whole), len(whole), "application/octet-stream"
+        )
+        storage.write_tree(tx, version=version, entries=[entry])
+    # The tree refers to the whole, and the whole to its parts: nothing goes.
+    assert _collect(db) == 0
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM manifest_entry WHERE version_id = :v"), {"v": version.id})
+    # The whole goes first (its part rows with it), then its parts, on the next pass.
+    assert _collect(db) >= 1
+    _collect(db)
+    assert not {storage.sha256_hex(whole), *hashes} & _blobs(db)

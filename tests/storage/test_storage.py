@@ -47,7 +47,7 @@ def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0012"
         # The migrations build exactly the schema the models describe.
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
 
@@ -528,3 +528,56 @@ def test_trees_are_stored_as_deltas_that_read_back_whole(db: storage.Database, w
         assert {p: e.size for p, e in storage.read_tree(tx, version_id=v1.id).items()} == {
             p: len(d) for p, d in files.items()
         }
+
+
+def _queue(tx: storage.Transaction, prompt: str, limit: int) -> storage.Version:
+    return storage.create_generation(
+        tx,
+        owner="alice",
+        prompt=prompt,
+        model="offline",
+        provider="offline",
+        request_id=None,
+        request_fingerprint=None,
+        max_queued_jobs=limit,
+    )[1]
+
+
+def test_the_cap_on_queued_jobs_holds_between_concurrent_writers_and_a_refusal_writes_nothing(
+    db: storage.Database,
+) -> None:
+    with db.write() as tx:
+        _queue(tx, "first", 2)
+    outcome: list[object] = []
+
+    def second_writer() -> None:
+        try:
+            with db.write() as tx:
+                outcome.append(_queue(tx, "third", 2))
+        except storage.TooManyQueuedJobs as exc:
+            outcome.append(exc)
+
+    with db.write() as tx:
+        _queue(tx, "second", 2)
+        # Another writer (another replica) counts while this one has not committed: it must wait.
+        writer = threading.Thread(target=second_writer)
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive()
+    writer.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], storage.TooManyQueuedJobs)
+    assert (outcome[0].count, outcome[0].limit) == (2, 2)
+    with db.read() as tx:
+        assert len(storage.list_generations(tx, owner="alice", before_id=None, limit=10)) == 2
+    # Another owner has a cap of its own.
+    with db.write() as tx:
+        storage.create_generation(
+            tx,
+            owner="bob",
+            prompt="bob's",
+            model="offline",
+            provider="offline",
+            request_id=None,
+            request_fingerprint=None,
+            max_queued_jobs=2,
+        )

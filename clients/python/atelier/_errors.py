@@ -27,7 +27,9 @@ class FieldViolation:
 
 class AtelierError(Exception):
     """A failed call. `code` is the gRPC status; `reason`, `domain` and `metadata` come from the
-    server's google.rpc.ErrorInfo (empty when the failure never reached the server)."""
+    server's google.rpc.ErrorInfo (empty when the failure never reached the server).
+    `retry_after` is the wait in seconds the server's google.rpc.RetryInfo asked for before
+    trying again (None when it named none)."""
 
     default_code = grpc.StatusCode.UNKNOWN
 
@@ -39,6 +41,7 @@ class AtelierError(Exception):
         reason: str = "",
         domain: str = "",
         metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -46,6 +49,7 @@ class AtelierError(Exception):
         self.reason = reason
         self.domain = domain
         self.metadata: dict[str, str] = dict(metadata or {})
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         reason = f" [{self.reason}]" if self.reason else ""
@@ -65,9 +69,12 @@ class InvalidArgument(AtelierError):
         reason: str = "",
         domain: str = "",
         metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
         field_violations: tuple[FieldViolation, ...] = (),
     ) -> None:
-        super().__init__(message, code=code, reason=reason, domain=domain, metadata=metadata)
+        super().__init__(
+            message, code=code, reason=reason, domain=domain, metadata=metadata, retry_after=retry_after
+        )
         self.field_violations = field_violations
 
 
@@ -104,6 +111,9 @@ class Unauthenticated(AtelierError):
 
 
 class ResourceExhausted(AtelierError):
+    """The caller is over a limit: its request rate (reason RATE_LIMITED, with `retry_after`), its
+    queued jobs, its open streams or uploads. Calls the SDK retries wait `retry_after` and retry."""
+
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -163,6 +173,7 @@ def from_rpc_error(exc: grpc.RpcError) -> AtelierError:
     message = _details(exc)
     info = error_details_pb2.ErrorInfo()
     violations: list[FieldViolation] = []
+    retry_after: float | None = None
     status = _rich_status(exc)
     if status is not None:
         message = status.message or message
@@ -173,12 +184,17 @@ def from_rpc_error(exc: grpc.RpcError) -> AtelierError:
                 bad_request = error_details_pb2.BadRequest()
                 detail.Unpack(bad_request)
                 violations += [FieldViolation(v.field, v.description) for v in bad_request.field_violations]
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry_info = error_details_pb2.RetryInfo()
+                detail.Unpack(retry_info)
+                retry_after = retry_info.retry_delay.ToNanoseconds() / 1e9
     cls = _BY_CODE.get(code, AtelierError)
     fields: dict[str, Any] = {
         "code": code,
         "reason": info.reason,
         "domain": info.domain,
         "metadata": dict(info.metadata),
+        "retry_after": retry_after,
     }
     if cls is InvalidArgument:
         fields["field_violations"] = tuple(violations)

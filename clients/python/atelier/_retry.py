@@ -16,7 +16,9 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How a call that may safely be repeated is retried after a transient failure (UNAVAILABLE).
+    """How a call that may safely be repeated is retried after a transient failure (UNAVAILABLE),
+    or after the server refused it for now and said when to try again (RetryInfo, as with a rate
+    limit): then the wait is the one it asked for.
 
     The n-th retry waits `min(initial_backoff * multiplier**(n-1), max_backoff)` seconds, less up to
     `jitter` of it at random. A call is made at most `max_attempts` times, and never past its deadline.
@@ -41,8 +43,9 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 def is_transient(exc: AtelierError) -> bool:
     """Whether a failure says nothing about the request itself: the connection dropped or the server
-    went away. A stream reset by a dying server can also surface as INTERNAL with RST_STREAM."""
-    if isinstance(exc, Unavailable):
+    went away, or it refused the call for now and said when to try again (RetryInfo). A stream
+    reset by a dying server can also surface as INTERNAL with RST_STREAM."""
+    if isinstance(exc, Unavailable) or exc.retry_after is not None:
         return True
     return isinstance(exc, Internal) and "RST_STREAM" in exc.message
 
@@ -80,6 +83,8 @@ class RetryState:
         delay = next(self._delays)
         if self._failures >= self._policy.max_attempts or not is_transient(exc):
             return None
+        if exc.retry_after is not None:
+            delay = exc.retry_after
         return delay if self._deadline.allows(delay) else None
 
     def reset(self) -> None:

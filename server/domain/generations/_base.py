@@ -24,6 +24,7 @@ from server.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
 )
 from server.domain.events import EventHub
 from server.domain.jobs import JobRunner
@@ -93,6 +94,13 @@ class ServiceBase:
             row, created = await transactions.write(self._db, work, deadline=deadline)
         except storage.GenerationDeleted as exc:
             raise not_found("generation", f"generations/{exc.generation_id}", "GENERATION_NOT_FOUND") from exc
+        except storage.TooManyQueuedJobs as exc:
+            raise ResourceExhausted(
+                f"{exc.owner!r} already has {exc.count} jobs queued or running, its limit; "
+                "wait for some to finish, or cancel some",
+                reason="TOO_MANY_QUEUED_JOBS",
+                metadata={"limit": str(exc.limit)},
+            ) from exc
         except storage.RequestIdTaken:
             # A concurrent call with the same request id won the race: answer as a retry would.
             existing = await transactions.read(

@@ -58,6 +58,7 @@ class CreateVerbs(ServiceBase):
                 provider=model_config.provider,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
                 attachments=attachments,
             )
             log_event("session_created", generation=generation.id, owner=caller.name, model=model_config.name)
@@ -114,6 +115,7 @@ class CreateVerbs(ServiceBase):
                 turn=parent_row.turn + 1,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
                 attachments=attachments,
             )
             if conversation is not None:
@@ -171,6 +173,7 @@ class CreateVerbs(ServiceBase):
                 turn=1,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
             )
             _subscribe(tx, version, webhook)
             return version
@@ -217,6 +220,7 @@ class CreateVerbs(ServiceBase):
                 turn=original.turn,
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
+                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
                 attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
             )
 

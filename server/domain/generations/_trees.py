@@ -20,10 +20,10 @@ from server.domain.generations._base import (
     readable_version_row,
     tree_of,
 )
+from server.domain.generations._upload import Upload
 from server.domain.principals import Principal
 from server.domain.resources import TreeEntry, Version, VersionRef
-from server.files import FileContent, content_problem
-from server.providers import ChangeSet, ProviderError
+from server.files import FileContent
 
 # ExportTree reads file contents from the database in batches of about this many bytes.
 _EXPORT_BATCH_BYTES = 8 * 1024 * 1024
@@ -76,6 +76,10 @@ class TreeVerbs(ServiceBase):
                 yield entry, contents[entry.blob_sha256]
             start = end
 
+    def start_upload(self) -> Upload:
+        """An upload to feed file by file as it streams in; `finish_upload` makes its version."""
+        return Upload(self._db, change_sets.Limits.of(self._settings))
+
     async def upload(
         self,
         *,
@@ -85,41 +89,35 @@ class TreeVerbs(ServiceBase):
         files: Sequence[FileContent],
         deadline: Deadline = NO_DEADLINE,
     ) -> Version:
-        """Starts a generation from the caller's files: they become its COMPLETED version 1."""
-        description = description.strip() or f"Uploaded {len(files)} files"
-        self.check_prompt(description)
-        # A type the caller declares is a claim to check; one guessed from the name is not.
-        mismatches = [
-            f"{file.path!r} {problem}"
-            for file in files
-            if file.mime_type and (problem := content_problem(file.mime_type, file.data)) is not None
-        ]
-        if mismatches:
-            raise InvalidArgument(
-                "; ".join(mismatches[:5])
-                + (f"; and {len(mismatches) - 5} more" if len(mismatches) > 5 else ""),
-                reason="CONTENT_TYPE_MISMATCH",
-                violations=[FieldViolation("file", mismatch) for mismatch in mismatches],
-            )
-        changes = ChangeSet(upserts=files)
-        try:
-            applied = change_sets.apply_changes({}, changes, change_sets.Limits.of(self._settings))
-        except ProviderError as exc:
-            raise InvalidArgument(
-                exc.message, reason=exc.reason, violations=[FieldViolation("file", exc.message)]
-            ) from exc
-        if not applied.file_count:
-            raise InvalidArgument(
-                "the upload holds no files",
-                reason="EMPTY_UPLOAD",
-                violations=[FieldViolation("file", "send one")],
-            )
-        model = self._settings.resolved_default_model
-        fingerprint = fingerprint_of(
-            "upload", description, sorted((f.path, storage.sha256_hex(f.data)) for f in files)
+        """`finish_upload` of files already in memory."""
+        upload = self.start_upload()
+        for file in files:
+            await upload.start_file(file.path, file.mime_type)
+            await upload.write(file.data)
+        return await self.finish_upload(
+            upload, caller=caller, description=description, request_id=request_id, deadline=deadline
         )
 
+    async def finish_upload(
+        self,
+        upload: Upload,
+        *,
+        caller: Principal,
+        description: str,
+        request_id: str,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> Version:
+        """Starts a generation from the caller's files: they become its COMPLETED version 1."""
+        entries, small, parted = await upload.finish()
+        description = description.strip() or f"Uploaded {len(entries)} files"
+        self.check_prompt(description)
+        model = self._settings.resolved_default_model
+        fingerprint = fingerprint_of("upload", description, sorted((e.path, e.blob_sha256) for e in entries))
+
         def create(tx: storage.Transaction) -> storage.Version:
+            storage.put_blobs(tx, small)
+            for blob in parted:
+                storage.put_parted_blob(tx, sha256=blob.sha256, size=blob.size, parts=blob.parts)
             _, version = storage.create_generation(
                 tx,
                 owner=caller.name,
@@ -131,13 +129,7 @@ class TreeVerbs(ServiceBase):
                 kind=storage.VersionKind.UPLOAD,
                 queue_job=False,
             )
-            return _complete_now(
-                tx,
-                version,
-                storage.store_files(tx, applied.written),
-                None,
-                f"Uploaded {applied.file_count} files",
-            )
+            return _complete_now(tx, version, entries, None, f"Uploaded {len(entries)} files")
 
         return await self.create_once(caller, request_id, fingerprint, create, deadline)
 
