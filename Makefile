@@ -10,7 +10,7 @@ GEN_STAMP := $(GEN_DIR)/__init__.py
 # The Node.js client (clients/node) and its pinned packages, which its test runs.
 NODE_CLIENT := clients/node/node_modules/.installed
 
-.PHONY: run test lint proto bench clean-venv
+.PHONY: run test lint proto bench chaos fuzz clean-venv
 
 run: $(VENV)/.installed $(GEN_STAMP)
 	$(VENV)/bin/atelier-server serve
@@ -26,6 +26,12 @@ lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
 
 bench: $(VENV)/.installed $(GEN_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# kill -9 the real server at random moments while jobs run, on SQLite and PostgreSQL, and check
+# that nothing is lost, stuck or changed (tests/chaos). `make test` runs a few of these trials.
+CHAOS_TRIALS ?= 100
+chaos: $(VENV)/.installed $(GEN_STAMP)
+	ATELIER_CHAOS_TRIALS=$(CHAOS_TRIALS) $(PY) -m pytest tests/chaos -q -s $(PYTEST_ARGS)
 
 # The venv is (re)built when the dependency lists change.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
