@@ -99,6 +99,7 @@ from storage._models import (
     VersionAttachment,
     VersionKind,
     VersionState,
+    max_integer,
     max_length,
 )
 from storage._notifications import (
@@ -224,6 +225,7 @@ __all__ = [
     "list_turns",
     "list_versions",
     "mark_api_key_used",
+    "max_integer",
     "max_length",
     "model_activity",
     "purge_generation",
