@@ -27,11 +27,20 @@ lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
 bench: $(VENV)/.installed $(GEN_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
-# kill -9 the real server at random moments while jobs run, on SQLite and PostgreSQL, and check
-# that nothing is lost, stuck or changed (tests/chaos). `make test` runs a few of these trials.
-CHAOS_TRIALS ?= 100
+# kill -9 the real server at random moments while jobs run, and check that nothing is lost,
+# stuck or changed (tests/chaos); fuzz every RPC with messages made from the proto descriptors
+# (tests/fuzz). Each runs on SQLite and on PostgreSQL (required here: ATELIER_REQUIRE_POSTGRES=0
+# skips it when absent), and prints its figures. `make test` runs a few trials and cases.
+ATELIER_CHAOS_TRIALS ?= 100
+ATELIER_FUZZ_CASES ?= 10000
+# Both databases, unless the caller says otherwise.
+CHAOS_ENV = ATELIER_REQUIRE_POSTGRES=$${ATELIER_REQUIRE_POSTGRES:-1}
+
 chaos: $(VENV)/.installed $(GEN_STAMP)
-	ATELIER_CHAOS_TRIALS=$(CHAOS_TRIALS) $(PY) -m pytest tests/chaos -q -s $(PYTEST_ARGS)
+	$(CHAOS_ENV) ATELIER_CHAOS_TRIALS=$(ATELIER_CHAOS_TRIALS) $(PY) -m pytest tests/chaos -q -s $(PYTEST_ARGS)
+
+fuzz: $(VENV)/.installed $(GEN_STAMP)
+	$(CHAOS_ENV) ATELIER_FUZZ_CASES=$(ATELIER_FUZZ_CASES) $(PY) -m pytest tests/fuzz -q -s $(PYTEST_ARGS)
 
 # The venv is (re)built when the dependency lists change.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml

@@ -31,12 +31,11 @@ CHAOS_ENV = {
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_nothing_is_lost_stuck_or_changed_when_the_server_is_killed(backend: str, tmp_path: Path) -> None:
     check_backend(backend)
-    with fresh_database(backend, tmp_path) as url:
-        server = ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=CHAOS_ENV).start()
-        try:
-            figures = Chaos(server, seed=SEED).run(TRIALS)
-        finally:
-            server.kill()
+    with (
+        fresh_database(backend, tmp_path) as url,
+        ServerProcess(database_url=url, log_path=tmp_path / "server.log", env=CHAOS_ENV).start() as server,
+    ):
+        figures = Chaos(server, seed=SEED).run(TRIALS)
     print(f"\n{figures.line(backend)} (seed {SEED})")
     assert figures.kills >= TRIALS and figures.versions_checked > 0
     assert not figures.violations, "\n".join(figures.violations[:50])
