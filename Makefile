@@ -21,7 +21,7 @@ CONSOLE_JS := clients/web/console/public/console.js
 # Debian's Chromium, for the console's browser test (Playwright drives it; it downloads no browser).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run demo test lint proto bench docs clean-venv console chromium
+.PHONY: run demo test lint proto bench chaos fuzz docs clean-venv console chromium
 
 run: $(VENV)/.installed $(GEN_STAMP)
 	$(VENV)/bin/atelier-server serve
@@ -47,6 +47,21 @@ bench: $(VENV)/.installed $(GEN_STAMP)
 # documented, so the caller's own ATELIER_* variables are left out.
 docs: $(VENV)/.installed
 	env $$(env | grep -o '^ATELIER_[A-Z_]*' | sed 's/^/-u /') $(VENV)/bin/atelier-server settings --update docs/OPERATIONS.md README.md
+
+# kill -9 the real server at random moments while jobs run, and check that nothing is lost,
+# stuck or changed (tests/chaos); fuzz every RPC with messages made from the proto descriptors
+# (tests/fuzz). Each runs on SQLite and on PostgreSQL (required here: ATELIER_REQUIRE_POSTGRES=0
+# skips it when absent), and prints its figures. `make test` runs a few trials and cases.
+ATELIER_CHAOS_TRIALS ?= 100
+ATELIER_FUZZ_CASES ?= 10000
+# Both databases, unless the caller says otherwise.
+CHAOS_ENV = ATELIER_REQUIRE_POSTGRES=$${ATELIER_REQUIRE_POSTGRES:-1}
+
+chaos: $(VENV)/.installed $(GEN_STAMP)
+	$(CHAOS_ENV) ATELIER_CHAOS_TRIALS=$(ATELIER_CHAOS_TRIALS) $(PY) -m pytest tests/chaos -q -s $(PYTEST_ARGS)
+
+fuzz: $(VENV)/.installed $(GEN_STAMP)
+	$(CHAOS_ENV) ATELIER_FUZZ_CASES=$(ATELIER_FUZZ_CASES) $(PY) -m pytest tests/fuzz -q -s $(PYTEST_ARGS)
 
 # The venv is (re)built when the dependency lists change.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml

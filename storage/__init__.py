@@ -107,6 +107,7 @@ from storage._models import (
     WebhookDeliveryState,
     WebhookEventType,
     WebhookSubscription,
+    max_integer,
     max_length,
 )
 from storage._notifications import (
@@ -252,6 +253,7 @@ __all__ = [
     "list_versions",
     "list_webhook_deliveries",
     "mark_api_key_used",
+    "max_integer",
     "max_length",
     "model_activity",
     "purge_generation",

@@ -58,6 +58,19 @@ def max_length(table: type[SQLModel], column: str) -> int:
     return length
 
 
+def max_integer(table: type[SQLModel], column: str) -> int:
+    """The largest value `column` of `table` holds. PostgreSQL refuses a larger one ("integer out
+    of range", even in a comparison) and SQLite stores it, so callers check their values first."""
+    kind = sa.inspect(table).columns[column].type
+    if isinstance(kind, sa.BigInteger):
+        return 2**63 - 1
+    if isinstance(kind, sa.SmallInteger):
+        return 2**15 - 1
+    if isinstance(kind, sa.Integer):
+        return 2**31 - 1
+    raise ValueError(f"{table.__name__}.{column} is not an integer column")
+
+
 class JobStatus(enum.StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"

@@ -30,7 +30,8 @@ _WEB = re.compile(r"Atelier web on (http://\S+)")
 
 
 class ServerProcess:
-    """The real server (`python -m server`) on a free port, in a subprocess."""
+    """The real server (`python -m server`) on a free port, in a subprocess; killed when a `with`
+    block that holds it ends."""
 
     def __init__(self, *, database_url: str, log_path: Path, env: Mapping[str, str] | None = None) -> None:
         self.database_url = database_url
@@ -78,6 +79,12 @@ class ServerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"the server did not start in {timeout} s:\n{self.log()}")
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -52,6 +52,12 @@ def test_the_bounds_are_the_columns_that_store_the_texts() -> None:
     assert MAX_PATH_BYTES <= bounds.PATH == storage.max_length(storage.ManifestEntry, "path")
 
 
+def test_the_number_bounds_are_the_integer_columns() -> None:
+    # PostgreSQL's INTEGER, which refuses 2**31 even in a comparison.
+    assert bounds.VERSION_NUMBER == storage.max_integer(storage.Version, "number") == 2**31 - 1
+    assert bounds.TURN_NUMBER == storage.max_integer(storage.Turn, "number") == 2**31 - 1
+
+
 def test_no_error_status_grows_with_what_the_caller_sent() -> None:
     echoed = "\U0001f600" * 20_000
     error = InvalidArgument(

@@ -28,8 +28,8 @@ MAX_NAME_LENGTH = 256
 # A files listing's token holds a path (up to 1,024 bytes), escaped in JSON (up to six characters
 # a byte), then in base64.
 MAX_PAGE_TOKEN_LENGTH = 12 * 1024
-# Keys are version and turn numbers (at most 18 digits, as names allow), generation ids and paths.
-_MAX_NUMBER_KEY = 2**63 - 1
+# Keys are version and turn numbers (no larger than their columns hold), generation ids and paths.
+_MAX_NUMBER_KEY = max(bounds.VERSION_NUMBER, bounds.TURN_NUMBER)
 
 
 def generation_name(generation_id: str) -> str:
@@ -66,7 +66,16 @@ def parse_version_name(name: str, *, field: str = "name") -> VersionRef:
     match = _VERSION.fullmatch(name)
     if match is None:
         raise _malformed(field, name, "generations/{generation}/versions/{number}")
-    return VersionRef(generation_id=match.group(1), number=int(match.group(2)))
+    number = int(match.group(2))
+    if number > bounds.VERSION_NUMBER:
+        # No version has it, and PostgreSQL refuses to compare its column with it.
+        raise InvalidArgument(
+            f"{field} names version {number}; no version number is over {bounds.VERSION_NUMBER}",
+            reason="INVALID_NAME",
+            metadata={"field": field, "pattern": "generations/{generation}/versions/{number}"},
+            violations=[FieldViolation(field, f"the version number must be at most {bounds.VERSION_NUMBER}")],
+        )
+    return VersionRef(generation_id=match.group(1), number=number)
 
 
 def parse_webhook_delivery_name(name: str, *, field: str = "name") -> tuple[VersionRef, str]:

@@ -1,4 +1,5 @@
-"""How many characters each text a caller sends may hold: as many as the columns that store it.
+"""How many characters each text a caller sends may hold: as many as the columns that store it;
+and how large a number it may name.
 
 PostgreSQL refuses a longer value (and SQLite stores anything), so the API checks every text of a
 request against these before either database sees it. They are read from storage's columns, so
@@ -24,3 +25,6 @@ PATH = storage.max_length(storage.ManifestEntry, "path")
 WEBHOOK_URL = min(
     storage.max_length(storage.WebhookSubscription, "url"), storage.max_length(storage.WebhookDelivery, "url")
 )
+# The largest version and turn numbers: what a name or a page token may hold.
+VERSION_NUMBER = storage.max_integer(storage.Version, "number")
+TURN_NUMBER = storage.max_integer(storage.Turn, "number")

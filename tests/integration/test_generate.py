@@ -114,6 +114,16 @@ def test_progress_resumes_after_a_disconnect_with_nothing_lost_or_repeated(alice
     assert alice.progress(name, after_seq=combined[-1]) == [], "nothing after the terminal event"
 
 
+def test_progress_after_the_last_event_ends_with_the_version_and_sends_nothing(alice: Api) -> None:
+    # A made-up after_seq, past the last event of a running version: once beyond what
+    # PostgreSQL's seq column holds (INTERNAL, integer out of range), once not (the stream
+    # waited for an event that never comes, until the caller's deadline).
+    for after_seq in (2**40, 1000):
+        name = alice.generate(script(stages=1, delay=0.3)).name
+        assert alice.progress(name, after_seq=after_seq, timeout=10) == []
+        assert alice.get(name).state == gen.VERSION_STATE_COMPLETED, "the stream ended with the version"
+
+
 def test_a_disconnected_client_does_not_stop_the_job(server_channel_factory: object, alice: Api) -> None:
     name = alice.generate(script(stages=2, delay=0.5)).name
     assert callable(server_channel_factory)

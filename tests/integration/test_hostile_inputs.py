@@ -172,7 +172,8 @@ def test_forged_page_tokens_are_invalid_argument(alice: Api, done: gen.Version) 
     generation_id = done.name.split("/")[1]
     parent = f"generations/{generation_id}"
     s, md = alice.stub, alice.metadata
-    absurd: list[object] = [10**30, -1, 0, 1.5, True, None, "7", [1], {"k": 1}, 2**63]
+    # 2**31 is over PostgreSQL's integer columns (it was INTERNAL there, "integer out of range").
+    absurd: list[object] = [10**30, -1, 0, 1.5, True, None, "7", [1], {"k": 1}, 2**63, 2**31]
     cases: list[tuple[str, Callable[[], object]]] = []
     for key in absurd:
         token = _token(f"versions:{generation_id}", key)
@@ -218,6 +219,41 @@ def test_forged_page_tokens_are_invalid_argument(alice: Api, done: gen.Version) 
         error = fails(call)
         assert error.code() == _INVALID, f"{label}: {error.code()} {error.details()}"
         check_error(error, _INVALID, "INVALID_PAGE_TOKEN", "page_token")
+
+
+def test_a_version_number_over_its_column_is_invalid_argument(alice: Api, done: gen.Version) -> None:
+    """A version number past what the column holds (2**31 - 1 on PostgreSQL) was INTERNAL there."""
+    generation = done.name.rsplit("/versions/", 1)[0]
+    s, md = alice.stub, alice.metadata
+
+    def calls(name: str) -> list[tuple[str, Callable[[], object]]]:
+        return [
+            ("GetVersion", lambda: s.GetVersion(pb.GetVersionRequest(name=name), metadata=md)),
+            ("CancelVersion", lambda: s.CancelVersion(pb.CancelVersionRequest(name=name), metadata=md)),
+            ("Tweak", lambda: s.Tweak(pb.TweakRequest(name=name, prompt="more"), metadata=md)),
+            ("Iterate", lambda: s.Iterate(pb.IterateRequest(parent=name, prompt="more"), metadata=md)),
+            ("Regenerate", lambda: s.Regenerate(pb.RegenerateRequest(name=name), metadata=md)),
+            ("Progress", lambda: s.Progress(pb.ProgressRequest(name=name), metadata=md)),
+            ("ListFiles", lambda: s.ListFiles(pb.ListFilesRequest(parent=name), metadata=md)),
+            ("ReadFile", lambda: s.ReadFile(pb.ReadFileRequest(name=name, path="README.md"), metadata=md)),
+            ("ExportTree", lambda: s.ExportTree(pb.ExportTreeRequest(name=name), metadata=md)),
+            ("Diff", lambda: s.Diff(pb.DiffRequest(base=done.name, target=name), metadata=md)),
+            ("Merge", lambda: s.Merge(pb.MergeRequest(ours=done.name, theirs=name), metadata=md)),
+            (
+                "ListTurns",
+                lambda: s.ListTurns(
+                    pb.ListTurnsRequest(parent=f"{generation}/session", version=name), metadata=md
+                ),
+            ),
+        ]
+
+    for label, call in calls(f"{generation}/versions/{2**31}"):
+        error = fails(call)
+        assert error.code() == _INVALID, f"{label}: {error.code()} {error.details()}"
+        check_error(error, _INVALID, "INVALID_NAME")
+    for label, call in calls(f"{generation}/versions/{2**31 - 1}"):
+        error = fails(call)
+        assert error.code() == grpc.StatusCode.NOT_FOUND, f"{label}: {error.code()} {error.details()}"
 
 
 def _status_size(error: grpc.RpcError) -> int:

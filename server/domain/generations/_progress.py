@@ -56,18 +56,23 @@ class ProgressVerbs(ReadVerbs, ServiceBase):
         async def read(cursor: int) -> list[ProgressEvent]:
             return await transactions.read(self._db, functools.partial(_events_after, version_id, cursor))
 
+        # Nobody has seen an event past the last one stored: a larger `after_seq` is followed
+        # from that last event, so that the stream still ends with the version (its terminal
+        # event is read, though not sent) and no query asks for a seq no column can hold.
+        cursor = min(after_seq, version.last_event_seq)
         # Closed here, not when collected, so that the hub forgets this stream as soon as it ends.
         async with contextlib.aclosing(
             self._hub.follow(
                 version_id,
-                after_seq=after_seq,
+                after_seq=cursor,
                 stored_seq=version.last_event_seq,
                 read=read,
                 page_size=_EVENTS_PAGE,
             )
         ) as events:
             async for event in events:
-                yield event
+                if event.seq > after_seq:
+                    yield event
 
 
 def _events_after(version_id: int, after_seq: int, tx: storage.Transaction) -> list[ProgressEvent]:
