@@ -6,6 +6,7 @@ verbs in storage's transactions). What the API needs is exported here.
 
 from server.domain import bounds
 from server.domain.api_keys import ApiKeyInfo, ApiKeys, NewApiKey
+from server.domain.costs import CURRENCY, Estimate
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
     Aborted,
@@ -22,11 +23,15 @@ from server.domain.errors import (
     Unavailable,
 )
 from server.domain.events import EventHub
-from server.domain.generations import GenerationService
+from server.domain.generations import CostQuestion, GenerationService, Variant
 from server.domain.jobs import JobRunner
 from server.domain.principals import ADMIN, READ, WRITE, Principal
 from server.domain.replicas import follow_other_replicas, poll_followed_versions
 from server.domain.resources import (
+    Batch,
+    BatchCounts,
+    BatchEvent,
+    BatchRef,
     Conversation,
     ErrorDetail,
     EventType,
@@ -39,6 +44,7 @@ from server.domain.resources import (
     TreeEntry,
     Turn,
     TurnPart,
+    UsageRow,
     Version,
     VersionKind,
     VersionRef,
@@ -48,6 +54,7 @@ from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strate
 
 __all__ = [
     "ADMIN",
+    "CURRENCY",
     "NO_DEADLINE",
     "READ",
     "WRITE",
@@ -56,14 +63,20 @@ __all__ = [
     "ApiKeyInfo",
     "ApiKeys",
     "AtelierError",
+    "Batch",
+    "BatchCounts",
+    "BatchEvent",
+    "BatchRef",
     "Cancelled",
     "Change",
     "Conflict",
     "ConflictKind",
     "Conversation",
+    "CostQuestion",
     "Deadline",
     "DeadlineExceeded",
     "ErrorDetail",
+    "Estimate",
     "EventHub",
     "EventType",
     "FailedPrecondition",
@@ -88,6 +101,8 @@ __all__ = [
     "TurnPart",
     "Unauthenticated",
     "Unavailable",
+    "UsageRow",
+    "Variant",
     "Version",
     "VersionKind",
     "VersionRef",

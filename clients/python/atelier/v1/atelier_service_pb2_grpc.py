@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from atelier.v1 import atelier_service_pb2 as atelier_dot_v1_dot_atelier__service__pb2
+from atelier.v1 import batch_pb2 as atelier_dot_v1_dot_batch__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
 from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
@@ -146,6 +147,21 @@ class AtelierServiceStub:
                 '/atelier.v1.AtelierService/ListTurns',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
+                _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/atelier.v1.AtelierService/GetBatch',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_batch__pb2.Batch.FromString,
+                _registered_method=True)
+        self.EstimateCost = channel.unary_unary(
+                '/atelier.v1.AtelierService/EstimateCost',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/atelier.v1.AtelierService/GetUsage',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
 
 
@@ -326,6 +342,31 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBatch(self, request, context):
+        """A fan-out's outputs and how many are in each state: `generations/{generation}/batches/{batch}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateCost(self, request, context):
+        """What a Generate, Tweak, Iterate or Regenerate request would cost, before it runs: its
+        outputs (variants or count) times the calls each makes times the model's prices, with the
+        prompt's tokens counted by the model's provider where it has a token counter. Nothing is
+        created. The answer states the assumptions it made.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """What was spent, by principal, model and day (UTC). A caller sees its own usage; an admin
+        sees every principal's (or one's, with `principal`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -433,6 +474,21 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.ListTurns,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_batch__pb2.Batch.SerializeToString,
+            ),
+            'EstimateCost': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateCost,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1007,6 +1063,87 @@ class AtelierService:
             '/atelier.v1.AtelierService/ListTurns',
             atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/GetBatch',
+            atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest.SerializeToString,
+            atelier_dot_v1_dot_batch__pb2.Batch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateCost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/EstimateCost',
+            atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/GetUsage',
+            atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
