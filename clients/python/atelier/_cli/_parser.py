@@ -6,9 +6,11 @@ import argparse
 from collections.abc import Callable
 
 from atelier._cli._commands import (
+    cmd_batch,
     cmd_cancel,
     cmd_cat,
     cmd_diff,
+    cmd_estimate,
     cmd_export,
     cmd_generate,
     cmd_iterate,
@@ -18,6 +20,7 @@ from atelier._cli._commands import (
     cmd_regenerate,
     cmd_status,
     cmd_tweak,
+    cmd_usage,
     cmd_watch,
 )
 from atelier._cli._run import Cli
@@ -76,6 +79,17 @@ def _long_options(parser: argparse.ArgumentParser, *, starts_job: bool = True) -
     )
 
 
+def _fan_out_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--variants",
+        metavar="NAMES",
+        help="fan out: one output per name, comma-separated (each name is added to the prompt), "
+        "e.g. --variants front,side,back",
+    )
+    group.add_argument("--count", type=int, metavar="N", help="fan out: N outputs of the same prompt")
+
+
 def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -97,6 +111,7 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--model", help="a model from `atelier models`")
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
+    _fan_out_options(p)
     _long_options(p)
 
     p = command("tweak", cmd_tweak, "refine a version inside its conversation with the model")
@@ -119,10 +134,11 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     p = command("regenerate", cmd_regenerate, "run a version's prompt again as a new attempt")
     p.add_argument("version")
     p.add_argument("--request-id")
+    _fan_out_options(p)
     _long_options(p)
 
-    p = command("watch", cmd_watch, "follow a version's progress until it ends")
-    p.add_argument("version")
+    p = command("watch", cmd_watch, "follow a version's (or a fan-out's) progress until it ends")
+    p.add_argument("version", help="a version, a generation (its latest version), or a batch")
     _long_options(p, starts_job=False)
 
     p = command("status", cmd_status, "show a version (or a generation and its latest version)")
@@ -145,7 +161,24 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     p.add_argument("version")
     p.add_argument("path")
 
-    command("models", cmd_models, "list the models the server offers")
+    command("models", cmd_models, "list the models the server offers, with their prices")
+
+    p = command("batch", cmd_batch, "show a fan-out's outputs side by side")
+    p.add_argument("name", help="a batch (generations/G/batches/B), or one of its versions")
+
+    p = command("estimate", cmd_estimate, "what a request would cost, before it runs")
+    p.add_argument("prompt", nargs="?", default="", help="the prompt (not for --regenerate)")
+    p.add_argument("--model")
+    _fan_out_options(p)
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--tweak", metavar="VERSION", help="price a tweak of VERSION with the prompt")
+    base.add_argument("--iterate", metavar="VERSION", help="price an iteration of VERSION with the prompt")
+    base.add_argument("--regenerate", metavar="VERSION", help="price asking VERSION's prompt again")
+
+    p = command("usage", cmd_usage, "what was spent, by day, principal and model")
+    p.add_argument("--principal", help="only this principal's (admins; others only ever see their own)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only jobs that ended on or after this day (UTC)")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only jobs that ended before this day (UTC)")
 
     p = command("merge", cmd_merge, "three-way merge two versions of one generation")
     p.add_argument("ours")
