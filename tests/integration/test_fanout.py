@@ -327,4 +327,16 @@ def test_bad_batch_names_cursors_and_ranges_are_refused(channel: grpc.Channel) -
     check_error(
         fails(lambda: alice.stub.GetUsage(backwards, metadata=alice.metadata)), invalid, "INVALID_TIME_RANGE"
     )
-    list(progress(pb.ProgressRequest(name=first.batch), metadata=alice.metadata))
+    # A stream resumed from the middle brings exactly the events after that point, and the same end.
+    full = list(progress(pb.ProgressRequest(name=first.batch), metadata=alice.metadata))
+    middle = len(full) // 2
+    resumed = list(
+        progress(
+            pb.ProgressRequest(name=first.batch, resume_token=full[middle].resume_token),
+            metadata=alice.metadata,
+        )
+    )
+    assert sorted((e.version, e.seq) for e in resumed) == sorted(
+        (e.version, e.seq) for e in full[middle + 1 :]
+    )
+    assert resumed[-1].batch_counts == full[-1].batch_counts and full[-1].batch_counts.completed == 2
