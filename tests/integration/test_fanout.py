@@ -270,6 +270,11 @@ def test_estimate_cost_counts_the_prompt_with_the_models_counter_and_prices_ever
         ),
         ({"variants": [batch_pb2.Variant(name="front view")]}, "INVALID_VARIANT", "variants[0].name"),
         ({"variants": [batch_pb2.Variant()]}, "INVALID_VARIANT", "variants[0]"),
+        (
+            {"variants": [batch_pb2.Variant(name="a", prompt_suffix="x" * 40_000)]},
+            "PROMPT_TOO_LARGE",
+            "prompt",
+        ),
     ],
 )
 def test_bad_fan_outs_are_refused_and_nothing_is_made(

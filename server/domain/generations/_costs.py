@@ -66,6 +66,8 @@ class CostVerbs(CreateVerbs, ServiceBase):
         self.check_prompt(prompt)
         config = self._resolve_model(model)
         prompts = [output.prompt(prompt) for output in outputs] if outputs else [prompt]
+        for asked in prompts:
+            self.check_prompt(asked)
         counted = await self._count(config, prompts, assumptions)
         context_tokens = -(-context_bytes // BYTES_PER_TOKEN)
         input_tokens = sum(count.tokens for count in counted) + context_tokens * len(prompts)
