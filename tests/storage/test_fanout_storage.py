@@ -103,6 +103,15 @@ def test_a_batch_runs_at_once_and_its_turns_never_collide(db: storage.Database) 
     assert numbers == list(range(1, 9)) and session is not None and session.turn_count == 4
 
 
+def test_a_batch_keeps_within_its_models_limit(db: storage.Database) -> None:
+    _batch(db, 4)
+    with db.write() as tx:
+        claimed = storage.claim_jobs(
+            tx, worker="w", lease=timedelta(seconds=30), limit=10, max_concurrent={"offline": 2}
+        )
+    assert len(claimed) == 2
+
+
 def _spent(
     db: storage.Database, version: storage.Version, *, cost: float, tokens: int, ended: datetime
 ) -> None:
