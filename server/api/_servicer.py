@@ -43,6 +43,7 @@ from server.domain import (
     Principal,
     Strategy,
     Variant,
+    VersionKind,
 )
 from server.files import FileContent
 
@@ -571,7 +572,7 @@ def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
     if which == "generate":
         generate = request.generate
         return CostQuestion(
-            kind="generate",
+            kind=VersionKind.GENERATE,
             prompt=generate.prompt,
             model=generate.model,
             variants=_variants(generate.variants),
@@ -580,15 +581,15 @@ def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
     if which == "tweak":
         tweak = request.tweak
         base = _names.parse_version_name(tweak.name, field="tweak.name")
-        return CostQuestion(kind="tweak", prompt=tweak.prompt, model=tweak.model, base=base)
+        return CostQuestion(kind=VersionKind.TWEAK, prompt=tweak.prompt, model=tweak.model, base=base)
     if which == "iterate":
         iterate = request.iterate
         base = _names.parse_version_name(iterate.parent, field="iterate.parent")
-        return CostQuestion(kind="iterate", prompt=iterate.prompt, model=iterate.model, base=base)
+        return CostQuestion(kind=VersionKind.ITERATE, prompt=iterate.prompt, model=iterate.model, base=base)
     if which == "regenerate":
         regenerate = request.regenerate
         return CostQuestion(
-            kind="regenerate",
+            kind=VersionKind.REGENERATE,
             prompt="",
             base=_names.parse_version_name(regenerate.name, field="regenerate.name"),
             variants=_variants(regenerate.variants),

@@ -16,12 +16,11 @@ import storage
 from server.config import ModelConfig
 from server.domain import _transactions as transactions
 from server.domain.costs import CURRENCY, Estimate, cost_of
-from server.domain.errors import FailedPrecondition
-from server.domain.generations._base import ServiceBase, refinable_version_row, version_name, version_row
-from server.domain.generations._create import CreateVerbs
+from server.domain.generations._base import ServiceBase, refinable_version_row
+from server.domain.generations._create import CreateVerbs, regenerable_row
 from server.domain.generations._fanout import Output, Variant, plan_outputs
 from server.domain.principals import Principal
-from server.domain.resources import READABLE_STATES, UsageRow, VersionRef
+from server.domain.resources import READABLE_STATES, UsageRow, VersionKind, VersionRef
 from server.providers import BYTES_PER_TOKEN, ProviderError, TokenCount, estimate_tokens
 
 
@@ -32,7 +31,7 @@ class CostQuestion:
     `prompt` is empty for a Regenerate (the base's own prompt is asked again).
     """
 
-    kind: str
+    kind: VersionKind
     prompt: str
     model: str = ""
     base: VersionRef | None = None
@@ -45,21 +44,24 @@ class CostVerbs(CreateVerbs, ServiceBase):
         outputs = plan_outputs(question.variants, question.count, limit=self._settings.max_batch_size)
         assumptions: list[str] = []
         prompt, model, context_bytes = question.prompt, question.model, 0
-        if question.kind != "generate":
+        if question.kind != VersionKind.GENERATE:
             base = question.base
             assert base is not None
-            row, context_bytes = await transactions.read(
+            row, tree_bytes = await transactions.read(
                 self._db, lambda tx: _base_of(tx, caller, base, question.kind)
             )
+            # The model is sent at most the context budget of the files' contents (the others go
+            # by path, size and hash, which this does not count).
+            context_bytes = min(tree_bytes, self._settings.provider_context_budget_bytes)
             model = model or row.model
-            if question.kind == "regenerate":
+            if question.kind == VersionKind.REGENERATE:
                 prompt = row.prompt
             if context_bytes:
                 assumptions.append(
-                    f"the {context_bytes} bytes of the base version's files the model is sent are "
-                    "estimated at one token per 4 bytes"
+                    f"the {context_bytes} bytes of the base version's files the model is sent (at most "
+                    "the server's context budget) are estimated at one token per 4 bytes"
                 )
-            if question.kind == "tweak" and row.turn:
+            if question.kind == VersionKind.TWEAK and row.turn:
                 assumptions.append(
                     "the earlier turns of the conversation, which the model also receives, are not counted"
                 )
@@ -132,19 +134,12 @@ class CostVerbs(CreateVerbs, ServiceBase):
 
 
 def _base_of(
-    tx: storage.Transaction, caller: Principal, base: VersionRef, kind: str
+    tx: storage.Transaction, caller: Principal, base: VersionRef, kind: VersionKind
 ) -> tuple[storage.Version, int]:
     """The version a refinement builds on (or a Regenerate asks again), and how many bytes of
     files the model is sent with it."""
-    if kind == "regenerate":
-        row = version_row(tx, caller, base)
-        if row.kind in (storage.VersionKind.UPLOAD, storage.VersionKind.MERGE):
-            raise FailedPrecondition(
-                f"version {version_name(base)} is {row.kind.lower()}: no model made it, so there is "
-                "nothing to ask a model again",
-                reason="NOT_REGENERATABLE",
-                metadata={"kind": row.kind},
-            )
+    if kind == VersionKind.REGENERATE:
+        row = regenerable_row(tx, caller, base)
         if row.parent_number is None:
             return row, 0
         parent = storage.get_version(
@@ -171,7 +166,7 @@ def _assumptions(model: ModelConfig, outputs: list[Output] | None, counted: list
     if not all(count.counted for count in counted):
         said.append(
             "the prompt's tokens are estimated at one token per 4 bytes of UTF-8 (the provider has "
-            "no token counter)"
+            "no token counter, or it failed)"
         )
     if not (model.input_price_per_million or model.output_price_per_million or model.image_price):
         said.append(f"{model.name} has no price in the table: it is taken as free")

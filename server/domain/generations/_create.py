@@ -214,23 +214,8 @@ class CreateVerbs(ServiceBase):
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
-            original = version_row(tx, caller, version)
+            original = regenerable_row(tx, caller, version)
             assert original.id is not None
-            if not storage.VersionState(original.state).is_terminal:
-                raise FailedPrecondition(
-                    f"version {version_name(version)} is {original.state}; "
-                    "it can be made again once it has ended",
-                    reason="VERSION_NOT_ENDED",
-                    metadata={"state": original.state},
-                )
-            made_by = _NOT_BY_A_MODEL.get(storage.VersionKind(original.kind))
-            if made_by is not None:
-                raise FailedPrecondition(
-                    f"version {version_name(version)} is {made_by}: no model "
-                    f"made it, so there is nothing to ask a model again. {_instead(original)}",
-                    reason="NOT_REGENERATABLE",
-                    metadata={"kind": original.kind},
-                )
             for output in outputs or ():
                 self.check_prompt(output.prompt(original.prompt))
             attachments = storage.list_attachments(tx, version_id=original.id)
@@ -308,6 +293,26 @@ class CreateVerbs(ServiceBase):
                 reason="ATTACHMENTS_TOO_LARGE",
                 violations=[FieldViolation("attachments", "are too large in total")],
             )
+
+
+def regenerable_row(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> storage.Version:
+    """The version, if a model can be asked for it again: it has ended, and a model made it."""
+    original = version_row(tx, caller, ref)
+    if not storage.VersionState(original.state).is_terminal:
+        raise FailedPrecondition(
+            f"version {version_name(ref)} is {original.state}; it can be made again once it has ended",
+            reason="VERSION_NOT_ENDED",
+            metadata={"state": original.state},
+        )
+    made_by = _NOT_BY_A_MODEL.get(storage.VersionKind(original.kind))
+    if made_by is not None:
+        raise FailedPrecondition(
+            f"version {version_name(ref)} is {made_by}: no model "
+            f"made it, so there is nothing to ask a model again. {_instead(original)}",
+            reason="NOT_REGENERATABLE",
+            metadata={"kind": original.kind},
+        )
+    return original
 
 
 # create_version's `batch_number` for a batch's first version: its own number.
