@@ -177,6 +177,8 @@ class AtelierServiceServicer:
         """Starts a generation: the prompt becomes version 1, made by a background
         job. Returns the QUEUED version at once; follow it with Progress. A
         repeated `request_id` returns the first call's version and starts nothing.
+        With `variants` or `count` (a fan-out), versions 1..N are made at once, one
+        job each; the answer is version 1, whose `batch` names them all.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -199,7 +201,8 @@ class AtelierServiceServicer:
         """Runs a version's prompt and settings again, as a new attempt on a new branch of the
         session ("generate again"). The result is a sibling of the version. Only a version a model
         made can be asked for again: an UPLOAD or MERGE version answers FAILED_PRECONDITION with
-        reason NOT_REGENERATABLE (upload or merge again instead), and nothing is written.
+        reason NOT_REGENERATABLE (upload or merge again instead), and nothing is written. With
+        `variants` or `count`, several siblings at once (a batch, as for Generate).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,7 +219,9 @@ class AtelierServiceServicer:
     def Progress(self, request, context):
         """Streams a version's events from `after_seq` on, in order, then live ones
         until the version reaches a terminal state. Closing the stream never
-        affects the job.
+        affects the job. For a batch (`generations/{g}/batches/{b}`), every
+        output's events, tagged by `version` and in order per version, each as soon
+        as it is recorded, with the batch's counts, until every output has ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
