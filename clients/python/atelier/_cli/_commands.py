@@ -199,6 +199,8 @@ def cmd_status(cli: Cli) -> int:
         # Filled in as attempts end: a queued version, a merge or an upload has none yet.
         ("ledger", ledger_times(version.ledger) if version.ledger.attempts else "-"),
         ("tokens", ledger_tokens(version.ledger) if version.ledger.attempts else "-"),
+        ("cost", money(version.ledger.cost) if version.ledger.attempts else "-"),
+        ("batch", f"{version.batch} ({version.variant})" if version.batch else "-"),
         ("turn", str(version.turn)),
         ("etag", version.etag),
         (
