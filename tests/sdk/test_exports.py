@@ -61,6 +61,7 @@ PUBLIC = [
 ]
 CLIENT_METHODS = [
     "cancel",
+    "delete_generation",
     "diff",
     "estimate_cost",
     "export",
@@ -79,6 +80,7 @@ CLIENT_METHODS = [
     "session",
     "turns",
     "tweak",
+    "undelete_generation",
     "upload",
     "usage",
     "versions",

@@ -17,10 +17,19 @@ from server.domain.generations._fanout import Variant
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
 from server.domain.generations._trees import TreeVerbs
+from server.domain.generations._webhooks import WebhookVerbs
 
 
 class GenerationService(
-    CostVerbs, CreateVerbs, BatchVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs
+    CostVerbs,
+    CreateVerbs,
+    BatchVerbs,
+    ProgressVerbs,
+    ReadVerbs,
+    TreeVerbs,
+    ConversationVerbs,
+    DeleteVerbs,
+    WebhookVerbs,
 ):
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 

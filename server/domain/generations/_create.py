@@ -23,6 +23,7 @@ from server.domain.generations._base import (
 from server.domain.generations._fanout import Output, Variant, plan_outputs
 from server.domain.principals import Principal
 from server.domain.resources import Version, VersionRef
+from server.domain.webhooks import WebhookRequest, check_webhook_url
 from server.files import FileContent, content_problem
 
 # The versions no model made: Regenerate ("ask the model again") has nothing to ask for them.
@@ -41,6 +42,7 @@ class CreateVerbs(ServiceBase):
         deadline: Deadline = NO_DEADLINE,
         variants: Sequence[Variant] = (),
         count: int | None = None,
+        webhook: WebhookRequest | None = None,
     ) -> Version:
         """Queues version 1 of a new generation; with `variants` or `count`, a fan-out: versions
         1..N, siblings with no parent, each on its own branch of the session (the answer is v1)."""
@@ -50,8 +52,14 @@ class CreateVerbs(ServiceBase):
             self.check_prompt(output.prompt(prompt))
         model_config = self._resolve_model(model)
         self._check_attachments(attachments)
+        await self._check_webhook(webhook)
         fingerprint = fingerprint_of(
-            "generate", prompt, model_config.name, _attachment_keys(attachments), *_output_keys(outputs)
+            "generate",
+            prompt,
+            model_config.name,
+            _attachment_keys(attachments),
+            *_output_keys(outputs),
+            *_webhook_key(webhook),
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
@@ -70,8 +78,9 @@ class CreateVerbs(ServiceBase):
                 variant=first.variant if first else None,
             )
             # The other outputs: versions 2..N, each a first turn of its own, as v1 is.
+            # A webhook follows every output of a fan-out.
             for output in (outputs or [])[1:]:
-                storage.create_version(
+                sibling = storage.create_version(
                     tx,
                     generation=generation,
                     kind=storage.VersionKind.GENERATE,
@@ -87,6 +96,7 @@ class CreateVerbs(ServiceBase):
                     batch_number=version.number,
                     variant=output.variant,
                 )
+                _subscribe(tx, sibling, webhook)
             log_event(
                 "session_created",
                 generation=generation.id,
@@ -94,6 +104,7 @@ class CreateVerbs(ServiceBase):
                 model=model_config.name,
                 outputs=len(outputs or [None]),
             )
+            _subscribe(tx, version, webhook)
             return version
 
         return await self.create_once(caller, request_id, fingerprint, create, deadline)
@@ -109,13 +120,22 @@ class CreateVerbs(ServiceBase):
         etag: str,
         attachments: Sequence[FileContent],
         deadline: Deadline = NO_DEADLINE,
+        webhook: WebhookRequest | None = None,
     ) -> Version:
         """Queues the next version of the generation: `parent` refined in its own conversation branch."""
         self.check_prompt(prompt)
         self._check_attachments(attachments)
         model_config = self._resolve_model(model) if model else None
+        await self._check_webhook(webhook)
         fingerprint = fingerprint_of(
-            "tweak", parent.generation_id, parent.number, prompt, model, etag, _attachment_keys(attachments)
+            "tweak",
+            parent.generation_id,
+            parent.number,
+            prompt,
+            model,
+            etag,
+            _attachment_keys(attachments),
+            *_webhook_key(webhook),
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
@@ -149,6 +169,7 @@ class CreateVerbs(ServiceBase):
                     branch_turns=parent_row.turn,
                     forked=parent_row.number != latest,
                 )
+            _subscribe(tx, version, webhook)
             return version
 
         return await self.create_once(
@@ -165,6 +186,7 @@ class CreateVerbs(ServiceBase):
         request_id: str,
         etag: str,
         deadline: Deadline = NO_DEADLINE,
+        webhook: WebhookRequest | None = None,
     ) -> Version:
         """Queues version N+1 of the generation: `parent`'s tree plus the model's changes for `prompt`.
 
@@ -173,11 +195,14 @@ class CreateVerbs(ServiceBase):
         """
         self.check_prompt(prompt)
         model_config = self._resolve_model(model) if model else None
-        fingerprint = fingerprint_of("iterate", parent.generation_id, parent.number, prompt, model, etag)
+        await self._check_webhook(webhook)
+        fingerprint = fingerprint_of(
+            "iterate", parent.generation_id, parent.number, prompt, model, etag, *_webhook_key(webhook)
+        )
 
         def create(tx: storage.Transaction) -> storage.Version:
             parent_row = refinable_version_row(tx, caller, parent, etag)
-            return storage.create_version(
+            version = storage.create_version(
                 tx,
                 generation=generation_row(tx, caller, parent.generation_id),
                 kind=storage.VersionKind.ITERATE,
@@ -190,6 +215,8 @@ class CreateVerbs(ServiceBase):
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
             )
+            _subscribe(tx, version, webhook)
+            return version
 
         return await self.create_once(
             caller, request_id, fingerprint, create, deadline, generation_id=parent.generation_id
@@ -249,6 +276,16 @@ class CreateVerbs(ServiceBase):
         return await self.create_once(
             caller, request_id, fingerprint, create, deadline, generation_id=version.generation_id
         )
+
+    async def _check_webhook(self, webhook: WebhookRequest | None) -> None:
+        if webhook is None:
+            return
+        if not self._settings.webhook_secrets:
+            raise FailedPrecondition(
+                "webhooks are off on this server (it has no ATELIER_WEBHOOK_SECRET to sign them with)",
+                reason="WEBHOOKS_DISABLED",
+            )
+        await check_webhook_url(webhook.url, self._settings)
 
     def _resolve_model(self, name: str) -> ModelConfig:
         if not name:
@@ -323,6 +360,22 @@ def _output_keys(outputs: Sequence[Output] | None) -> list[list[tuple[str, str]]
     """A fan-out's part of a request's fingerprint (nothing for a single version, whose
     fingerprint stays as it always was)."""
     return [] if outputs is None else [[(o.variant, o.suffix) for o in outputs]]
+
+
+def _webhook_key(webhook: WebhookRequest | None) -> tuple[object, ...]:
+    """The webhook's part of a request's fingerprint (nothing without one, as before webhooks)."""
+    if webhook is None:
+        return ()
+    return ((webhook.url, sorted(webhook.effective_events)),)
+
+
+def _subscribe(tx: storage.Transaction, version: storage.Version, webhook: WebhookRequest | None) -> None:
+    """Stores the webhook with its version, in the transaction that makes the version."""
+    if webhook is not None:
+        assert version.id is not None
+        storage.subscribe_webhook(
+            tx, version_id=version.id, url=webhook.url, events=[str(e) for e in webhook.effective_events]
+        )
 
 
 def _attachment_keys(attachments: Sequence[FileContent]) -> list[tuple[str, str, str]]:
