@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench._child import ChildFailed, run_in_child
+from bench._fanout import fanout_verdicts, measure_fanout, render_fanout
 from bench._iterate import measure_iterate
 from bench._load import (
     CHILD_GRACE_SECONDS,
@@ -30,6 +31,7 @@ from bench._memory import SESSIONS, measure_memory
 from bench._report import Figures, render, to_json
 from bench._scheduler import measure_scheduler
 from bench._servers import ServerFailed, atelier_server, echo_server
+from bench._targets import verdict_text
 from bench._tweak import measure_tweak
 from support.databases import postgres_unavailable_reason
 from support.processes import answer_ctrl_c
@@ -60,6 +62,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-scheduler",
         action="store_true",
         help="skip the rows of jobs that wait on a model (many jobs, fairness, quota storm, idle streams)",
+    )
+    parser.add_argument(
+        "--no-fanout", action="store_true", help="skip the fan-out row (first of 8 outputs / a single job)"
+    )
+    parser.add_argument(
+        "--only-fanout", action="store_true", help="measure the fan-out row alone (no echo, no other rows)"
     )
     parser.add_argument(
         "--idle-seconds", type=float, default=5.0, help="each CPU window of the idle streams row (5)"
@@ -162,12 +170,30 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
         figures.iterate = measure_iterate(workdir, say=_say)
     if not args.no_scheduler:
         figures.scheduler = measure_scheduler(workdir, idle_seconds=args.idle_seconds, say=_say)
+    if not args.no_fanout:
+        figures.fanout = measure_fanout(workdir, say=_say)
     return figures
+
+
+def _fanout_alone() -> None:
+    """`--only-fanout`: the fan-out row and its verdict, without the rest of the run."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="atelier-bench-") as tmp:
+            stats = measure_fanout(Path(tmp), say=_say)
+    except ServerFailed as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    print("\n".join(render_fanout(stats)))
+    for target, value, ok in fanout_verdicts(stats):
+        print(f"  {verdict_text(ok)}: {target.title} = {value:.2f} ({target.bound})")
 
 
 def main(argv: list[str] | None = None) -> None:
     answer_ctrl_c()
     args = _parse(argv)
+    if args.only_fanout:
+        _fanout_alone()
+        return
     try:
         with tempfile.TemporaryDirectory(prefix="atelier-bench-") as tmp:
             figures = _measure(args, Path(tmp))

@@ -38,6 +38,34 @@ class ModelConfig:
     # per minute. None: no limit of its own (a provider's real quota shows itself as 429s).
     max_concurrent: int | None = None
     requests_per_minute: int | None = None
+    # The price table (USD): per million input tokens, per million output tokens (thinking tokens
+    # are billed as output), and per image the model answers with. 0: free, or no price known.
+    input_price_per_million: float = 0.0
+    output_price_per_million: float = 0.0
+    image_price: float = 0.0
+    # What EstimateCost assumes one call to the model answers with (it cannot know beforehand).
+    estimated_output_tokens: int = 1000
+    estimated_images: int = 0
+
+
+# Built-in prices (USD) of the models Atelier knows by name, as Google listed them for the paid
+# tier in 2025; a config file's [[models]] entries set their own. Gemini bills an image as 1290
+# output tokens ($30 per million): the image model's price is per image instead, and its few text
+# tokens are not billed on top.
+_BUILTIN_PRICES: dict[str, dict[str, float | int]] = {
+    "gemini-2.5-flash": {"input_price_per_million": 0.30, "output_price_per_million": 2.50},
+    "gemini-2.5-flash-image": {
+        "input_price_per_million": 0.30,
+        "image_price": 0.039,
+        "estimated_output_tokens": 50,
+        "estimated_images": 1,
+    },
+}
+
+
+def _priced(model: ModelConfig) -> ModelConfig:
+    """The model with its built-in prices, if Atelier knows it by name."""
+    return replace(model, **_BUILTIN_PRICES.get(model.name, {}))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +92,15 @@ _BUILTIN_MODELS: dict[str, tuple[ModelConfig, ...]] = {
 
 def _gemini_models(settings: Settings) -> tuple[ModelConfig, ...]:
     return (
-        ModelConfig(settings.gemini_model, "gemini", f"Gemini ({settings.gemini_model})"),
-        ModelConfig(
-            settings.gemini_image_model,
-            "gemini",
-            f"Gemini image ({settings.gemini_image_model})",
-            output_modalities=("text", "image"),
+        _priced(ModelConfig(settings.gemini_model, "gemini", f"Gemini ({settings.gemini_model})")),
+        _priced(
+            ModelConfig(
+                settings.gemini_image_model,
+                "gemini",
+                f"Gemini image ({settings.gemini_image_model})",
+                output_modalities=("text", "image"),
+                estimated_images=1,
+            )
         ),
     )
 
@@ -212,6 +243,8 @@ class Settings:
     # The collector leaves blobs stored less than this long ago, for writers that store contents
     # in one transaction and refer to them in a later one.
     gc_grace_seconds: float = 3600.0
+    # The most outputs one fan-out (Generate or Regenerate with variants or a count) may ask for.
+    max_batch_size: int = 16
     # The offline provider pauses this long at the start of each of its stages (0: no pause), so
     # that stages, Cancel and Ctrl-C can be watched: `make demo` sets it.
     offline_pace_seconds: float = 0.0
@@ -425,6 +458,7 @@ _POSITIVE = (
     "gemini_attempt_seconds",
     "provider_max_attempts",
     "model_cooldown_max_seconds",
+    "max_batch_size",
     "webhook_timeout_seconds",
     "webhook_max_in_flight",
     "webhook_poll_seconds",
@@ -528,6 +562,7 @@ def _read_file(path: Path) -> dict[str, Any]:
             output_modalities=tuple(entry.get("output_modalities", ("text",))),
             max_concurrent=_limit(entry, "max_concurrent", path),
             requests_per_minute=_limit(entry, "requests_per_minute", path),
+            **_prices(entry, path),
         )
         for entry in data.pop("models", [])
     )
@@ -564,6 +599,27 @@ _BOOLEANS = {
     "no": False,
     "off": False,
 }
+
+
+_PRICE_KEYS = ("input_price_per_million", "output_price_per_million", "image_price")
+_ESTIMATE_KEYS = ("estimated_output_tokens", "estimated_images")
+
+
+def _prices(entry: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """A [[models]] entry's prices and estimates, checked; built-in ones for a model left unpriced."""
+    given: dict[str, Any] = {}
+    for key in (*_PRICE_KEYS, *_ESTIMATE_KEYS):
+        value = entry.get(key)
+        if value is None:
+            continue
+        whole = key in _ESTIMATE_KEYS
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or value < 0:
+            kind = "a whole number" if whole else "a number"
+            raise ValueError(f"{path}: model {entry.get('name')!r}: {key} must be {kind}, 0 or more")
+        given[key] = value
+    if not any(key in given for key in _PRICE_KEYS):
+        return {**_BUILTIN_PRICES.get(str(entry.get("name")), {}), **given}
+    return given
 
 
 def _limit(entry: Mapping[str, Any], key: str, path: Path) -> int | None:

@@ -139,12 +139,14 @@ from storage._trees import (
     write_changes,
     write_tree,
 )
+from storage._usage import UsageRow, usage_by_day
 from storage._versions import (
     create_version,
     find_version_by_request_id,
     get_version,
     get_version_by_id,
     list_attachments,
+    list_batch,
     list_versions,
 )
 from storage._webhooks import (
@@ -199,6 +201,7 @@ __all__ = [
     "TreeEntry",
     "Turn",
     "TurnBlob",
+    "UsageRow",
     "Version",
     "VersionAttachment",
     "VersionKind",
@@ -246,6 +249,7 @@ __all__ = [
     "lease_owners",
     "list_api_keys",
     "list_attachments",
+    "list_batch",
     "list_events",
     "list_generations",
     "list_manifest",
@@ -282,6 +286,7 @@ __all__ = [
     "take_request",
     "turn_numbers",
     "undelete_generation",
+    "usage_by_day",
     "utcnow",
     "version_numbers",
     "versions_in_flight",

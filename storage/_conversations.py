@@ -103,10 +103,13 @@ def version_numbers(tx: Transaction, version_ids: Sequence[int]) -> dict[int, in
 def record_exchange(tx: Transaction, *, version: Version, session_id: str, turns: Sequence[NewTurn]) -> None:
     """Adds a version's exchange to its branch (after its base turn) and makes it the version's head.
 
-    The caller holds the session's only running job, so turn numbers cannot race.
+    Turn numbers are the session's next ones: the session's row is updated first, which locks it
+    (PostgreSQL; SQLite's write transaction holds the whole database) until the transaction ends,
+    so the outputs of a fan-out, whose jobs run at once, never take the same number.
     """
     assert version.id is not None
     now = utcnow()
+    tx.execute(_COUNT_EXCHANGE, {"session_id": session_id, "now": now})
     number = tx.execute(_LAST_TURN_NUMBER, {"session_id": session_id}).scalar_one()
     parent_turn_id = version.base_turn_id
     links: list[dict[str, object]] = []
@@ -136,7 +139,6 @@ def record_exchange(tx: Transaction, *, version: Version, session_id: str, turns
         tx.execute(_INSERT_TURN_BLOB, links)
     tx.execute(_SET_HEAD_TURN, {"version_id": version.id, "new_head_turn_id": parent_turn_id})
     version.head_turn_id = parent_turn_id
-    tx.execute(_COUNT_EXCHANGE, {"session_id": session_id, "now": now})
 
 
 _LAST_TURN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(TURN.c.number), 0)).where(

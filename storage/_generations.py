@@ -29,8 +29,14 @@ def create_generation(
     kind: VersionKind = VersionKind.GENERATE,
     queue_job: bool = True,
     max_queued_jobs: int = 0,
+    version_prompt: str | None = None,
+    batch_number: int | None = None,
+    variant: str | None = None,
 ) -> tuple[Generation, Version]:
     """Creates a generation, its conversation session, and version 1 (see create_version).
+
+    `version_prompt` is version 1's own prompt when it differs from the generation's (a fan-out's
+    variant adds its suffix); `batch_number` and `variant` place it in a fan-out.
 
     A version 1 made by a job is turn 1 of the conversation; one made without a model (an
     upload, `queue_job=False`) holds no exchange: its turn is 0.
@@ -67,10 +73,12 @@ def create_generation(
         tx,
         generation=generation,
         kind=kind,
-        prompt=prompt,
+        prompt=prompt if version_prompt is None else version_prompt,
         model=model,
         provider=provider,
         queue_job=queue_job,
+        batch_number=batch_number,
+        variant=variant,
         parent_number=None,
         base_turn_id=None,
         turn=1 if queue_job else 0,

@@ -124,6 +124,9 @@ class Version(SQLModel, table=True):
     __table_args__ = (
         # A model's recent durations, for queue estimates.
         sa.Index("ix_version_model_complete_time", "model", "complete_time"),
+        # Usage is summed by owner over a time range; a batch's versions are read together.
+        sa.Index("ix_version_owner_complete_time", "owner", "complete_time"),
+        sa.Index("ix_version_generation_batch", "generation_id", "batch_number", "number"),
         sa.UniqueConstraint("generation_id", "number", name="uq_version_generation_number"),
         # AIP-155: one request id names one version per caller.
         sa.UniqueConstraint("owner", "request_id", name="uq_version_owner_request_id"),
@@ -176,7 +179,16 @@ class Version(SQLModel, table=True):
     run_seconds: float = 0.0
     cooldown_seconds: float = 0.0
     attempts: int = 0
-    usage: list[dict[str, int]] = Field(default_factory=list, sa_type=sa.JSON)
+    usage: list[dict[str, float]] = Field(default_factory=list, sa_type=sa.JSON)
+    # The totals of `usage` (images: those the model answered with), and what they cost in USD at
+    # the model's prices when each request was made: columns, so that usage sums in SQL.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    cost: float = 0.0
+    # A fan-out's output: the number of its batch's first version, and its variant's name.
+    batch_number: int | None = None
+    variant: str | None = Field(default=None, max_length=64)
     # How the tree is stored (see docs/STORAGE.md): a snapshot (manifest_base_id is None), or
     # the rows that differ from the tree of version `manifest_base_id`. `manifest_chain` counts
     # the deltas back to a snapshot and `manifest_delta_rows` their rows, to bound reads.

@@ -125,10 +125,11 @@ def add_to_ledger(
     run_seconds: float,
     cooldown_seconds: float,
     attempts: int,
-    usage: Sequence[dict[str, int]],
+    usage: Sequence[dict[str, float]],
 ) -> None:
     """Adds one attempt of a version's job to its ledger. `usage` is the whole list, the earlier
-    attempts' included: only the job's lease holder writes it, so nothing is lost between."""
+    attempts' included: only the job's lease holder writes it, so nothing is lost between. The
+    totals (tokens, images, cost) are summed from it, thinking tokens counted as output."""
     tx.execute(
         _ADD_TO_LEDGER,
         {
@@ -138,6 +139,10 @@ def add_to_ledger(
             "cooldown": cooldown_seconds,
             "attempts": attempts,
             "usage": list(usage),
+            "input_tokens": int(sum(u.get("input_tokens", 0) for u in usage)),
+            "output_tokens": int(sum(u.get("output_tokens", 0) + u.get("thinking_tokens", 0) for u in usage)),
+            "images": int(sum(u.get("images", 0) for u in usage)),
+            "cost": float(sum(u.get("cost", 0.0) for u in usage)),
         },
     )
 
@@ -245,5 +250,9 @@ _ADD_TO_LEDGER = (
         cooldown_seconds=VERSION.c.cooldown_seconds + sa.bindparam("cooldown"),
         attempts=sa.bindparam("attempts"),
         usage=sa.bindparam("usage", type_=sa.JSON),
+        input_tokens=sa.bindparam("input_tokens"),
+        output_tokens=sa.bindparam("output_tokens"),
+        images=sa.bindparam("images"),
+        cost=sa.bindparam("cost"),
     )
 )

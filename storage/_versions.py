@@ -54,6 +54,8 @@ def create_version(
     queue_job: bool = True,
     session_id: str | None = None,
     max_queued_jobs: int = 0,
+    batch_number: int | None = None,
+    variant: str | None = None,
 ) -> Version:
     """Adds the generation's next version, QUEUED, with its job and its first event.
 
@@ -65,6 +67,8 @@ def create_version(
     With `max_queued_jobs`, TooManyQueuedJobs when the owner already has that many jobs queued
     or running (counted in this transaction, so across replicas; see `_UNLOCKED_MARGIN`); then
     nothing is written.
+    A fan-out's outputs are created one after another in one transaction, so a batch's numbers
+    are consecutive: `batch_number` is the first one (`-1`: this version's own number).
     """
     if queue_job and max_queued_jobs:
         _check_queued_jobs(tx, generation.owner, max_queued_jobs)
@@ -76,6 +80,8 @@ def create_version(
         # Deleted after the caller found it: a deleted generation takes no new version (nor job).
         raise GenerationDeleted(generation.id)
     generation.version_count = number
+    if batch_number == -1:
+        batch_number = number
     row = full_row(
         VERSION,
         {
@@ -95,6 +101,8 @@ def create_version(
             "message": "Queued",
             "request_id": request_id,
             "request_fingerprint": request_fingerprint,
+            "batch_number": batch_number,
+            "variant": variant,
             "create_time": now,
             "update_time": now,
         },
@@ -118,7 +126,13 @@ def create_version(
         )
     if not queue_job:
         return version
-    if session_id is None:
+    if batch_number is not None:
+        # A session runs one job at a time (uq_job_running_session), so that its turns never
+        # interleave; a fan-out's outputs are independent branches, each started from its own
+        # base, and run at once: their jobs hold no session (the job still records its exchange
+        # in the generation's session, numbered under record_exchange's lock).
+        session_id = None
+    elif session_id is None:
         session_id = tx.execute(_SESSION_OF_GENERATION, {"id": generation.id}).scalar_one()
     tx.execute(
         _INSERT_JOB,
@@ -188,6 +202,13 @@ def list_versions(
     return tx.exec(statement.order_by(col(Version.number)).limit(limit)).all()
 
 
+def list_batch(tx: Transaction, *, owner: str | None, generation_id: str, batch_number: int) -> list[Version]:
+    """A batch's versions by number, if `owner` owns them (None: whoever does); empty if none."""
+    statement = _BATCH if owner is None else _OWNED_BATCH
+    params = {"generation_id": generation_id, "batch_number": batch_number, "owner": owner}
+    return [from_row(Version, row) for row in tx.execute(statement, params)]
+
+
 def list_attachments(tx: Transaction, *, version_id: int) -> list[VersionAttachment]:
     return [from_row(VersionAttachment, row) for row in tx.execute(_ATTACHMENTS, {"id": version_id})]
 
@@ -222,6 +243,16 @@ _VERSION_BY_NUMBER = sa.select(VERSION).where(
     sa.exists().where(GENERATION.c.id == VERSION.c.generation_id, GENERATION.c.delete_time.is_(None)),
 )
 _OWNED_VERSION_BY_NUMBER = _VERSION_BY_NUMBER.where(VERSION.c.owner == sa.bindparam("owner"))
+_BATCH = (
+    sa.select(VERSION)
+    .where(
+        VERSION.c.generation_id == sa.bindparam("generation_id"),
+        VERSION.c.batch_number == sa.bindparam("batch_number"),
+        sa.exists().where(GENERATION.c.id == VERSION.c.generation_id, GENERATION.c.delete_time.is_(None)),
+    )
+    .order_by(VERSION.c.number)
+)
+_OWNED_BATCH = _BATCH.where(VERSION.c.owner == sa.bindparam("owner"))
 _VERSION_BY_ID = sa.select(VERSION).where(VERSION.c.id == sa.bindparam("id"))
 _ATTACHMENTS = (
     sa.select(ATTACHMENT).where(ATTACHMENT.c.version_id == sa.bindparam("id")).order_by(ATTACHMENT.c.position)

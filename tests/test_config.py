@@ -33,6 +33,7 @@ def test_every_number_setting_has_a_range() -> None:
         ("ATELIER_RETENTION_SECONDS", "-1", "must not be negative"),
         ("ATELIER_GC_INTERVAL_SECONDS", "-1", "must not be negative"),
         ("ATELIER_GC_GRACE_SECONDS", "-1", "must not be negative"),
+        ("ATELIER_MAX_BATCH_SIZE", "0", "must be above 0"),
     ],
 )
 def test_a_number_out_of_range_is_refused(name: str, value: str, problem: str) -> None:
@@ -140,6 +141,52 @@ def test_jwt_settings_come_together_and_name_a_file_or_an_http_url(tmp_path: Pat
         load_settings({**full, "ATELIER_JWT_JWKS": "ftp://id.example/jwks"})
     with pytest.raises(ValueError, match="names no file"):
         load_settings({**full, "ATELIER_JWT_JWKS": str(tmp_path / "missing.json")})
+
+
+def test_the_price_table_comes_from_the_config_file_with_built_in_prices_for_known_models(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "atelier.toml"
+    path.write_text(
+        """
+[[models]]
+name = "offline"
+provider = "offline"
+input_price_per_million = 1.5
+output_price_per_million = 3
+estimated_output_tokens = 200
+
+[[models]]
+name = "gemini-2.5-flash"
+provider = "gemini"
+"""
+    )
+    settings = load_settings({"ATELIER_CONFIG": str(path), "GEMINI_API_KEY": "k"})
+    offline, gemini = settings.available_models
+    assert (offline.input_price_per_million, offline.output_price_per_million, offline.image_price) == (
+        1.5,
+        3,
+        0,
+    )
+    assert offline.estimated_output_tokens == 200
+    # A model Atelier knows by name, listed without prices, keeps its built-in ones.
+    assert (gemini.input_price_per_million, gemini.output_price_per_million) == (0.30, 2.50)
+    built_in = {
+        m.name: m
+        for m in load_settings({"ATELIER_PROVIDER": "gemini", "GEMINI_API_KEY": "k"}).available_models
+    }
+    assert built_in["gemini-2.5-flash-image"].image_price == 0.039
+    assert built_in["offline"].input_price_per_million == 0
+
+
+@pytest.mark.parametrize(
+    "entry", ["input_price_per_million = -1", 'image_price = "cheap"', "estimated_images = 0.5"]
+)
+def test_a_price_that_is_not_a_number_of_zero_or_more_is_refused(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "atelier.toml"
+    path.write_text(f'[[models]]\nname = "offline"\nprovider = "offline"\n{entry}\n')
+    with pytest.raises(ValueError, match="model 'offline': "):
+        load_settings({"ATELIER_CONFIG": str(path)})
 
 
 def test_webhook_settings_are_parsed_and_checked() -> None:

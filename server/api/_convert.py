@@ -5,16 +5,33 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2, session_pb2, tree_pb2, webhook_pb2
+from atelier.v1 import (
+    atelier_service_pb2,
+    batch_pb2,
+    cost_pb2,
+    file_pb2,
+    generation_pb2,
+    model_pb2,
+    progress_pb2,
+    session_pb2,
+    tree_pb2,
+    webhook_pb2,
+)
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.rpc import status_pb2
 
 from server.api._errors import to_status_proto
-from server.api._names import generation_name, session_name, turn_name, version_name
+from server.api._names import batch_name, generation_name, session_name, turn_name, version_name
+from server.config import ModelConfig
 from server.domain import (
+    CURRENCY,
+    Batch,
+    BatchCounts,
+    BatchEvent,
     Conflict,
     Conversation,
     ErrorDetail,
+    Estimate,
     Generation,
     Ledger,
     ModelView,
@@ -22,6 +39,7 @@ from server.domain import (
     ProgressEvent,
     TreeEntry,
     Turn,
+    UsageRow,
     Version,
     WebhookDelivery,
 )
@@ -52,9 +70,15 @@ def _ledger(ledger: Ledger) -> generation_pb2.Ledger:
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 thinking_tokens=usage.thinking_tokens,
+                cost=usage.cost,
+                images=usage.images,
             )
             for usage in ledger.usage
         ],
+        input_tokens=ledger.input_tokens,
+        output_tokens=ledger.output_tokens,
+        images=ledger.images,
+        cost=ledger.cost,
     )
 
 
@@ -95,6 +119,8 @@ def version_to_proto(version: Version) -> generation_pb2.Version:
         estimated_start_time=_timestamp(version.queue.start_time) if version.queue else None,
         estimated_complete_time=_timestamp(version.queue.complete_time) if version.queue else None,
         ledger=_ledger(version.ledger),
+        batch=batch_name(version.generation_id, version.batch_number) if version.batch_number else "",
+        variant=version.variant or "",
     )
 
 
@@ -133,6 +159,83 @@ def event_to_proto(event: ProgressEvent, version: str) -> progress_pb2.ProgressE
     )
 
 
+def batch_event_to_proto(event: BatchEvent, *, generation_id: str, batch: str) -> progress_pb2.ProgressEvent:
+    message = event_to_proto(event.event, version_name(generation_id, event.version_number))
+    message.batch = batch
+    message.batch_counts.CopyFrom(counts_to_proto(event.counts))
+    message.resume_token = event.resume_token
+    return message
+
+
+def counts_to_proto(counts: BatchCounts) -> batch_pb2.BatchCounts:
+    return batch_pb2.BatchCounts(
+        queued=counts.queued,
+        running=counts.running,
+        completed=counts.completed,
+        failed=counts.failed,
+        cancelled=counts.cancelled,
+        needs_review=counts.needs_review,
+        total=counts.total,
+    )
+
+
+def batch_to_proto(batch: Batch) -> batch_pb2.Batch:
+    counts = batch.counts
+    return batch_pb2.Batch(
+        name=batch_name(batch.ref.generation_id, batch.ref.number),
+        versions=[version_to_proto(version) for version in batch.versions],
+        counts=counts_to_proto(counts),
+        done=counts.done,
+    )
+
+
+def price_to_proto(model: ModelConfig) -> cost_pb2.Price:
+    return cost_pb2.Price(
+        input_per_million_tokens=model.input_price_per_million,
+        output_per_million_tokens=model.output_price_per_million,
+        per_image=model.image_price,
+        currency=CURRENCY,
+        estimated_output_tokens=model.estimated_output_tokens,
+        estimated_images=model.estimated_images,
+    )
+
+
+def estimate_to_proto(estimate: Estimate) -> atelier_service_pb2.EstimateCostResponse:
+    return atelier_service_pb2.EstimateCostResponse(
+        model=estimate.model.name,
+        price=price_to_proto(estimate.model),
+        outputs=estimate.outputs,
+        calls=estimate.calls,
+        input_tokens=estimate.input_tokens,
+        input_tokens_counted=estimate.input_tokens_counted,
+        output_tokens=estimate.output_tokens,
+        images=estimate.images,
+        cost=estimate.cost,
+        currency=CURRENCY,
+        assumptions=estimate.assumptions,
+    )
+
+
+def usage_to_proto(rows: list[UsageRow]) -> atelier_service_pb2.GetUsageResponse:
+    return atelier_service_pb2.GetUsageResponse(
+        rows=[
+            cost_pb2.UsageRow(
+                principal=row.principal,
+                model=row.model,
+                day=row.day,
+                versions=row.versions,
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                images=row.images,
+                cost=row.cost,
+            )
+            for row in rows
+        ],
+        total_cost=sum(row.cost for row in rows),
+        currency=CURRENCY,
+    )
+
+
 def file_to_proto(
     entry: TreeEntry, *, download_url: str = "", pixels: tuple[int, int] | None = None
 ) -> file_pb2.File:
@@ -163,6 +266,7 @@ def model_to_proto(view: ModelView) -> model_pb2.Model:
             jobs_queued=view.jobs_queued,
             cooldown_end_time=_timestamp(view.cooldown_until),
         ),
+        price=price_to_proto(model),
     )
 
 

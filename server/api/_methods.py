@@ -11,10 +11,20 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC
 from typing import Any, TypeVar, cast
 
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import file_pb2, generation_pb2, progress_pb2, session_pb2, tree_pb2, upload_pb2, webhook_pb2
+from atelier.v1 import (
+    batch_pb2,
+    file_pb2,
+    generation_pb2,
+    progress_pb2,
+    session_pb2,
+    tree_pb2,
+    upload_pb2,
+    webhook_pb2,
+)
 from google.protobuf.message import Message
 
 from server.api import _audit, _convert, _names
@@ -29,6 +39,7 @@ from server.domain import (
     WRITE,
     ApiKeys,
     AtelierError,
+    CostQuestion,
     FieldViolation,
     GenerationService,
     InvalidArgument,
@@ -36,6 +47,8 @@ from server.domain import (
     ResourceExhausted,
     Strategy,
     TreeEntry,
+    Variant,
+    VersionKind,
     VersionRef,
     WebhookEventType,
     WebhookRequest,
@@ -255,6 +268,8 @@ class AtelierMethods:
             request_id=request.request_id,
             attachments=_attachments(request.attachments),
             deadline=call.deadline(),
+            variants=_variants(request.variants),
+            count=request.count if request.HasField("count") else None,
             webhook=_webhook(request),
         )
         return _convert.version_to_proto(version)
@@ -285,6 +300,8 @@ class AtelierMethods:
             version=_names.parse_version_name(request.name),
             request_id=request.request_id,
             deadline=call.deadline(),
+            variants=_variants(request.variants),
+            count=request.count if request.HasField("count") else None,
         )
         return _convert.version_to_proto(version)
 
@@ -308,6 +325,10 @@ class AtelierMethods:
     async def Progress(
         self, request: pb.ProgressRequest, call: Call, principal: Principal
     ) -> AsyncIterator[progress_pb2.ProgressEvent]:
+        if _names.is_batch_name(request.name):
+            async for message in self._batch_progress(request, principal):
+                yield message
+            return
         ref = _names.parse_version_name(request.name)
         if request.after_seq < 0:
             raise InvalidArgument(
@@ -315,10 +336,32 @@ class AtelierMethods:
                 reason="INVALID_CURSOR",
                 violations=[FieldViolation("after_seq", "must be 0 or a seq from an earlier event")],
             )
+        if request.resume_token:
+            raise InvalidArgument(
+                "resume_token resumes a batch's stream; a version's resumes with after_seq",
+                reason="INVALID_CURSOR",
+                violations=[FieldViolation("resume_token", "must be empty when name is a version")],
+            )
         name = _names.version_name(ref.generation_id, ref.number)
         # A client that goes away cancels only this generator, never the job.
         async for event in self._service.progress(caller=principal, ref=ref, after_seq=request.after_seq):
             yield _convert.event_to_proto(event, name)
+
+    async def _batch_progress(
+        self, request: pb.ProgressRequest, principal: Principal
+    ) -> AsyncIterator[progress_pb2.ProgressEvent]:
+        ref = _names.parse_batch_name(request.name)
+        if request.after_seq:
+            raise InvalidArgument(
+                "after_seq resumes a version's stream; a batch's resumes with resume_token",
+                reason="INVALID_CURSOR",
+                violations=[FieldViolation("after_seq", "must be 0 when name is a batch")],
+            )
+        name = _names.batch_name(ref.generation_id, ref.number)
+        async for event in self._service.batch_progress(
+            caller=principal, ref=ref, resume_token=request.resume_token
+        ):
+            yield _convert.batch_event_to_proto(event, generation_id=ref.generation_id, batch=name)
 
     @_mutation
     async def CancelVersion(
@@ -590,3 +633,72 @@ class AtelierMethods:
             deadline=call.deadline(),
         )
         return _convert.version_to_proto(version)
+
+    @_unary(READ)
+    async def GetBatch(
+        self, request: pb.GetBatchRequest, call: Call, principal: Principal
+    ) -> batch_pb2.Batch:
+        batch = await self._service.get_batch(caller=principal, ref=_names.parse_batch_name(request.name))
+        return _convert.batch_to_proto(batch)
+
+    @_unary(READ)
+    async def EstimateCost(
+        self, request: pb.EstimateCostRequest, call: Call, principal: Principal
+    ) -> pb.EstimateCostResponse:
+        estimate = await self._service.estimate_cost(caller=principal, question=_cost_question(request))
+        return _convert.estimate_to_proto(estimate)
+
+    @_unary(READ)
+    async def GetUsage(
+        self, request: pb.GetUsageRequest, call: Call, principal: Principal
+    ) -> pb.GetUsageResponse:
+        start = request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else None
+        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else None
+        if start is not None and end is not None and end <= start:
+            raise InvalidArgument(
+                "end_time is not after start_time",
+                reason="INVALID_TIME_RANGE",
+                violations=[FieldViolation("end_time", "must be after start_time")],
+            )
+        rows = await self._service.usage(caller=principal, principal=request.principal, start=start, end=end)
+        return _convert.usage_to_proto(rows)
+
+
+def _variants(variants: Iterable[batch_pb2.Variant]) -> list[Variant]:
+    return [Variant(name=v.name, prompt_suffix=v.prompt_suffix) for v in variants]
+
+
+def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
+    """The request EstimateCost prices, as the domain asks it."""
+    which = request.WhichOneof("request")
+    if which == "generate":
+        generate = request.generate
+        return CostQuestion(
+            kind=VersionKind.GENERATE,
+            prompt=generate.prompt,
+            model=generate.model,
+            variants=_variants(generate.variants),
+            count=generate.count if generate.HasField("count") else None,
+        )
+    if which == "tweak":
+        tweak = request.tweak
+        base = _names.parse_version_name(tweak.name, field="tweak.name")
+        return CostQuestion(kind=VersionKind.TWEAK, prompt=tweak.prompt, model=tweak.model, base=base)
+    if which == "iterate":
+        iterate = request.iterate
+        base = _names.parse_version_name(iterate.parent, field="iterate.parent")
+        return CostQuestion(kind=VersionKind.ITERATE, prompt=iterate.prompt, model=iterate.model, base=base)
+    if which == "regenerate":
+        regenerate = request.regenerate
+        return CostQuestion(
+            kind=VersionKind.REGENERATE,
+            prompt="",
+            base=_names.parse_version_name(regenerate.name, field="regenerate.name"),
+            variants=_variants(regenerate.variants),
+            count=regenerate.count if regenerate.HasField("count") else None,
+        )
+    raise InvalidArgument(
+        "no request to price: set one of generate, tweak, iterate or regenerate",
+        reason="MISSING_REQUEST",
+        violations=[FieldViolation("request", "must be one of generate, tweak, iterate, regenerate")],
+    )

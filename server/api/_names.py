@@ -9,10 +9,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from server.domain import FieldViolation, InvalidArgument, VersionRef, bounds
+from server.domain import BatchRef, FieldViolation, InvalidArgument, VersionRef, bounds
 
 _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
 _SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")
+_BATCH = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/batches/([1-9][0-9]{0,17})")
 _VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
 _WEBHOOK_DELIVERY = re.compile(
     r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})/webhookDeliveries/(msg_[a-z0-9]{1,36})"
@@ -76,6 +77,21 @@ def parse_version_name(name: str, *, field: str = "name") -> VersionRef:
             violations=[FieldViolation(field, f"the version number must be at most {bounds.VERSION_NUMBER}")],
         )
     return VersionRef(generation_id=match.group(1), number=number)
+
+
+def batch_name(generation_id: str, number: int) -> str:
+    return f"generations/{generation_id}/batches/{number}"
+
+
+def is_batch_name(name: str) -> bool:
+    return "/batches/" in name
+
+
+def parse_batch_name(name: str, *, field: str = "name") -> BatchRef:
+    match = _BATCH.fullmatch(name)
+    if match is None:
+        raise _malformed(field, name, "generations/{generation}/batches/{batch}")
+    return BatchRef(generation_id=match.group(1), number=int(match.group(2)))
 
 
 def parse_webhook_delivery_name(name: str, *, field: str = "name") -> tuple[VersionRef, str]:

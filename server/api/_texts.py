@@ -29,8 +29,9 @@ _BY_NAME = {
 }
 # Fields whose name means something else than elsewhere (a name here is a display name, stored).
 _BY_FULL_NAME = {"atelier.v1.Attachment.name": bounds.ATTACHMENT_NAME}
-# Prompts are bounded in UTF-8 bytes by the domain (`max_prompt_bytes`, reason PROMPT_TOO_LARGE).
-_PROMPTS = frozenset({"prompt", "description"})
+# Prompts are bounded in UTF-8 bytes by the domain (`max_prompt_bytes`, reason PROMPT_TOO_LARGE); a
+# variant's suffix is part of its output's prompt, bounded with it.
+_PROMPTS = frozenset({"prompt", "description", "prompt_suffix"})
 # Resource names, etags and any other string: longer than any valid one.
 _DEFAULT = _names.MAX_NAME_LENGTH
 

@@ -7,6 +7,7 @@ verbs in storage's transactions). What the API needs is exported here.
 from server.domain import bounds
 from server.domain._lru import LRU
 from server.domain.api_keys import ApiKeyInfo, ApiKeys, NewApiKey
+from server.domain.costs import CURRENCY, Estimate
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
     Aborted,
@@ -24,11 +25,15 @@ from server.domain.errors import (
     Unavailable,
 )
 from server.domain.events import EventHub
-from server.domain.generations import GenerationService
+from server.domain.generations import CostQuestion, GenerationService, Variant
 from server.domain.jobs import JobRunner
 from server.domain.principals import ADMIN, READ, WRITE, Principal
 from server.domain.replicas import follow_other_replicas, poll_followed_versions
 from server.domain.resources import (
+    Batch,
+    BatchCounts,
+    BatchEvent,
+    BatchRef,
     Conversation,
     ErrorDetail,
     EventType,
@@ -41,6 +46,7 @@ from server.domain.resources import (
     TreeEntry,
     Turn,
     TurnPart,
+    UsageRow,
     Version,
     VersionKind,
     VersionRef,
@@ -55,6 +61,7 @@ from server.domain.webhooks import RenderVersion, WebhookDeliverer, WebhookReque
 
 __all__ = [
     "ADMIN",
+    "CURRENCY",
     "LRU",
     "NO_DEADLINE",
     "READ",
@@ -64,14 +71,20 @@ __all__ = [
     "ApiKeyInfo",
     "ApiKeys",
     "AtelierError",
+    "Batch",
+    "BatchCounts",
+    "BatchEvent",
+    "BatchRef",
     "Cancelled",
     "Change",
     "Conflict",
     "ConflictKind",
     "Conversation",
+    "CostQuestion",
     "Deadline",
     "DeadlineExceeded",
     "ErrorDetail",
+    "Estimate",
     "EventHub",
     "EventType",
     "FailedPrecondition",
@@ -98,6 +111,8 @@ __all__ = [
     "TurnPart",
     "Unauthenticated",
     "Unavailable",
+    "UsageRow",
+    "Variant",
     "Version",
     "VersionKind",
     "VersionRef",

@@ -7,6 +7,8 @@ API converts them to messages without knowing the tables.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,6 +58,8 @@ class TokenUsage:
     input_tokens: int
     output_tokens: int
     thinking_tokens: int
+    cost: float = 0.0
+    images: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,11 @@ class Ledger:
     cooldown_seconds: float
     attempts: int
     usage: tuple[TokenUsage, ...]
+    # Totals over `usage` (output tokens: thinking included), and their cost in USD.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    cost: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +117,88 @@ class Version:
     ledger: Ledger
     # Set only while QUEUED, when the runner has looked at the queue.
     queue: QueueEstimate | None = None
+    # A fan-out's output: its batch (the number of the batch's first version) and variant.
+    batch_number: int | None = None
+    variant: str | None = None
 
     @property
     def ref(self) -> VersionRef:
         return VersionRef(self.generation_id, self.number)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRef:
+    """Names one batch: `generations/{generation_id}/batches/{number}` (its first version's number)."""
+
+    generation_id: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """How many of a batch's outputs are in each state."""
+
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    needs_review: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.running + self.completed + self.failed + self.cancelled + self.needs_review
+
+    @property
+    def done(self) -> bool:
+        return self.queued + self.running == 0
+
+    @classmethod
+    def of(cls, states: Iterable[VersionState]) -> BatchCounts:
+        counted = Counter(states)
+        return cls(
+            queued=counted[VersionState.QUEUED],
+            running=counted[VersionState.RUNNING],
+            completed=counted[VersionState.COMPLETED],
+            failed=counted[VersionState.FAILED],
+            cancelled=counted[VersionState.CANCELLED],
+            needs_review=counted[VersionState.NEEDS_REVIEW],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    ref: BatchRef
+    versions: tuple[Version, ...]
+
+    @property
+    def counts(self) -> BatchCounts:
+        return BatchCounts.of(v.state for v in self.versions)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent:
+    """An output's event on a batch's Progress stream: the output, the batch's counts once the
+    event is counted, and the cursor that resumes the stream after it."""
+
+    version_number: int
+    event: ProgressEvent
+    counts: BatchCounts
+    resume_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """What one principal spent on one model on one UTC day."""
+
+    principal: str
+    model: str
+    day: str
+    versions: int
+    input_tokens: int
+    output_tokens: int
+    images: int
+    cost: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,11 +347,19 @@ def version_of(row: storage.Version, queue: storage.QueueEstimate | None = None)
                     input_tokens=int(usage.get("input_tokens", 0)),
                     output_tokens=int(usage.get("output_tokens", 0)),
                     thinking_tokens=int(usage.get("thinking_tokens", 0)),
+                    cost=float(usage.get("cost", 0.0)),
+                    images=int(usage.get("images", 0)),
                 )
                 for usage in row.usage
             ),
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            images=row.images,
+            cost=row.cost,
         ),
         queue=_queue(queue) if row.state == VersionState.QUEUED else None,
+        batch_number=row.batch_number,
+        variant=row.variant,
     )
 
 

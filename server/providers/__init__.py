@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from server.config import Settings
 from server.providers._base import (
+    BYTES_PER_TOKEN,
     OPEN_GATE,
     ChangeSet,
     JobKind,
@@ -18,7 +19,9 @@ from server.providers._base import (
     Provider,
     ProviderError,
     ProviderRequest,
+    TokenCount,
     Turn,
+    estimate_tokens,
 )
 
 
@@ -60,6 +63,7 @@ def _build(name: str, settings: Settings) -> Provider:
 
 
 __all__ = [
+    "BYTES_PER_TOKEN",
     "OPEN_GATE",
     "ChangeSet",
     "JobKind",
@@ -71,5 +75,7 @@ __all__ = [
     "ProviderError",
     "ProviderRegistry",
     "ProviderRequest",
+    "TokenCount",
     "Turn",
+    "estimate_tokens",
 ]

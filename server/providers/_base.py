@@ -108,6 +108,26 @@ class ModelUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    # Images in the answer (priced per image for image models).
+    images: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """How many input tokens a prompt is: counted by the model's own counter, or estimated."""
+
+    tokens: int
+    counted: bool
+
+
+# The estimate for providers without a token counter: about 4 bytes of UTF-8 per token, the usual
+# rule of thumb for English text with BPE tokenizers.
+BYTES_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> TokenCount:
+    """A documented estimate of `text`'s tokens: one per BYTES_PER_TOKEN bytes of UTF-8, rounded up."""
+    return TokenCount(tokens=-(-len(text.encode()) // BYTES_PER_TOKEN), counted=False)
 
 
 class ModelGate(Protocol):
@@ -180,4 +200,9 @@ class Provider(Protocol):
         self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE
     ) -> ChangeSet:
         """Does the work, asking `gate` before each request to a model. Raises ProviderError on failure."""
+        ...
+
+    async def count_tokens(self, model: str, text: str) -> TokenCount:
+        """How many input tokens `text` is for `model`: the provider's token counter where it
+        has one, else `estimate_tokens`. Raises ProviderError when the counter fails."""
         ...

@@ -51,6 +51,8 @@ from server.providers._base import (
     Progress,
     ProviderError,
     ProviderRequest,
+    TokenCount,
+    estimate_tokens,
 )
 
 _FIELDS = {
@@ -127,6 +129,10 @@ class ScriptedProvider:
     @property
     def name(self) -> str:
         return "scripted"
+
+    async def count_tokens(self, model: str, text: str) -> TokenCount:
+        # No model, no token counter: the documented estimate.
+        return estimate_tokens(text)
 
     def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
         try:

@@ -4,6 +4,7 @@ It serves the two routes google-genai calls for content generation, for any API 
 
     POST /{version}/models/{model}:generateContent
     POST /{version}/models/{model}:streamGenerateContent?alt=sse
+    POST /{version}/models/{model}:countTokens   ({"totalTokens": N}: `count_tokens`, one per word)
 
 Every request is recorded (`fake.requests`), and each is answered with the next scripted
 reply from a FIFO queue, or with the default reply when the queue is empty:
@@ -26,7 +27,7 @@ One module a question: `_wire` (requests as recorded, encodings), `_replies` (wh
 from __future__ import annotations
 
 from support.gemini_fake._replies import USAGE, Reply, default_reply
-from support.gemini_fake._server import FakeGemini, main
+from support.gemini_fake._server import FakeGemini, count_tokens, main
 from support.gemini_fake._wire import (
     RecordedRequest,
     b64decode,
@@ -43,6 +44,7 @@ __all__ = [
     "Reply",
     "b64decode",
     "b64encode",
+    "count_tokens",
     "default_reply",
     "inline_data_of",
     "iter_parts",

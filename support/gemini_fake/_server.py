@@ -24,7 +24,7 @@ from support.gemini_fake._replies import Reply, default_reply, merged
 from support.gemini_fake._wire import JsonObject, RecordedRequest
 
 _ROUTE = re.compile(
-    r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
+    r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|countTokens)$"
 )
 # Connections waiting to be accepted: a benchmark opens a thousand at once.
 _BACKLOG = 4096
@@ -321,6 +321,10 @@ class FakeGemini:
         except ValueError:
             await _send_json(writer, 400, _error(400, "body is not JSON"))
             return True
+        if route["method"] == "countTokens":
+            # Answered at once, in Gemini's REST shape, and not recorded among the content requests.
+            await _send_json(writer, 200, {"totalTokens": count_tokens(body)})
+            return True
         request = RecordedRequest(
             method=method,
             path=url.path,
@@ -345,6 +349,16 @@ class FakeGemini:
         finally:
             self._answered()
         return headers.get("connection", "").lower() != "close"
+
+
+def count_tokens(body: JsonObject) -> int:
+    """The fake's token counter (countTokens): one token per whitespace-separated word of the
+    request's text parts, so a test can say what it expects."""
+    return sum(
+        len(str(part.get("text", "")).split())
+        for content in body.get("contents", [])
+        for part in content.get("parts", [])
+    )
 
 
 def _error(status: int, message: str) -> JsonObject:

@@ -90,7 +90,8 @@ def test_status_and_watch_show_the_queue_and_the_ledger(run_cli: RunCli, server:
     assert isinstance(document, dict)
     ledger = document["ledger"]
     assert ledger["attempts"] == 1
-    assert ledger["usage"] == [_USAGE]
+    # The scripted model has no price: each request costs nothing, and made no image.
+    assert ledger["usage"] == [{**_USAGE, "cost": 0.0, "images": 0}]
     assert ledger["queue_time"] >= 2.0  # seconds: several jobs ran before it
     assert ledger["run_time"] >= 1.0 and ledger["cooldown_time"] == 0
     assert (document["queue_position"], document["estimated_start_time"]) == (0, None)

@@ -40,6 +40,9 @@ READ_RPCS = frozenset(
         "GetSession",
         "ListTurns",
         "ListWebhookDeliveries",
+        "GetBatch",
+        "EstimateCost",
+        "GetUsage",
     }
 )
 
@@ -96,4 +99,9 @@ def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
             ),
             metadata=md,
         ),
+        "GetBatch": lambda: s.GetBatch(pb.GetBatchRequest(name=f"{generation}/batches/1"), metadata=md),
+        "EstimateCost": lambda: s.EstimateCost(
+            pb.EstimateCostRequest(regenerate=pb.RegenerateRequest(name=version, count=2)), metadata=md
+        ),
+        "GetUsage": lambda: s.GetUsage(pb.GetUsageRequest(), metadata=md),
     }

@@ -135,6 +135,26 @@ def test_every_unary_rpc_answers_connect_json(web: httpx.Client, done: dict[str,
     assert "deleteTime" not in ok(web, "UndeleteGeneration", {"name": uploaded}, alice)
 
 
+def test_a_fan_out_its_batch_stream_and_costs_over_connect_json(web: httpx.Client) -> None:
+    alice = "alice-token"
+    request = {"prompt": "a small tree", "model": "offline", "variants": [{"name": "a"}, {"name": "b"}]}
+    estimate = ok(web, "EstimateCost", {"generate": request}, alice)
+    assert (estimate["model"], estimate["outputs"], estimate["calls"]) == ("offline", "2", "2")
+    first = ok(web, "Generate", request, alice)
+    batch = first["batch"]
+    events, end = stream(web, "Progress", {"name": batch}, alice)
+    assert end == {}
+    ended = [e for e in events if e["state"] == "VERSION_STATE_COMPLETED"]
+    assert sorted(e["version"] for e in ended) == [first["name"], first["name"][:-1] + "2"]
+    assert ended[-1]["batchCounts"]["completed"] == "2" and ended[-1]["resumeToken"]
+    # Resumed from its last token, the stream has nothing more to say.
+    rest, end = stream(web, "Progress", {"name": batch, "resumeToken": ended[-1]["resumeToken"]}, alice)
+    assert end == {} and not [e for e in rest if e.get("state") == "VERSION_STATE_COMPLETED"]
+    got = ok(web, "GetBatch", {"name": batch}, alice)
+    assert [v["variant"] for v in got["versions"]] == ["a", "b"] and got["done"] is True
+    assert "rows" in ok(web, "GetUsage", {}, alice)
+
+
 def test_the_streaming_rpcs_answer_in_connect_envelopes(web: httpx.Client, done: dict[str, Any]) -> None:
     name = done["name"]
     events, end = stream(web, "Progress", {"name": name, "afterSeq": "0"}, "alice-token")

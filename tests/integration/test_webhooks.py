@@ -165,6 +165,16 @@ def test_tweak_and_iterate_take_a_webhook(hooks: Hooks, alice: Api) -> None:
     assert _deliveries(alice, base.name) == []  # the base version asked for no webhook
 
 
+def test_every_output_of_a_fan_out_reports_to_the_webhook(hooks: Hooks, alice: Api) -> None:
+    hook = wh.WebhookSubscription(url=hooks.up.url(), events=[COMPLETED])
+    first = alice.generate(script(stages=1), count=2, webhook=hook)
+    second = first.name[: -len("1")] + "2"
+    for name in (first.name, second):
+        alice.wait(name)
+        hooks.up.wait_for(lambda _: len(hooks.up.of(name)) == 1)  # noqa: B023 (used at once)
+        assert _verified(hooks.up.of(name)[0])["type"] == "version.completed"
+
+
 def test_a_receiver_that_is_down_at_first_gets_the_delivery_when_it_comes_up(
     hooks: Hooks, alice: Api
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -15,6 +16,8 @@ from atelier._files import TreeWriter
 from atelier._retry import Deadline, RetryPolicy, RetryState
 from atelier._types import (
     Attachment,
+    Batch,
+    CostEstimate,
     File,
     FileDiff,
     Generation,
@@ -24,6 +27,8 @@ from atelier._types import (
     ProgressEvent,
     Session,
     Turn,
+    Usage,
+    Variant,
     Version,
 )
 from atelier.v1 import atelier_service_pb2 as pb
@@ -99,27 +104,51 @@ class Pages(Generic[_T]):
         return list(self._items(response))
 
 
+def is_batch(name: str) -> bool:
+    return "/batches/" in name
+
+
 class ProgressFollower:
     """A Progress call across reconnects: the request that resumes after the last event seen, the
-    events not seen yet, and whether (and when) to reconnect after a failure."""
+    events not seen yet, and whether (and when) to reconnect after a failure. A batch's stream
+    resumes with the last event's resume token, and ends once every output has ended."""
 
-    def __init__(self, name: str, *, after_seq: int, policy: RetryPolicy, deadline: Deadline) -> None:
+    def __init__(
+        self, name: str, *, after_seq: int, policy: RetryPolicy, deadline: Deadline, resume_token: str = ""
+    ) -> None:
         self._name = name
         self.deadline = deadline
         self._last = after_seq
+        self._resume_token = resume_token
+        # A batch's outputs: the last seq yielded of each.
+        self._last_of: dict[str, int] = {}
         self._retries = RetryState(policy, deadline)
 
     def request(self) -> pb.ProgressRequest:
+        if is_batch(self._name):
+            return pb.ProgressRequest(name=self._name, resume_token=self._resume_token)
         return pb.ProgressRequest(name=self._name, after_seq=self._last)
 
     def accept(self, message: Any) -> ProgressEvent | None:
         """The event of a message, or None for an event already yielded (a reconnect replays some)."""
         event = convert.convert_progress_event(message)
-        if event.seq <= self._last:
+        if is_batch(self._name):
+            if event.seq <= self._last_of.get(event.version, 0):
+                return None
+            self._last_of[event.version] = event.seq
+            self._resume_token = event.resume_token
+        elif event.seq <= self._last:
             return None
         self._last = event.seq
         self._retries.reset()
         return event
+
+    def finished(self, event: ProgressEvent) -> bool:
+        """Whether `event` is the stream's last: a version's terminal event, or the event that
+        ends a batch's last running output."""
+        if is_batch(self._name):
+            return event.batch_counts is not None and event.batch_counts.done
+        return event.terminal
 
     def reconnect_delay(self, exc: AtelierError) -> float | None:
         """How long to wait before reconnecting after `exc`; None to give up."""
@@ -155,15 +184,36 @@ def session_name(generation: str) -> str:
 
 
 def generate(
-    prompt: str, *, model: str | None, attachments: Iterable[Attachment], request_id: str | None
+    prompt: str,
+    *,
+    model: str | None,
+    attachments: Iterable[Attachment],
+    request_id: str | None,
+    variants: Iterable[Variant | str] = (),
+    count: int | None = None,
 ) -> UnaryCall[Version]:
+    request = generate_request(prompt, model=model, attachments=attachments, variants=variants, count=count)
+    request.request_id = request_id or new_request_id()
+    return _call("Generate", request, convert.convert_version)
+
+
+def generate_request(
+    prompt: str,
+    *,
+    model: str | None,
+    attachments: Iterable[Attachment] = (),
+    variants: Iterable[Variant | str] = (),
+    count: int | None = None,
+) -> pb.GenerateRequest:
     request = pb.GenerateRequest(
         prompt=prompt,
         model=model or "",
         attachments=convert.attachments_to_proto(attachments),
-        request_id=request_id or new_request_id(),
+        variants=convert.variants_to_proto(variants),
     )
-    return _call("Generate", request, convert.convert_version)
+    if count is not None:
+        request.count = count
+    return request
 
 
 def tweak(
@@ -199,9 +249,21 @@ def iterate(
     return _call("Iterate", request, convert.convert_version)
 
 
-def regenerate(name: str, *, request_id: str | None) -> UnaryCall[Version]:
-    request = pb.RegenerateRequest(name=name, request_id=request_id or new_request_id())
+def regenerate(
+    name: str, *, request_id: str | None, variants: Iterable[Variant | str] = (), count: int | None = None
+) -> UnaryCall[Version]:
+    request = regenerate_request(name, variants=variants, count=count)
+    request.request_id = request_id or new_request_id()
     return _call("Regenerate", request, convert.convert_version)
+
+
+def regenerate_request(
+    name: str, *, variants: Iterable[Variant | str] = (), count: int | None = None
+) -> pb.RegenerateRequest:
+    request = pb.RegenerateRequest(name=name, variants=convert.variants_to_proto(variants))
+    if count is not None:
+        request.count = count
+    return request
 
 
 def merge(
@@ -306,6 +368,52 @@ def export_tree(version: str, root: Path) -> StreamCall[list[Path]]:
 def diff(base: str, target: str, *, text: bool) -> UnaryCall[list[FileDiff]]:
     request = pb.DiffRequest(base=base, target=target, include_text_diffs=text)
     return _call("Diff", request, lambda response: [convert.convert_file_diff(f) for f in response.files])
+
+
+def get_batch(name: str) -> UnaryCall[Batch]:
+    return _call("GetBatch", pb.GetBatchRequest(name=name), convert.convert_batch)
+
+
+def estimate_cost(request: pb.EstimateCostRequest) -> UnaryCall[CostEstimate]:
+    return _call("EstimateCost", request, convert.convert_estimate)
+
+
+def estimate_request(
+    prompt: str,
+    *,
+    model: str | None,
+    variants: Iterable[Variant | str],
+    count: int | None,
+    tweak: str | None,
+    iterate: str | None,
+    regenerate: str | None,
+) -> pb.EstimateCostRequest:
+    """The request to price: a Generate of `prompt`, or a Tweak, Iterate or Regenerate of the
+    version named by `tweak`, `iterate` or `regenerate` (at most one)."""
+    bases = [name for name in (tweak, iterate, regenerate) if name]
+    if len(bases) > 1:
+        raise ValueError("name at most one of tweak, iterate and regenerate")
+    if tweak:
+        return pb.EstimateCostRequest(tweak=pb.TweakRequest(name=tweak, prompt=prompt, model=model or ""))
+    if iterate:
+        return pb.EstimateCostRequest(
+            iterate=pb.IterateRequest(parent=iterate, prompt=prompt, model=model or "")
+        )
+    if regenerate:
+        return pb.EstimateCostRequest(
+            regenerate=regenerate_request(regenerate, variants=variants, count=count)
+        )
+    generate = generate_request(prompt, model=model, variants=variants, count=count)
+    return pb.EstimateCostRequest(generate=generate)
+
+
+def get_usage(*, principal: str, start: datetime | None, end: datetime | None) -> UnaryCall[Usage]:
+    request = pb.GetUsageRequest(principal=principal)
+    if start is not None:
+        request.start_time.FromDatetime(start)
+    if end is not None:
+        request.end_time.FromDatetime(end)
+    return _call("GetUsage", request, convert.convert_usage)
 
 
 def list_models() -> UnaryCall[list[Model]]:

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from atelier._files import upload_files
 from atelier._retry import Deadline, RetryPolicy, retry_call
 from atelier._types import (
     Attachment,
+    Batch,
+    CostEstimate,
     File,
     FileDiff,
     Generation,
@@ -29,6 +32,8 @@ from atelier._types import (
     ProgressEvent,
     Session,
     Turn,
+    Usage,
+    Variant,
     Version,
 )
 from atelier.v1 import atelier_service_pb2_grpc
@@ -111,10 +116,23 @@ class AtelierClient(BaseClient):
         model: str | None = None,
         attachments: Iterable[Attachment] = (),
         request_id: str | None = None,
+        variants: Iterable[Variant | str] = (),
+        count: int | None = None,
         timeout: Timeout = DEFAULT,
     ) -> Version:
-        """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`."""
-        call = calls.generate(prompt, model=model, attachments=attachments, request_id=request_id)
+        """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`.
+
+        A fan-out: `variants` (names such as "front", or `Variant`s with a prompt suffix) or `count`
+        make one output each, versions 1..N of the generation, all at once. The answer is version 1;
+        its `batch` names the batch, which `progress`, `wait_batch` and `get_batch` take."""
+        call = calls.generate(
+            prompt,
+            model=model,
+            attachments=attachments,
+            request_id=request_id,
+            variants=variants,
+            count=count,
+        )
         return self._unary(call, timeout)
 
     def tweak(
@@ -149,12 +167,23 @@ class AtelierClient(BaseClient):
         call = calls.iterate(parent, prompt, etag=etag, model=model, request_id=request_id)
         return self._unary(call, timeout)
 
-    def regenerate(self, name: str, *, request_id: str | None = None, timeout: Timeout = DEFAULT) -> Version:
+    def regenerate(
+        self,
+        name: str,
+        *,
+        request_id: str | None = None,
+        variants: Iterable[Variant | str] = (),
+        count: int | None = None,
+        timeout: Timeout = DEFAULT,
+    ) -> Version:
         """Runs a version's prompt again as a new attempt (a sibling version); returns it, QUEUED.
+        With `variants` or `count`, several siblings at once (a batch; the first is returned).
 
         An upload or a merge was made by no model: `FailedPrecondition` (reason
         NOT_REGENERATABLE), and nothing is created. Upload or merge again instead."""
-        return self._unary(calls.regenerate(name, request_id=request_id), timeout)
+        return self._unary(
+            calls.regenerate(name, request_id=request_id, variants=variants, count=count), timeout
+        )
 
     def merge(
         self,
@@ -191,7 +220,9 @@ class AtelierClient(BaseClient):
     def progress(
         self, name: str, *, after_seq: int = 0, timeout: Timeout = DEFAULT
     ) -> Iterator[ProgressEvent]:
-        """Yields the version's events after `after_seq`, in order, until its terminal event.
+        """Yields the version's events after `after_seq`, in order, until its terminal event. For a
+        batch (`generations/{g}/batches/{b}`), every output's events, each tagged with its
+        `version`, in order per output and as each happens, until every output has ended.
 
         When the connection drops (the server restarts, a proxy resets the stream) it reconnects on
         its own from the last event seen, with bounded retries and backoff: no event is missed and
@@ -207,7 +238,7 @@ class AtelierClient(BaseClient):
                         if event is None:
                             continue
                         yield event
-                        if event.terminal:
+                        if follower.finished(event):
                             return  # the last event: nothing to reconnect for, whatever the stream does next
                 return
             except errors.AtelierError as exc:
@@ -227,6 +258,59 @@ class AtelierClient(BaseClient):
         except errors.DeadlineExceeded as exc:
             raise wait_timeout(name, limit) from exc
         return self.get(name)
+
+    def wait_batch(self, name: str, *, timeout: Timeout = DEFAULT) -> Batch:
+        """Follows a batch until every output has ended; returns it. Raises `WaitTimeout` if it has
+        not ended within `timeout` seconds (default: an hour); the jobs go on regardless."""
+        limit = self._progress_timeout(timeout)
+        try:
+            for _ in self.progress(name, timeout=limit):
+                pass
+        except errors.DeadlineExceeded as exc:
+            raise wait_timeout(name, limit) from exc
+        return self.get_batch(name)
+
+    def get_batch(self, name: str, *, timeout: Timeout = DEFAULT) -> Batch:
+        """A fan-out's outputs and their counts by state: `generations/{g}/batches/{b}`."""
+        return self._unary(calls.get_batch(name), timeout)
+
+    def estimate_cost(
+        self,
+        prompt: str = "",
+        *,
+        model: str | None = None,
+        variants: Iterable[Variant | str] = (),
+        count: int | None = None,
+        tweak: str | None = None,
+        iterate: str | None = None,
+        regenerate: str | None = None,
+        timeout: Timeout = DEFAULT,
+    ) -> CostEstimate:
+        """What a request would cost before it runs: a Generate of `prompt`, or a Tweak or Iterate
+        (with `prompt`) or a Regenerate of the version named by `tweak`, `iterate` or `regenerate`.
+        Nothing is created; the answer lists its assumptions."""
+        request = calls.estimate_request(
+            prompt,
+            model=model,
+            variants=variants,
+            count=count,
+            tweak=tweak,
+            iterate=iterate,
+            regenerate=regenerate,
+        )
+        return self._unary(calls.estimate_cost(request), timeout)
+
+    def usage(
+        self,
+        *,
+        principal: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        timeout: Timeout = DEFAULT,
+    ) -> Usage:
+        """What was spent by principal, model and UTC day, for jobs that ended in [start, end): the
+        caller's own (an admin's: everyone's, or `principal`'s)."""
+        return self._unary(calls.get_usage(principal=principal, start=start, end=end), timeout)
 
     # Reading
 

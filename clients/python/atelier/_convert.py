@@ -11,7 +11,10 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from atelier._types import (
     Attachment,
+    Batch,
+    BatchCounts,
     ConflictKind,
+    CostEstimate,
     ErrorStatus,
     File,
     FileChange,
@@ -24,18 +27,24 @@ from atelier._types import (
     Model,
     ModelStatus,
     ModelUsage,
+    Price,
     ProgressEvent,
     ProgressEventType,
     Session,
     Turn,
     TurnPart,
     TurnRole,
+    Usage,
+    UsageRow,
+    Variant,
     Version,
     VersionKind,
     VersionState,
 )
 from atelier.v1 import (
     atelier_service_pb2,
+    batch_pb2,
+    cost_pb2,
     file_pb2,
     generation_pb2,
     model_pb2,
@@ -125,6 +134,8 @@ def convert_version(message: generation_pb2.Version) -> Version:
             message.estimated_complete_time, message.HasField("estimated_complete_time")
         ),
         ledger=convert_ledger(message.ledger),
+        batch=_name_or_none(message.batch),
+        variant=_name_or_none(message.variant),
     )
 
 
@@ -139,9 +150,15 @@ def convert_ledger(message: generation_pb2.Ledger) -> Ledger:
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 thinking_tokens=usage.thinking_tokens,
+                cost=usage.cost,
+                images=usage.images,
             )
             for usage in message.usage
         ),
+        input_tokens=message.input_tokens,
+        output_tokens=message.output_tokens,
+        images=message.images,
+        cost=message.cost,
     )
 
 
@@ -207,6 +224,87 @@ def convert_progress_event(message: progress_pb2.ProgressEvent) -> ProgressEvent
         estimated_complete_time=convert_timestamp(
             message.estimated_complete_time, message.HasField("estimated_complete_time")
         ),
+        batch=_name_or_none(message.batch),
+        batch_counts=convert_batch_counts(message.batch_counts) if message.HasField("batch_counts") else None,
+        resume_token=message.resume_token,
+    )
+
+
+def convert_batch_counts(message: batch_pb2.BatchCounts) -> BatchCounts:
+    return BatchCounts(
+        queued=message.queued,
+        running=message.running,
+        completed=message.completed,
+        failed=message.failed,
+        cancelled=message.cancelled,
+        needs_review=message.needs_review,
+        total=message.total,
+    )
+
+
+def convert_batch(message: batch_pb2.Batch) -> Batch:
+    return Batch(
+        name=message.name,
+        versions=tuple(convert_version(v) for v in message.versions),
+        counts=convert_batch_counts(message.counts),
+        done=message.done,
+    )
+
+
+def variants_to_proto(variants: Iterable[Variant | str]) -> list[batch_pb2.Variant]:
+    """Variants as messages; a plain string is a variant's name."""
+    return [
+        batch_pb2.Variant(name=v)
+        if isinstance(v, str)
+        else batch_pb2.Variant(name=v.name, prompt_suffix=v.prompt_suffix)
+        for v in variants
+    ]
+
+
+def convert_price(message: cost_pb2.Price) -> Price:
+    return Price(
+        input_per_million_tokens=message.input_per_million_tokens,
+        output_per_million_tokens=message.output_per_million_tokens,
+        per_image=message.per_image,
+        currency=message.currency or "USD",
+        estimated_output_tokens=message.estimated_output_tokens,
+        estimated_images=message.estimated_images,
+    )
+
+
+def convert_estimate(message: atelier_service_pb2.EstimateCostResponse) -> CostEstimate:
+    return CostEstimate(
+        model=message.model,
+        price=convert_price(message.price),
+        outputs=message.outputs,
+        calls=message.calls,
+        input_tokens=message.input_tokens,
+        input_tokens_counted=message.input_tokens_counted,
+        output_tokens=message.output_tokens,
+        images=message.images,
+        cost=message.cost,
+        currency=message.currency,
+        assumptions=tuple(message.assumptions),
+    )
+
+
+def convert_usage(message: atelier_service_pb2.GetUsageResponse) -> Usage:
+    return Usage(
+        rows=tuple(
+            UsageRow(
+                principal=row.principal,
+                model=row.model,
+                day=row.day,
+                versions=row.versions,
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                images=row.images,
+                cost=row.cost,
+            )
+            for row in message.rows
+        ),
+        total_cost=message.total_cost,
+        currency=message.currency,
     )
 
 
@@ -226,6 +324,7 @@ def convert_model(message: model_pb2.Model) -> Model:
                 message.status.cooldown_end_time, message.status.HasField("cooldown_end_time")
             ),
         ),
+        price=convert_price(message.price),
     )
 
 

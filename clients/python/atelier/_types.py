@@ -107,6 +107,9 @@ class ModelUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    # What the request cost (USD; thinking tokens are billed as output), and the images it made.
+    cost: float = 0.0
+    images: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,12 @@ class Ledger:
     cooldown_time: timedelta = timedelta()
     attempts: int = 0
     usage: tuple[ModelUsage, ...] = ()
+    # Totals over `usage` (output tokens: thinking included), and what they cost in USD at the
+    # model's prices when each request was made.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    cost: float = 0.0
 
     @property
     def total_usage(self) -> ModelUsage:
@@ -166,6 +175,9 @@ class Version:
     estimated_start_time: datetime | None = None
     estimated_complete_time: datetime | None = None
     ledger: Ledger = field(default_factory=Ledger)
+    # A fan-out's output: its batch (`generations/{g}/batches/{b}`) and its variant's name.
+    batch: str | None = None
+    variant: str | None = None
 
     @property
     def generation(self) -> str:
@@ -231,11 +243,106 @@ class ProgressEvent:
     queue_position: int = 0
     estimated_start_time: datetime | None = None
     estimated_complete_time: datetime | None = None
+    # On a batch's stream: the batch, its counts once this event is counted, and the token that
+    # resumes the stream after this event.
+    batch: str | None = None
+    batch_counts: BatchCounts | None = None
+    resume_token: str = ""
 
     @property
     def terminal(self) -> bool:
         """Whether this is the version's last event (its state is terminal)."""
         return self.state.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One output of a fan-out: a short name (`front`), a text added to the prompt, or both. A name
+    alone is also the text; a text alone is named by its position (`1`, `2`, ...)."""
+
+    name: str = ""
+    prompt_suffix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """How many of a batch's outputs are in each state."""
+
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    needs_review: int = 0
+    total: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether every output has ended."""
+        return self.queued + self.running == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A fan-out's outputs (`generations/{g}/batches/{b}`): sibling versions, in variant order."""
+
+    name: str
+    versions: tuple[Version, ...]
+    counts: BatchCounts
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What a model costs (in `currency`, USD), and what EstimateCost assumes one call answers."""
+
+    input_per_million_tokens: float = 0.0
+    output_per_million_tokens: float = 0.0
+    per_image: float = 0.0
+    currency: str = "USD"
+    estimated_output_tokens: int = 0
+    estimated_images: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """What a request would cost before it runs, and what the estimate assumed."""
+
+    model: str
+    price: Price
+    outputs: int
+    calls: int
+    input_tokens: int
+    # Whether the model's own token counter counted the input (else: estimated).
+    input_tokens_counted: bool
+    output_tokens: int
+    images: int
+    cost: float
+    currency: str
+    assumptions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """What one principal spent on one model on one UTC day (`YYYY-MM-DD`)."""
+
+    principal: str
+    model: str
+    day: str
+    versions: int
+    input_tokens: int
+    output_tokens: int
+    images: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """GetUsage's answer: rows by day, principal and model, and their total cost."""
+
+    rows: tuple[UsageRow, ...]
+    total_cost: float
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +374,7 @@ class Model:
     max_concurrent: int | None = None
     requests_per_minute: int | None = None
     status: ModelStatus = field(default_factory=ModelStatus)
+    price: Price = field(default_factory=Price)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,20 +2,30 @@
 // id on every call that starts work, Progress that resumes after a dropped stream, waits that
 // can be aborted, typed errors. Everything else is `client.raw`, the generated Connect client.
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
   AtelierService,
+  GenerateRequestSchema,
+  IterateRequestSchema,
+  RegenerateRequestSchema,
+  TweakRequestSchema,
   type DiffResponse,
+  type EstimateCostRequest,
+  type EstimateCostResponse,
+  type GetUsageResponse,
   type ListModelsResponse,
   type MergeResponse,
 } from "./gen/atelier/v1/atelier_service_pb.js";
+import { VariantSchema, type Batch, type BatchCounts, type Variant } from "./gen/atelier/v1/batch_pb.js";
 import { AttachmentSchema, type Attachment, type File } from "./gen/atelier/v1/file_pb.js";
 import { VersionState, type Generation, type Version } from "./gen/atelier/v1/generation_pb.js";
 import type { Model } from "./gen/atelier/v1/model_pb.js";
 import type { ProgressEvent } from "./gen/atelier/v1/progress_pb.js";
 import type { MergeStrategy } from "./gen/atelier/v1/tree_pb.js";
 import { AtelierError, CLIENT_DOMAIN, Cancelled, WaitTimeout, toAtelierError, typed } from "./errors.js";
+import { isBatchName } from "./names.js";
 
 /** A token, or a function that gives the current one (called before every call). */
 export type TokenSource = string | (() => string | Promise<string>);
@@ -59,9 +69,23 @@ export interface RefineOptions extends StartOptions {
   etag?: string;
 }
 
+/**
+ * A fan-out: one output per variant, or `count` outputs of the same prompt (not both). A variant
+ * is a short name (`"front"`, also added to the prompt), or a name and a text added to the prompt.
+ * The answer is the batch's first version; its `batch` names them all (follow it with `progress`).
+ */
+export interface FanOutOptions {
+  variants?: readonly VariantInput[];
+  count?: number;
+}
+
+export type VariantInput = string | { name?: string; promptSuffix?: string };
+
 export interface FollowOptions {
-  /** Deliver only events after this seq (0: from the start). */
+  /** Deliver only events after this seq (0: from the start). A version's stream only. */
   afterSeq?: bigint | number;
+  /** A batch's stream only: resume right after the event that carried this `resumeToken`. */
+  resumeToken?: string;
   /** Stops following (the job goes on): the iteration ends with `Cancelled`. */
   signal?: AbortSignal;
   /** Gives up after this many ms with `WaitTimeout` (default: none). */
@@ -115,7 +139,7 @@ export class AtelierClient {
   /** Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`. */
   generate(
     prompt: string,
-    options: StartOptions & { model?: string; attachments?: readonly AttachmentInput[] } = {},
+    options: StartOptions & FanOutOptions & { model?: string; attachments?: readonly AttachmentInput[] } = {},
   ): Promise<Version> {
     return this.unary(options.signal, (call) =>
       this.raw.generate(
@@ -124,6 +148,7 @@ export class AtelierClient {
           model: options.model ?? "",
           attachments: (options.attachments ?? []).map(attachment),
           requestId: requestId(options),
+          ...fanOut(options),
         },
         call,
       ),
@@ -161,9 +186,11 @@ export class AtelierClient {
     );
   }
 
-  /** Runs a version's prompt and settings again: a new sibling version. */
-  regenerate(name: string, options: StartOptions = {}): Promise<Version> {
-    return this.unary(options.signal, (call) => this.raw.regenerate({ name, requestId: requestId(options) }, call));
+  /** Runs a version's prompt and settings again: a new sibling version (or several: a fan-out). */
+  regenerate(name: string, options: StartOptions & FanOutOptions = {}): Promise<Version> {
+    return this.unary(options.signal, (call) =>
+      this.raw.regenerate({ name, requestId: requestId(options), ...fanOut(options) }, call),
+    );
   }
 
   /** Three-way merges two versions of one generation; conflicts are listed and nothing is written. */
@@ -206,33 +233,39 @@ export class AtelierClient {
   // Following work
 
   /**
-   * The version's events after `afterSeq`, in order, until its terminal event. A dropped stream
-   * (the server restarted, a proxy cut it, the network went away) is reconnected from the last
-   * event seen, with backoff: no event is missed and none is repeated. Stopping the iteration,
-   * or aborting `signal`, never affects the job.
+   * The version's events after `afterSeq`, in order, until its terminal event. For a batch
+   * (`generations/{g}/batches/{b}`, a version's `batch`): every output's events, each tagged by
+   * its `version` and carrying the batch's counts and a `resumeToken`, in order per output and
+   * each as soon as it happens, until every output has ended. A dropped stream (the server
+   * restarted, a proxy cut it, the network went away) is reconnected from the last event seen,
+   * with backoff: no event is missed and none is repeated. Stopping the iteration, or aborting
+   * `signal`, never affects the job.
    */
   async *progress(name: string, options: FollowOptions = {}): AsyncGenerator<ProgressEvent, void, undefined> {
     const { signal } = options;
     const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
-    let last = BigInt(options.afterSeq ?? 0);
+    const cursor = isBatchName(name) ? new BatchCursor(options.resumeToken ?? "") : new VersionCursor(options.afterSeq);
     let failures = 0;
     for (;;) {
       const remaining = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
       let dropped: AtelierError | undefined;
       try {
         const call: CallOptions = { ...(signal ? { signal } : {}), ...(remaining ? { timeoutMs: remaining } : {}) };
-        for await (const event of this.raw.progress({ name, afterSeq: last }, call)) {
-          if (event.seq <= last) {
+        for await (const event of this.raw.progress({ name, ...cursor.request() }, call)) {
+          if (!cursor.accept(event)) {
             continue; // a reconnect may replay an event already delivered
           }
-          last = event.seq;
           failures = 0;
           yield event;
-          if (isTerminal(event.state)) {
+          if (cursor.finished(event)) {
             return; // the last event: nothing to reconnect for
           }
         }
-        // The stream ended before the terminal event (a server shutting down ends it): resume.
+        // The stream ended before the last event (a server shutting down ends it): resume, unless
+        // a batch resumed after its last event has nothing more to say.
+        if (cursor instanceof BatchCursor && (await this.getBatch(name, signal ? { signal } : {})).done) {
+          return;
+        }
       } catch (reason) {
         const error = toAtelierError(reason);
         if (signal?.aborted) {
@@ -277,6 +310,64 @@ export class AtelierClient {
       options.onEvent?.(event);
     }
     return this.getVersion(name, options.signal ? { signal: options.signal } : {});
+  }
+
+  /**
+   * Follows a batch until every output has ended and returns it, with its counts. `onEvent` sees
+   * each output's events as they come (an output's terminal one as soon as it has ended).
+   */
+  async waitBatch(name: string, options: WaitOptions = {}): Promise<Batch> {
+    for await (const event of this.progress(name, options)) {
+      options.onEvent?.(event);
+    }
+    return this.getBatch(name, options.signal ? { signal: options.signal } : {});
+  }
+
+  /** A fan-out's outputs (in variant order) and how many are in each state. */
+  getBatch(name: string, options: { signal?: AbortSignal } = {}): Promise<Batch> {
+    return this.unary(options.signal, (call) => this.raw.getBatch({ name }, call));
+  }
+
+  /**
+   * What a request would cost before it runs: a Generate of `prompt` (with its fan-out), or a
+   * Tweak or Iterate (with `prompt`) or a Regenerate of the version named by `tweak`, `iterate` or
+   * `regenerate`. Nothing is created; the answer lists the assumptions it made.
+   */
+  estimateCost(
+    prompt: string,
+    options: FanOutOptions & {
+      model?: string;
+      tweak?: string;
+      iterate?: string;
+      regenerate?: string;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<EstimateCostResponse> {
+    const model = options.model ?? "";
+    const request: EstimateCostRequest["request"] = options.tweak
+      ? { case: "tweak", value: create(TweakRequestSchema, { name: options.tweak, prompt, model }) }
+      : options.iterate
+        ? { case: "iterate", value: create(IterateRequestSchema, { parent: options.iterate, prompt, model }) }
+        : options.regenerate
+          ? { case: "regenerate", value: create(RegenerateRequestSchema, { name: options.regenerate, ...fanOut(options) }) }
+          : { case: "generate", value: create(GenerateRequestSchema, { prompt, model, ...fanOut(options) }) };
+    return this.unary(options.signal, (call) => this.raw.estimateCost({ request }, call));
+  }
+
+  /** What was spent by principal, model and UTC day, for jobs that ended in [start, end). */
+  getUsage(
+    options: { principal?: string; start?: Date; end?: Date; signal?: AbortSignal } = {},
+  ): Promise<GetUsageResponse> {
+    return this.unary(options.signal, (call) =>
+      this.raw.getUsage(
+        {
+          principal: options.principal ?? "",
+          ...(options.start ? { startTime: timestampFromDate(options.start) } : {}),
+          ...(options.end ? { endTime: timestampFromDate(options.end) } : {}),
+        },
+        call,
+      ),
+    );
   }
 
   // Reading
@@ -399,6 +490,67 @@ export async function attachmentFromBlob(blob: Blob, name?: string): Promise<Att
 
 function attachment(input: AttachmentInput): Attachment {
   return "$typeName" in input ? input : create(AttachmentSchema, { name: input.name ?? "", ...input });
+}
+
+/** Whether a batch's outputs have all ended (its counts from GetBatch or from a Progress event). */
+export function isBatchDone(counts: BatchCounts | undefined): boolean {
+  return counts !== undefined && counts.queued + counts.running === 0n;
+}
+
+function fanOut(options: FanOutOptions): { variants: Variant[]; count?: number } {
+  const variants = (options.variants ?? []).map((item) =>
+    create(VariantSchema, typeof item === "string" ? { name: item } : item),
+  );
+  return options.count === undefined ? { variants } : { variants, count: options.count };
+}
+
+/** Where a version's Progress resumes: after the last seq delivered. */
+class VersionCursor {
+  private last: bigint;
+
+  constructor(afterSeq: bigint | number | undefined) {
+    this.last = BigInt(afterSeq ?? 0);
+  }
+
+  request(): { afterSeq: bigint } {
+    return { afterSeq: this.last };
+  }
+
+  accept(event: ProgressEvent): boolean {
+    if (event.seq <= this.last) {
+      return false;
+    }
+    this.last = event.seq;
+    return true;
+  }
+
+  finished(event: ProgressEvent): boolean {
+    return isTerminal(event.state);
+  }
+}
+
+/** Where a batch's Progress resumes: after the last event's resume token (each output's own seq). */
+class BatchCursor {
+  private readonly lastOf = new Map<string, bigint>();
+
+  constructor(private token: string) {}
+
+  request(): { resumeToken: string } {
+    return { resumeToken: this.token };
+  }
+
+  accept(event: ProgressEvent): boolean {
+    if (event.seq <= (this.lastOf.get(event.version) ?? 0n)) {
+      return false;
+    }
+    this.lastOf.set(event.version, event.seq);
+    this.token = event.resumeToken;
+    return true;
+  }
+
+  finished(event: ProgressEvent): boolean {
+    return isBatchDone(event.batchCounts);
+  }
 }
 
 function requestId(options: StartOptions): string {

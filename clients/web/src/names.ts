@@ -10,6 +10,11 @@ export function generationOf(version: string): string {
   return match[1];
 }
 
+/** Whether a name is a batch's (`generations/g/batches/1`, a fan-out), not a version's. */
+export function isBatchName(name: string): boolean {
+  return /^generations\/[^/]+\/batches\/\d+$/.test(name);
+}
+
 /** A version's number from its name: `generations/g/versions/3` -> 3. */
 export function versionNumber(version: string): number {
   const match = /^generations\/[^/]+\/versions\/(\d+)$/.exec(version);

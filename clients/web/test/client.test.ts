@@ -15,6 +15,8 @@ import {
   createAtelierClient,
   fileUrl,
   generationOf,
+  isBatchDone,
+  isBatchName,
   isTerminal,
   pickModel,
   type AtelierClient,
@@ -117,6 +119,44 @@ describe("a generation, start to end", () => {
     const diff = await client.diff(v1.name, iterate.name);
     expect(diff.files.map((file) => file.path)).toEqual(["app/schemas/project.py", "docs/usage.md"]);
     expect(diff.files[0]?.unifiedDiff).toContain("+++");
+  });
+});
+
+describe("a fan-out", () => {
+  it("estimates it, follows its outputs in one stream with the batch's counts, and resumes it by token", async () => {
+    const one = await client.estimateCost(PICTURE_PROMPT);
+    const two = await client.estimateCost(PICTURE_PROMPT, { variants: ["front", "side"] });
+    expect([one.outputs, two.outputs, two.calls]).toEqual([1n, 2n, 2n]);
+    expect([one.cost, two.cost]).toEqual([0.04, 0.08]); // the test server's offline model: $0.04 an image
+    expect(two.assumptions.length).toBeGreaterThan(0);
+
+    const first = await client.generate(PICTURE_PROMPT, { variants: ["front", "side"] });
+    expect(isBatchName(first.batch)).toBe(true);
+    expect(first.variant).toBe("front");
+    const events = await collect(client.progress(first.batch, { timeoutMs: 30_000 }));
+    const ended = events.filter((event) => isTerminal(event.state));
+    expect(ended.map((event) => event.version).sort()).toEqual([first.name, first.name.replace(/1$/, "2")]);
+    const last = events.at(-1);
+    expect(last?.batchCounts?.completed).toBe(2n);
+    expect(isBatchDone(last?.batchCounts)).toBe(true);
+    // Resumed after any event, the stream says exactly what came after it, and ends.
+    const middle = events.findIndex((event) => event === ended[0]);
+    const resumed = await collect(client.progress(first.batch, { resumeToken: ended[0]?.resumeToken ?? "" }));
+    const key = (event: ProgressEvent): string => `${event.version}#${event.seq}`;
+    expect(resumed.map(key).sort()).toEqual(events.slice(middle + 1).map(key).sort());
+    expect(await collect(client.progress(first.batch, { resumeToken: last?.resumeToken ?? "" }))).toEqual([]);
+
+    const batch = await client.waitBatch(first.batch);
+    expect(batch.done).toBe(true);
+    expect(batch.versions.map((version) => version.variant)).toEqual(["front", "side"]);
+    const usage = await client.getUsage();
+    expect(usage.currency).toBe("USD");
+  });
+
+  it("refuses variants and a count together, saying which field", async () => {
+    const error = await client.generate(PICTURE_PROMPT, { variants: ["a"], count: 2 }).catch((reason: unknown) => reason);
+    expect(error).toBeInstanceOf(InvalidArgument);
+    expect((error as InvalidArgument).reason).toBe("VARIANTS_AND_COUNT");
   });
 });
 

@@ -9,14 +9,17 @@ import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..", "..");
 export const TOKEN = "alice-token";
-// The server's models: the offline one (the default), the scripted one, and a scripted one that
-// runs one job at a time, so that a second job waits in its queue.
+// The server's models: the offline one (the default, priced per image), the scripted one, and a
+// scripted one that runs one job at a time, so that a second job waits in its queue.
 const MODELS = `
 [[models]]
 name = "offline"
 provider = "offline"
 display_name = "Offline (deterministic, no network)"
 output_modalities = ["text", "image"]
+# A price per image, so that estimates are easy to check: $0.04 an output.
+image_price = 0.04
+estimated_images = 1
 
 [[models]]
 name = "scripted"

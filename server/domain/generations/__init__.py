@@ -8,9 +8,12 @@ group of verbs; `GenerationService` is all of them.
 from __future__ import annotations
 
 from server.domain.generations._base import log_event
+from server.domain.generations._batches import BatchVerbs
 from server.domain.generations._conversation import ConversationVerbs
+from server.domain.generations._costs import CostQuestion, CostVerbs
 from server.domain.generations._create import CreateVerbs
 from server.domain.generations._delete import DeleteVerbs
+from server.domain.generations._fanout import Variant
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
 from server.domain.generations._trees import TreeVerbs
@@ -18,9 +21,17 @@ from server.domain.generations._webhooks import WebhookVerbs
 
 
 class GenerationService(
-    CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs, WebhookVerbs
+    CostVerbs,
+    CreateVerbs,
+    BatchVerbs,
+    ProgressVerbs,
+    ReadVerbs,
+    TreeVerbs,
+    ConversationVerbs,
+    DeleteVerbs,
+    WebhookVerbs,
 ):
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 
 
-__all__ = ["GenerationService", "log_event"]
+__all__ = ["CostQuestion", "GenerationService", "Variant", "log_event"]

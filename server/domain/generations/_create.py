@@ -20,6 +20,7 @@ from server.domain.generations._base import (
     version_name,
     version_row,
 )
+from server.domain.generations._fanout import Output, Variant, plan_outputs
 from server.domain.principals import Principal
 from server.domain.resources import Version, VersionRef
 from server.domain.webhooks import WebhookRequest, check_webhook_url
@@ -39,17 +40,30 @@ class CreateVerbs(ServiceBase):
         request_id: str,
         attachments: Sequence[FileContent],
         deadline: Deadline = NO_DEADLINE,
+        variants: Sequence[Variant] = (),
+        count: int | None = None,
         webhook: WebhookRequest | None = None,
     ) -> Version:
+        """Queues version 1 of a new generation; with `variants` or `count`, a fan-out: versions
+        1..N, siblings with no parent, each on its own branch of the session (the answer is v1)."""
         self.check_prompt(prompt)
+        outputs = plan_outputs(variants, count, limit=self._settings.max_batch_size)
+        for output in outputs or ():
+            self.check_prompt(output.prompt(prompt))
         model_config = self._resolve_model(model)
         self._check_attachments(attachments)
         await self._check_webhook(webhook)
         fingerprint = fingerprint_of(
-            "generate", prompt, model_config.name, _attachment_keys(attachments), *_webhook_key(webhook)
+            "generate",
+            prompt,
+            model_config.name,
+            _attachment_keys(attachments),
+            *_output_keys(outputs),
+            *_webhook_key(webhook),
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
+            first = outputs[0] if outputs else None
             generation, version = storage.create_generation(
                 tx,
                 owner=caller.name,
@@ -60,8 +74,38 @@ class CreateVerbs(ServiceBase):
                 request_fingerprint=fingerprint,
                 max_queued_jobs=self._settings.max_queued_jobs_per_principal,
                 attachments=attachments,
+                version_prompt=first.prompt(prompt) if first else None,
+                batch_number=_FIRST if first else None,
+                variant=first.variant if first else None,
             )
-            log_event("session_created", generation=generation.id, owner=caller.name, model=model_config.name)
+            # The other outputs: versions 2..N, each a first turn of its own, as v1 is.
+            # A webhook follows every output of a fan-out.
+            for output in (outputs or [])[1:]:
+                sibling = storage.create_version(
+                    tx,
+                    generation=generation,
+                    kind=storage.VersionKind.GENERATE,
+                    prompt=output.prompt(prompt),
+                    model=model_config.name,
+                    provider=model_config.provider,
+                    parent_number=None,
+                    base_turn_id=None,
+                    turn=1,
+                    request_id=None,
+                    request_fingerprint=None,
+                    max_queued_jobs=self._settings.max_queued_jobs_per_principal,
+                    attachments=attachments,
+                    batch_number=version.number,
+                    variant=output.variant,
+                )
+                _subscribe(tx, sibling, webhook)
+            log_event(
+                "session_created",
+                generation=generation.id,
+                owner=caller.name,
+                model=model_config.name,
+                outputs=len(outputs or [None]),
+            )
             _subscribe(tx, version, webhook)
             return version
 
@@ -183,46 +227,56 @@ class CreateVerbs(ServiceBase):
         )
 
     async def regenerate(
-        self, *, caller: Principal, version: VersionRef, request_id: str, deadline: Deadline = NO_DEADLINE
+        self,
+        *,
+        caller: Principal,
+        version: VersionRef,
+        request_id: str,
+        deadline: Deadline = NO_DEADLINE,
+        variants: Sequence[Variant] = (),
+        count: int | None = None,
     ) -> Version:
-        """Queues the version's prompt again, as a sibling of the version on a new branch."""
-        fingerprint = fingerprint_of("regenerate", version.generation_id, version.number)
+        """Queues the version's prompt again, as a sibling of the version on a new branch; with
+        `variants` or `count`, several siblings (a batch), each variant's suffix added to the
+        version's prompt. The answer is the first new version."""
+        outputs = plan_outputs(variants, count, limit=self._settings.max_batch_size)
+        fingerprint = fingerprint_of(
+            "regenerate", version.generation_id, version.number, *_output_keys(outputs)
+        )
 
         def create(tx: storage.Transaction) -> storage.Version:
-            original = version_row(tx, caller, version)
+            original = regenerable_row(tx, caller, version)
             assert original.id is not None
-            if not storage.VersionState(original.state).is_terminal:
-                raise FailedPrecondition(
-                    f"version {version_name(version)} is {original.state}; "
-                    "it can be made again once it has ended",
-                    reason="VERSION_NOT_ENDED",
-                    metadata={"state": original.state},
-                )
-            made_by = _NOT_BY_A_MODEL.get(storage.VersionKind(original.kind))
-            if made_by is not None:
-                raise FailedPrecondition(
-                    f"version {version_name(version)} is {made_by}: no model "
-                    f"made it, so there is nothing to ask a model again. {_instead(original)}",
-                    reason="NOT_REGENERATABLE",
-                    metadata={"kind": original.kind},
-                )
+            for output in outputs or ():
+                self.check_prompt(output.prompt(original.prompt))
             attachments = storage.list_attachments(tx, version_id=original.id)
             contents = storage.read_blobs(tx, (a.blob_sha256 for a in attachments))
-            return storage.create_version(
-                tx,
-                generation=generation_row(tx, caller, version.generation_id),
-                kind=storage.VersionKind.REGENERATE,
-                prompt=original.prompt,
-                model=original.model,
-                provider=original.provider,
-                parent_number=original.parent_number,
-                base_turn_id=original.base_turn_id,
-                turn=original.turn,
-                request_id=request_id or None,
-                request_fingerprint=fingerprint,
-                max_queued_jobs=self._settings.max_queued_jobs_per_principal,
-                attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
-            )
+            files = [FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments]
+            generation = generation_row(tx, caller, version.generation_id)
+            made: list[storage.Version] = []
+            asked: list[Output | None] = list(outputs) if outputs else [None]
+            for position, asking in enumerate(asked):
+                made.append(
+                    storage.create_version(
+                        tx,
+                        generation=generation,
+                        kind=storage.VersionKind.REGENERATE,
+                        prompt=asking.prompt(original.prompt) if asking else original.prompt,
+                        model=original.model,
+                        provider=original.provider,
+                        parent_number=original.parent_number,
+                        base_turn_id=original.base_turn_id,
+                        turn=original.turn,
+                        # The batch's request id is its first version's.
+                        request_id=(request_id or None) if not position else None,
+                        request_fingerprint=fingerprint if not position else None,
+                        max_queued_jobs=self._settings.max_queued_jobs_per_principal,
+                        attachments=files,
+                        batch_number=(made[0].number if made else _FIRST) if asking else None,
+                        variant=asking.variant if asking else None,
+                    )
+                )
+            return made[0]
 
         return await self.create_once(
             caller, request_id, fingerprint, create, deadline, generation_id=version.generation_id
@@ -281,6 +335,36 @@ class CreateVerbs(ServiceBase):
                 reason="ATTACHMENTS_TOO_LARGE",
                 violations=[FieldViolation("attachments", "are too large in total")],
             )
+
+
+def regenerable_row(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> storage.Version:
+    """The version, if a model can be asked for it again: it has ended, and a model made it."""
+    original = version_row(tx, caller, ref)
+    if not storage.VersionState(original.state).is_terminal:
+        raise FailedPrecondition(
+            f"version {version_name(ref)} is {original.state}; it can be made again once it has ended",
+            reason="VERSION_NOT_ENDED",
+            metadata={"state": original.state},
+        )
+    made_by = _NOT_BY_A_MODEL.get(storage.VersionKind(original.kind))
+    if made_by is not None:
+        raise FailedPrecondition(
+            f"version {version_name(ref)} is {made_by}: no model "
+            f"made it, so there is nothing to ask a model again. {_instead(original)}",
+            reason="NOT_REGENERATABLE",
+            metadata={"kind": original.kind},
+        )
+    return original
+
+
+# create_version's `batch_number` for a batch's first version: its own number.
+_FIRST = -1
+
+
+def _output_keys(outputs: Sequence[Output] | None) -> list[list[tuple[str, str]]]:
+    """A fan-out's part of a request's fingerprint (nothing for a single version, whose
+    fingerprint stays as it always was)."""
+    return [] if outputs is None else [[(o.variant, o.suffix) for o in outputs]]
 
 
 def _webhook_key(webhook: WebhookRequest | None) -> tuple[object, ...]:

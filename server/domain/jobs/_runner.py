@@ -38,7 +38,7 @@ from server.domain.jobs._execute import execute
 from server.domain.jobs._gate import ModelCapacity
 from server.domain.jobs._job import JobContext, RunningJob, StopReason
 from server.domain.resources import event_of
-from server.providers import ProviderRegistry
+from server.providers import ProviderRegistry, TokenCount
 
 _log = logging.getLogger("atelier.jobs")
 
@@ -95,6 +95,10 @@ class JobRunner:
         for job in self._running.values():
             if job.version_id == version_id:
                 job.stop(StopReason.CANCEL)
+
+    async def count_tokens(self, model: ModelConfig, text: str) -> TokenCount:
+        """`text`'s input tokens for `model`, by its provider's counter (or its estimate)."""
+        return await self._ctx.providers.get(model.provider).count_tokens(model.name, text)
 
     def estimate_of(self, version_id: int) -> storage.QueueEstimate | None:
         """Where a queued version stood when the queue was last looked at (about a second ago)."""

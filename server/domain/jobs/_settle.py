@@ -14,6 +14,7 @@ import storage
 from server.domain import conversation
 from server.domain._recent import LoadedTree
 from server.domain.change_sets import AppliedChanges
+from server.domain.costs import cost_of
 from server.domain.jobs._job import (
     CANCELLED_BY_USER,
     CANCELLED_BY_USER_MESSAGE,
@@ -70,7 +71,7 @@ async def settle(ctx: JobContext, job: RunningJob, progress: JobProgress, outcom
         nonlocal made
         if not storage.holds_lease(tx, job_id=job.claimed.job_id, worker=ctx.worker):
             return []
-        _add_to_ledger(tx, job)
+        _add_to_ledger(tx, job, ctx)
         if applied is not None:
             made = _store_result(tx, job, applied)
         if end is storage.VersionState.QUEUED:
@@ -97,9 +98,11 @@ async def settle(ctx: JobContext, job: RunningJob, progress: JobProgress, outcom
             ctx.recent.keep_branch(head_turn_id, branch)
 
 
-def _add_to_ledger(tx: storage.Transaction, job: RunningJob) -> None:
-    """This attempt's queue wait, run time, cooldown waits and model usage, added to the version's."""
+def _add_to_ledger(tx: storage.Transaction, job: RunningJob, ctx: JobContext) -> None:
+    """This attempt's queue wait, run time, cooldown waits and model usage, added to the version's,
+    each request priced at the model's prices now."""
     claimed = job.claimed
+    model = ctx.settings.find_model(job.version.model)
     storage.add_to_ledger(
         tx,
         version_id=job.version_id,
@@ -114,6 +117,13 @@ def _add_to_ledger(tx: storage.Transaction, job: RunningJob) -> None:
                     "input_tokens": usage.input_tokens,
                     "output_tokens": usage.output_tokens,
                     "thinking_tokens": usage.thinking_tokens,
+                    "images": usage.images,
+                    "cost": cost_of(
+                        model,
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens + usage.thinking_tokens,
+                        images=usage.images,
+                    ),
                 }
                 for usage in job.usage
             ),

@@ -16,6 +16,7 @@ from server.providers._base import (
     Progress,
     ProviderError,
     ProviderRequest,
+    TokenCount,
     Turn,
 )
 from server.providers.gemini._answer import (
@@ -28,6 +29,7 @@ from server.providers.gemini._answer import (
 )
 from server.providers.gemini._call import Caller
 from server.providers.gemini._contents import to_content
+from server.providers.gemini._errors import provider_error
 from server.providers.gemini._request import (
     build_user_turn,
     describe_request,
@@ -63,6 +65,14 @@ class GeminiProvider:
         if found is not None:
             return "image" in found.output_modalities
         return model == self._settings.gemini_image_model
+
+    async def count_tokens(self, model: str, text: str) -> TokenCount:
+        """Gemini's own count (models.countTokens), in one attempt: an estimate asks no retries."""
+        try:
+            answer = await self._caller.client.aio.models.count_tokens(model=model, contents=text)
+        except Exception as exc:
+            raise provider_error(exc, model) from exc
+        return TokenCount(tokens=answer.total_tokens or 0, counted=True)
 
     async def aclose(self) -> None:
         """Closes the client's connections (the provider is unusable afterwards)."""

@@ -27,6 +27,7 @@ class Received:
     # What the answer has produced so far (thoughts are not counted).
     characters: int = 0
     data_bytes: int = 0
+    images: int = 0
     # The text of the thought the model is sending now: consecutive thought parts, from the
     # one that opened it (Gemini opens each thought summary with a "**Heading**" line).
     thought: str = ""
@@ -66,6 +67,8 @@ class Received:
         self.characters += len(part.text or "")
         if part.inline_data is not None and part.inline_data.data is not None:
             self.data_bytes += len(part.inline_data.data)
+            if (part.inline_data.mime_type or "").startswith("image/"):
+                self.images += 1
 
     @property
     def amount(self) -> str:
@@ -96,6 +99,7 @@ class Received:
             input_tokens=usage.prompt_token_count or 0,
             output_tokens=usage.candidates_token_count or 0,
             thinking_tokens=usage.thoughts_token_count or 0,
+            images=self.images,
         )
 
     @property

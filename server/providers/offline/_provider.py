@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 import anyio
 
-from server.providers._base import OPEN_GATE, ChangeSet, ModelGate, Progress, ProviderError, ProviderRequest
+from server.providers._base import (
+    OPEN_GATE,
+    ChangeSet,
+    ModelGate,
+    Progress,
+    ProviderError,
+    ProviderRequest,
+    TokenCount,
+    estimate_tokens,
+)
 from server.providers.offline._checks import file_problems
 from server.providers.offline._draft import Draft, Outcome
 from server.providers.offline._instructions import parse_instructions
@@ -33,6 +42,10 @@ class OfflineProvider:
 
     def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
         return STAGE_TITLES
+
+    async def count_tokens(self, model: str, text: str) -> TokenCount:
+        # No model, no token counter: the documented estimate.
+        return estimate_tokens(text)
 
     async def run(
         self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE

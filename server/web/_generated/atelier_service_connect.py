@@ -15,6 +15,7 @@ from connectrpc.method import IdempotencyLevel, MethodInfo
 from connectrpc.request import Headers, RequestContext
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, Endpoint, EndpointSync
 import atelier.v1.atelier_service_pb2 as atelier_dot_v1_dot_atelier__service__pb2
+import atelier.v1.batch_pb2 as atelier_dot_v1_dot_batch__pb2
 import atelier.v1.generation_pb2 as atelier_dot_v1_dot_generation__pb2
 import atelier.v1.progress_pb2 as atelier_dot_v1_dot_progress__pb2
 import atelier.v1.session_pb2 as atelier_dot_v1_dot_session__pb2
@@ -93,6 +94,15 @@ class AtelierService(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
     async def upload_files(self, request: atelier_dot_v1_dot_upload__pb2.UploadFilesRequest, ctx: RequestContext) -> atelier_dot_v1_dot_generation__pb2.Version:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def get_batch(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest, ctx: RequestContext) -> atelier_dot_v1_dot_batch__pb2.Batch:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def estimate_cost(self, request: atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def get_usage(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -340,6 +350,36 @@ class AtelierServiceASGIApplication(ConnectASGIApplication[AtelierService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.upload_files,
+                ),
+                "/atelier.v1.AtelierService/GetBatch": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetBatch",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest,
+                        output=atelier_dot_v1_dot_batch__pb2.Batch,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.get_batch,
+                ),
+                "/atelier.v1.AtelierService/EstimateCost": Endpoint.unary(
+                    method=MethodInfo(
+                        name="EstimateCost",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.estimate_cost,
+                ),
+                "/atelier.v1.AtelierService/GetUsage": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetUsage",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.get_usage,
                 ),
             },
             interceptors=interceptors,
@@ -835,6 +875,66 @@ class AtelierServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def get_batch(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_batch__pb2.Batch:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetBatch",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest,
+                output=atelier_dot_v1_dot_batch__pb2.Batch,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def estimate_cost(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="EstimateCost",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def get_usage(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetUsage",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 
 
@@ -887,6 +987,12 @@ class AtelierServiceSync(Protocol):
     def replay_webhook_delivery(self, request: atelier_dot_v1_dot_webhook__pb2.ReplayWebhookDeliveryRequest, ctx: RequestContext) -> atelier_dot_v1_dot_webhook__pb2.WebhookDelivery:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def upload_files(self, request: atelier_dot_v1_dot_upload__pb2.UploadFilesRequest, ctx: RequestContext) -> atelier_dot_v1_dot_generation__pb2.Version:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_batch(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest, ctx: RequestContext) -> atelier_dot_v1_dot_batch__pb2.Batch:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def estimate_cost(self, request: atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_usage(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -1133,6 +1239,36 @@ class AtelierServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.upload_files,
+                ),
+                "/atelier.v1.AtelierService/GetBatch": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetBatch",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest,
+                        output=atelier_dot_v1_dot_batch__pb2.Batch,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.get_batch,
+                ),
+                "/atelier.v1.AtelierService/EstimateCost": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="EstimateCost",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.estimate_cost,
+                ),
+                "/atelier.v1.AtelierService/GetUsage": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetUsage",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.get_usage,
                 ),
             },
             interceptors=interceptors,
@@ -1622,6 +1758,66 @@ class AtelierServiceClientSync(ConnectClientSync):
                 service_name="atelier.v1.AtelierService",
                 input=atelier_dot_v1_dot_upload__pb2.UploadFilesRequest,
                 output=atelier_dot_v1_dot_generation__pb2.Version,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def get_batch(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_batch__pb2.Batch:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetBatch",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest,
+                output=atelier_dot_v1_dot_batch__pb2.Batch,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def estimate_cost(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="EstimateCost",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def get_usage(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetUsage",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

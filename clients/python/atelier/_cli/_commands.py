@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,7 +12,15 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from atelier._cli._describe import cooldown, ledger_times, ledger_tokens, model_limits, queue_place
+from atelier._cli._describe import (
+    cooldown,
+    ledger_times,
+    ledger_tokens,
+    model_limits,
+    money,
+    price,
+    queue_place,
+)
 from atelier._cli._exit_codes import EXIT_JOB_FAILED, EXIT_OK, Usage
 from atelier._cli._run import Cli, changes
 from atelier._types import Attachment, FileChange, Generation, MergeStrategy, VersionState
@@ -34,13 +43,27 @@ def _attachments(paths: Sequence[str]) -> list[Attachment]:
     return attachments
 
 
+def _fan_out(args: argparse.Namespace) -> tuple[list[str], int | None]:
+    """--variants front,side,back or --count N (the server checks the rest)."""
+    variants = [name.strip() for name in (args.variants or "").split(",") if name.strip()]
+    if args.variants is not None and not variants:
+        raise Usage("--variants needs names, comma-separated: --variants front,side,back")
+    return variants, args.count
+
+
 def cmd_generate(cli: Cli) -> int:
     a = cli.args
+    variants, count = _fan_out(a)
     attachments = _attachments(a.attach)
     version = cli.client.generate(
-        cli.prompt(a.prompt), model=a.model, attachments=attachments, request_id=a.request_id
+        cli.prompt(a.prompt),
+        model=a.model,
+        attachments=attachments,
+        request_id=a.request_id,
+        variants=variants,
+        count=count,
     )
-    return cli.follow(version)
+    return cli.follow_batch(version) if version.batch else cli.follow(version)
 
 
 def cmd_tweak(cli: Cli) -> int:
@@ -67,12 +90,97 @@ def cmd_iterate(cli: Cli) -> int:
 
 def cmd_regenerate(cli: Cli) -> int:
     a = cli.args
-    return cli.follow(cli.client.regenerate(cli.version_name(a.version), request_id=a.request_id))
+    variants, count = _fan_out(a)
+    version = cli.client.regenerate(
+        cli.version_name(a.version), request_id=a.request_id, variants=variants, count=count
+    )
+    return cli.follow_batch(version) if version.batch else cli.follow(version)
 
 
 def cmd_watch(cli: Cli) -> int:
-    version = cli.client.get(cli.version_name(cli.args.version))
+    name: str = cli.args.version
+    if "/batches/" in name:
+        first = cli.client.get_batch(name).versions[0]
+        return cli.follow_batch(first)
+    version = cli.client.get(cli.version_name(name))
     return cli.follow(version)
+
+
+def cmd_batch(cli: Cli) -> int:
+    name: str = cli.args.name
+    if "/batches/" not in name:
+        name = cli.client.get(cli.version_name(name)).batch or ""
+        if not name:
+            raise Usage(f"{cli.args.name} is not an output of a fan-out (it has no batch)")
+    batch = cli.client.get_batch(name)
+    if cli.json:
+        cli.emit(batch)
+    else:
+        cli.batch_table(batch)
+    return EXIT_OK
+
+
+def cmd_estimate(cli: Cli) -> int:
+    a = cli.args
+    variants, count = _fan_out(a)
+    estimate = cli.client.estimate_cost(
+        a.prompt or "",
+        model=a.model,
+        variants=variants,
+        count=count,
+        tweak=a.tweak and cli.version_name(a.tweak),
+        iterate=a.iterate and cli.version_name(a.iterate),
+        regenerate=a.regenerate and cli.version_name(a.regenerate),
+    )
+    if cli.json:
+        cli.emit(estimate)
+        return EXIT_OK
+    counted = "counted by the model" if estimate.input_tokens_counted else "estimated"
+    cli.say(f"[bold]{escape(money(estimate.cost, estimate.currency))}[/bold] on {escape(estimate.model)}")
+    cli.say(
+        f"  {estimate.outputs} outputs, {estimate.calls} calls: {estimate.input_tokens} input tokens "
+        f"({counted}), {estimate.output_tokens} output tokens"
+        + (f", {estimate.images} images" if estimate.images else "")
+    )
+    cli.say(f"  prices: {escape(price(estimate.price))}")
+    for assumption in estimate.assumptions:
+        cli.say(f"  - {escape(assumption)}")
+    return EXIT_OK
+
+
+def cmd_usage(cli: Cli) -> int:
+    a = cli.args
+    usage = cli.client.usage(
+        principal=a.principal or "", start=_day(a.since, "--since"), end=_day(a.until, "--until")
+    )
+    if cli.json:
+        cli.emit(usage)
+        return EXIT_OK
+    table = Table("day", "principal", "model", "versions", "input tokens", "output tokens", "images", "cost")
+    for row in usage.rows:
+        table.add_row(
+            row.day,
+            escape(row.principal),
+            escape(row.model),
+            str(row.versions),
+            str(row.input_tokens),
+            str(row.output_tokens),
+            str(row.images),
+            escape(money(row.cost, usage.currency)),
+        )
+    cli.out.print(table)
+    cli.say(f"total {escape(money(usage.total_cost, usage.currency))}")
+    return EXIT_OK
+
+
+def _day(value: str | None, option: str) -> datetime | None:
+    """A `YYYY-MM-DD` option as the start of that day, UTC."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise Usage(f"{option} takes a day as YYYY-MM-DD, not {value!r}") from None
 
 
 def cmd_status(cli: Cli) -> int:
@@ -106,6 +214,8 @@ def cmd_status(cli: Cli) -> int:
         # Filled in as attempts end: a queued version, a merge or an upload has none yet.
         ("ledger", ledger_times(version.ledger) if version.ledger.attempts else "-"),
         ("tokens", ledger_tokens(version.ledger) if version.ledger.attempts else "-"),
+        ("cost", money(version.ledger.cost) if version.ledger.attempts else "-"),
+        ("batch", f"{version.batch} ({version.variant})" if version.batch else "-"),
         ("turn", str(version.turn)),
         ("etag", version.etag),
         (
@@ -224,7 +334,16 @@ def cmd_models(cli: Cli) -> int:
         cli.emit(models)
         return EXIT_OK
     table = _table(
-        "name", "provider", "display name", "outputs", "default", "limits", "in flight", "queued", "cooldown"
+        "name",
+        "provider",
+        "display name",
+        "outputs",
+        "default",
+        "limits",
+        "in flight",
+        "queued",
+        "cooldown",
+        "price",
     )
     for model in models:
         table.add_row(
@@ -237,6 +356,7 @@ def cmd_models(cli: Cli) -> int:
             str(model.status.jobs_in_flight),
             str(model.status.jobs_queued),
             escape(cooldown(model)),
+            escape(price(model.price)),
         )
     cli.out.print(table)
     return EXIT_OK

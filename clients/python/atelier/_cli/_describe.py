@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from atelier._types import Ledger, Model, ProgressEvent, Version
+from atelier._types import BatchCounts, Ledger, Model, Price, ProgressEvent, Version
 
 
 def ordinal(n: int) -> str:
@@ -86,3 +86,38 @@ def cooldown(model: Model, *, now: datetime | None = None) -> str:
     if until is None or until <= now:
         return "-"
     return f"until {until:%H:%M:%S} UTC ({_from_now(until, now)})"
+
+
+def money(amount: float, currency: str = "USD") -> str:
+    """`$0.000912`: enough digits for a single cheap request, none wasted on large sums."""
+    sign = "$" if currency == "USD" else f"{currency} "
+    if amount == 0:
+        return f"{sign}0"
+    return f"{sign}{amount:.2f}" if amount >= 1 else f"{sign}{amount:.6f}".rstrip("0")
+
+
+def price(price: Price) -> str:
+    """`$0.3/1M in, $2.5/1M out`, `$0.039/image`, or `free`."""
+    sign = "$" if price.currency == "USD" else f"{price.currency} "
+    parts = []
+    if price.input_per_million_tokens:
+        parts.append(f"{sign}{price.input_per_million_tokens:g}/1M in")
+    if price.output_per_million_tokens:
+        parts.append(f"{sign}{price.output_per_million_tokens:g}/1M out")
+    if price.per_image:
+        parts.append(f"{sign}{price.per_image:g}/image")
+    return ", ".join(parts) or "free"
+
+
+def batch_counts(counts: BatchCounts) -> str:
+    """`2/4 done: 1 completed, 1 failed, 2 running`: only the states some output is in."""
+    ended = counts.completed + counts.failed + counts.cancelled + counts.needs_review
+    states = (
+        ("completed", counts.completed),
+        ("failed", counts.failed),
+        ("cancelled", counts.cancelled),
+        ("needs review", counts.needs_review),
+        ("running", counts.running),
+        ("queued", counts.queued),
+    )
+    return f"{ended}/{counts.total} done: " + ", ".join(f"{n} {state}" for state, n in states if n)

@@ -10,10 +10,12 @@ from importlib import metadata
 from typing import NoReturn
 
 from atelier._cli._commands import (
+    cmd_batch,
     cmd_cancel,
     cmd_cat,
     cmd_delete,
     cmd_diff,
+    cmd_estimate,
     cmd_export,
     cmd_files,
     cmd_generate,
@@ -28,6 +30,7 @@ from atelier._cli._commands import (
     cmd_tweak,
     cmd_undelete,
     cmd_upload,
+    cmd_usage,
     cmd_watch,
 )
 from atelier._cli._completion import SHELLS
@@ -130,6 +133,17 @@ def _long_options(parser: argparse.ArgumentParser, *, starts_job: bool = True) -
     )
 
 
+def _fan_out_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--variants",
+        metavar="NAMES",
+        help="fan out: one output per name, comma-separated (each name is added to the prompt), "
+        "e.g. --variants front,side,back",
+    )
+    group.add_argument("--count", type=int, metavar="N", help="fan out: N outputs of the same prompt")
+
+
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -167,11 +181,13 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         'atelier generate "a python CLI that converts celsius to fahrenheit"',
         "atelier generate @brief.md --model gemini-2.5-flash --attach sketch.png",
         "echo 'a tiny flask app' | atelier generate - --no-wait",
+        'atelier generate "a character reference sheet" --variants front,side,back',
     )
     p.add_argument("prompt", help=PROMPT_HELP)
     p.add_argument("--model", help="a model from `atelier models`")
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
+    _fan_out_options(p)
     _long_options(p)
 
     p = command(
@@ -204,14 +220,25 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     _long_options(p)
 
     p = command(
-        "regenerate", cmd_regenerate, "run a version's prompt again as a new attempt", "atelier regenerate v1"
+        "regenerate",
+        cmd_regenerate,
+        "run a version's prompt again as a new attempt",
+        "atelier regenerate v1",
+        "atelier regenerate v1 --count 3",
     )
     p.add_argument("version")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
+    _fan_out_options(p)
     _long_options(p)
 
-    p = command("watch", cmd_watch, "follow a version's progress until it ends", "atelier watch v3")
-    p.add_argument("version")
+    p = command(
+        "watch",
+        cmd_watch,
+        "follow a version's (or a fan-out's) progress until it ends",
+        "atelier watch v3",
+        "atelier watch generations/4f2a/batches/1",
+    )
+    p.add_argument("version", help="a version, a generation (its latest version), or a batch")
     _long_options(p, starts_job=False)
 
     p = command(
@@ -294,8 +321,47 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
 
     command(
-        "models", cmd_models, "list the models the server offers", "atelier models", "atelier --json models"
+        "models",
+        cmd_models,
+        "list the models the server offers, with their prices",
+        "atelier models",
+        "atelier --json models",
     )
+
+    p = command(
+        "batch",
+        cmd_batch,
+        "show a fan-out's outputs side by side",
+        "atelier batch generations/4f2a/batches/1",
+        "atelier batch v2",
+    )
+    p.add_argument("name", help="a batch (generations/G/batches/B), or one of its versions")
+
+    p = command(
+        "estimate",
+        cmd_estimate,
+        "what a request would cost, before it runs",
+        'atelier estimate "a character sheet" --variants front,side,back',
+        "atelier estimate --regenerate v2 --count 4",
+    )
+    p.add_argument("prompt", nargs="?", default="", help="the prompt (not for --regenerate)")
+    p.add_argument("--model", help="a model from `atelier models`")
+    _fan_out_options(p)
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--tweak", metavar="VERSION", help="price a tweak of VERSION with the prompt")
+    base.add_argument("--iterate", metavar="VERSION", help="price an iteration of VERSION with the prompt")
+    base.add_argument("--regenerate", metavar="VERSION", help="price asking VERSION's prompt again")
+
+    p = command(
+        "usage",
+        cmd_usage,
+        "what was spent, by day, principal and model",
+        "atelier usage",
+        "atelier usage --since 2026-11-01 --principal alice",
+    )
+    p.add_argument("--principal", help="only this principal's (admins; others only ever see their own)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only jobs that ended on or after this day (UTC)")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only jobs that ended before this day (UTC)")
 
     p = command(
         "merge",

@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from atelier._cli._describe import ledger_times, ledger_tokens, queue_place
+from atelier._cli._describe import batch_counts, ledger_times, ledger_tokens, money, queue_place
 from atelier._cli._exit_codes import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, Usage
 from atelier._cli._names import Names
 from atelier._client import AtelierClient
 from atelier._errors import AtelierError
-from atelier._types import ProgressEvent, ProgressEventType, Version, VersionState
+from atelier._types import Batch, ProgressEvent, ProgressEventType, Version, VersionState
 
 # Wide enough for any line: what goes to a pipe or a file is never cut or wrapped at 80 columns.
 _UNBOUNDED_WIDTH = 1_000_000
@@ -136,6 +136,64 @@ class Cli:
             self.summary(final)
         return EXIT_OK if final.state == VersionState.COMPLETED else EXIT_JOB_FAILED
 
+    def follow_batch(self, first: Version) -> int:
+        """Follows a fan-out: each output printed as it finishes, then all of them side by side.
+        The exit code says whether every output completed."""
+        name = first.batch or first.name
+        self.names.remember(first.name)
+        if getattr(self.args, "no_wait", False):
+            batch = self.client.get_batch(name)
+            if self.json:
+                self.emit(batch)
+            else:
+                self.say(f"{escape(name)}: {len(batch.versions)} outputs, {batch_counts(batch.counts)}")
+                self.say(f"Follow it with: atelier watch {escape(name)}")
+            return EXIT_OK
+        try:
+            variants = {v.name: v.variant or str(v.number) for v in self.client.get_batch(name).versions}
+            if not self.json:
+                self.err.print(f"[bold]{escape(name)}[/bold]: {len(variants)} outputs")
+            for event in self.client.progress(name):
+                if event.terminal and not self.json:
+                    mark = "[green]✔[/green]" if event.state == VersionState.COMPLETED else "[red]✘[/red]"
+                    counts = batch_counts(event.batch_counts) if event.batch_counts else ""
+                    self.say(
+                        f"{mark} {escape(variants.get(event.version, event.version))} "
+                        f"{escape(event.version)} {event.state.value}: {escape(event.message)} "
+                        f"[dim]({escape(counts)})[/dim]"
+                    )
+            batch = self.client.get_batch(name)
+        except KeyboardInterrupt:
+            return self._interrupted_batch(name)
+        if self.json:
+            self.emit(batch)
+        else:
+            self.batch_table(batch)
+        return EXIT_OK if batch.counts.completed == batch.counts.total else EXIT_JOB_FAILED
+
+    def batch_table(self, batch: Batch) -> None:
+        """The outputs side by side: one column each."""
+        from rich.table import Table
+
+        table = Table(
+            "", *(escape(v.variant or str(v.number)) for v in batch.versions), title=escape(batch.name)
+        )
+        for label in ("version", "state", "files", "cost", "error"):
+            table.add_row(f"[bold]{label}[/bold]", *(escape(_cell(label, v)) for v in batch.versions))
+        self.out.print(table)
+        self.say(escape(batch_counts(batch.counts)))
+
+    def _interrupted_batch(self, name: str) -> int:
+        if getattr(self.args, "cancel_on_interrupt", False):
+            for version in self.client.get_batch(name).versions:
+                if not version.done:
+                    self.client.cancel(version.name)
+            self.err.print(f"Interrupted: cancelled the outputs of {escape(name)} still running.")
+        else:
+            self.err.print(f"\nDetached: {escape(name)} keeps running on the server.")
+            self.err.print(f"Watch it again with: atelier watch {escape(name)}")
+        return EXIT_INTERRUPTED
+
     def _show_progress(self, version: Version) -> None:
         name = version.name
         self.err.print(f"[bold]{escape(name)}[/bold]")
@@ -219,6 +277,21 @@ class Cli:
         if version.ledger.attempts:  # a merge or an upload runs no job
             self.say(f"  ledger: {escape(ledger_times(version.ledger))}")
             self.say(f"  tokens: {escape(ledger_tokens(version.ledger))}")
+            if version.ledger.cost:
+                self.say(f"  cost: {escape(money(version.ledger.cost))}")
+
+
+def _cell(label: str, version: Version) -> str:
+    """One output's cell of the side-by-side table."""
+    if label == "version":
+        return f"v{version.number}"
+    if label == "state":
+        return version.state.value
+    if label == "files":
+        return str(version.file_count) if version.state == VersionState.COMPLETED else "-"
+    if label == "cost":
+        return money(version.ledger.cost)
+    return version.error.reason if version.error else "-"
 
 
 def changes(version: Version) -> str:

@@ -1,3 +1,7 @@
+import datetime
+
+from atelier.v1 import batch_pb2 as _batch_pb2
+from atelier.v1 import cost_pb2 as _cost_pb2
 from atelier.v1 import file_pb2 as _file_pb2
 from atelier.v1 import generation_pb2 as _generation_pb2
 from atelier.v1 import model_pb2 as _model_pb2
@@ -6,6 +10,7 @@ from atelier.v1 import session_pb2 as _session_pb2
 from atelier.v1 import tree_pb2 as _tree_pb2
 from atelier.v1 import webhook_pb2 as _webhook_pb2
 from atelier.v1 import upload_pb2 as _upload_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -15,18 +20,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "request_id", "model", "attachments", "webhook")
+    __slots__ = ("prompt", "request_id", "model", "attachments", "webhook", "variants", "count")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     request_id: str
     model: str
     attachments: _containers.RepeatedCompositeFieldContainer[_file_pb2.Attachment]
     webhook: _webhook_pb2.WebhookSubscription
-    def __init__(self, prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[_batch_pb2.Variant]
+    count: int
+    def __init__(self, prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[_batch_pb2.Variant, _Mapping]]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class TweakRequest(_message.Message):
     __slots__ = ("name", "prompt", "attachments", "request_id", "etag", "model", "webhook")
@@ -47,12 +56,16 @@ class TweakRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., request_id: _Optional[str] = ..., etag: _Optional[str] = ..., model: _Optional[str] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ...) -> None: ...
 
 class RegenerateRequest(_message.Message):
-    __slots__ = ("name", "request_id")
+    __slots__ = ("name", "request_id", "variants", "count")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    variants: _containers.RepeatedCompositeFieldContainer[_batch_pb2.Variant]
+    count: int
+    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[_batch_pb2.Variant, _Mapping]]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class IterateRequest(_message.Message):
     __slots__ = ("parent", "prompt", "request_id", "etag", "model", "webhook")
@@ -71,12 +84,14 @@ class IterateRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., etag: _Optional[str] = ..., model: _Optional[str] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ...) -> None: ...
 
 class ProgressRequest(_message.Message):
-    __slots__ = ("name", "after_seq")
+    __slots__ = ("name", "after_seq", "resume_token")
     NAME_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     after_seq: int
-    def __init__(self, name: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, name: _Optional[str] = ..., after_seq: _Optional[int] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class CancelVersionRequest(_message.Message):
     __slots__ = ("name",)
@@ -283,3 +298,67 @@ class MergeResponse(_message.Message):
     version: _generation_pb2.Version
     conflicts: _containers.RepeatedCompositeFieldContainer[_tree_pb2.MergeConflict]
     def __init__(self, version: _Optional[_Union[_generation_pb2.Version, _Mapping]] = ..., conflicts: _Optional[_Iterable[_Union[_tree_pb2.MergeConflict, _Mapping]]] = ...) -> None: ...
+
+class GetBatchRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class EstimateCostRequest(_message.Message):
+    __slots__ = ("generate", "tweak", "iterate", "regenerate")
+    GENERATE_FIELD_NUMBER: _ClassVar[int]
+    TWEAK_FIELD_NUMBER: _ClassVar[int]
+    ITERATE_FIELD_NUMBER: _ClassVar[int]
+    REGENERATE_FIELD_NUMBER: _ClassVar[int]
+    generate: GenerateRequest
+    tweak: TweakRequest
+    iterate: IterateRequest
+    regenerate: RegenerateRequest
+    def __init__(self, generate: _Optional[_Union[GenerateRequest, _Mapping]] = ..., tweak: _Optional[_Union[TweakRequest, _Mapping]] = ..., iterate: _Optional[_Union[IterateRequest, _Mapping]] = ..., regenerate: _Optional[_Union[RegenerateRequest, _Mapping]] = ...) -> None: ...
+
+class EstimateCostResponse(_message.Message):
+    __slots__ = ("model", "price", "outputs", "calls", "input_tokens", "input_tokens_counted", "output_tokens", "images", "cost", "currency", "assumptions")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ASSUMPTIONS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    price: _cost_pb2.Price
+    outputs: int
+    calls: int
+    input_tokens: int
+    input_tokens_counted: bool
+    output_tokens: int
+    images: int
+    cost: float
+    currency: str
+    assumptions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., price: _Optional[_Union[_cost_pb2.Price, _Mapping]] = ..., outputs: _Optional[int] = ..., calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., input_tokens_counted: _Optional[bool] = ..., output_tokens: _Optional[int] = ..., images: _Optional[int] = ..., cost: _Optional[float] = ..., currency: _Optional[str] = ..., assumptions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("start_time", "end_time", "principal")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    principal: str
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("rows", "total_cost", "currency")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COST_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[_cost_pb2.UsageRow]
+    total_cost: float
+    currency: str
+    def __init__(self, rows: _Optional[_Iterable[_Union[_cost_pb2.UsageRow, _Mapping]]] = ..., total_cost: _Optional[float] = ..., currency: _Optional[str] = ...) -> None: ...

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from atelier.v1 import atelier_service_pb2 as atelier_dot_v1_dot_atelier__service__pb2
+from atelier.v1 import batch_pb2 as atelier_dot_v1_dot_batch__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
 from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
@@ -164,6 +165,21 @@ class AtelierServiceStub:
                 request_serializer=atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_generation__pb2.Version.FromString,
                 _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/atelier.v1.AtelierService/GetBatch',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_batch__pb2.Batch.FromString,
+                _registered_method=True)
+        self.EstimateCost = channel.unary_unary(
+                '/atelier.v1.AtelierService/EstimateCost',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/atelier.v1.AtelierService/GetUsage',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class AtelierServiceServicer:
@@ -178,6 +194,8 @@ class AtelierServiceServicer:
         """Starts a generation: the prompt becomes version 1, made by a background
         job. Returns the QUEUED version at once; follow it with Progress. A
         repeated `request_id` returns the first call's version and starts nothing.
+        With `variants` or `count` (a fan-out), versions 1..N are made at once, one
+        job each; the answer is version 1, whose `batch` names them all.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,7 +218,8 @@ class AtelierServiceServicer:
         """Runs a version's prompt and settings again, as a new attempt on a new branch of the
         session ("generate again"). The result is a sibling of the version. Only a version a model
         made can be asked for again: an UPLOAD or MERGE version answers FAILED_PRECONDITION with
-        reason NOT_REGENERATABLE (upload or merge again instead), and nothing is written.
+        reason NOT_REGENERATABLE (upload or merge again instead), and nothing is written. With
+        `variants` or `count`, several siblings at once (a batch, as for Generate).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,7 +236,9 @@ class AtelierServiceServicer:
     def Progress(self, request, context):
         """Streams a version's events from `after_seq` on, in order, then live ones
         until the version reaches a terminal state. Closing the stream never
-        affects the job.
+        affects the job. For a batch (`generations/{g}/batches/{b}`), every
+        output's events, tagged by `version` and in order per version, each as soon
+        as it is recorded, with the batch's counts, until every output has ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -367,6 +388,31 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBatch(self, request, context):
+        """A fan-out's outputs and how many are in each state: `generations/{generation}/batches/{batch}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateCost(self, request, context):
+        """What a Generate, Tweak, Iterate or Regenerate request would cost, before it runs: its
+        outputs (variants or count) times the calls each makes times the model's prices, with the
+        prompt's tokens counted by the model's provider where it has a token counter. Nothing is
+        created. The answer states the assumptions it made.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """What was spent, by principal, model and day (UTC). A caller sees its own usage; an admin
+        sees every principal's (or one's, with `principal`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -489,6 +535,21 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.UploadFiles,
                     request_deserializer=atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_generation__pb2.Version.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_batch__pb2.Batch.SerializeToString,
+            ),
+            'EstimateCost': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateCost,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1144,6 +1205,87 @@ class AtelierService:
             '/atelier.v1.AtelierService/UploadFiles',
             atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.SerializeToString,
             atelier_dot_v1_dot_generation__pb2.Version.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/GetBatch',
+            atelier_dot_v1_dot_atelier__service__pb2.GetBatchRequest.SerializeToString,
+            atelier_dot_v1_dot_batch__pb2.Batch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateCost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/EstimateCost',
+            atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/GetUsage',
+            atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,20 +22,21 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from atelier.v1 import batch_pb2 as atelier_dot_v1_dot_batch__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61telier/v1/progress.proto\x12\natelier.v1\x1a\x1b\x61telier/v1/generation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xab\x03\n\rProgressEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\t\x12+\n\x04type\x18\x03 \x01(\x0e\x32\x1d.atelier.v1.ProgressEventType\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.atelier.v1.VersionState\x12\r\n\x05stage\x18\x05 \x01(\x05\x12\x14\n\x0ctotal_stages\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\r\n\x05paths\x18\x08 \x03(\t\x12!\n\x05\x65rror\x18\t \x01(\x0b\x32\x12.google.rpc.Status\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0equeue_position\x18\x0b \x01(\x03\x12\x38\n\x14\x65stimated_start_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x17\x65stimated_complete_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x83\x02\n\x11ProgressEventType\x12#\n\x1fPROGRESS_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROGRESS_EVENT_TYPE_STATE\x10\x01\x12%\n!PROGRESS_EVENT_TYPE_STAGE_STARTED\x10\x02\x12\"\n\x1ePROGRESS_EVENT_TYPE_STAGE_DONE\x10\x03\x12\x1f\n\x1bPROGRESS_EVENT_TYPE_MESSAGE\x10\x04\x12\x1e\n\x1aPROGRESS_EVENT_TYPE_OUTPUT\x10\x05\x12\x1e\n\x1aPROGRESS_EVENT_TYPE_QUEUED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61telier/v1/progress.proto\x12\natelier.v1\x1a\x16\x61telier/v1/batch.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xff\x03\n\rProgressEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\t\x12+\n\x04type\x18\x03 \x01(\x0e\x32\x1d.atelier.v1.ProgressEventType\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.atelier.v1.VersionState\x12\r\n\x05stage\x18\x05 \x01(\x05\x12\x14\n\x0ctotal_stages\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\r\n\x05paths\x18\x08 \x03(\t\x12!\n\x05\x65rror\x18\t \x01(\x0b\x32\x12.google.rpc.Status\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0equeue_position\x18\x0b \x01(\x03\x12\x38\n\x14\x65stimated_start_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x17\x65stimated_complete_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x62\x61tch\x18\x0e \x01(\t\x12-\n\x0c\x62\x61tch_counts\x18\x0f \x01(\x0b\x32\x17.atelier.v1.BatchCounts\x12\x14\n\x0cresume_token\x18\x10 \x01(\t*\x83\x02\n\x11ProgressEventType\x12#\n\x1fPROGRESS_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROGRESS_EVENT_TYPE_STATE\x10\x01\x12%\n!PROGRESS_EVENT_TYPE_STAGE_STARTED\x10\x02\x12\"\n\x1ePROGRESS_EVENT_TYPE_STAGE_DONE\x10\x03\x12\x1f\n\x1bPROGRESS_EVENT_TYPE_MESSAGE\x10\x04\x12\x1e\n\x1aPROGRESS_EVENT_TYPE_OUTPUT\x10\x05\x12\x1e\n\x1aPROGRESS_EVENT_TYPE_QUEUED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atelier.v1.progress_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROGRESSEVENTTYPE']._serialized_start=559
-  _globals['_PROGRESSEVENTTYPE']._serialized_end=818
-  _globals['_PROGRESSEVENT']._serialized_start=129
-  _globals['_PROGRESSEVENT']._serialized_end=556
+  _globals['_PROGRESSEVENTTYPE']._serialized_start=667
+  _globals['_PROGRESSEVENTTYPE']._serialized_end=926
+  _globals['_PROGRESSEVENT']._serialized_start=153
+  _globals['_PROGRESSEVENT']._serialized_end=664
 # @@protoc_insertion_point(module_scope)

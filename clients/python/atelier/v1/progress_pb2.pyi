@@ -1,5 +1,6 @@
 import datetime
 
+from atelier.v1 import batch_pb2 as _batch_pb2
 from atelier.v1 import generation_pb2 as _generation_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
@@ -30,7 +31,7 @@ PROGRESS_EVENT_TYPE_OUTPUT: ProgressEventType
 PROGRESS_EVENT_TYPE_QUEUED: ProgressEventType
 
 class ProgressEvent(_message.Message):
-    __slots__ = ("seq", "version", "type", "state", "stage", "total_stages", "message", "paths", "error", "create_time", "queue_position", "estimated_start_time", "estimated_complete_time")
+    __slots__ = ("seq", "version", "type", "state", "stage", "total_stages", "message", "paths", "error", "create_time", "queue_position", "estimated_start_time", "estimated_complete_time", "batch", "batch_counts", "resume_token")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +45,9 @@ class ProgressEvent(_message.Message):
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_START_TIME_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     seq: int
     version: str
     type: ProgressEventType
@@ -57,4 +61,7 @@ class ProgressEvent(_message.Message):
     queue_position: int
     estimated_start_time: _timestamp_pb2.Timestamp
     estimated_complete_time: _timestamp_pb2.Timestamp
-    def __init__(self, seq: _Optional[int] = ..., version: _Optional[str] = ..., type: _Optional[_Union[ProgressEventType, str]] = ..., state: _Optional[_Union[_generation_pb2.VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_position: _Optional[int] = ..., estimated_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    batch: str
+    batch_counts: _batch_pb2.BatchCounts
+    resume_token: str
+    def __init__(self, seq: _Optional[int] = ..., version: _Optional[str] = ..., type: _Optional[_Union[ProgressEventType, str]] = ..., state: _Optional[_Union[_generation_pb2.VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_position: _Optional[int] = ..., estimated_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., batch: _Optional[str] = ..., batch_counts: _Optional[_Union[_batch_pb2.BatchCounts, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...

@@ -1,4 +1,5 @@
-// The few DOM helpers the console needs: find an element by id, make one, and format times.
+// The few DOM helpers the console needs: find an element by id, make one, and format times,
+// sizes and money.
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 
 /** The element with this id, of the expected type; a missing one is a bug in index.html. */
@@ -60,4 +61,13 @@ export function bytes(size: bigint): string {
     unit += 1;
   }
   return `${scaled.toFixed(1)} ${units[unit]}`;
+}
+
+/** An amount for people: "$0", "$0.000912" (a cheap request keeps its digits), "$12.50". */
+export function money(amount: number, currency: string): string {
+  const sign = currency === "USD" || !currency ? "$" : `${currency} `;
+  if (amount === 0) {
+    return `${sign}0`;
+  }
+  return amount >= 1 ? `${sign}${amount.toFixed(2)}` : `${sign}${amount.toFixed(6).replace(/0+$/, "")}`;
 }

@@ -2,7 +2,8 @@
 // that starts one, follows it stage by stage, shows what it made and refines it. Every view of a
 // version owns an AbortController: opening another version, going Back or closing aborts it, so
 // a late answer about an older version never paints over the current one. Closing never cancels
-// the job; only the Cancel button does.
+// the job; only the Cancel button does. A fan-out (several outputs) is shown side by side, each
+// output filled in as soon as it ends, from one Progress stream on its batch.
 import {
   AtelierError,
   Code,
@@ -14,17 +15,20 @@ import {
   createAtelierClient,
   fileUrl,
   generationOf,
+  isBatchDone,
   isTerminal,
   kindName,
   stateName,
   toAtelierError,
   versionNumber,
+  type BatchCounts,
+  type FanOutOptions,
   type File as AtelierFile,
   type ListModelsResponse,
   type ProgressEvent,
   type Version,
 } from "../../src/index.js";
-import { byId, bytes, fromNow, h } from "./dom.js";
+import { byId, bytes, fromNow, h, money } from "./dom.js";
 
 const TOKEN_KEY = "atelier.token";
 
@@ -48,7 +52,17 @@ const ui = {
   prompt: byId("prompt", HTMLTextAreaElement),
   model: byId("model", HTMLSelectElement),
   attachments: byId("attachments", HTMLInputElement),
+  count: byId("count", HTMLInputElement),
+  variants: byId("variants", HTMLInputElement),
+  estimate: byId("estimate", HTMLParagraphElement),
   generate: byId("generate", HTMLButtonElement),
+  batchRun: byId("batch-run", HTMLDivElement),
+  batchTitle: byId("batch-title", HTMLParagraphElement),
+  batchStatus: byId("batch-status", HTMLParagraphElement),
+  batchOutputs: byId("batch-outputs", HTMLUListElement),
+  batchBack: byId("batch-back", HTMLButtonElement),
+  batchClose: byId("batch-close", HTMLButtonElement),
+  showBatch: byId("show-batch", HTMLButtonElement),
   run: byId("run", HTMLDivElement),
   versionTitle: byId("version-title", HTMLParagraphElement),
   status: byId("status", HTMLParagraphElement),
@@ -78,6 +92,15 @@ const ui = {
 
 /** The version the studio shows, and the controller that ends everything done for it. */
 let view: { version: Version; controller: AbortController } | undefined;
+/** The batch the studio shows side by side, and what Back puts in the form. */
+let batchView: { name: string; back: FormSettings; controller: AbortController } | undefined;
+
+/** What the form starts with: a prompt, a model, and a fan-out (one output when absent). */
+interface FormSettings {
+  prompt?: string;
+  model?: string;
+  fanOut?: { variants?: readonly string[]; count?: number };
+}
 let models: Promise<ListModelsResponse> | undefined;
 
 // The page: the caller's generations, newest first.
@@ -127,7 +150,7 @@ function loadModels(): Promise<ListModelsResponse> {
   return models;
 }
 
-async function openForm(settings: { prompt?: string; model?: string } = {}): Promise<void> {
+async function openForm(settings: FormSettings = {}): Promise<void> {
   stopView();
   ui.title.textContent = "New generation";
   showStep("form");
@@ -137,6 +160,9 @@ async function openForm(settings: { prompt?: string; model?: string } = {}): Pro
   if (settings.prompt !== undefined) {
     ui.prompt.value = settings.prompt;
   }
+  ui.variants.value = (settings.fanOut?.variants ?? []).join(", ");
+  ui.count.value = String(settings.fanOut?.count ?? 1);
+  ui.count.disabled = ui.variants.value !== "";
   ui.prompt.focus();
   try {
     const offered = await loadModels();
@@ -151,19 +177,200 @@ async function openForm(settings: { prompt?: string; model?: string } = {}): Pro
       ),
     );
     showError(ui.studioError, undefined);
+    await updateEstimate();
   } catch (error) {
     showError(ui.studioError, error);
   }
 }
 
+/** The form's fan-out: its variants, else a count above one, else nothing (one output). */
+function fanOutOfForm(): FanOutOptions & { variants?: string[] } {
+  const variants = ui.variants.value
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
+  if (variants.length) {
+    return { variants };
+  }
+  const count = Number(ui.count.value);
+  return Number.isInteger(count) && count > 1 ? { count } : {};
+}
+
+// The estimate follows the form: each change asks again (once typing pauses), and an answer to an
+// older question is dropped.
+let estimateTimer: ReturnType<typeof setTimeout> | undefined;
+let estimating: AbortController | undefined;
+
+function estimateSoon(): void {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(() => void updateEstimate(), 250);
+}
+
+async function updateEstimate(): Promise<void> {
+  clearTimeout(estimateTimer);
+  estimating?.abort();
+  const controller = new AbortController();
+  estimating = controller;
+  if (!ui.prompt.value.trim() || !ui.model.value) {
+    ui.estimate.textContent = "";
+    return;
+  }
+  try {
+    const estimate = await client.estimateCost(ui.prompt.value, {
+      model: ui.model.value,
+      ...fanOutOfForm(),
+      signal: controller.signal,
+    });
+    if (controller.signal.aborted) {
+      return;
+    }
+    const outputs = Number(estimate.outputs);
+    ui.estimate.textContent =
+      `Estimated cost: ${money(estimate.cost, estimate.currency)} ` +
+      `for ${outputs} output${outputs === 1 ? "" : "s"} on ${estimate.model}`;
+  } catch (error) {
+    if (!controller.signal.aborted) {
+      ui.estimate.textContent = `No estimate: ${errorText(error)}`;
+    }
+  }
+}
+
+ui.prompt.addEventListener("input", estimateSoon);
+ui.model.addEventListener("change", () => void updateEstimate());
+ui.count.addEventListener("input", estimateSoon);
+ui.variants.addEventListener("input", () => {
+  ui.count.disabled = ui.variants.value.trim() !== "";
+  estimateSoon();
+});
+
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   void busy(ui.generate, async () => {
     const attachments = await Promise.all([...(ui.attachments.files ?? [])].map((file) => attachmentFromBlob(file)));
-    const version = await client.generate(ui.prompt.value, { model: ui.model.value, attachments });
-    await showVersion(version);
+    const fanOut = fanOutOfForm();
+    const version = await client.generate(ui.prompt.value, { model: ui.model.value, attachments, ...fanOut });
+    if (version.batch) {
+      await showBatch(version.batch, { prompt: ui.prompt.value, model: ui.model.value, fanOut });
+    } else {
+      await showVersion(version);
+    }
   });
 });
+
+// The studio showing a fan-out's outputs side by side.
+
+async function showBatch(name: string, back: FormSettings): Promise<void> {
+  stopView();
+  const controller = new AbortController();
+  batchView = { name, back, controller };
+  const { signal } = controller;
+  showStep("batch");
+  ui.batchOutputs.replaceChildren();
+  ui.batchStatus.textContent = "";
+  try {
+    const batch = await client.getBatch(name, { signal });
+    const first = batch.versions[0];
+    if (signal.aborted || !first) {
+      return;
+    }
+    ui.title.textContent = `${batch.versions.length} outputs of “${truncate(back.prompt ?? first.prompt, 60)}”`;
+    ui.batchTitle.textContent = `${first.model} · ${name}`;
+    const cards = new Map(batch.versions.map((version) => [version.name, outputCard(version)]));
+    ui.batchOutputs.replaceChildren(...cards.values());
+    if (batch.counts) {
+      showCounts(batch.counts);
+    }
+    ui.title.focus();
+    // One stream for every output; each card is filled in as soon as its output ends.
+    for await (const event of client.progress(name, { signal })) {
+      if (event.batchCounts) {
+        showCounts(event.batchCounts);
+      }
+      const card = cards.get(event.version);
+      if (!card) {
+        continue;
+      }
+      if (isTerminal(event.state)) {
+        void fillCard(card, event.version, signal);
+      } else {
+        card.dataset["state"] = stateName(event.state);
+        setText(card, ".output-state", event.totalStages ? `Stage ${event.stage} of ${event.totalStages}` : capitalize(stateName(event.state)));
+      }
+    }
+  } catch (error) {
+    if (!signal.aborted) {
+      showError(ui.studioError, error);
+    }
+  }
+}
+
+function outputCard(version: Version): HTMLLIElement {
+  const label = version.variant || String(version.number);
+  const heading = `output-${version.number}`;
+  const open = h("button", { type: "button", "aria-label": `Open version ${version.number} (${label})` }, `Open v${version.number}`);
+  open.addEventListener("click", () => void openVersion(version.name));
+  return h(
+    "li",
+    { "data-version": version.name, "data-state": stateName(version.state), "aria-labelledby": heading },
+    h("h3", { id: heading }, `${label} · v${version.number}`),
+    h("p", { class: "output-state" }, stateText(version)),
+    h("div", { class: "media" }),
+    open,
+  );
+}
+
+async function fillCard(card: HTMLLIElement, name: string, signal: AbortSignal): Promise<void> {
+  try {
+    const version = await client.getVersion(name, { signal });
+    const files: AtelierFile[] = [];
+    if (version.state === VersionState.COMPLETED || version.state === VersionState.NEEDS_REVIEW) {
+      for await (const file of client.listFiles(name, { signal })) {
+        files.push(file);
+      }
+    }
+    if (signal.aborted) {
+      return;
+    }
+    card.dataset["state"] = stateName(version.state);
+    setText(card, ".output-state", stateText(version));
+    const pictures = files.filter((file) => file.mimeType.startsWith("image/"));
+    const others = files.filter((file) => !file.mimeType.startsWith("image/"));
+    const list = h("ul", { class: "file-list", "aria-label": "Files" }, ...others.map((file) => h("li", {}, file.path)));
+    card.querySelector(".media")?.replaceChildren(
+      ...pictures.map((file) => mediaFigure(version, file, "image")),
+      ...(others.length ? [list] : []),
+    );
+  } catch (error) {
+    if (!signal.aborted) {
+      showError(ui.studioError, error);
+    }
+  }
+}
+
+function showCounts(counts: BatchCounts): void {
+  const parts = (
+    [
+      [counts.completed, "completed"],
+      [counts.needsReview, "need review"],
+      [counts.failed, "failed"],
+      [counts.cancelled, "cancelled"],
+      [counts.running, "running"],
+      [counts.queued, "queued"],
+    ] as const
+  )
+    .filter(([count]) => count > 0n)
+    .map(([count, word]) => `${count} ${word}`);
+  const ended = counts.total - counts.running - counts.queued;
+  ui.batchStatus.textContent = `${isBatchDone(counts) ? "Done" : `${ended} of ${counts.total} ended`}: ${parts.join(", ")}`;
+  ui.batchStatus.dataset["state"] = isBatchDone(counts) ? (counts.completed === counts.total ? "COMPLETED" : "FAILED") : "RUNNING";
+}
+
+function setText(root: HTMLElement, selector: string, text: string): void {
+  const element = root.querySelector(selector);
+  if (element) {
+    element.textContent = text;
+  }
+}
 
 // The studio following one version.
 
@@ -218,23 +425,32 @@ async function showVersion(version: Version): Promise<void> {
 function stopView(): void {
   view?.controller.abort(new Error("the view changed"));
   view = undefined;
+  batchView?.controller.abort(new Error("the view changed"));
+  batchView = undefined;
   showError(ui.studioError, undefined);
 }
 
-function showState(version: Version): void {
+/** "Queued", "Stage 2 of 4", "Completed: 2 files", "Failed: why". */
+function stateText(version: Version): string {
   const state = stateName(version.state);
-  ui.status.dataset["state"] = state;
   const total = version.totalStages;
   if (version.state === VersionState.QUEUED) {
-    ui.status.textContent = "Queued";
-  } else if (version.state === VersionState.RUNNING) {
-    ui.status.textContent = total ? `Stage ${version.stage} of ${total}` : "Running";
-  } else if (version.state === VersionState.COMPLETED) {
-    ui.status.textContent = `Completed: ${version.fileCount} file${version.fileCount === 1n ? "" : "s"}`;
-  } else {
-    const why = version.error?.message ? `: ${version.error.message}` : "";
-    ui.status.textContent = `${state === "NEEDS_REVIEW" ? "Needs review" : capitalize(state)}${why}`;
+    return "Queued";
   }
+  if (version.state === VersionState.RUNNING) {
+    return total ? `Stage ${version.stage} of ${total}` : "Running";
+  }
+  if (version.state === VersionState.COMPLETED) {
+    return `Completed: ${version.fileCount} file${version.fileCount === 1n ? "" : "s"}`;
+  }
+  const why = version.error?.message ? `: ${version.error.message}` : "";
+  return `${state === "NEEDS_REVIEW" ? "Needs review" : capitalize(state)}${why}`;
+}
+
+function showState(version: Version): void {
+  ui.status.dataset["state"] = stateName(version.state);
+  ui.status.textContent = stateText(version);
+  const total = version.totalStages;
   ui.stages.max = Math.max(1, total);
   ui.stages.value = isTerminal(version.state) ? ui.stages.max : Math.max(0, version.stage - 1);
   showQueue(version.queuePosition, version.estimatedStartTime, version.estimatedCompleteTime);
@@ -243,6 +459,7 @@ function showState(version: Version): void {
   ui.regenerate.hidden =
     running || version.kind === VersionKind.UPLOAD || version.kind === VersionKind.MERGE;
   ui.refine.hidden = !(version.state === VersionState.COMPLETED || version.state === VersionState.NEEDS_REVIEW);
+  ui.showBatch.hidden = !version.batch;
 }
 
 function showEvent(event: ProgressEvent): void {
@@ -490,6 +707,16 @@ ui.back.addEventListener("click", () => {
   void openForm(current ? { prompt: current.prompt, model: current.model } : {});
 });
 
+ui.showBatch.addEventListener("click", () => {
+  const current = view?.version;
+  if (current?.batch) {
+    void showBatch(current.batch, { prompt: current.prompt, model: current.model });
+  }
+});
+
+ui.batchBack.addEventListener("click", () => void openForm(batchView?.back ?? {}));
+ui.batchClose.addEventListener("click", closeStudio);
+
 ui.regenerate.addEventListener("click", () => {
   const current = view?.version;
   if (current) {
@@ -543,9 +770,10 @@ ui.credentialsForm.addEventListener("submit", (event) => {
 
 // Helpers.
 
-function showStep(step: "form" | "run"): void {
+function showStep(step: "form" | "run" | "batch"): void {
   ui.form.hidden = step !== "form";
   ui.run.hidden = step !== "run";
+  ui.batchRun.hidden = step !== "batch";
 }
 
 async function busy(button: HTMLButtonElement, work: () => Promise<unknown>): Promise<void> {
@@ -566,18 +794,21 @@ function showError(region: HTMLElement, error: unknown): void {
     region.textContent = "";
     return;
   }
-  const text =
-    error instanceof AtelierError
-      ? `${error.message}${error.reason ? ` (${error.reason})` : ""}`
-      : error instanceof Error
-        ? error.message
-        : String(error);
+  const text = errorText(error);
   region.textContent = text;
   region.hidden = false;
   if (error instanceof AtelierError && error.code === Code.Unauthenticated) {
     ui.credentials.open = true;
     region.textContent = `${text}. Enter a token or API key under Credentials.`;
   }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof AtelierError
+    ? `${error.message}${error.reason ? ` (${error.reason})` : ""}`
+    : error instanceof Error
+      ? error.message
+      : String(error);
 }
 
 function capitalize(text: string): string {

@@ -1,7 +1,7 @@
 // The console, driven as a person would in real headless Chromium (Debian's, by Playwright) against
 // the real server's web port: Generate (with an attachment), watch the stages, see the picture,
-// Regenerate, Tweak, Diff, Back, a queued job's place and Cancel, Close while a job runs, reopen it
-// and see it finished. A failure leaves a screenshot in clients/web/build/screenshots;
+// Regenerate, Tweak, Diff, Back, a fan-out (its estimate, its outputs side by side), a queued job's
+// place and Cancel, Close while a job runs, reopen it and see it finished. A failure leaves a screenshot in clients/web/build/screenshots;
 // ATELIER_CONSOLE_SCREENSHOT=path saves one of the finished picture.
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -127,6 +127,44 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
     await dialog.getByRole("button", { name: "Back to the form" }).click();
     await expect.poll(() => dialog.getByLabel("Prompt").inputValue()).toContain("add file docs/usage.md");
     expect(await dialog.getByLabel("Model").inputValue()).toBe("offline");
+  });
+
+  await step("ask for variants: the estimate follows the form, the outputs come side by side", async () => {
+    const estimate = dialog.locator("#estimate");
+    await dialog.getByLabel("Prompt").fill("a logo of a lighthouse");
+    // The test server prices the offline model at $0.04 an image, one image an output.
+    await expect.poll(() => estimate.textContent()).toBe("Estimated cost: $0.04 for 1 output on offline");
+    await dialog.getByLabel("How many").fill("3");
+    await expect.poll(() => estimate.textContent()).toBe("Estimated cost: $0.12 for 3 outputs on offline");
+    await dialog.getByLabel("Or variants").fill("front, side");
+    await expect.poll(() => estimate.textContent()).toBe("Estimated cost: $0.08 for 2 outputs on offline");
+    expect(await dialog.getByLabel("How many").isDisabled()).toBe(true);
+    await dialog.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toBe("2 outputs of “a logo of a lighthouse”");
+    await expect.poll(() => status.textContent()).toBe("Done: 2 completed");
+    const cards = dialog.getByRole("list", { name: "Outputs side by side" }).locator(":scope > li");
+    expect(await cards.getByRole("heading", { level: 3 }).allTextContents()).toEqual(["front · v1", "side · v2"]);
+    await expect.poll(() => cards.locator(".output-state").allTextContents()).toEqual(["Completed: 2 files", "Completed: 2 files"]);
+    const pictures = cards.getByRole("img");
+    await expect.poll(() => pictures.evaluateAll((imgs) => imgs.map((img) => img.getAttribute("alt")))).toEqual([
+      "logo.png, made by version 1",
+      "logo.png, made by version 2",
+    ]);
+    await expect
+      .poll(() => pictures.evaluateAll((imgs) => imgs.map((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth)))
+      .toEqual([64, 64]);
+    // Each output opens on its own, and leads back to them all.
+    await dialog.getByRole("button", { name: "Open version 2 (side)" }).click();
+    await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 2");
+    await expect.poll(() => status.textContent()).toBe("Completed: 2 files");
+    await dialog.getByRole("button", { name: "All outputs side by side" }).click();
+    await expect.poll(() => status.textContent()).toBe("Done: 2 completed");
+    await dialog.getByRole("button", { name: "Open version 1 (front)" }).click();
+    await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 1");
+    // Back from one version: a single output again.
+    await dialog.getByRole("button", { name: "Back to the form" }).click();
+    expect(await dialog.getByLabel("Or variants").inputValue()).toBe("");
+    expect(await dialog.getByLabel("How many").inputValue()).toBe("1");
   });
 
   await step("a queued job shows its place, and Cancel stops it", async () => {

@@ -4,6 +4,10 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { BatchSchema, Variant } from "./batch_pb.js";
+import { file_atelier_v1_batch } from "./batch_pb.js";
+import type { Price, UsageRow } from "./cost_pb.js";
+import { file_atelier_v1_cost } from "./cost_pb.js";
 import type { Attachment, File } from "./file_pb.js";
 import { file_atelier_v1_file } from "./file_pb.js";
 import type { Generation, GenerationSchema, Version, VersionSchema } from "./generation_pb.js";
@@ -20,13 +24,15 @@ import type { ListWebhookDeliveriesRequestSchema, ListWebhookDeliveriesResponseS
 import { file_atelier_v1_webhook } from "./webhook_pb.js";
 import type { UploadFilesRequestSchema } from "./upload_pb.js";
 import { file_atelier_v1_upload } from "./upload_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file atelier/v1/atelier_service.proto.
  */
 export const file_atelier_v1_atelier_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBhdGVsaWVyL3YxL2F0ZWxpZXJfc2VydmljZS5wcm90bxIKYXRlbGllci52MSKjAQoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEisKC2F0dGFjaG1lbnRzGAQgAygLMhYuYXRlbGllci52MS5BdHRhY2htZW50EjAKB3dlYmhvb2sYBSABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24ivAEKDFR3ZWFrUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIrCgthdHRhY2htZW50cxgDIAMoCzIWLmF0ZWxpZXIudjEuQXR0YWNobWVudBISCgpyZXF1ZXN0X2lkGAQgASgJEgwKBGV0YWcYBSABKAkSDQoFbW9kZWwYBiABKAkSMAoHd2ViaG9vaxgHIAEoCzIfLmF0ZWxpZXIudjEuV2ViaG9va1N1YnNjcmlwdGlvbiI1ChFSZWdlbmVyYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkikwEKDkl0ZXJhdGVSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIMCgRldGFnGAQgASgJEg0KBW1vZGVsGAUgASgJEjAKB3dlYmhvb2sYBiABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24iMgoPUHJvZ3Jlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDIiQKFENhbmNlbFZlcnNpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiIQoRR2V0VmVyc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJMChNMaXN0VmVyc2lvbnNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJWChRMaXN0VmVyc2lvbnNSZXNwb25zZRIlCgh2ZXJzaW9ucxgBIAMoCzITLmF0ZWxpZXIudjEuVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJAoUR2V0R2VuZXJhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJkChZMaXN0R2VuZXJhdGlvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg0KBW93bmVyGAMgASgJEhQKDHNob3dfZGVsZXRlZBgEIAEoCCJfChdMaXN0R2VuZXJhdGlvbnNSZXNwb25zZRIrCgtnZW5lcmF0aW9ucxgBIAMoCzIWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoXRGVsZXRlR2VuZXJhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSIpChlVbmRlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoQTGlzdEZpbGVzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiTQoRTGlzdEZpbGVzUmVzcG9uc2USHwoFZmlsZXMYASADKAsyEC5hdGVsaWVyLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KD1JlYWRGaWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkiUAoQUmVhZEZpbGVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDIhMKEUxpc3RNb2RlbHNSZXF1ZXN0Ik4KEkxpc3RNb2RlbHNSZXNwb25zZRIhCgZtb2RlbHMYASADKAsyES5hdGVsaWVyLnYxLk1vZGVsEhUKDWRlZmF1bHRfbW9kZWwYAiABKAkiIQoRR2V0U2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJaChBMaXN0VHVybnNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIk0KEUxpc3RUdXJuc1Jlc3BvbnNlEh8KBXR1cm5zGAEgAygLMhAuYXRlbGllci52MS5UdXJuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHCgtEaWZmUmVxdWVzdBIMCgRiYXNlGAEgASgJEg4KBnRhcmdldBgCIAEoCRIaChJpbmNsdWRlX3RleHRfZGlmZnMYAyABKAgiMwoMRGlmZlJlc3BvbnNlEiMKBWZpbGVzGAEgAygLMhQuYXRlbGllci52MS5GaWxlRGlmZiIhChFFeHBvcnRUcmVlUmVxdWVzdBIMCgRuYW1lGAEgASgJIlIKEkV4cG9ydFRyZWVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImoKEVVwbG9hZFRyZWVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHgoEZmlsZRgDIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAQgASgMIm0KDE1lcmdlUmVxdWVzdBIMCgRvdXJzGAEgASgJEg4KBnRoZWlycxgCIAEoCRIrCghzdHJhdGVneRgDIAEoDjIZLmF0ZWxpZXIudjEuTWVyZ2VTdHJhdGVneRISCgpyZXF1ZXN0X2lkGAQgASgJImMKDU1lcmdlUmVzcG9uc2USJAoHdmVyc2lvbhgBIAEoCzITLmF0ZWxpZXIudjEuVmVyc2lvbhIsCgljb25mbGljdHMYAiADKAsyGS5hdGVsaWVyLnYxLk1lcmdlQ29uZmxpY3Qy/g0KDkF0ZWxpZXJTZXJ2aWNlEjwKCEdlbmVyYXRlEhsuYXRlbGllci52MS5HZW5lcmF0ZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SNgoFVHdlYWsSGC5hdGVsaWVyLnYxLlR3ZWFrUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJACgpSZWdlbmVyYXRlEh0uYXRlbGllci52MS5SZWdlbmVyYXRlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhI6CgdJdGVyYXRlEhouYXRlbGllci52MS5JdGVyYXRlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJECghQcm9ncmVzcxIbLmF0ZWxpZXIudjEuUHJvZ3Jlc3NSZXF1ZXN0GhkuYXRlbGllci52MS5Qcm9ncmVzc0V2ZW50MAESRgoNQ2FuY2VsVmVyc2lvbhIgLmF0ZWxpZXIudjEuQ2FuY2VsVmVyc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SQAoKR2V0VmVyc2lvbhIdLmF0ZWxpZXIudjEuR2V0VmVyc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SUQoMTGlzdFZlcnNpb25zEh8uYXRlbGllci52MS5MaXN0VmVyc2lvbnNSZXF1ZXN0GiAuYXRlbGllci52MS5MaXN0VmVyc2lvbnNSZXNwb25zZRJJCg1HZXRHZW5lcmF0aW9uEiAuYXRlbGllci52MS5HZXRHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJaCg9MaXN0R2VuZXJhdGlvbnMSIi5hdGVsaWVyLnYxLkxpc3RHZW5lcmF0aW9uc1JlcXVlc3QaIy5hdGVsaWVyLnYxLkxpc3RHZW5lcmF0aW9uc1Jlc3BvbnNlEk8KEERlbGV0ZUdlbmVyYXRpb24SIy5hdGVsaWVyLnYxLkRlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0GhYuYXRlbGllci52MS5HZW5lcmF0aW9uElMKElVuZGVsZXRlR2VuZXJhdGlvbhIlLmF0ZWxpZXIudjEuVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJICglMaXN0RmlsZXMSHC5hdGVsaWVyLnYxLkxpc3RGaWxlc1JlcXVlc3QaHS5hdGVsaWVyLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEkcKCFJlYWRGaWxlEhsuYXRlbGllci52MS5SZWFkRmlsZVJlcXVlc3QaHC5hdGVsaWVyLnYxLlJlYWRGaWxlUmVzcG9uc2UwARJLCgpMaXN0TW9kZWxzEh0uYXRlbGllci52MS5MaXN0TW9kZWxzUmVxdWVzdBoeLmF0ZWxpZXIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEjkKBERpZmYSFy5hdGVsaWVyLnYxLkRpZmZSZXF1ZXN0GhguYXRlbGllci52MS5EaWZmUmVzcG9uc2USTQoKRXhwb3J0VHJlZRIdLmF0ZWxpZXIudjEuRXhwb3J0VHJlZVJlcXVlc3QaHi5hdGVsaWVyLnYxLkV4cG9ydFRyZWVSZXNwb25zZTABEkIKClVwbG9hZFRyZWUSHS5hdGVsaWVyLnYxLlVwbG9hZFRyZWVSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uKAESPAoFTWVyZ2USGC5hdGVsaWVyLnYxLk1lcmdlUmVxdWVzdBoZLmF0ZWxpZXIudjEuTWVyZ2VSZXNwb25zZRJACgpHZXRTZXNzaW9uEh0uYXRlbGllci52MS5HZXRTZXNzaW9uUmVxdWVzdBoTLmF0ZWxpZXIudjEuU2Vzc2lvbhJICglMaXN0VHVybnMSHC5hdGVsaWVyLnYxLkxpc3RUdXJuc1JlcXVlc3QaHS5hdGVsaWVyLnYxLkxpc3RUdXJuc1Jlc3BvbnNlEmwKFUxpc3RXZWJob29rRGVsaXZlcmllcxIoLmF0ZWxpZXIudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBopLmF0ZWxpZXIudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USXgoVUmVwbGF5V2ViaG9va0RlbGl2ZXJ5EiguYXRlbGllci52MS5SZXBsYXlXZWJob29rRGVsaXZlcnlSZXF1ZXN0GhsuYXRlbGllci52MS5XZWJob29rRGVsaXZlcnkSQgoLVXBsb2FkRmlsZXMSHi5hdGVsaWVyLnYxLlVwbG9hZEZpbGVzUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbmIGcHJvdG8z", [file_atelier_v1_file, file_atelier_v1_generation, file_atelier_v1_model, file_atelier_v1_progress, file_atelier_v1_session, file_atelier_v1_tree, file_atelier_v1_webhook, file_atelier_v1_upload]);
+  fileDesc("CiBhdGVsaWVyL3YxL2F0ZWxpZXJfc2VydmljZS5wcm90bxIKYXRlbGllci52MSLoAQoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEisKC2F0dGFjaG1lbnRzGAQgAygLMhYuYXRlbGllci52MS5BdHRhY2htZW50EjAKB3dlYmhvb2sYBSABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24SJQoIdmFyaWFudHMYBiADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYByABKAVIAIgBAUIICgZfY291bnQivAEKDFR3ZWFrUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIrCgthdHRhY2htZW50cxgDIAMoCzIWLmF0ZWxpZXIudjEuQXR0YWNobWVudBISCgpyZXF1ZXN0X2lkGAQgASgJEgwKBGV0YWcYBSABKAkSDQoFbW9kZWwYBiABKAkSMAoHd2ViaG9vaxgHIAEoCzIfLmF0ZWxpZXIudjEuV2ViaG9va1N1YnNjcmlwdGlvbiJ6ChFSZWdlbmVyYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJQoIdmFyaWFudHMYAyADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYBCABKAVIAIgBAUIICgZfY291bnQikwEKDkl0ZXJhdGVSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIMCgRldGFnGAQgASgJEg0KBW1vZGVsGAUgASgJEjAKB3dlYmhvb2sYBiABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24iSAoPUHJvZ3Jlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDEhQKDHJlc3VtZV90b2tlbhgDIAEoCSIkChRDYW5jZWxWZXJzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIiEKEUdldFZlcnNpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiTAoTTGlzdFZlcnNpb25zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFZlcnNpb25zUmVzcG9uc2USJQoIdmVyc2lvbnMYASADKAsyEy5hdGVsaWVyLnYxLlZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiQKFEdldEdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiZAoWTGlzdEdlbmVyYXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVvd25lchgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiXwoXTGlzdEdlbmVyYXRpb25zUmVzcG9uc2USKwoLZ2VuZXJhdGlvbnMYASADKAsyFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKF0RlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiKQoZVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKEExpc3RGaWxlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIk0KEUxpc3RGaWxlc1Jlc3BvbnNlEh8KBWZpbGVzGAEgAygLMhAuYXRlbGllci52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItCg9SZWFkRmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJIlAKEFJlYWRGaWxlUmVzcG9uc2USHgoEZmlsZRgBIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAIgASgMEg4KBm9mZnNldBgDIAEoAyITChFMaXN0TW9kZWxzUmVxdWVzdCJOChJMaXN0TW9kZWxzUmVzcG9uc2USIQoGbW9kZWxzGAEgAygLMhEuYXRlbGllci52MS5Nb2RlbBIVCg1kZWZhdWx0X21vZGVsGAIgASgJIiEKEUdldFNlc3Npb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiWgoQTGlzdFR1cm5zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDwoHdmVyc2lvbhgEIAEoCSJNChFMaXN0VHVybnNSZXNwb25zZRIfCgV0dXJucxgBIAMoCzIQLmF0ZWxpZXIudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRwoLRGlmZlJlcXVlc3QSDAoEYmFzZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSGgoSaW5jbHVkZV90ZXh0X2RpZmZzGAMgASgIIjMKDERpZmZSZXNwb25zZRIjCgVmaWxlcxgBIAMoCzIULmF0ZWxpZXIudjEuRmlsZURpZmYiIQoRRXhwb3J0VHJlZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJSChJFeHBvcnRUcmVlUmVzcG9uc2USHgoEZmlsZRgBIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAIgASgMEg4KBm9mZnNldBgDIAEoAyJqChFVcGxvYWRUcmVlUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEh4KBGZpbGUYAyABKAsyEC5hdGVsaWVyLnYxLkZpbGUSDAoEZGF0YRgEIAEoDCJtCgxNZXJnZVJlcXVlc3QSDAoEb3VycxgBIAEoCRIOCgZ0aGVpcnMYAiABKAkSKwoIc3RyYXRlZ3kYAyABKA4yGS5hdGVsaWVyLnYxLk1lcmdlU3RyYXRlZ3kSEgoKcmVxdWVzdF9pZBgEIAEoCSJjCg1NZXJnZVJlc3BvbnNlEiQKB3ZlcnNpb24YASABKAsyEy5hdGVsaWVyLnYxLlZlcnNpb24SLAoJY29uZmxpY3RzGAIgAygLMhkuYXRlbGllci52MS5NZXJnZUNvbmZsaWN0Ih8KD0dldEJhdGNoUmVxdWVzdBIMCgRuYW1lGAEgASgJIuABChNFc3RpbWF0ZUNvc3RSZXF1ZXN0Ei8KCGdlbmVyYXRlGAEgASgLMhsuYXRlbGllci52MS5HZW5lcmF0ZVJlcXVlc3RIABIpCgV0d2VhaxgCIAEoCzIYLmF0ZWxpZXIudjEuVHdlYWtSZXF1ZXN0SAASLQoHaXRlcmF0ZRgDIAEoCzIaLmF0ZWxpZXIudjEuSXRlcmF0ZVJlcXVlc3RIABIzCgpyZWdlbmVyYXRlGAQgASgLMh0uYXRlbGllci52MS5SZWdlbmVyYXRlUmVxdWVzdEgAQgkKB3JlcXVlc3Qi9wEKFEVzdGltYXRlQ29zdFJlc3BvbnNlEg0KBW1vZGVsGAEgASgJEiAKBXByaWNlGAIgASgLMhEuYXRlbGllci52MS5QcmljZRIPCgdvdXRwdXRzGAMgASgDEg0KBWNhbGxzGAQgASgDEhQKDGlucHV0X3Rva2VucxgFIAEoAxIcChRpbnB1dF90b2tlbnNfY291bnRlZBgGIAEoCBIVCg1vdXRwdXRfdG9rZW5zGAcgASgDEg4KBmltYWdlcxgIIAEoAxIMCgRjb3N0GAkgASgBEhAKCGN1cnJlbmN5GAogASgJEhMKC2Fzc3VtcHRpb25zGAsgAygJIoIBCg9HZXRVc2FnZVJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgDIAEoCSJcChBHZXRVc2FnZVJlc3BvbnNlEiIKBHJvd3MYASADKAsyFC5hdGVsaWVyLnYxLlVzYWdlUm93EhIKCnRvdGFsX2Nvc3QYAiABKAESEAoIY3VycmVuY3kYAyABKAky1A8KDkF0ZWxpZXJTZXJ2aWNlEjwKCEdlbmVyYXRlEhsuYXRlbGllci52MS5HZW5lcmF0ZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SNgoFVHdlYWsSGC5hdGVsaWVyLnYxLlR3ZWFrUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJACgpSZWdlbmVyYXRlEh0uYXRlbGllci52MS5SZWdlbmVyYXRlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhI6CgdJdGVyYXRlEhouYXRlbGllci52MS5JdGVyYXRlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJECghQcm9ncmVzcxIbLmF0ZWxpZXIudjEuUHJvZ3Jlc3NSZXF1ZXN0GhkuYXRlbGllci52MS5Qcm9ncmVzc0V2ZW50MAESRgoNQ2FuY2VsVmVyc2lvbhIgLmF0ZWxpZXIudjEuQ2FuY2VsVmVyc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SQAoKR2V0VmVyc2lvbhIdLmF0ZWxpZXIudjEuR2V0VmVyc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SUQoMTGlzdFZlcnNpb25zEh8uYXRlbGllci52MS5MaXN0VmVyc2lvbnNSZXF1ZXN0GiAuYXRlbGllci52MS5MaXN0VmVyc2lvbnNSZXNwb25zZRJJCg1HZXRHZW5lcmF0aW9uEiAuYXRlbGllci52MS5HZXRHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJaCg9MaXN0R2VuZXJhdGlvbnMSIi5hdGVsaWVyLnYxLkxpc3RHZW5lcmF0aW9uc1JlcXVlc3QaIy5hdGVsaWVyLnYxLkxpc3RHZW5lcmF0aW9uc1Jlc3BvbnNlEk8KEERlbGV0ZUdlbmVyYXRpb24SIy5hdGVsaWVyLnYxLkRlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0GhYuYXRlbGllci52MS5HZW5lcmF0aW9uElMKElVuZGVsZXRlR2VuZXJhdGlvbhIlLmF0ZWxpZXIudjEuVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJICglMaXN0RmlsZXMSHC5hdGVsaWVyLnYxLkxpc3RGaWxlc1JlcXVlc3QaHS5hdGVsaWVyLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEkcKCFJlYWRGaWxlEhsuYXRlbGllci52MS5SZWFkRmlsZVJlcXVlc3QaHC5hdGVsaWVyLnYxLlJlYWRGaWxlUmVzcG9uc2UwARJLCgpMaXN0TW9kZWxzEh0uYXRlbGllci52MS5MaXN0TW9kZWxzUmVxdWVzdBoeLmF0ZWxpZXIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEjkKBERpZmYSFy5hdGVsaWVyLnYxLkRpZmZSZXF1ZXN0GhguYXRlbGllci52MS5EaWZmUmVzcG9uc2USTQoKRXhwb3J0VHJlZRIdLmF0ZWxpZXIudjEuRXhwb3J0VHJlZVJlcXVlc3QaHi5hdGVsaWVyLnYxLkV4cG9ydFRyZWVSZXNwb25zZTABEkIKClVwbG9hZFRyZWUSHS5hdGVsaWVyLnYxLlVwbG9hZFRyZWVSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uKAESPAoFTWVyZ2USGC5hdGVsaWVyLnYxLk1lcmdlUmVxdWVzdBoZLmF0ZWxpZXIudjEuTWVyZ2VSZXNwb25zZRJACgpHZXRTZXNzaW9uEh0uYXRlbGllci52MS5HZXRTZXNzaW9uUmVxdWVzdBoTLmF0ZWxpZXIudjEuU2Vzc2lvbhJICglMaXN0VHVybnMSHC5hdGVsaWVyLnYxLkxpc3RUdXJuc1JlcXVlc3QaHS5hdGVsaWVyLnYxLkxpc3RUdXJuc1Jlc3BvbnNlEmwKFUxpc3RXZWJob29rRGVsaXZlcmllcxIoLmF0ZWxpZXIudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBopLmF0ZWxpZXIudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USXgoVUmVwbGF5V2ViaG9va0RlbGl2ZXJ5EiguYXRlbGllci52MS5SZXBsYXlXZWJob29rRGVsaXZlcnlSZXF1ZXN0GhsuYXRlbGllci52MS5XZWJob29rRGVsaXZlcnkSQgoLVXBsb2FkRmlsZXMSHi5hdGVsaWVyLnYxLlVwbG9hZEZpbGVzUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhI6CghHZXRCYXRjaBIbLmF0ZWxpZXIudjEuR2V0QmF0Y2hSZXF1ZXN0GhEuYXRlbGllci52MS5CYXRjaBJRCgxFc3RpbWF0ZUNvc3QSHy5hdGVsaWVyLnYxLkVzdGltYXRlQ29zdFJlcXVlc3QaIC5hdGVsaWVyLnYxLkVzdGltYXRlQ29zdFJlc3BvbnNlEkUKCEdldFVzYWdlEhsuYXRlbGllci52MS5HZXRVc2FnZVJlcXVlc3QaHC5hdGVsaWVyLnYxLkdldFVzYWdlUmVzcG9uc2ViBnByb3RvMw", [file_atelier_v1_batch, file_atelier_v1_cost, file_atelier_v1_file, file_atelier_v1_generation, file_atelier_v1_model, file_atelier_v1_progress, file_atelier_v1_session, file_atelier_v1_tree, file_atelier_v1_webhook, file_atelier_v1_upload, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message atelier.v1.GenerateRequest
@@ -66,6 +72,21 @@ export type GenerateRequest = Message<"atelier.v1.GenerateRequest"> & {
    * @generated from field: atelier.v1.WebhookSubscription webhook = 5;
    */
   webhook?: WebhookSubscription | undefined;
+
+  /**
+   * Fan-out: one output per variant, or `count` outputs of the same prompt (not both; at most
+   * the server's max_batch_size, and a count that is set is 1 or more). The outputs are versions
+   * 1..N, siblings with no parent, each on its own branch of the session, all created at once;
+   * the answer is version 1, whose `batch` names the batch.
+   *
+   * @generated from field: repeated atelier.v1.Variant variants = 6;
+   */
+  variants: Variant[];
+
+  /**
+   * @generated from field: optional int32 count = 7;
+   */
+  count?: number | undefined;
 };
 
 /**
@@ -148,6 +169,19 @@ export type RegenerateRequest = Message<"atelier.v1.RegenerateRequest"> & {
    * @generated from field: string request_id = 2;
    */
   requestId: string;
+
+  /**
+   * Fan-out, as in GenerateRequest: each output a sibling of the version (variants add their
+   * suffix to the version's prompt). The answer is the batch's first version.
+   *
+   * @generated from field: repeated atelier.v1.Variant variants = 3;
+   */
+  variants: Variant[];
+
+  /**
+   * @generated from field: optional int32 count = 4;
+   */
+  count?: number | undefined;
 };
 
 /**
@@ -211,18 +245,27 @@ export const IterateRequestSchema: GenMessage<IterateRequest> = /*@__PURE__*/
  */
 export type ProgressRequest = Message<"atelier.v1.ProgressRequest"> & {
   /**
-   * The version to follow: `generations/{generation}/versions/{number}`.
+   * The version to follow: `generations/{generation}/versions/{number}`; or a batch,
+   * `generations/{generation}/batches/{batch}`: then every output's events come on the one
+   * stream, each tagged with its `version`, in order per version, until every output has ended.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * Deliver only events with a larger seq; 0 replays from the start.
+   * Deliver only events with a larger seq; 0 replays from the start. (Versions only.)
    *
    * @generated from field: int64 after_seq = 2;
    */
   afterSeq: bigint;
+
+  /**
+   * Batches only: the `resume_token` of the last event received, to resume after it.
+   *
+   * @generated from field: string resume_token = 3;
+   */
+  resumeToken: string;
 };
 
 /**
@@ -853,6 +896,212 @@ export const MergeResponseSchema: GenMessage<MergeResponse> = /*@__PURE__*/
   messageDesc(file_atelier_v1_atelier_service, 29);
 
 /**
+ * @generated from message atelier.v1.GetBatchRequest
+ */
+export type GetBatchRequest = Message<"atelier.v1.GetBatchRequest"> & {
+  /**
+   * `generations/{generation}/batches/{batch}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message atelier.v1.GetBatchRequest.
+ * Use `create(GetBatchRequestSchema)` to create a new message.
+ */
+export const GetBatchRequestSchema: GenMessage<GetBatchRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 30);
+
+/**
+ * @generated from message atelier.v1.EstimateCostRequest
+ */
+export type EstimateCostRequest = Message<"atelier.v1.EstimateCostRequest"> & {
+  /**
+   * The request to price, exactly as it would be sent.
+   *
+   * @generated from oneof atelier.v1.EstimateCostRequest.request
+   */
+  request: {
+    /**
+     * @generated from field: atelier.v1.GenerateRequest generate = 1;
+     */
+    value: GenerateRequest;
+    case: "generate";
+  } | {
+    /**
+     * @generated from field: atelier.v1.TweakRequest tweak = 2;
+     */
+    value: TweakRequest;
+    case: "tweak";
+  } | {
+    /**
+     * @generated from field: atelier.v1.IterateRequest iterate = 3;
+     */
+    value: IterateRequest;
+    case: "iterate";
+  } | {
+    /**
+     * @generated from field: atelier.v1.RegenerateRequest regenerate = 4;
+     */
+    value: RegenerateRequest;
+    case: "regenerate";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message atelier.v1.EstimateCostRequest.
+ * Use `create(EstimateCostRequestSchema)` to create a new message.
+ */
+export const EstimateCostRequestSchema: GenMessage<EstimateCostRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 31);
+
+/**
+ * @generated from message atelier.v1.EstimateCostResponse
+ */
+export type EstimateCostResponse = Message<"atelier.v1.EstimateCostResponse"> & {
+  /**
+   * The model that would serve the request, and its prices.
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: atelier.v1.Price price = 2;
+   */
+  price?: Price | undefined;
+
+  /**
+   * How many outputs the request makes, and calls to the model in all (one per output).
+   *
+   * @generated from field: int64 outputs = 3;
+   */
+  outputs: bigint;
+
+  /**
+   * @generated from field: int64 calls = 4;
+   */
+  calls: bigint;
+
+  /**
+   * The input tokens of all calls, and whether the provider's token counter counted them (false:
+   * estimated at one token per 4 bytes of UTF-8).
+   *
+   * @generated from field: int64 input_tokens = 5;
+   */
+  inputTokens: bigint;
+
+  /**
+   * @generated from field: bool input_tokens_counted = 6;
+   */
+  inputTokensCounted: boolean;
+
+  /**
+   * The output tokens and images assumed for all calls (Price.estimated_output_tokens and
+   * estimated_images per call).
+   *
+   * @generated from field: int64 output_tokens = 7;
+   */
+  outputTokens: bigint;
+
+  /**
+   * @generated from field: int64 images = 8;
+   */
+  images: bigint;
+
+  /**
+   * The estimate, in `currency` (USD).
+   *
+   * @generated from field: double cost = 9;
+   */
+  cost: number;
+
+  /**
+   * @generated from field: string currency = 10;
+   */
+  currency: string;
+
+  /**
+   * What the estimate assumed, one sentence each.
+   *
+   * @generated from field: repeated string assumptions = 11;
+   */
+  assumptions: string[];
+};
+
+/**
+ * Describes the message atelier.v1.EstimateCostResponse.
+ * Use `create(EstimateCostResponseSchema)` to create a new message.
+ */
+export const EstimateCostResponseSchema: GenMessage<EstimateCostResponse> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 32);
+
+/**
+ * @generated from message atelier.v1.GetUsageRequest
+ */
+export type GetUsageRequest = Message<"atelier.v1.GetUsageRequest"> & {
+  /**
+   * Only jobs that ended in [start_time, end_time); unset: no bound.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Only this principal's usage. A caller without the admin scope sees only its own, whatever
+   * this says (another name gives no rows).
+   *
+   * @generated from field: string principal = 3;
+   */
+  principal: string;
+};
+
+/**
+ * Describes the message atelier.v1.GetUsageRequest.
+ * Use `create(GetUsageRequestSchema)` to create a new message.
+ */
+export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 33);
+
+/**
+ * @generated from message atelier.v1.GetUsageResponse
+ */
+export type GetUsageResponse = Message<"atelier.v1.GetUsageResponse"> & {
+  /**
+   * By day, then principal, then model.
+   *
+   * @generated from field: repeated atelier.v1.UsageRow rows = 1;
+   */
+  rows: UsageRow[];
+
+  /**
+   * The sum of the rows' costs, in `currency` (USD).
+   *
+   * @generated from field: double total_cost = 2;
+   */
+  totalCost: number;
+
+  /**
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message atelier.v1.GetUsageResponse.
+ * Use `create(GetUsageResponseSchema)` to create a new message.
+ */
+export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 34);
+
+/**
  * Atelier runs AI generation jobs and lets people refine their results.
  *
  * Every call is made as a principal, named by `authorization: Bearer <token>`
@@ -866,6 +1115,8 @@ export const AtelierService: GenService<{
    * Starts a generation: the prompt becomes version 1, made by a background
    * job. Returns the QUEUED version at once; follow it with Progress. A
    * repeated `request_id` returns the first call's version and starts nothing.
+   * With `variants` or `count` (a fan-out), versions 1..N are made at once, one
+   * job each; the answer is version 1, whose `batch` names them all.
    *
    * @generated from rpc atelier.v1.AtelierService.Generate
    */
@@ -894,7 +1145,8 @@ export const AtelierService: GenService<{
    * Runs a version's prompt and settings again, as a new attempt on a new branch of the
    * session ("generate again"). The result is a sibling of the version. Only a version a model
    * made can be asked for again: an UPLOAD or MERGE version answers FAILED_PRECONDITION with
-   * reason NOT_REGENERATABLE (upload or merge again instead), and nothing is written.
+   * reason NOT_REGENERATABLE (upload or merge again instead), and nothing is written. With
+   * `variants` or `count`, several siblings at once (a batch, as for Generate).
    *
    * @generated from rpc atelier.v1.AtelierService.Regenerate
    */
@@ -917,7 +1169,9 @@ export const AtelierService: GenService<{
   /**
    * Streams a version's events from `after_seq` on, in order, then live ones
    * until the version reaches a terminal state. Closing the stream never
-   * affects the job.
+   * affects the job. For a batch (`generations/{g}/batches/{b}`), every
+   * output's events, tagged by `version` and in order per version, each as soon
+   * as it is recorded, with the batch's counts, until every output has ended.
    *
    * @generated from rpc atelier.v1.AtelierService.Progress
    */
@@ -1124,6 +1378,40 @@ export const AtelierService: GenService<{
     methodKind: "unary";
     input: typeof UploadFilesRequestSchema;
     output: typeof VersionSchema;
+  },
+  /**
+   * A fan-out's outputs and how many are in each state: `generations/{generation}/batches/{batch}`.
+   *
+   * @generated from rpc atelier.v1.AtelierService.GetBatch
+   */
+  getBatch: {
+    methodKind: "unary";
+    input: typeof GetBatchRequestSchema;
+    output: typeof BatchSchema;
+  },
+  /**
+   * What a Generate, Tweak, Iterate or Regenerate request would cost, before it runs: its
+   * outputs (variants or count) times the calls each makes times the model's prices, with the
+   * prompt's tokens counted by the model's provider where it has a token counter. Nothing is
+   * created. The answer states the assumptions it made.
+   *
+   * @generated from rpc atelier.v1.AtelierService.EstimateCost
+   */
+  estimateCost: {
+    methodKind: "unary";
+    input: typeof EstimateCostRequestSchema;
+    output: typeof EstimateCostResponseSchema;
+  },
+  /**
+   * What was spent, by principal, model and day (UTC). A caller sees its own usage; an admin
+   * sees every principal's (or one's, with `principal`).
+   *
+   * @generated from rpc atelier.v1.AtelierService.GetUsage
+   */
+  getUsage: {
+    methodKind: "unary";
+    input: typeof GetUsageRequestSchema;
+    output: typeof GetUsageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_atelier_v1_atelier_service, 0);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atelier/v1/generation.proto.
  */
 export const file_atelier_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("ChthdGVsaWVyL3YxL2dlbmVyYXRpb24ucHJvdG8SCmF0ZWxpZXIudjEi3gIKCkdlbmVyYXRpb24SDAoEbmFtZRgBIAEoCRIOCgZwcm9tcHQYAiABKAkSDQoFbW9kZWwYAyABKAkSEAoIcHJvdmlkZXIYBCABKAkSFQoNdmVyc2lvbl9jb3VudBgFIAEoAxIWCg5sYXRlc3RfdmVyc2lvbhgGIAEoCRIPCgdzZXNzaW9uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFb3duZXIYCiABKAkSLwoLZGVsZXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL9BQoHVmVyc2lvbhIMCgRuYW1lGAEgASgJEg4KBm51bWJlchgCIAEoAxIlCgRraW5kGAMgASgOMhcuYXRlbGllci52MS5WZXJzaW9uS2luZBIOCgZwYXJlbnQYBCABKAkSDgoGcHJvbXB0GAUgASgJEg0KBW1vZGVsGAYgASgJEicKBXN0YXRlGAcgASgOMhguYXRlbGllci52MS5WZXJzaW9uU3RhdGUSDQoFc3RhZ2UYCCABKAUSFAoMdG90YWxfc3RhZ2VzGAkgASgFEg8KB21lc3NhZ2UYCiABKAkSIQoFZXJyb3IYCyABKAsyEi5nb29nbGUucnBjLlN0YXR1cxISCgpmaWxlX2NvdW50GAwgASgDEgwKBGV0YWcYDSABKAkSEgoKcmVxdWVzdF9pZBgOIAEoCRIWCg5sYXN0X2V2ZW50X3NlcRgPIAEoAxIvCgtjcmVhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR1cm4YEyABKAMSEwoLYWRkZWRfY291bnQYFCABKAMSFgoObW9kaWZpZWRfY291bnQYFSABKAMSFQoNZGVsZXRlZF9jb3VudBgWIAEoAxIUCgxtZXJnZV9wYXJlbnQYFyABKAkSFgoOcXVldWVfcG9zaXRpb24YGCABKAMSOAoUZXN0aW1hdGVkX3N0YXJ0X3RpbWUYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKF2VzdGltYXRlZF9jb21wbGV0ZV90aW1lGBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgZsZWRnZXIYGyABKAsyEi5hdGVsaWVyLnYxLkxlZGdlciLbAQoGTGVkZ2VyEjEKDnF1ZXVlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDHJ1bl9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFjb29sZG93bl9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghhdHRlbXB0cxgEIAEoBRIlCgV1c2FnZRgFIAMoCzIWLmF0ZWxpZXIudjEuTW9kZWxVc2FnZSJSCgpNb2RlbFVzYWdlEhQKDGlucHV0X3Rva2VucxgBIAEoAxIVCg1vdXRwdXRfdG9rZW5zGAIgASgDEhcKD3RoaW5raW5nX3Rva2VucxgDIAEoAyrWAQoMVmVyc2lvblN0YXRlEh0KGVZFUlNJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRWRVJTSU9OX1NUQVRFX1FVRVVFRBABEhkKFVZFUlNJT05fU1RBVEVfUlVOTklORxACEhsKF1ZFUlNJT05fU1RBVEVfQ09NUExFVEVEEAMSGAoUVkVSU0lPTl9TVEFURV9GQUlMRUQQBBIbChdWRVJTSU9OX1NUQVRFX0NBTkNFTExFRBAFEh4KGlZFUlNJT05fU1RBVEVfTkVFRFNfUkVWSUVXEAYqxgEKC1ZlcnNpb25LaW5kEhwKGFZFUlNJT05fS0lORF9VTlNQRUNJRklFRBAAEhkKFVZFUlNJT05fS0lORF9HRU5FUkFURRABEhYKElZFUlNJT05fS0lORF9UV0VBSxACEhgKFFZFUlNJT05fS0lORF9JVEVSQVRFEAMSGwoXVkVSU0lPTl9LSU5EX1JFR0VORVJBVEUQBBIXChNWRVJTSU9OX0tJTkRfVVBMT0FEEAUSFgoSVkVSU0lPTl9LSU5EX01FUkdFEAZiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("ChthdGVsaWVyL3YxL2dlbmVyYXRpb24ucHJvdG8SCmF0ZWxpZXIudjEi3gIKCkdlbmVyYXRpb24SDAoEbmFtZRgBIAEoCRIOCgZwcm9tcHQYAiABKAkSDQoFbW9kZWwYAyABKAkSEAoIcHJvdmlkZXIYBCABKAkSFQoNdmVyc2lvbl9jb3VudBgFIAEoAxIWCg5sYXRlc3RfdmVyc2lvbhgGIAEoCRIPCgdzZXNzaW9uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFb3duZXIYCiABKAkSLwoLZGVsZXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKdBgoHVmVyc2lvbhIMCgRuYW1lGAEgASgJEg4KBm51bWJlchgCIAEoAxIlCgRraW5kGAMgASgOMhcuYXRlbGllci52MS5WZXJzaW9uS2luZBIOCgZwYXJlbnQYBCABKAkSDgoGcHJvbXB0GAUgASgJEg0KBW1vZGVsGAYgASgJEicKBXN0YXRlGAcgASgOMhguYXRlbGllci52MS5WZXJzaW9uU3RhdGUSDQoFc3RhZ2UYCCABKAUSFAoMdG90YWxfc3RhZ2VzGAkgASgFEg8KB21lc3NhZ2UYCiABKAkSIQoFZXJyb3IYCyABKAsyEi5nb29nbGUucnBjLlN0YXR1cxISCgpmaWxlX2NvdW50GAwgASgDEgwKBGV0YWcYDSABKAkSEgoKcmVxdWVzdF9pZBgOIAEoCRIWCg5sYXN0X2V2ZW50X3NlcRgPIAEoAxIvCgtjcmVhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR1cm4YEyABKAMSEwoLYWRkZWRfY291bnQYFCABKAMSFgoObW9kaWZpZWRfY291bnQYFSABKAMSFQoNZGVsZXRlZF9jb3VudBgWIAEoAxIUCgxtZXJnZV9wYXJlbnQYFyABKAkSFgoOcXVldWVfcG9zaXRpb24YGCABKAMSOAoUZXN0aW1hdGVkX3N0YXJ0X3RpbWUYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKF2VzdGltYXRlZF9jb21wbGV0ZV90aW1lGBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgZsZWRnZXIYGyABKAsyEi5hdGVsaWVyLnYxLkxlZGdlchINCgViYXRjaBgcIAEoCRIPCgd2YXJpYW50GB0gASgJIqYCCgZMZWRnZXISMQoOcXVldWVfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMcnVuX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEWNvb2xkb3duX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGF0dGVtcHRzGAQgASgFEiUKBXVzYWdlGAUgAygLMhYuYXRlbGllci52MS5Nb2RlbFVzYWdlEhQKDGlucHV0X3Rva2VucxgGIAEoAxIVCg1vdXRwdXRfdG9rZW5zGAcgASgDEg4KBmltYWdlcxgIIAEoAxIMCgRjb3N0GAkgASgBInAKCk1vZGVsVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhUKDW91dHB1dF90b2tlbnMYAiABKAMSFwoPdGhpbmtpbmdfdG9rZW5zGAMgASgDEgwKBGNvc3QYBCABKAESDgoGaW1hZ2VzGAUgASgDKtYBCgxWZXJzaW9uU3RhdGUSHQoZVkVSU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFFZFUlNJT05fU1RBVEVfUVVFVUVEEAESGQoVVkVSU0lPTl9TVEFURV9SVU5OSU5HEAISGwoXVkVSU0lPTl9TVEFURV9DT01QTEVURUQQAxIYChRWRVJTSU9OX1NUQVRFX0ZBSUxFRBAEEhsKF1ZFUlNJT05fU1RBVEVfQ0FOQ0VMTEVEEAUSHgoaVkVSU0lPTl9TVEFURV9ORUVEU19SRVZJRVcQBirGAQoLVmVyc2lvbktpbmQSHAoYVkVSU0lPTl9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVVkVSU0lPTl9LSU5EX0dFTkVSQVRFEAESFgoSVkVSU0lPTl9LSU5EX1RXRUFLEAISGAoUVkVSU0lPTl9LSU5EX0lURVJBVEUQAxIbChdWRVJTSU9OX0tJTkRfUkVHRU5FUkFURRAEEhcKE1ZFUlNJT05fS0lORF9VUExPQUQQBRIWChJWRVJTSU9OX0tJTkRfTUVSR0UQBmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * A generation is one lineage of work, started by Generate. Its versions are
@@ -292,6 +292,21 @@ export type Version = Message<"atelier.v1.Version"> & {
    * @generated from field: atelier.v1.Ledger ledger = 27;
    */
   ledger?: Ledger | undefined;
+
+  /**
+   * Set on an output of a fan-out (Generate or Regenerate with `variants` or `count`): its batch,
+   * `generations/{generation}/batches/{batch}`, which GetBatch and Progress accept.
+   *
+   * @generated from field: string batch = 28;
+   */
+  batch: string;
+
+  /**
+   * The output's variant name within its batch (`front`, or `1`, `2`, ... for a `count`).
+   *
+   * @generated from field: string variant = 29;
+   */
+  variant: string;
 };
 
 /**
@@ -338,6 +353,29 @@ export type Ledger = Message<"atelier.v1.Ledger"> & {
    * @generated from field: repeated atelier.v1.ModelUsage usage = 5;
    */
   usage: ModelUsage[];
+
+  /**
+   * Totals over `usage`: the tokens, the images the model produced, and what they cost (USD, at
+   * the model's prices when each request was made; 0 for a model with no price).
+   *
+   * @generated from field: int64 input_tokens = 6;
+   */
+  inputTokens: bigint;
+
+  /**
+   * @generated from field: int64 output_tokens = 7;
+   */
+  outputTokens: bigint;
+
+  /**
+   * @generated from field: int64 images = 8;
+   */
+  images: bigint;
+
+  /**
+   * @generated from field: double cost = 9;
+   */
+  cost: number;
 };
 
 /**
@@ -367,6 +405,20 @@ export type ModelUsage = Message<"atelier.v1.ModelUsage"> & {
    * @generated from field: int64 thinking_tokens = 3;
    */
   thinkingTokens: bigint;
+
+  /**
+   * What the request cost in USD (thinking tokens are billed as output tokens).
+   *
+   * @generated from field: double cost = 4;
+   */
+  cost: number;
+
+  /**
+   * How many images the model answered with.
+   *
+   * @generated from field: int64 images = 5;
+   */
+  images: bigint;
 };
 
 /**

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Price } from "./cost_pb.js";
+import { file_atelier_v1_cost } from "./cost_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atelier/v1/model.proto.
  */
 export const file_atelier_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("ChZhdGVsaWVyL3YxL21vZGVsLnByb3RvEgphdGVsaWVyLnYxIscBCgVNb2RlbBIMCgRuYW1lGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIZChFvdXRwdXRfbW9kYWxpdGllcxgEIAMoCRIPCgdkZWZhdWx0GAUgASgIEhYKDm1heF9jb25jdXJyZW50GAYgASgFEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYByABKAUSJwoGc3RhdHVzGAggASgLMhcuYXRlbGllci52MS5Nb2RlbFN0YXR1cyJxCgtNb2RlbFN0YXR1cxIWCg5qb2JzX2luX2ZsaWdodBgBIAEoAxITCgtqb2JzX3F1ZXVlZBgCIAEoAxI1ChFjb29sZG93bl9lbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChZhdGVsaWVyL3YxL21vZGVsLnByb3RvEgphdGVsaWVyLnYxIukBCgVNb2RlbBIMCgRuYW1lGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIZChFvdXRwdXRfbW9kYWxpdGllcxgEIAMoCRIPCgdkZWZhdWx0GAUgASgIEhYKDm1heF9jb25jdXJyZW50GAYgASgFEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYByABKAUSJwoGc3RhdHVzGAggASgLMhcuYXRlbGllci52MS5Nb2RlbFN0YXR1cxIgCgVwcmljZRgJIAEoCzIRLmF0ZWxpZXIudjEuUHJpY2UicQoLTW9kZWxTdGF0dXMSFgoOam9ic19pbl9mbGlnaHQYASABKAMSEwoLam9ic19xdWV1ZWQYAiABKAMSNQoRY29vbGRvd25fZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_atelier_v1_cost, file_google_protobuf_timestamp]);
 
 /**
  * A model that Generate, Tweak and Iterate can be asked to use.
@@ -74,6 +76,13 @@ export type Model = Message<"atelier.v1.Model"> & {
    * @generated from field: atelier.v1.ModelStatus status = 8;
    */
   status?: ModelStatus | undefined;
+
+  /**
+   * What the model costs (EstimateCost and the ledger use it).
+   *
+   * @generated from field: atelier.v1.Price price = 9;
+   */
+  price?: Price | undefined;
 };
 
 /**

@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { BatchCounts } from "./batch_pb.js";
+import { file_atelier_v1_batch } from "./batch_pb.js";
 import type { VersionState } from "./generation_pb.js";
 import { file_atelier_v1_generation } from "./generation_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atelier/v1/progress.proto.
  */
 export const file_atelier_v1_progress: GenFile = /*@__PURE__*/
-  fileDesc("ChlhdGVsaWVyL3YxL3Byb2dyZXNzLnByb3RvEgphdGVsaWVyLnYxIqsDCg1Qcm9ncmVzc0V2ZW50EgsKA3NlcRgBIAEoAxIPCgd2ZXJzaW9uGAIgASgJEisKBHR5cGUYAyABKA4yHS5hdGVsaWVyLnYxLlByb2dyZXNzRXZlbnRUeXBlEicKBXN0YXRlGAQgASgOMhguYXRlbGllci52MS5WZXJzaW9uU3RhdGUSDQoFc3RhZ2UYBSABKAUSFAoMdG90YWxfc3RhZ2VzGAYgASgFEg8KB21lc3NhZ2UYByABKAkSDQoFcGF0aHMYCCADKAkSIQoFZXJyb3IYCSABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcXVldWVfcG9zaXRpb24YCyABKAMSOAoUZXN0aW1hdGVkX3N0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKF2VzdGltYXRlZF9jb21wbGV0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqDAgoRUHJvZ3Jlc3NFdmVudFR5cGUSIwofUFJPR1JFU1NfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh0KGVBST0dSRVNTX0VWRU5UX1RZUEVfU1RBVEUQARIlCiFQUk9HUkVTU19FVkVOVF9UWVBFX1NUQUdFX1NUQVJURUQQAhIiCh5QUk9HUkVTU19FVkVOVF9UWVBFX1NUQUdFX0RPTkUQAxIfChtQUk9HUkVTU19FVkVOVF9UWVBFX01FU1NBR0UQBBIeChpQUk9HUkVTU19FVkVOVF9UWVBFX09VVFBVVBAFEh4KGlBST0dSRVNTX0VWRU5UX1RZUEVfUVVFVUVEEAZiBnByb3RvMw", [file_atelier_v1_generation, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("ChlhdGVsaWVyL3YxL3Byb2dyZXNzLnByb3RvEgphdGVsaWVyLnYxIv8DCg1Qcm9ncmVzc0V2ZW50EgsKA3NlcRgBIAEoAxIPCgd2ZXJzaW9uGAIgASgJEisKBHR5cGUYAyABKA4yHS5hdGVsaWVyLnYxLlByb2dyZXNzRXZlbnRUeXBlEicKBXN0YXRlGAQgASgOMhguYXRlbGllci52MS5WZXJzaW9uU3RhdGUSDQoFc3RhZ2UYBSABKAUSFAoMdG90YWxfc3RhZ2VzGAYgASgFEg8KB21lc3NhZ2UYByABKAkSDQoFcGF0aHMYCCADKAkSIQoFZXJyb3IYCSABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcXVldWVfcG9zaXRpb24YCyABKAMSOAoUZXN0aW1hdGVkX3N0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKF2VzdGltYXRlZF9jb21wbGV0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgViYXRjaBgOIAEoCRItCgxiYXRjaF9jb3VudHMYDyABKAsyFy5hdGVsaWVyLnYxLkJhdGNoQ291bnRzEhQKDHJlc3VtZV90b2tlbhgQIAEoCSqDAgoRUHJvZ3Jlc3NFdmVudFR5cGUSIwofUFJPR1JFU1NfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh0KGVBST0dSRVNTX0VWRU5UX1RZUEVfU1RBVEUQARIlCiFQUk9HUkVTU19FVkVOVF9UWVBFX1NUQUdFX1NUQVJURUQQAhIiCh5QUk9HUkVTU19FVkVOVF9UWVBFX1NUQUdFX0RPTkUQAxIfChtQUk9HUkVTU19FVkVOVF9UWVBFX01FU1NBR0UQBBIeChpQUk9HUkVTU19FVkVOVF9UWVBFX09VVFBVVBAFEh4KGlBST0dSRVNTX0VWRU5UX1RZUEVfUVVFVUVEEAZiBnByb3RvMw", [file_atelier_v1_batch, file_atelier_v1_generation, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * One event in a version's life. Events of a version are numbered 1, 2, 3, ...
@@ -103,6 +105,25 @@ export type ProgressEvent = Message<"atelier.v1.ProgressEvent"> & {
    * @generated from field: google.protobuf.Timestamp estimated_complete_time = 13;
    */
   estimatedCompleteTime?: Timestamp | undefined;
+
+  /**
+   * Set when following a batch: the batch's name, its counts once this event is counted (so the
+   * event that completes an output already counts it completed), and a token that resumes the
+   * batch's stream right after this event (ProgressRequest.resume_token).
+   *
+   * @generated from field: string batch = 14;
+   */
+  batch: string;
+
+  /**
+   * @generated from field: atelier.v1.BatchCounts batch_counts = 15;
+   */
+  batchCounts?: BatchCounts | undefined;
+
+  /**
+   * @generated from field: string resume_token = 16;
+   */
+  resumeToken: string;
 };
 
 /**
