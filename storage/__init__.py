@@ -15,6 +15,7 @@ from storage._api_keys import (
     revoke_api_key,
 )
 from storage._backup import BackupError, backup_database, restore_database
+from storage._blame import blame
 from storage._blobs import (
     BlobScan,
     FileContent,
@@ -45,6 +46,7 @@ from storage._deletion import (
     undelete_generation,
     versions_in_flight,
 )
+from storage._drafts import create_draft, get_draft, list_drafts, update_draft_prompt
 from storage._errors import (
     DatabaseMissing,
     GenerationDeleted,
@@ -86,6 +88,7 @@ from storage._models import (
     ApiKey,
     Blob,
     ConversationSession,
+    Draft,
     Event,
     EventType,
     Generation,
@@ -154,6 +157,7 @@ __all__ = [
     "ConversationSession",
     "Database",
     "DatabaseMissing",
+    "Draft",
     "ErrorDetail",
     "Event",
     "EventDraft",
@@ -187,11 +191,13 @@ __all__ = [
     "append_event",
     "append_events",
     "backup_database",
+    "blame",
     "branch_turns",
     "claim_job",
     "claim_jobs",
     "cool_down",
     "create_api_key",
+    "create_draft",
     "create_generation",
     "create_version",
     "delete_generation",
@@ -206,6 +212,7 @@ __all__ = [
     "get_api_key",
     "get_conversation",
     "get_deleted_generation",
+    "get_draft",
     "get_generation",
     "get_manifest_entry",
     "get_version",
@@ -218,6 +225,7 @@ __all__ = [
     "lease_owners",
     "list_api_keys",
     "list_attachments",
+    "list_drafts",
     "list_events",
     "list_generations",
     "list_manifest",
@@ -248,6 +256,7 @@ __all__ = [
     "take_request",
     "turn_numbers",
     "undelete_generation",
+    "update_draft_prompt",
     "utcnow",
     "version_numbers",
     "versions_in_flight",

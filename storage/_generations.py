@@ -28,6 +28,7 @@ def create_generation(
     attachments: Sequence[FileContent] = (),
     kind: VersionKind = VersionKind.GENERATE,
     queue_job: bool = True,
+    draft_id: str | None = None,
 ) -> tuple[Generation, Version]:
     """Creates a generation, its conversation session, and version 1 (see create_version).
 
@@ -77,6 +78,7 @@ def create_generation(
         request_fingerprint=request_fingerprint,
         attachments=attachments,
         session_id=session_row["id"],
+        draft_id=draft_id,
     )
     return generation, version
 

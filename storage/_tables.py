@@ -20,6 +20,7 @@ from storage._models import (
     ApiKey,
     Blob,
     ConversationSession,
+    Draft,
     Event,
     Generation,
     Job,
@@ -40,6 +41,7 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 API_KEY = _table(ApiKey)
 BLOB = _table(Blob)
+DRAFT = _table(Draft)
 EVENT = _table(Event)
 GENERATION = _table(Generation)
 JOB = _table(Job)

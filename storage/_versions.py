@@ -53,6 +53,7 @@ def create_version(
     head_turn_id: int | None = None,
     queue_job: bool = True,
     session_id: str | None = None,
+    draft_id: str | None = None,
 ) -> Version:
     """Adds the generation's next version, QUEUED, with its job and its first event.
 
@@ -61,6 +62,7 @@ def create_version(
     same transaction (an upload or a merge, which need no model), and `head_turn_id` says where
     its branch of the conversation ends (a job sets it when its exchange is recorded).
     `session_id` is the generation's conversation session, when the caller already knows it.
+    `draft_id` is the draft the prompt came from (DraftPrompt), if any.
     """
     now = utcnow()
     number = tx.execute(
@@ -89,6 +91,7 @@ def create_version(
             "message": "Queued",
             "request_id": request_id,
             "request_fingerprint": request_fingerprint,
+            "draft_id": draft_id,
             "create_time": now,
             "update_time": now,
         },
