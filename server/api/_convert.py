@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from atelier.v1 import file_pb2, generation_pb2, model_pb2, progress_pb2, session_pb2, tree_pb2
+from atelier.v1 import (
+    blame_pb2,
+    draft_pb2,
+    file_pb2,
+    generation_pb2,
+    model_pb2,
+    progress_pb2,
+    session_pb2,
+    tree_pb2,
+)
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
 from server.api._errors import to_status_proto
-from server.api._names import generation_name, session_name, turn_name, version_name
+from server.api._names import draft_name, generation_name, session_name, turn_name, version_name
 from server.domain import (
     Conflict,
     Conversation,
+    Draft,
     ErrorDetail,
+    FileBlame,
     Generation,
     Ledger,
     ModelView,
     PathDiff,
     ProgressEvent,
+    TokenUsage,
     TreeEntry,
     Turn,
     Version,
@@ -45,14 +57,15 @@ def _ledger(ledger: Ledger) -> generation_pb2.Ledger:
         run_duration=_duration(ledger.run_seconds),
         cooldown_duration=_duration(ledger.cooldown_seconds),
         attempts=ledger.attempts,
-        usage=[
-            generation_pb2.ModelUsage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                thinking_tokens=usage.thinking_tokens,
-            )
-            for usage in ledger.usage
-        ],
+        usage=[_usage(usage) for usage in ledger.usage],
+    )
+
+
+def _usage(usage: TokenUsage) -> generation_pb2.ModelUsage:
+    return generation_pb2.ModelUsage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        thinking_tokens=usage.thinking_tokens,
     )
 
 
@@ -93,6 +106,7 @@ def version_to_proto(version: Version) -> generation_pb2.Version:
         estimated_start_time=_timestamp(version.queue.start_time) if version.queue else None,
         estimated_complete_time=_timestamp(version.queue.complete_time) if version.queue else None,
         ledger=_ledger(version.ledger),
+        draft=draft_name(version.draft_id) if version.draft_id else "",
     )
 
 
@@ -131,9 +145,41 @@ def event_to_proto(event: ProgressEvent, version: str) -> progress_pb2.ProgressE
     )
 
 
-def file_to_proto(entry: TreeEntry) -> file_pb2.File:
+def file_to_proto(entry: TreeEntry, blame: FileBlame | None = None) -> file_pb2.File:
     return file_pb2.File(
-        path=entry.path, size=entry.size, sha256=entry.blob_sha256, mime_type=entry.mime_type
+        path=entry.path,
+        size=entry.size,
+        sha256=entry.blob_sha256,
+        mime_type=entry.mime_type,
+        blame=blame_to_proto(blame) if blame is not None else None,
+    )
+
+
+def blame_to_proto(blame: FileBlame) -> blame_pb2.FileBlame:
+    return blame_pb2.FileBlame(
+        path=blame.path,
+        version=version_name(blame.version.generation_id, blame.version.number),
+        kind=f"VERSION_KIND_{blame.kind}",
+        prompt=blame.prompt,
+        create_time=_timestamp(blame.create_time),
+    )
+
+
+def draft_to_proto(draft: Draft) -> draft_pb2.Draft:
+    return draft_pb2.Draft(
+        name=draft_name(draft.id),
+        text=draft.text,
+        context=draft.context,
+        model=draft.model,
+        drafter_model=draft.drafter_model,
+        prompt=draft.prompt,
+        drafted_prompt=draft.drafted_prompt,
+        edited=draft.prompt != draft.drafted_prompt,
+        owner=draft.owner,
+        create_time=_timestamp(draft.create_time),
+        update_time=_timestamp(draft.update_time),
+        usage=_usage(draft.usage),
+        etag=draft.etag,
     )
 
 

@@ -13,6 +13,7 @@ from server.domain import FieldViolation, InvalidArgument, VersionRef, bounds
 
 _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
 _SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")
+_DRAFT = re.compile(r"drafts/([a-z0-9][a-z0-9-]{0,62})")
 _VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
 
 T = TypeVar("T")
@@ -41,6 +42,17 @@ def parse_generation_name(name: str, *, field: str = "name") -> str:
     match = _GENERATION.fullmatch(name)
     if match is None:
         raise _malformed(field, name, "generations/{generation}")
+    return match.group(1)
+
+
+def draft_name(draft_id: str) -> str:
+    return f"drafts/{draft_id}"
+
+
+def parse_draft_name(name: str, *, field: str = "name") -> str:
+    match = _DRAFT.fullmatch(name)
+    if match is None:
+        raise _malformed(field, name, "drafts/{draft}")
     return match.group(1)
 
 

@@ -12,7 +12,15 @@ from typing import Any, TypeVar, cast
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import atelier_service_pb2_grpc, file_pb2, generation_pb2, progress_pb2, session_pb2, tree_pb2
+from atelier.v1 import (
+    atelier_service_pb2_grpc,
+    draft_pb2,
+    file_pb2,
+    generation_pb2,
+    progress_pb2,
+    session_pb2,
+    tree_pb2,
+)
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 
@@ -182,6 +190,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             model=request.model,
             request_id=request.request_id,
             attachments=_attachments(request.attachments),
+            draft_id=_names.parse_draft_name(request.draft, field="draft") if request.draft else None,
             deadline=_deadline(context),
         )
         return _convert.version_to_proto(version)
@@ -337,9 +346,13 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         size = _names.page_size(request.page_size)
         scope = f"files:{ref.generation_id}/{ref.number}"
         after = _names.decode_page_token(request.page_token, scope, str)
-        entries = await self._service.list_files(caller=principal, ref=ref, after_path=after, limit=size + 1)
-        page, token = _names.page_of(entries, size, scope, lambda item: item.path)
-        return pb.ListFilesResponse(files=[_convert.file_to_proto(e) for e in page], next_page_token=token)
+        entries = await self._service.list_files(
+            caller=principal, ref=ref, after_path=after, limit=size + 1, with_blame=request.include_blame
+        )
+        page, token = _names.page_of(entries, size, scope, lambda item: item[0].path)
+        return pb.ListFilesResponse(
+            files=[_convert.file_to_proto(entry, blame) for entry, blame in page], next_page_token=token
+        )
 
     @_stream(READ)
     async def ReadFile(
@@ -489,3 +502,61 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             version=_convert.version_to_proto(version) if version else None,
             conflicts=[_convert.conflict_to_proto(c) for c in conflicts],
         )
+
+    @_mutation
+    async def DraftPrompt(
+        self, request: pb.DraftPromptRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> draft_pb2.Draft:
+        draft = await self._service.draft_prompt(
+            caller=principal,
+            text=request.text,
+            context=request.context,
+            model=request.model,
+            deadline=_deadline(context),
+        )
+        return _convert.draft_to_proto(draft)
+
+    @_unary(READ)
+    async def GetDraft(
+        self, request: pb.GetDraftRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> draft_pb2.Draft:
+        draft_id = _names.parse_draft_name(request.name)
+        return _convert.draft_to_proto(await self._service.get_draft(caller=principal, draft_id=draft_id))
+
+    @_unary(READ)
+    async def ListDrafts(
+        self, request: pb.ListDraftsRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.ListDraftsResponse:
+        size = _names.page_size(request.page_size)
+        scope = "drafts"
+        before = _names.decode_page_token(request.page_token, scope, str)
+        drafts = await self._service.list_drafts(caller=principal, before_id=before, limit=size + 1)
+        page, token = _names.page_of(drafts, size, scope, lambda item: item.id)
+        return pb.ListDraftsResponse(drafts=[_convert.draft_to_proto(d) for d in page], next_page_token=token)
+
+    @_mutation
+    async def UpdateDraft(
+        self, request: pb.UpdateDraftRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> draft_pb2.Draft:
+        draft = await self._service.update_draft(
+            caller=principal,
+            draft_id=_names.parse_draft_name(request.name),
+            prompt=request.prompt,
+            etag=request.etag,
+            deadline=_deadline(context),
+        )
+        return _convert.draft_to_proto(draft)
+
+    @_unary(READ)
+    async def Blame(
+        self, request: pb.BlameRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.BlameResponse:
+        ref = _names.parse_version_name(request.name)
+        size = _names.page_size(request.page_size)
+        scope = f"blame:{ref.generation_id}/{ref.number}:{request.path}"
+        after = _names.decode_page_token(request.page_token, scope, str)
+        blames = await self._service.blame(
+            caller=principal, ref=ref, path=request.path, after_path=after, limit=size + 1
+        )
+        page, token = _names.page_of(blames, size, scope, lambda item: item.path)
+        return pb.BlameResponse(files=[_convert.blame_to_proto(b) for b in page], next_page_token=token)

@@ -10,6 +10,8 @@ from server.config import Settings
 from server.providers._base import (
     OPEN_GATE,
     ChangeSet,
+    DraftAnswer,
+    DraftRequest,
     JobKind,
     ModelGate,
     ModelUsage,
@@ -62,6 +64,8 @@ def _build(name: str, settings: Settings) -> Provider:
 __all__ = [
     "OPEN_GATE",
     "ChangeSet",
+    "DraftAnswer",
+    "DraftRequest",
     "JobKind",
     "ModelGate",
     "ModelUsage",

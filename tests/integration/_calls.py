@@ -21,6 +21,8 @@ WRITE_RPCS = frozenset(
         "CancelVersion",
         "DeleteGeneration",
         "UndeleteGeneration",
+        "DraftPrompt",
+        "UpdateDraft",
     }
 )
 READ_RPCS = frozenset(
@@ -37,12 +39,16 @@ READ_RPCS = frozenset(
         "ExportTree",
         "GetSession",
         "ListTurns",
+        "GetDraft",
+        "ListDrafts",
+        "Blame",
     }
 )
 
 
-def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
-    """Each RPC, called by `api` on `version` (`generations/{g}/versions/{n}`) or its generation."""
+def every_rpc(api: Api, version: str, draft: str = "drafts/0") -> dict[str, Callable[[], object]]:
+    """Each RPC, called by `api` on `version` (`generations/{g}/versions/{n}`) or its generation,
+    and on `draft` (`drafts/{d}`) for the drafts' RPCs."""
     s, md = api.stub, api.metadata
     generation = version.split("/versions/")[0]
     sibling = f"{generation}/versions/2"
@@ -78,4 +84,9 @@ def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
         "ExportTree": lambda: list(s.ExportTree(pb.ExportTreeRequest(name=version), metadata=md)),
         "GetSession": lambda: s.GetSession(pb.GetSessionRequest(name=f"{generation}/session"), metadata=md),
         "ListTurns": lambda: s.ListTurns(pb.ListTurnsRequest(parent=f"{generation}/session"), metadata=md),
+        "DraftPrompt": lambda: s.DraftPrompt(pb.DraftPromptRequest(text="p", model="offline"), metadata=md),
+        "GetDraft": lambda: s.GetDraft(pb.GetDraftRequest(name=draft), metadata=md),
+        "ListDrafts": lambda: s.ListDrafts(pb.ListDraftsRequest(), metadata=md),
+        "UpdateDraft": lambda: s.UpdateDraft(pb.UpdateDraftRequest(name=draft, prompt="p"), metadata=md),
+        "Blame": lambda: s.Blame(pb.BlameRequest(name=version), metadata=md),
     }

@@ -24,7 +24,9 @@ from atelier._files import upload_files
 from atelier._retry import Deadline, RetryPolicy, aretry_call
 from atelier._types import (
     Attachment,
+    Draft,
     File,
+    FileBlame,
     FileDiff,
     Generation,
     MergeResult,
@@ -115,10 +117,16 @@ class AsyncAtelierClient(BaseClient):
         model: str | None = None,
         attachments: Iterable[Attachment] = (),
         request_id: str | None = None,
+        draft: str | None = None,
         timeout: Timeout = DEFAULT,
     ) -> Version:
-        """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`."""
-        call = calls.generate(prompt, model=model, attachments=attachments, request_id=request_id)
+        """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`.
+
+        With `draft` (`drafts/{d}`, from `draft_prompt`) the version records the draft it came
+        from; an empty `prompt` (or no `model`) means the draft's."""
+        call = calls.generate(
+            prompt, model=model, attachments=attachments, request_id=request_id, draft=draft
+        )
         return await self._unary(call, timeout)
 
     async def tweak(
@@ -265,11 +273,44 @@ class AsyncAtelierClient(BaseClient):
             yield item
 
     async def files(
-        self, version: str, *, page_size: int = 0, timeout: Timeout = DEFAULT
+        self, version: str, *, blame: bool = False, page_size: int = 0, timeout: Timeout = DEFAULT
     ) -> AsyncIterator[File]:
-        """A COMPLETED version's files, in path order, paging on its own."""
-        async for item in self._paged(calls.list_files(version, page_size=page_size), timeout):
+        """A COMPLETED version's files, in path order, paging on its own; with `blame=True`, each
+        with the version that last changed it (`File.blame`)."""
+        async for item in self._paged(calls.list_files(version, page_size=page_size, blame=blame), timeout):
             yield item
+
+    async def blame(
+        self, version: str, path: str | None = None, *, page_size: int = 0, timeout: Timeout = DEFAULT
+    ) -> AsyncIterator[FileBlame]:
+        """For each file of a COMPLETED version (or only `path`, a file or a directory), in path
+        order: the version that last changed it, its kind and prompt, and when it was made."""
+        async for item in self._paged(calls.blame(version, path=path, page_size=page_size), timeout):
+            yield item
+
+    async def draft_prompt(
+        self, text: str, *, context: str | None = None, model: str | None = None, timeout: Timeout = DEFAULT
+    ) -> Draft:
+        """Asks a text model to draft a prompt for `model` (None: the default) from `text` and an
+        optional context or style instruction. The draft is stored (`Draft.name`); it is not a
+        version. Not retried: each call drafts anew."""
+        return await self._unary(calls.draft_prompt(text, context=context, model=model), timeout)
+
+    async def get_draft(self, name: str, *, timeout: Timeout = DEFAULT) -> Draft:
+        """The draft `drafts/{d}`."""
+        return await self._unary(calls.get_draft(name), timeout)
+
+    async def drafts(self, *, page_size: int = 0, timeout: Timeout = DEFAULT) -> AsyncIterator[Draft]:
+        """The caller's drafts, newest first, paging on its own."""
+        async for item in self._paged(calls.list_drafts(page_size=page_size), timeout):
+            yield item
+
+    async def update_draft(
+        self, name: str, prompt: str, *, etag: str | None = None, timeout: Timeout = DEFAULT
+    ) -> Draft:
+        """Replaces the draft's prompt with an edit; with `etag`, a draft changed since it was read
+        is refused (`Aborted`)."""
+        return await self._unary(calls.update_draft(name, prompt, etag=etag), timeout)
 
     async def read_file(self, version: str, path: str, *, timeout: Timeout = DEFAULT) -> bytes:
         """One file's bytes."""

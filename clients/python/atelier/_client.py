@@ -20,7 +20,9 @@ from atelier._files import upload_files
 from atelier._retry import Deadline, RetryPolicy, retry_call
 from atelier._types import (
     Attachment,
+    Draft,
     File,
+    FileBlame,
     FileDiff,
     Generation,
     MergeResult,
@@ -111,10 +113,16 @@ class AtelierClient(BaseClient):
         model: str | None = None,
         attachments: Iterable[Attachment] = (),
         request_id: str | None = None,
+        draft: str | None = None,
         timeout: Timeout = DEFAULT,
     ) -> Version:
-        """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`."""
-        call = calls.generate(prompt, model=model, attachments=attachments, request_id=request_id)
+        """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`.
+
+        With `draft` (`drafts/{d}`, from `draft_prompt`) the version records the draft it came
+        from; an empty `prompt` (or no `model`) means the draft's."""
+        call = calls.generate(
+            prompt, model=model, attachments=attachments, request_id=request_id, draft=draft
+        )
         return self._unary(call, timeout)
 
     def tweak(
@@ -252,9 +260,42 @@ class AtelierClient(BaseClient):
         """A generation's versions, oldest first, paging on its own."""
         yield from self._paged(calls.list_versions(generation, page_size=page_size), timeout)
 
-    def files(self, version: str, *, page_size: int = 0, timeout: Timeout = DEFAULT) -> Iterator[File]:
-        """A COMPLETED version's files, in path order, paging on its own."""
-        yield from self._paged(calls.list_files(version, page_size=page_size), timeout)
+    def files(
+        self, version: str, *, blame: bool = False, page_size: int = 0, timeout: Timeout = DEFAULT
+    ) -> Iterator[File]:
+        """A COMPLETED version's files, in path order, paging on its own; with `blame=True`, each
+        with the version that last changed it (`File.blame`)."""
+        yield from self._paged(calls.list_files(version, page_size=page_size, blame=blame), timeout)
+
+    def blame(
+        self, version: str, path: str | None = None, *, page_size: int = 0, timeout: Timeout = DEFAULT
+    ) -> Iterator[FileBlame]:
+        """For each file of a COMPLETED version (or only `path`, a file or a directory), in path
+        order: the version that last changed it, its kind and prompt, and when it was made."""
+        yield from self._paged(calls.blame(version, path=path, page_size=page_size), timeout)
+
+    def draft_prompt(
+        self, text: str, *, context: str | None = None, model: str | None = None, timeout: Timeout = DEFAULT
+    ) -> Draft:
+        """Asks a text model to draft a prompt for `model` (None: the default) from `text` and an
+        optional context or style instruction. The draft is stored (`Draft.name`); it is not a
+        version. Not retried: each call drafts anew."""
+        return self._unary(calls.draft_prompt(text, context=context, model=model), timeout)
+
+    def get_draft(self, name: str, *, timeout: Timeout = DEFAULT) -> Draft:
+        """The draft `drafts/{d}`."""
+        return self._unary(calls.get_draft(name), timeout)
+
+    def drafts(self, *, page_size: int = 0, timeout: Timeout = DEFAULT) -> Iterator[Draft]:
+        """The caller's drafts, newest first, paging on its own."""
+        yield from self._paged(calls.list_drafts(page_size=page_size), timeout)
+
+    def update_draft(
+        self, name: str, prompt: str, *, etag: str | None = None, timeout: Timeout = DEFAULT
+    ) -> Draft:
+        """Replaces the draft's prompt with an edit; with `etag`, a draft changed since it was read
+        is refused (`Aborted`)."""
+        return self._unary(calls.update_draft(name, prompt, etag=etag), timeout)
 
     def read_file(self, version: str, path: str, *, timeout: Timeout = DEFAULT) -> bytes:
         """One file's bytes."""

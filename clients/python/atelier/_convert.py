@@ -12,8 +12,10 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from atelier._types import (
     Attachment,
     ConflictKind,
+    Draft,
     ErrorStatus,
     File,
+    FileBlame,
     FileChange,
     FileDiff,
     Generation,
@@ -36,6 +38,8 @@ from atelier._types import (
 )
 from atelier.v1 import (
     atelier_service_pb2,
+    blame_pb2,
+    draft_pb2,
     file_pb2,
     generation_pb2,
     model_pb2,
@@ -125,6 +129,7 @@ def convert_version(message: generation_pb2.Version) -> Version:
             message.estimated_complete_time, message.HasField("estimated_complete_time")
         ),
         ledger=convert_ledger(message.ledger),
+        draft=_name_or_none(message.draft),
     )
 
 
@@ -169,7 +174,45 @@ def convert_generation(message: generation_pb2.Generation) -> Generation:
 
 
 def convert_file(message: file_pb2.File) -> File:
-    return File(path=message.path, size=message.size, sha256=message.sha256, mime_type=message.mime_type)
+    return File(
+        path=message.path,
+        size=message.size,
+        sha256=message.sha256,
+        mime_type=message.mime_type,
+        blame=convert_blame(message.blame) if message.HasField("blame") else None,
+    )
+
+
+def convert_blame(message: blame_pb2.FileBlame) -> FileBlame:
+    return FileBlame(
+        path=message.path,
+        version=message.version,
+        kind=_enum(VersionKind, generation_pb2.VersionKind.Name(message.kind), "VERSION_KIND_"),
+        prompt=message.prompt,
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+    )
+
+
+def convert_draft(message: draft_pb2.Draft) -> Draft:
+    return Draft(
+        name=message.name,
+        text=message.text,
+        context=message.context,
+        model=message.model,
+        drafter_model=message.drafter_model,
+        prompt=message.prompt,
+        drafted_prompt=message.drafted_prompt,
+        edited=message.edited,
+        owner=message.owner,
+        etag=message.etag,
+        usage=ModelUsage(
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+            thinking_tokens=message.usage.thinking_tokens,
+        ),
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+        update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
+    )
 
 
 def _optional_file(present: bool, message: file_pb2.File) -> File | None:

@@ -11,12 +11,15 @@ from server.domain.generations._base import log_event
 from server.domain.generations._conversation import ConversationVerbs
 from server.domain.generations._create import CreateVerbs
 from server.domain.generations._delete import DeleteVerbs
+from server.domain.generations._drafts import DraftVerbs
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
 from server.domain.generations._trees import TreeVerbs
 
 
-class GenerationService(CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs):
+class GenerationService(
+    CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs, DraftVerbs
+):
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 
 

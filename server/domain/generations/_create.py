@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import storage
-from server.config import ModelConfig
+from server.domain import _transactions as transactions
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from server.domain.generations._base import (
     ServiceBase,
+    draft_row,
     fingerprint_of,
     generation_row,
     log_event,
@@ -37,12 +38,22 @@ class CreateVerbs(ServiceBase):
         model: str,
         request_id: str,
         attachments: Sequence[FileContent],
+        draft_id: str | None = None,
         deadline: Deadline = NO_DEADLINE,
     ) -> Version:
+        """Queues version 1 of a new generation. With `draft_id` (one of the caller's drafts) the
+        version records the draft, and an empty `prompt` or `model` is the draft's."""
+        if draft_id is not None:
+            draft = await transactions.read(self._db, lambda tx: draft_row(tx, caller, draft_id))
+            prompt, model = prompt or draft.prompt, model or draft.model
         self.check_prompt(prompt)
         model_config = self._resolve_model(model)
         self._check_attachments(attachments)
-        fingerprint = fingerprint_of("generate", prompt, model_config.name, _attachment_keys(attachments))
+        # A request without a draft keeps the fingerprint it always had.
+        drafted = [draft_id] if draft_id is not None else []
+        fingerprint = fingerprint_of(
+            "generate", prompt, model_config.name, _attachment_keys(attachments), *drafted
+        )
 
         def create(tx: storage.Transaction) -> storage.Version:
             generation, version = storage.create_generation(
@@ -54,6 +65,7 @@ class CreateVerbs(ServiceBase):
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
                 attachments=attachments,
+                draft_id=draft_id,
             )
             log_event("session_created", generation=generation.id, owner=caller.name, model=model_config.name)
             return version
@@ -196,25 +208,13 @@ class CreateVerbs(ServiceBase):
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
                 attachments=[FileContent(a.name, a.mime_type, contents[a.blob_sha256]) for a in attachments],
+                # The prompt as it was given (a draft's, as edited) keeps its provenance.
+                draft_id=original.draft_id,
             )
 
         return await self.create_once(
             caller, request_id, fingerprint, create, deadline, generation_id=version.generation_id
         )
-
-    def _resolve_model(self, name: str) -> ModelConfig:
-        if not name:
-            return self._settings.resolved_default_model
-        model = self._settings.find_model(name)
-        if model is None:
-            known = ", ".join(m.name for m in self._settings.available_models)
-            raise InvalidArgument(
-                f"unknown model {name!r}; ListModels names the models this server offers ({known})",
-                reason="UNKNOWN_MODEL",
-                metadata={"model": name},
-                violations=[FieldViolation("model", "must be a model name from ListModels")],
-            )
-        return model
 
     def _check_attachments(self, attachments: Sequence[FileContent]) -> None:
         violations = [

@@ -22,6 +22,8 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from atelier.v1 import blame_pb2 as atelier_dot_v1_dot_blame__pb2
+from atelier.v1 import draft_pb2 as atelier_dot_v1_dot_draft__pb2
 from atelier.v1 import file_pb2 as atelier_dot_v1_dot_file__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import model_pb2 as atelier_dot_v1_dot_model__pb2
@@ -30,73 +32,87 @@ from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
 from atelier.v1 import tree_pb2 as atelier_dot_v1_dot_tree__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\x1a\x18\x61telier/v1/session.proto\x1a\x15\x61telier/v1/tree.proto\"q\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\"\x8a\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\"5\n\x11RegenerateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"a\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\"2\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"d\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x04 \x01(\x08\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44\x65leteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x19UndeleteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"!\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x10ListTurnsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"M\n\x11ListTurnsResponse\x12\x1f\n\x05turns\x18\x01 \x03(\x0b\x32\x10.atelier.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x0b\x44iffRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x1a\n\x12include_text_diffs\x18\x03 \x01(\x08\"3\n\x0c\x44iffResponse\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.atelier.v1.FileDiff\"!\n\x11\x45xportTreeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"R\n\x12\x45xportTreeResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"j\n\x11UploadTreeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"m\n\x0cMergeRequest\x12\x0c\n\x04ours\x18\x01 \x01(\t\x12\x0e\n\x06theirs\x18\x02 \x01(\t\x12+\n\x08strategy\x18\x03 \x01(\x0e\x32\x19.atelier.v1.MergeStrategy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"c\n\rMergeResponse\x12$\n\x07version\x18\x01 \x01(\x0b\x32\x13.atelier.v1.Version\x12,\n\tconflicts\x18\x02 \x03(\x0b\x32\x19.atelier.v1.MergeConflict2\xec\x0b\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12@\n\nRegenerate\x12\x1d.atelier.v1.RegenerateRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12O\n\x10\x44\x65leteGeneration\x12#.atelier.v1.DeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12S\n\x12UndeleteGeneration\x12%.atelier.v1.UndeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponse\x12\x39\n\x04\x44iff\x12\x17.atelier.v1.DiffRequest\x1a\x18.atelier.v1.DiffResponse\x12M\n\nExportTree\x12\x1d.atelier.v1.ExportTreeRequest\x1a\x1e.atelier.v1.ExportTreeResponse0\x01\x12\x42\n\nUploadTree\x12\x1d.atelier.v1.UploadTreeRequest\x1a\x13.atelier.v1.Version(\x01\x12<\n\x05Merge\x12\x18.atelier.v1.MergeRequest\x1a\x19.atelier.v1.MergeResponse\x12@\n\nGetSession\x12\x1d.atelier.v1.GetSessionRequest\x1a\x13.atelier.v1.Session\x12H\n\tListTurns\x12\x1c.atelier.v1.ListTurnsRequest\x1a\x1d.atelier.v1.ListTurnsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x16\x61telier/v1/blame.proto\x1a\x16\x61telier/v1/draft.proto\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\x1a\x18\x61telier/v1/session.proto\x1a\x15\x61telier/v1/tree.proto\"\x80\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\r\n\x05\x64raft\x18\x08 \x01(\t\"\x8a\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\"5\n\x11RegenerateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"a\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\"2\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"d\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x04 \x01(\x08\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44\x65leteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x19UndeleteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rinclude_blame\x18\x04 \x01(\x08\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"!\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x10ListTurnsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"M\n\x11ListTurnsResponse\x12\x1f\n\x05turns\x18\x01 \x03(\x0b\x32\x10.atelier.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x0b\x44iffRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x1a\n\x12include_text_diffs\x18\x03 \x01(\x08\"3\n\x0c\x44iffResponse\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.atelier.v1.FileDiff\"!\n\x11\x45xportTreeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"R\n\x12\x45xportTreeResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"j\n\x11UploadTreeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"m\n\x0cMergeRequest\x12\x0c\n\x04ours\x18\x01 \x01(\t\x12\x0e\n\x06theirs\x18\x02 \x01(\t\x12+\n\x08strategy\x18\x03 \x01(\x0e\x32\x19.atelier.v1.MergeStrategy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"c\n\rMergeResponse\x12$\n\x07version\x18\x01 \x01(\x0b\x32\x13.atelier.v1.Version\x12,\n\tconflicts\x18\x02 \x03(\x0b\x32\x19.atelier.v1.MergeConflict\"B\n\x12\x44raftPromptRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"\x1f\n\x0fGetDraftRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11ListDraftsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x12ListDraftsResponse\x12!\n\x06\x64rafts\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Draft\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x12UpdateDraftRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"Q\n\x0c\x42lameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"N\n\rBlameResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x15.atelier.v1.FileBlame\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb7\x0e\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12@\n\nRegenerate\x12\x1d.atelier.v1.RegenerateRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12O\n\x10\x44\x65leteGeneration\x12#.atelier.v1.DeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12S\n\x12UndeleteGeneration\x12%.atelier.v1.UndeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponse\x12\x39\n\x04\x44iff\x12\x17.atelier.v1.DiffRequest\x1a\x18.atelier.v1.DiffResponse\x12M\n\nExportTree\x12\x1d.atelier.v1.ExportTreeRequest\x1a\x1e.atelier.v1.ExportTreeResponse0\x01\x12\x42\n\nUploadTree\x12\x1d.atelier.v1.UploadTreeRequest\x1a\x13.atelier.v1.Version(\x01\x12<\n\x05Merge\x12\x18.atelier.v1.MergeRequest\x1a\x19.atelier.v1.MergeResponse\x12@\n\nGetSession\x12\x1d.atelier.v1.GetSessionRequest\x1a\x13.atelier.v1.Session\x12H\n\tListTurns\x12\x1c.atelier.v1.ListTurnsRequest\x1a\x1d.atelier.v1.ListTurnsResponse\x12@\n\x0b\x44raftPrompt\x12\x1e.atelier.v1.DraftPromptRequest\x1a\x11.atelier.v1.Draft\x12:\n\x08GetDraft\x12\x1b.atelier.v1.GetDraftRequest\x1a\x11.atelier.v1.Draft\x12K\n\nListDrafts\x12\x1d.atelier.v1.ListDraftsRequest\x1a\x1e.atelier.v1.ListDraftsResponse\x12@\n\x0bUpdateDraft\x12\x1e.atelier.v1.UpdateDraftRequest\x1a\x11.atelier.v1.Draft\x12<\n\x05\x42lame\x12\x18.atelier.v1.BlameRequest\x1a\x19.atelier.v1.BlameResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atelier.v1.atelier_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GENERATEREQUEST']._serialized_start=200
-  _globals['_GENERATEREQUEST']._serialized_end=313
-  _globals['_TWEAKREQUEST']._serialized_start=316
-  _globals['_TWEAKREQUEST']._serialized_end=454
-  _globals['_REGENERATEREQUEST']._serialized_start=456
-  _globals['_REGENERATEREQUEST']._serialized_end=509
-  _globals['_ITERATEREQUEST']._serialized_start=511
-  _globals['_ITERATEREQUEST']._serialized_end=608
-  _globals['_PROGRESSREQUEST']._serialized_start=610
-  _globals['_PROGRESSREQUEST']._serialized_end=660
-  _globals['_CANCELVERSIONREQUEST']._serialized_start=662
-  _globals['_CANCELVERSIONREQUEST']._serialized_end=698
-  _globals['_GETVERSIONREQUEST']._serialized_start=700
-  _globals['_GETVERSIONREQUEST']._serialized_end=733
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=735
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=811
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=813
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=899
-  _globals['_GETGENERATIONREQUEST']._serialized_start=901
-  _globals['_GETGENERATIONREQUEST']._serialized_end=937
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=939
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1039
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1041
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1136
-  _globals['_DELETEGENERATIONREQUEST']._serialized_start=1138
-  _globals['_DELETEGENERATIONREQUEST']._serialized_end=1177
-  _globals['_UNDELETEGENERATIONREQUEST']._serialized_start=1179
-  _globals['_UNDELETEGENERATIONREQUEST']._serialized_end=1220
-  _globals['_LISTFILESREQUEST']._serialized_start=1222
-  _globals['_LISTFILESREQUEST']._serialized_end=1295
-  _globals['_LISTFILESRESPONSE']._serialized_start=1297
-  _globals['_LISTFILESRESPONSE']._serialized_end=1374
-  _globals['_READFILEREQUEST']._serialized_start=1376
-  _globals['_READFILEREQUEST']._serialized_end=1421
-  _globals['_READFILERESPONSE']._serialized_start=1423
-  _globals['_READFILERESPONSE']._serialized_end=1503
-  _globals['_LISTMODELSREQUEST']._serialized_start=1505
-  _globals['_LISTMODELSREQUEST']._serialized_end=1524
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1526
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1604
-  _globals['_GETSESSIONREQUEST']._serialized_start=1606
-  _globals['_GETSESSIONREQUEST']._serialized_end=1639
-  _globals['_LISTTURNSREQUEST']._serialized_start=1641
-  _globals['_LISTTURNSREQUEST']._serialized_end=1731
-  _globals['_LISTTURNSRESPONSE']._serialized_start=1733
-  _globals['_LISTTURNSRESPONSE']._serialized_end=1810
-  _globals['_DIFFREQUEST']._serialized_start=1812
-  _globals['_DIFFREQUEST']._serialized_end=1883
-  _globals['_DIFFRESPONSE']._serialized_start=1885
-  _globals['_DIFFRESPONSE']._serialized_end=1936
-  _globals['_EXPORTTREEREQUEST']._serialized_start=1938
-  _globals['_EXPORTTREEREQUEST']._serialized_end=1971
-  _globals['_EXPORTTREERESPONSE']._serialized_start=1973
-  _globals['_EXPORTTREERESPONSE']._serialized_end=2055
-  _globals['_UPLOADTREEREQUEST']._serialized_start=2057
-  _globals['_UPLOADTREEREQUEST']._serialized_end=2163
-  _globals['_MERGEREQUEST']._serialized_start=2165
-  _globals['_MERGEREQUEST']._serialized_end=2274
-  _globals['_MERGERESPONSE']._serialized_start=2276
-  _globals['_MERGERESPONSE']._serialized_end=2375
-  _globals['_ATELIERSERVICE']._serialized_start=2378
-  _globals['_ATELIERSERVICE']._serialized_end=3894
+  _globals['_GENERATEREQUEST']._serialized_start=249
+  _globals['_GENERATEREQUEST']._serialized_end=377
+  _globals['_TWEAKREQUEST']._serialized_start=380
+  _globals['_TWEAKREQUEST']._serialized_end=518
+  _globals['_REGENERATEREQUEST']._serialized_start=520
+  _globals['_REGENERATEREQUEST']._serialized_end=573
+  _globals['_ITERATEREQUEST']._serialized_start=575
+  _globals['_ITERATEREQUEST']._serialized_end=672
+  _globals['_PROGRESSREQUEST']._serialized_start=674
+  _globals['_PROGRESSREQUEST']._serialized_end=724
+  _globals['_CANCELVERSIONREQUEST']._serialized_start=726
+  _globals['_CANCELVERSIONREQUEST']._serialized_end=762
+  _globals['_GETVERSIONREQUEST']._serialized_start=764
+  _globals['_GETVERSIONREQUEST']._serialized_end=797
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=799
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=875
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=877
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=963
+  _globals['_GETGENERATIONREQUEST']._serialized_start=965
+  _globals['_GETGENERATIONREQUEST']._serialized_end=1001
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=1003
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1103
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1105
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1200
+  _globals['_DELETEGENERATIONREQUEST']._serialized_start=1202
+  _globals['_DELETEGENERATIONREQUEST']._serialized_end=1241
+  _globals['_UNDELETEGENERATIONREQUEST']._serialized_start=1243
+  _globals['_UNDELETEGENERATIONREQUEST']._serialized_end=1284
+  _globals['_LISTFILESREQUEST']._serialized_start=1286
+  _globals['_LISTFILESREQUEST']._serialized_end=1382
+  _globals['_LISTFILESRESPONSE']._serialized_start=1384
+  _globals['_LISTFILESRESPONSE']._serialized_end=1461
+  _globals['_READFILEREQUEST']._serialized_start=1463
+  _globals['_READFILEREQUEST']._serialized_end=1508
+  _globals['_READFILERESPONSE']._serialized_start=1510
+  _globals['_READFILERESPONSE']._serialized_end=1590
+  _globals['_LISTMODELSREQUEST']._serialized_start=1592
+  _globals['_LISTMODELSREQUEST']._serialized_end=1611
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1613
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1691
+  _globals['_GETSESSIONREQUEST']._serialized_start=1693
+  _globals['_GETSESSIONREQUEST']._serialized_end=1726
+  _globals['_LISTTURNSREQUEST']._serialized_start=1728
+  _globals['_LISTTURNSREQUEST']._serialized_end=1818
+  _globals['_LISTTURNSRESPONSE']._serialized_start=1820
+  _globals['_LISTTURNSRESPONSE']._serialized_end=1897
+  _globals['_DIFFREQUEST']._serialized_start=1899
+  _globals['_DIFFREQUEST']._serialized_end=1970
+  _globals['_DIFFRESPONSE']._serialized_start=1972
+  _globals['_DIFFRESPONSE']._serialized_end=2023
+  _globals['_EXPORTTREEREQUEST']._serialized_start=2025
+  _globals['_EXPORTTREEREQUEST']._serialized_end=2058
+  _globals['_EXPORTTREERESPONSE']._serialized_start=2060
+  _globals['_EXPORTTREERESPONSE']._serialized_end=2142
+  _globals['_UPLOADTREEREQUEST']._serialized_start=2144
+  _globals['_UPLOADTREEREQUEST']._serialized_end=2250
+  _globals['_MERGEREQUEST']._serialized_start=2252
+  _globals['_MERGEREQUEST']._serialized_end=2361
+  _globals['_MERGERESPONSE']._serialized_start=2363
+  _globals['_MERGERESPONSE']._serialized_end=2462
+  _globals['_DRAFTPROMPTREQUEST']._serialized_start=2464
+  _globals['_DRAFTPROMPTREQUEST']._serialized_end=2530
+  _globals['_GETDRAFTREQUEST']._serialized_start=2532
+  _globals['_GETDRAFTREQUEST']._serialized_end=2563
+  _globals['_LISTDRAFTSREQUEST']._serialized_start=2565
+  _globals['_LISTDRAFTSREQUEST']._serialized_end=2623
+  _globals['_LISTDRAFTSRESPONSE']._serialized_start=2625
+  _globals['_LISTDRAFTSRESPONSE']._serialized_end=2705
+  _globals['_UPDATEDRAFTREQUEST']._serialized_start=2707
+  _globals['_UPDATEDRAFTREQUEST']._serialized_end=2771
+  _globals['_BLAMEREQUEST']._serialized_start=2773
+  _globals['_BLAMEREQUEST']._serialized_end=2854
+  _globals['_BLAMERESPONSE']._serialized_start=2856
+  _globals['_BLAMERESPONSE']._serialized_end=2934
+  _globals['_ATELIERSERVICE']._serialized_start=2937
+  _globals['_ATELIERSERVICE']._serialized_end=4784
 # @@protoc_insertion_point(module_scope)

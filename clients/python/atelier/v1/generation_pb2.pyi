@@ -75,7 +75,7 @@ class Generation(_message.Message):
     def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., version_count: _Optional[int] = ..., latest_version: _Optional[str] = ..., session: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., owner: _Optional[str] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("name", "number", "kind", "parent", "prompt", "model", "state", "stage", "total_stages", "message", "error", "file_count", "etag", "request_id", "last_event_seq", "create_time", "update_time", "complete_time", "turn", "added_count", "modified_count", "deleted_count", "merge_parent", "queue_position", "estimated_start_time", "estimated_complete_time", "ledger")
+    __slots__ = ("name", "number", "kind", "parent", "prompt", "model", "state", "stage", "total_stages", "message", "error", "file_count", "etag", "request_id", "last_event_seq", "create_time", "update_time", "complete_time", "turn", "added_count", "modified_count", "deleted_count", "merge_parent", "queue_position", "estimated_start_time", "estimated_complete_time", "ledger", "draft")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class Version(_message.Message):
     ESTIMATED_START_TIME_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
     LEDGER_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
     name: str
     number: int
     kind: VersionKind
@@ -130,7 +131,8 @@ class Version(_message.Message):
     estimated_start_time: _timestamp_pb2.Timestamp
     estimated_complete_time: _timestamp_pb2.Timestamp
     ledger: Ledger
-    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., kind: _Optional[_Union[VersionKind, str]] = ..., parent: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., file_count: _Optional[int] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., turn: _Optional[int] = ..., added_count: _Optional[int] = ..., modified_count: _Optional[int] = ..., deleted_count: _Optional[int] = ..., merge_parent: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ledger: _Optional[_Union[Ledger, _Mapping]] = ...) -> None: ...
+    draft: str
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., kind: _Optional[_Union[VersionKind, str]] = ..., parent: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., file_count: _Optional[int] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., turn: _Optional[int] = ..., added_count: _Optional[int] = ..., modified_count: _Optional[int] = ..., deleted_count: _Optional[int] = ..., merge_parent: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ledger: _Optional[_Union[Ledger, _Mapping]] = ..., draft: _Optional[str] = ...) -> None: ...
 
 class Ledger(_message.Message):
     __slots__ = ("queue_duration", "run_duration", "cooldown_duration", "attempts", "usage")
