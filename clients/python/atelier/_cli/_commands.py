@@ -13,7 +13,7 @@ from rich.tree import Tree
 from atelier._cli._describe import cooldown, ledger_times, ledger_tokens, model_limits, queue_place
 from atelier._cli._exit_codes import EXIT_JOB_FAILED, EXIT_OK, Usage
 from atelier._cli._run import Cli, changes, generation_name
-from atelier._types import Attachment, FileChange, MergeStrategy, VersionState
+from atelier._types import Attachment, Draft, FileChange, MergeStrategy, VersionState
 
 
 def _attachments(paths: Sequence[str]) -> list[Attachment]:
@@ -22,10 +22,94 @@ def _attachments(paths: Sequence[str]) -> list[Attachment]:
 
 def cmd_generate(cli: Cli) -> int:
     a = cli.args
+    if a.prompt is None and a.draft is None:
+        raise Usage("give a prompt, or --draft NAME (the draft's prompt)")
     version = cli.client.generate(
-        a.prompt, model=a.model, attachments=_attachments(a.attach), request_id=a.request_id
+        a.prompt or "",
+        model=a.model,
+        attachments=_attachments(a.attach),
+        request_id=a.request_id,
+        draft=_draft_name(a.draft) if a.draft else None,
     )
     return cli.follow(version)
+
+
+def _draft_name(name: str) -> str:
+    return name if name.startswith("drafts/") else f"drafts/{name}"
+
+
+def _text(value: str) -> str:
+    """A text argument: `-` reads it from stdin."""
+    return sys.stdin.read() if value == "-" else value
+
+
+def cmd_draft_new(cli: Cli) -> int:
+    a = cli.args
+    draft = cli.client.draft_prompt(_text(a.text), context=a.context, model=a.model)
+    return _show_draft(cli, draft)
+
+
+def cmd_draft_show(cli: Cli) -> int:
+    return _show_draft(cli, cli.client.get_draft(_draft_name(cli.args.name)))
+
+
+def cmd_draft_edit(cli: Cli) -> int:
+    a = cli.args
+    draft = cli.client.update_draft(_draft_name(a.name), _text(a.prompt), etag=a.etag)
+    return _show_draft(cli, draft)
+
+
+def cmd_draft_list(cli: Cli) -> int:
+    drafts = list(cli.client.drafts(page_size=1000))
+    if cli.json:
+        cli.emit(drafts)
+        return EXIT_OK
+    table = Table("name", "model", "edited", "prompt")
+    for draft in drafts:
+        table.add_row(
+            escape(draft.name),
+            escape(draft.model),
+            "yes" if draft.edited else "",
+            escape(_short(draft.prompt)),
+        )
+    cli.out.print(table)
+    return EXIT_OK
+
+
+def _show_draft(cli: Cli, draft: Draft) -> int:
+    if cli.json:
+        cli.emit(draft)
+        return EXIT_OK
+    name = escape(draft.name)
+    cli.say(f"[bold]{name}[/bold] for {escape(draft.model)} (drafted by {escape(draft.drafter_model)})")
+    if draft.edited:
+        cli.say("  edited; the model drafted:")
+        cli.out.print(draft.drafted_prompt, markup=False)
+        cli.say("  now:")
+    cli.out.print(draft.prompt, markup=False)
+    cli.say(f"[dim]Edit it: atelier draft edit {name} PROMPT; run it: atelier generate --draft {name}[/dim]")
+    return EXIT_OK
+
+
+def cmd_blame(cli: Cli) -> int:
+    a = cli.args
+    version = cli.version_name(a.version)
+    blames = list(cli.client.blame(version, a.path, page_size=1000))
+    if cli.json:
+        cli.emit({"version": version, "files": blames})
+        return EXIT_OK
+    table = Table("path", "version", "kind", "made", "prompt")
+    for blame in blames:
+        made = blame.create_time.strftime("%Y-%m-%d %H:%M:%S") if blame.create_time else ""
+        table.add_row(
+            escape(blame.path),
+            f"v{blame.version.rsplit('/', 1)[1]}",
+            blame.kind.value,
+            made,
+            escape(_short(blame.prompt)),
+        )
+    cli.out.print(table)
+    return EXIT_OK
 
 
 def cmd_tweak(cli: Cli) -> int:

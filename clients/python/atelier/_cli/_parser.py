@@ -6,9 +6,14 @@ import argparse
 from collections.abc import Callable
 
 from atelier._cli._commands import (
+    cmd_blame,
     cmd_cancel,
     cmd_cat,
     cmd_diff,
+    cmd_draft_edit,
+    cmd_draft_list,
+    cmd_draft_new,
+    cmd_draft_show,
     cmd_export,
     cmd_generate,
     cmd_iterate,
@@ -93,7 +98,8 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         return sub
 
     p = command("generate", cmd_generate, "start a generation and follow it to the end")
-    p.add_argument("prompt")
+    p.add_argument("prompt", nargs="?", help="what to make (optional with --draft: the draft's prompt)")
+    p.add_argument("--draft", metavar="NAME", help="the draft the prompt comes from (`atelier draft`)")
     p.add_argument("--model", help="a model from `atelier models`")
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
@@ -155,4 +161,30 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
 
     p = command("cancel", cmd_cancel, "stop a queued or running version's job")
     p.add_argument("version")
+
+    p = command(
+        "draft", cmd_draft_list, "draft a prompt with a text model, then edit it (new, show, edit, list)"
+    )
+    drafts = p.add_subparsers(dest="draft_command", metavar="ACTION")
+
+    def action(name: str, handler: Callable[[Cli], int], help: str) -> argparse.ArgumentParser:
+        sub = drafts.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    d = action("new", cmd_draft_new, "draft a prompt for a model from your text (- reads stdin)")
+    d.add_argument("text")
+    d.add_argument("--context", help="a context or style instruction for the draft")
+    d.add_argument("--model", help="the model the prompt is for (a model from `atelier models`)")
+    d = action("show", cmd_draft_show, "show a draft")
+    d.add_argument("name", help="drafts/{id}, or the id")
+    d = action("edit", cmd_draft_edit, "replace a draft's prompt with your edit (- reads stdin)")
+    d.add_argument("name", help="drafts/{id}, or the id")
+    d.add_argument("prompt")
+    d.add_argument("--etag", help="refuse if the draft changed since this etag")
+    action("list", cmd_draft_list, "list your drafts, newest first")
+
+    p = command("blame", cmd_blame, "show which version last changed each file of a version, and why")
+    p.add_argument("version", help="a version, or a generation (its latest version)")
+    p.add_argument("path", nargs="?", help="only this file, or the files under this directory")
     return parser
