@@ -2,27 +2,28 @@
 
 It walks the version's ancestry from the newest version back, carrying each path that is still
 unexplained to the parent whose file is the same (by content hash). A version stored as a delta
-against its parent names exactly the paths it changed, so most steps read nothing but the delta
-rows; only a snapshot step, or a path a delta did touch, looks up the parent's entries (for the
-paths still open). The cost so grows with the history and the paths asked about, never with the
-files' bytes. A merge's file equal to `ours` came from that side, else one equal to `theirs`
-from the other; a file equal to neither was made by the merge.
+against its parent names exactly the paths it changed, so most steps look at nothing but the delta
+rows. The rows of every delta-stored ancestor are read in one query, and a snapshot's rows only when
+a lookup reaches it, for the paths asked about: the cost grows with the history and the paths asked
+about, never with the files' bytes. A merge's file equal to `ours` came from that side, else one
+equal to `theirs` from the other; a file equal to neither was made by the merge.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from storage._database import Transaction
 from storage._models import Version
 from storage._tables import MANIFEST, VERSION, from_row
-from storage._trees import _chain
 
 # Expanding IN lists are sent in chunks of this many values (SQLite's bound is 32,766).
 _CHUNK = 1000
+_T = TypeVar("_T")
 
 _VERSIONS_OF_GENERATION = sa.select(VERSION).where(VERSION.c.generation_id == sa.bindparam("generation_id"))
 
@@ -32,7 +33,7 @@ def blame(tx: Transaction, *, version: Version, paths: Mapping[str, str]) -> dic
     that last changed it: added it, or wrote different contents to it."""
     rows = tx.execute(_VERSIONS_OF_GENERATION, {"generation_id": version.generation_id})
     versions = {row.number: row for row in (from_row(Version, r) for r in rows)}
-    deltas = _delta_rows(tx, versions, version.number, paths)
+    trees = _Trees(tx, versions, version.number, paths)
     found: dict[str, Version] = {}
     # Paths still open at each version: their contents there are the target's.
     open_at: dict[int, set[str]] = {version.number: set(paths)}
@@ -60,27 +61,79 @@ def blame(tx: Transaction, *, version: Version, paths: Mapping[str, str]) -> dic
             continue
         if current.manifest_base_id == parent.id:
             # A delta against the parent: only the paths it names may differ from the parent's.
-            touched = pending & deltas.get(current.id or 0, set())
+            touched = pending & trees.delta(current).keys()
         else:
             touched = set(pending)
         pending -= touched
+        same = {path for path in touched if trees.hash_in(parent, path) == paths[path]}
+        pending |= same
         hand(parent.number, pending)
-        if not touched:
-            continue
+        changed = touched - same
         theirs = (
             versions.get(current.merge_parent_number) if current.merge_parent_number is not None else None
         )
-        in_parent = _hashes(tx, parent, touched)
-        same = {path for path in touched if in_parent.get(path) == paths[path]}
-        hand(parent.number, same)
-        changed = touched - same
         if theirs is not None and changed:
-            in_theirs = _hashes(tx, theirs, changed)
-            from_theirs = {path for path in changed if in_theirs.get(path) == paths[path]}
+            from_theirs = {path for path in changed if trees.hash_in(theirs, path) == paths[path]}
             hand(theirs.number, from_theirs)
             changed -= from_theirs
         found.update(dict.fromkeys(changed, current))
     return found
+
+
+class _Trees:
+    """The content hashes of the asked-for paths in the ancestry's trees, read in a few queries: the
+    rows of every delta-stored ancestor at once, and a snapshot's rows when a lookup reaches it."""
+
+    def __init__(
+        self, tx: Transaction, versions: Mapping[int, Version], number: int, paths: Collection[str]
+    ) -> None:
+        self._tx = tx
+        self._paths = list(paths)
+        # Plain ints: a lookup walks up to a chain's length of them (a row's attributes cost more).
+        self._base_of = {row.id or 0: row.manifest_base_id for row in versions.values()}
+        ids = [
+            row.id
+            for n in _ancestors(versions, number)
+            if (row := versions[n]).manifest_base_id is not None and row.id is not None
+        ]
+        self._deltas: dict[int, dict[str, str | None]] = {}
+        for chunk in _chunks(ids):
+            for version_id, path, digest, deleted in tx.execute(_DELTA_ROWS, {"ids": chunk}):
+                if path in paths:
+                    self._deltas.setdefault(version_id, {})[path] = None if deleted else digest
+        self._snapshots: dict[int, dict[str, str]] = {}
+
+    def delta(self, version: Version) -> Mapping[str, str | None]:
+        """The asked-for paths a delta-stored version's rows name (None: deleted there)."""
+        return self._deltas.get(version.id or 0, {})
+
+    def hash_in(self, version: Version, path: str) -> str | None:
+        """The path's content hash in `version`'s tree (None: no such file)."""
+        current = version.id or 0
+        while (base := self._base_of[current]) is not None:
+            rows = self._deltas.get(current)
+            if rows is not None and path in rows:
+                return rows[path]
+            current = base
+        return self._snapshot(current).get(path)
+
+    def _snapshot(self, version_id: int) -> dict[str, str]:
+        found = self._snapshots.get(version_id)
+        if found is None:
+            found = self._snapshots[version_id] = {}
+            for chunk in _chunks(self._paths):
+                params = {"version_id": version_id, "paths": chunk}
+                found.update((path, digest) for path, digest in self._tx.execute(_SNAPSHOT_ROWS, params))
+        return found
+
+
+_DELTA_ROWS = sa.select(
+    MANIFEST.c.version_id, MANIFEST.c.path, MANIFEST.c.blob_sha256, MANIFEST.c.deleted
+).where(MANIFEST.c.version_id.in_(sa.bindparam("ids", expanding=True)))
+_SNAPSHOT_ROWS = sa.select(MANIFEST.c.path, MANIFEST.c.blob_sha256).where(
+    MANIFEST.c.version_id == sa.bindparam("version_id"),
+    MANIFEST.c.path.in_(sa.bindparam("paths", expanding=True)),
+)
 
 
 def _ancestors(versions: Mapping[int, Version], number: int) -> set[int]:
@@ -96,43 +149,6 @@ def _ancestors(versions: Mapping[int, Version], number: int) -> set[int]:
     return seen
 
 
-def _delta_rows(
-    tx: Transaction, versions: Mapping[int, Version], number: int, paths: Collection[str]
-) -> dict[int, set[str]]:
-    """The paths each delta-stored ancestor's rows name (of `paths` only), by version id."""
-    ids = [
-        row.id
-        for n in _ancestors(versions, number)
-        if (row := versions[n]).manifest_base_id is not None and row.id is not None
-    ]
-    found: dict[int, set[str]] = {}
-    for chunk in _chunks(ids):
-        for version_id, path in tx.execute(
-            sa.select(MANIFEST.c.version_id, MANIFEST.c.path).where(MANIFEST.c.version_id.in_(chunk))
-        ):
-            if path in paths:
-                found.setdefault(version_id, set()).add(path)
-    return found
-
-
-def _hashes(tx: Transaction, version: Version, paths: Iterable[str]) -> dict[str, str]:
-    """The content hash of each of `paths` in `version`'s tree (absent: no such file)."""
-    assert version.id is not None
-    chain = _chain(tx, version.id)
-    order = {vid: position for position, vid in enumerate(chain)}
-    newest: dict[str, tuple[int, str | None]] = {}
-    for chunk in _chunks(list(paths)):
-        for version_id, path, digest, deleted in tx.execute(
-            sa.select(
-                MANIFEST.c.version_id, MANIFEST.c.path, MANIFEST.c.blob_sha256, MANIFEST.c.deleted
-            ).where(MANIFEST.c.version_id.in_(chain), MANIFEST.c.path.in_(chunk))
-        ):
-            position = order[version_id]
-            if path not in newest or newest[path][0] < position:
-                newest[path] = (position, None if deleted else digest)
-    return {path: digest for path, (_, digest) in newest.items() if digest is not None}
-
-
-def _chunks(values: Sequence[object]) -> Iterable[Sequence[object]]:
+def _chunks(values: Sequence[_T]) -> Iterable[Sequence[_T]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
