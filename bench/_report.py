@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench._blame import BlameStats, blame_json, blame_verdicts, render_blame
 from bench._iterate import IterateStats, iterate_json, iterate_verdicts, render_iterate
 from bench._load import JOB_SHAPE_EVENTS, CallStats, CpuUse, JobStats
 from bench._memory import GROWTH_CEILING_MB, MemoryStats
@@ -54,6 +55,7 @@ class Figures:
     memory: MemoryStats | None = None
     iterate: IterateStats | None = None
     scheduler: SchedulerStats | None = None
+    blame: BlameStats | None = None
 
     def ratio(self, rate: float) -> float:
         return rate / self.echo.rate if self.echo.rate else 0.0
@@ -87,6 +89,8 @@ def verdicts(figures: Figures) -> list[Verdict]:
         result.append((MEMORY_TARGET, figures.memory.growth_mb(), figures.memory.flat()))
     if figures.scheduler is not None:
         result += scheduler_verdicts(figures.scheduler)
+    if figures.blame is not None:
+        result += blame_verdicts(figures.blame)
     return result
 
 
@@ -171,6 +175,8 @@ def render(figures: Figures) -> str:
         lines += render_iterate(figures.iterate).splitlines()
     if figures.scheduler is not None:
         lines += ["", *render_scheduler(figures.scheduler)]
+    if figures.blame is not None:
+        lines += ["", *render_blame(figures.blame)]
 
     problems = _problems(figures)
     lines += ["", "  problems: none" if not problems else "  problems:"]
@@ -276,6 +282,7 @@ def to_json(figures: Figures) -> dict[str, Any]:
         "memory": None if figures.memory is None else _memory_json(figures.memory),
         "iterate": None if figures.iterate is None else iterate_json(figures.iterate),
         "scheduler": None if figures.scheduler is None else scheduler_json(figures.scheduler),
+        "blame": None if figures.blame is None else blame_json(figures.blame),
         "skipped": figures.skipped,
         "problems": _problems(figures),
     }
