@@ -52,6 +52,6 @@ def test_draft_edit_generate_and_blame(run_cli: RunCli) -> None:
 
 def test_generate_needs_a_prompt_or_a_draft(run_cli: RunCli) -> None:
     result = run_cli("generate")
-    assert result.returncode == 2 and "--draft" in result.stderr
+    assert result.returncode == 2 and "usage:" in result.stderr and "--draft" in result.stderr
     missing = run_cli("draft", "show", "0123abcd")
     assert missing.returncode != 0 and "not found" in missing.stderr

@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The exit codes are written once, above, and end `atelier --help`.
     parser = build_parser(epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     args = parser.parse_args(argv)
+    if args.command == "generate" and args.prompt is None and args.draft is None:
+        parser.error("generate needs a PROMPT, or --draft NAME (then the draft's prompt is used)")
     if hasattr(args, "cert_file") != hasattr(args, "key_file"):
         parser.error("--cert-file and --key-file go together: give both, or neither")
     try:

@@ -22,8 +22,6 @@ def _attachments(paths: Sequence[str]) -> list[Attachment]:
 
 def cmd_generate(cli: Cli) -> int:
     a = cli.args
-    if a.prompt is None and a.draft is None:
-        raise Usage("give a prompt, or --draft NAME (the draft's prompt)")
     version = cli.client.generate(
         a.prompt or "",
         model=a.model,
