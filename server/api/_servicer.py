@@ -147,9 +147,9 @@ async def _each_checked(messages: AsyncIterator[Message]) -> AsyncIterator[Messa
 
 
 def _resource(request: object, response: object) -> str:
-    """The name of what a call made (a version), else of what it named."""
+    """The name of what a call made (a version, a draft), else of what it named."""
     made = getattr(response, "version", response)
-    if isinstance(made, generation_pb2.Version) and made.name:
+    if isinstance(made, (generation_pb2.Version, draft_pb2.Draft)) and made.name:
         return made.name
     for field in ("name", "parent", "ours"):
         named = getattr(request, field, None)
