@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -553,7 +554,9 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
     ) -> pb.BlameResponse:
         ref = _names.parse_version_name(request.name)
         size = _names.page_size(request.page_size)
-        scope = f"blame:{ref.generation_id}/{ref.number}:{request.path}"
+        # The path by its hash: a token holds its scope, and a path may be long.
+        narrowed = hashlib.sha256(request.path.encode()).hexdigest()[:16] if request.path else ""
+        scope = f"blame:{ref.generation_id}/{ref.number}:{narrowed}"
         after = _names.decode_page_token(request.page_token, scope, str)
         blames = await self._service.blame(
             caller=principal, ref=ref, path=request.path, after_path=after, limit=size + 1

@@ -136,6 +136,7 @@ def test_blame_pages_and_narrows_to_a_file_or_a_directory(history: History) -> N
     assert history.blame(20, page_size=2) == whole
     assert history.summary(history.blame(20, path="d")) == {"d/e.txt": (8, K.VERSION_KIND_ITERATE)}
     assert history.summary(history.blame(20, path="d/")) == {"d/e.txt": (8, K.VERSION_KIND_ITERATE)}
+    assert history.blame(20, path="d", page_size=1) == history.blame(20, path="d")
 
 
 def test_list_files_includes_blame_when_asked(history: History) -> None:
