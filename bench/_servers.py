@@ -94,6 +94,7 @@ def _atelier_env(database_url: str, listen: str, extra: Mapping[str, str]) -> di
     }
     env.update(
         ATELIER_LISTEN=listen,
+        ATELIER_WEB_LISTEN="127.0.0.1:0",
         ATELIER_DATABASE_URL=database_url,
         # Keeps logging out of the figures. It also hides the "listening on" line, which is why
         # the port is chosen here and readiness is read from the health service instead.

@@ -23,19 +23,21 @@ from grpc_reflection.v1alpha import reflection
 
 import storage
 from server import metrics
-from server.api import AtelierServicer
+from server.api import AtelierMethods, AtelierServicer, FileUrls, version_json
 from server.config import Settings
 from server.domain import (
     ApiKeys,
     EventHub,
     GenerationService,
     JobRunner,
+    WebhookDeliverer,
     follow_other_replicas,
     poll_followed_versions,
 )
 from server.domain.gc import collect_periodically
 from server.providers import ProviderRegistry
 from server.tls import ServerTls
+from server.web import WebServer, web_app
 
 _log = logging.getLogger("atelier")
 SERVICE_NAME = atelier_service_pb2.DESCRIPTOR.services_by_name["AtelierService"].full_name
@@ -67,21 +69,39 @@ async def serve(settings: Settings) -> None:
     # The address next: a server that cannot listen says so before it touches the database.
     server = grpc.aio.server(options=_server_options(settings))
     port = _listen(server, settings.listen, None if tls is None else tls.credentials)
+    web = (
+        WebServer(listen=settings.web_listen, grace_seconds=settings.shutdown_grace_seconds)
+        if settings.web_listen
+        else None
+    )
     db = storage.Database(settings.database_url)
     await _migrate(db, on_start=settings.migrate_on_start)
     providers = ProviderRegistry(settings)
     hub = EventHub()
     runner = JobRunner(db=db, hub=hub, providers=providers, settings=settings)
-    service = GenerationService(db=db, hub=hub, runner=runner, settings=settings)
-
-    atelier_service_pb2_grpc.add_AtelierServiceServicer_to_server(
-        AtelierServicer(
-            service=service,
-            api_keys=ApiKeys(db=db, cache_seconds=settings.api_key_cache_seconds),
-            settings=settings,
-        ),
-        server,
+    # Without a secret nothing can be signed: no deliverer, and requests with a webhook are refused.
+    deliverer = (
+        WebhookDeliverer(db=db, settings=settings, render=version_json) if settings.webhook_secrets else None
     )
+    if deliverer is not None:
+        hub.add_listener(deliverer.on_events)
+    service = GenerationService(
+        db=db,
+        hub=hub,
+        runner=runner,
+        settings=settings,
+        wake_webhooks=deliverer.wake if deliverer is not None else lambda: None,
+    )
+
+    file_urls = FileUrls.of(settings, web_url=web.url) if web is not None else None
+    methods = AtelierMethods(
+        service=service,
+        api_keys=ApiKeys(db=db, cache_seconds=settings.api_key_cache_seconds),
+        settings=settings,
+        file_urls=file_urls,
+    )
+    atelier_service_pb2_grpc.add_AtelierServiceServicer_to_server(AtelierServicer(methods), server)
+    serving = True
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -106,6 +126,8 @@ async def serve(settings: Settings) -> None:
                 )
             )
         await group.start(runner.run)
+        if deliverer is not None:
+            await group.start(deliverer.run)
         await group.start(
             functools.partial(poll_followed_versions, db, hub, interval=settings.progress_poll_seconds)
         )
@@ -114,6 +136,11 @@ async def serve(settings: Settings) -> None:
         reload_signal = () if tls is None else (signal.SIGHUP,)
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *reload_signal) as signals:
             await server.start()
+            if web is not None:
+                await group.start(
+                    web.run, web_app(methods, service, file_urls, settings, serving=lambda: serving)
+                )
+                _log.info("Atelier web on %s (Connect, gRPC-Web, files, /healthz)", web.url)
             await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
             await health.set("", health_pb2.HealthCheckResponse.SERVING)
             if tls is not None:
@@ -136,13 +163,24 @@ async def serve(settings: Settings) -> None:
         # Health first, so that load balancers stop sending calls; then refuse new calls,
         # let running jobs reach their end (or requeue them), and finish the calls in flight.
         await health.enter_graceful_shutdown()
+        serving = False
         await runner.stop()
+        # Both ports at once: each lets its calls in flight end within the grace period.
+        if web is not None:
+            web.stop()
         await server.stop(settings.shutdown_grace_seconds)
+        await _stopped(web)
         group.cancel_scope.cancel()
     await anyio.to_thread.run_sync(stop_listening)
     stop_metrics()
     db.dispose()
     _log.info("Atelier stopped")
+
+
+async def _stopped(web: WebServer | None) -> None:
+    """Waits for the web port to finish its calls in flight (its own grace period)."""
+    if web is not None:
+        await web.finished.wait()
 
 
 def _listen(server: grpc.aio.Server, listen: str, credentials: grpc.ServerCredentials | None) -> int:

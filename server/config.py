@@ -7,8 +7,11 @@ providers, ListModels) reads the resulting `Settings`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -37,6 +40,17 @@ class ModelConfig:
     requests_per_minute: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UrlPattern:
+    """A destination webhooks may be delivered to: a scheme, a host (`*.example.com`: its
+    subdomains), a port and a path prefix."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
 # The models each provider serves unless the config file lists models itself.
 _BUILTIN_MODELS: dict[str, tuple[ModelConfig, ...]] = {
     "offline": (
@@ -62,7 +76,13 @@ def _gemini_models(settings: Settings) -> tuple[ModelConfig, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Every setting of the server. The comment right above a field is its documentation: the
+    settings table of docs/OPERATIONS.md and the README is generated from it (`make docs`)."""
+
+    # The gRPC address to serve on, host:port (port 0 picks a free port).
     listen: str = "127.0.0.1:50051"
+    # The database: SQLite (sqlite:///path/to/atelier.db) or PostgreSQL
+    # (postgresql+psycopg://user:password@host:5432/database).
     database_url: str = "sqlite:///./var/atelier.db"
     # The provider whose first model serves requests that name no model.
     provider: str = "offline"
@@ -72,67 +92,91 @@ class Settings:
     # "token:principal:scope+scope" (for example "root-token:root:admin"). With no tokens, no JWT
     # settings and no API key ever created, every caller is principal `local` (read and write).
     tokens: str = ""
-    # JWT bearer tokens from an OIDC provider: its JWKS (a file path or an http(s) URL), and the
-    # `iss` and `aud` every token must carry. All three, or none.
+    # JWT bearer tokens from an OIDC provider: its JWKS (a file path or an http(s) URL, such as
+    # the provider's jwks_uri). Needs the issuer and audience too: all three, or none.
     jwt_jwks: str = ""
+    # The `iss` every JWT must carry.
     jwt_issuer: str = ""
+    # The `aud` every JWT must carry (one of its audiences).
     jwt_audience: str = ""
     # How long this process trusts what it read of an API key: a revoked key stops working
     # within this many seconds (0: read the key on every call).
     api_key_cache_seconds: float = 5.0
+    # The longest prompt a request may carry; a longer one is refused (INVALID_ARGUMENT).
     max_prompt_bytes: int = 32 * 1024
+    # The most bytes a request's attachments may hold, all together (0: none are accepted).
     max_attachment_bytes: int = 16 * 1024 * 1024
+    # The largest gRPC message the server receives or sends.
     max_message_bytes: int = 32 * 1024 * 1024
     # Jobs this process runs at once. A job mostly waits on its model, so this is about memory
     # and the models' limits, not about cores. 0: this process serves the API and runs no job.
     max_in_flight: int = 1000
     # Jobs one principal may have running at once, across every replica (0: no cap).
     max_in_flight_per_principal: int = 0
-    # Limits on what a version's tree may hold.
+    # The largest file a version's tree may hold (an upload's, an attachment's or a model's).
     max_file_bytes: int = 32 * 1024 * 1024
+    # The most bytes a version's tree may hold, all files together.
     max_tree_bytes: int = 512 * 1024 * 1024
+    # The most files a version's tree may hold.
     max_tree_files: int = 100_000
     # A refinement that deletes more than this share of the tree, unasked, ends NEEDS_REVIEW.
     max_deletion_share: float = 0.5
+    # How long a worker's claim on a job lasts without renewal: a crashed worker's job is
+    # requeued after this.
     job_lease_seconds: float = 30.0
+    # How often a worker renews the leases of its jobs (and sees cancellations).
     job_heartbeat_seconds: float = 2.0
+    # How many times a job may lose its worker (crashed, killed); then it fails WORKER_LOST.
     job_max_attempts: int = 3
+    # On SIGTERM, running jobs get this long to finish; then they are requeued for another replica.
     shutdown_grace_seconds: float = 10.0
     # How often this process reads, in one statement for all its Progress streams, the latest
     # event of every version they follow: it finds events that no notification announced.
     progress_poll_seconds: float = 1.0
+    # The server's log level: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
-    # Gemini, through google-genai. The key is read from GEMINI_API_KEY.
+    # The Gemini API key (google-genai); also read from GEMINI_API_KEY.
     gemini_api_key: str = field(default="", repr=False)
+    # The Gemini text model offered (with ATELIER_PROVIDER=gemini and no [[models]]).
     gemini_model: str = "gemini-2.5-flash"
+    # The Gemini image model offered (with ATELIER_PROVIDER=gemini and no [[models]]).
     gemini_image_model: str = "gemini-2.5-flash-image"
     # Overrides Google's endpoint (tests point it at a local fake).
     gemini_base_url: str = ""
+    # The Gemini API version google-genai calls.
     gemini_api_version: str = "v1beta"
-    # The longest wait for the next bytes of an answer (google-genai's timeout)...
-    gemini_timeout_seconds: float = 120.0
-    # ...and for one request's whole answer, however steadily it streams. Either one timing
+    # The longest wait for the next bytes of a Gemini answer (google-genai's timeout); timing
     # out counts as a failed attempt (retried like a 5xx).
+    gemini_timeout_seconds: float = 120.0
+    # The longest one Gemini request may take to answer in full, however steadily it streams;
+    # timing out counts as a failed attempt (retried like a 5xx).
     gemini_attempt_seconds: float = 600.0
     # How many bytes of a tree's file contents go to the model with a refinement; the other
     # files are listed by path, size and SHA-256.
     provider_context_budget_bytes: int = 1024 * 1024
-    # Retries of 429, 5xx and timeouts: capped exponential backoff, then the version fails.
+    # Tries per model call on 5xx and timeouts (with capped exponential backoff), then the
+    # version fails.
     provider_max_attempts: int = 4
+    # The first backoff between tries of a model call; it doubles on each try, up to
+    # ATELIER_PROVIDER_BACKOFF_MAX_SECONDS.
     provider_backoff_initial_seconds: float = 0.5
+    # The longest backoff between tries of a model call.
     provider_backoff_max_seconds: float = 8.0
     # A 429 cools the whole model down: the cooldown honours the delay the answer asks for, and
-    # backs off (up to this) while probes are refused. A job waits through cooldowns for at most
-    # `provider_max_wait_seconds` in all, then fails MODEL_QUOTA_EXHAUSTED.
+    # backs off (up to this) while probes are refused.
     model_cooldown_max_seconds: float = 60.0
+    # How long a job may wait in all for its model's cooldowns and request budget; then it
+    # fails MODEL_QUOTA_EXHAUSTED.
     provider_max_wait_seconds: float = 300.0
     # Where Prometheus metrics are served (host:port); empty: not served.
     metrics_listen: str = ""
-    # TLS on the gRPC port: a PEM certificate chain and its unencrypted private key (both, or
-    # neither: plaintext). With a client CA too, callers must present a certificate that it
-    # signed (mutual TLS). SIGHUP reads the three files again (server/tls.py).
+    # TLS on the gRPC port: the server's PEM certificate chain, set with ATELIER_TLS_KEY_FILE
+    # (both, or neither: plaintext). SIGHUP reads the TLS files again (server/tls.py).
     tls_cert_file: str = ""
+    # The unencrypted PEM private key of the TLS certificate.
     tls_key_file: str = ""
+    # PEM roots that callers' certificates must chain to: every caller must present one (mutual
+    # TLS). Needs the certificate and key files.
     tls_client_ca_file: str = ""
     # Whether `serve` brings the database schema up to date before it serves. With several
     # replicas, turn it off and run `atelier-server migrate` once per release instead (either
@@ -149,6 +193,46 @@ class Settings:
     # The collector leaves blobs stored less than this long ago, for writers that store contents
     # in one transaction and refer to them in a later one.
     gc_grace_seconds: float = 3600.0
+    # The offline provider pauses this long at the start of each of its stages (0: no pause), so
+    # that stages, Cancel and Ctrl-C can be watched: `make demo` sets it.
+    offline_pace_seconds: float = 0.0
+    # Webhooks (README "Webhooks"). The signing secrets, comma-separated, in the Standard Webhooks
+    # form `whsec_<base64 of 24 to 64 random bytes>`:
+    # each signs every delivery, so a new secret can be added before an old one is dropped.
+    # Empty: webhooks are off, and a request with one is refused.
+    webhook_secret: str = field(default="", repr=False)
+    # Where deliveries may go, comma-separated: URL prefixes such as `https://hooks.example.com/`
+    # or `http://127.0.0.1:9000/atelier` (a host may start with `*.` for its subdomains). A URL
+    # allowed here may be private. Empty: any https URL whose host has only public addresses
+    # (checked when the request comes and again before each attempt).
+    webhook_allowed_urls: str = ""
+    # The pauses between attempts, in seconds, comma-separated: after the last one fails, the
+    # delivery is given up (FAILED). Each pause varies by up to a fifth (jitter).
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000"
+    # How long one attempt may take.
+    webhook_timeout_seconds: float = 15.0
+    # How many attempts this process makes at once.
+    webhook_max_in_flight: int = 16
+    # How often the deliverer looks for due deliveries (it is also woken by this process's jobs).
+    webhook_poll_seconds: float = 1.0
+    # The web port (host:port), in the same process: AtelierService over Connect and gRPC-Web,
+    # files by signed URL, /healthz. Empty: no web port.
+    web_listen: str = "127.0.0.1:8080"
+    # The origins (scheme://host[:port], comma-separated) whose pages may call the web port from
+    # a browser (CORS); "*" allows any. Empty: only pages the web port serves itself.
+    cors_origins: str = ""
+    # Whether the web port serves the web console (clients/web/console/public) at `/`.
+    web_console: bool = True
+    # The web port's address as clients reach it (for example https://atelier.example.com behind
+    # a proxy), the base of file URLs. Empty: the address the request came to (for a gRPC call,
+    # the web port's own address).
+    public_url: str = ""
+    # The HMAC key that signs file URLs. Replicas behind one address must share it. Empty: a
+    # random key per process, so URLs stop working when the process restarts (a warning says so).
+    url_signing_key: str = field(default="", repr=False)
+    # How long a file URL works: between this and 1.5 times this, since URLs made within the same
+    # half period are the same URL (so that browsers' caches hold).
+    file_url_seconds: float = 3600.0
     # Models from the config file's [[models]] tables; empty means the built-in ones.
     models: tuple[ModelConfig, ...] = field(default=())
 
@@ -171,6 +255,10 @@ class Settings:
                 raise ValueError(f"{_PREFIX}TOKENS: a principal is at most {MAX_PRINCIPAL_LENGTH} characters")
             result[token] = (principal, scopes)
         return result
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
 
     @property
     def available_models(self) -> tuple[ModelConfig, ...]:
@@ -202,6 +290,68 @@ class Settings:
                 return model
         return models[0]
 
+    @property
+    def webhook_secrets(self) -> tuple[bytes, ...]:
+        """The signing keys of ATELIER_WEBHOOK_SECRET, decoded (empty: webhooks are off)."""
+        keys: list[bytes] = []
+        for number, entry in enumerate((item.strip() for item in self.webhook_secret.split(",")), 1):
+            if not entry:
+                continue
+            encoded = entry.removeprefix("whsec_")
+            try:
+                key = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if not entry.startswith("whsec_") or not 24 <= len(key) <= 64:
+                raise ValueError(
+                    f"{_PREFIX}WEBHOOK_SECRET entries are whsec_ then the base64 of 24 to 64 random bytes "
+                    f"(README, Webhooks, makes one); entry {number} is not"
+                )
+            keys.append(key)
+        return tuple(keys)
+
+    @property
+    def webhook_url_patterns(self) -> tuple[UrlPattern, ...]:
+        """ATELIER_WEBHOOK_ALLOWED_URLS, parsed."""
+        patterns: list[UrlPattern] = []
+        for entry in (item.strip() for item in self.webhook_allowed_urls.split(",")):
+            if not entry:
+                continue
+            parts = urllib.parse.urlsplit(entry)
+            try:
+                port = parts.port
+            except ValueError:
+                port = -1
+            host = (parts.hostname or "").lower()
+            if (
+                parts.scheme not in ("http", "https")
+                or not host
+                or port == -1
+                or parts.query
+                or parts.username
+            ):
+                raise ValueError(
+                    f"{_PREFIX}WEBHOOK_ALLOWED_URLS entries are http(s) URL prefixes such as "
+                    f"https://hooks.example.com/ (a host may start with *.), got {entry!r}"
+                )
+            default_port = 443 if parts.scheme == "https" else 80
+            patterns.append(UrlPattern(parts.scheme, host, port or default_port, parts.path or "/"))
+        return tuple(patterns)
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """ATELIER_WEBHOOK_RETRY_SCHEDULE as seconds."""
+        try:
+            delays = tuple(float(item) for item in self.webhook_retry_schedule.split(",") if item.strip())
+        except ValueError:
+            delays = (-1.0,)
+        if any(delay < 0 or delay != delay for delay in delays):
+            raise ValueError(
+                f"{_PREFIX}WEBHOOK_RETRY_SCHEDULE is seconds between attempts, comma-separated "
+                f"(for example 5,300,1800), got {self.webhook_retry_schedule!r}"
+            )
+        return delays
+
     def find_model(self, name: str) -> ModelConfig | None:
         return next((model for model in self.available_models if model.name == name), None)
 
@@ -230,7 +380,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     _check_ranges(settings)
     _check_database_url(settings.database_url)
     _check_tls(settings)
-    _ = settings.dev_tokens, settings.resolved_default_model
+    _ = settings.dev_tokens, settings.resolved_default_model, settings.webhook_secrets
+    _ = settings.webhook_retry_delays, settings.webhook_url_patterns
+    _check_web(settings)
     _check_jwt(settings)
     uses_gemini = any(model.provider == "gemini" for model in settings.available_models)
     if uses_gemini and not settings.gemini_api_key:
@@ -254,6 +406,10 @@ _POSITIVE = (
     "gemini_attempt_seconds",
     "provider_max_attempts",
     "model_cooldown_max_seconds",
+    "webhook_timeout_seconds",
+    "webhook_max_in_flight",
+    "webhook_poll_seconds",
+    "file_url_seconds",
 )
 _NOT_NEGATIVE = (
     "max_attachment_bytes",
@@ -270,6 +426,7 @@ _NOT_NEGATIVE = (
     "retention_seconds",
     "gc_interval_seconds",
     "gc_grace_seconds",
+    "offline_pace_seconds",
 )
 
 
@@ -310,6 +467,16 @@ def _check_tls(settings: Settings) -> None:
             f"{_PREFIX}TLS_CLIENT_CA_FILE (mutual TLS) needs the server's own certificate too: "
             f"set {_PREFIX}TLS_CERT_FILE and {_PREFIX}TLS_KEY_FILE"
         )
+
+
+def _check_web(settings: Settings) -> None:
+    for origin in settings.cors_origin_list:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{_PREFIX}CORS_ORIGINS lists origins such as https://app.example.com (or *), got {origin!r}"
+            )
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise ValueError(f"{_PREFIX}PUBLIC_URL is an http(s) URL, got {settings.public_url!r}")
 
 
 def _check_jwt(settings: Settings) -> None:

@@ -7,6 +7,7 @@ the providers) shares one definition instead of each keeping its own.
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import posixpath
 import re
@@ -188,3 +189,24 @@ _SIGNATURES: dict[str, tuple[str, Callable[[bytes], bool]]] = {
     "audio/amr": ("#!AMR", _starts(b"#!AMR")),
 }
 _AUDIO_TYPES = ", ".join(kind for kind in _SIGNATURES if kind.startswith("audio/"))
+
+
+# Image types whose size Pillow reads from the header (SVG has none in pixels).
+_SIZED_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff")
+
+
+def has_pixel_size(mime_type: str) -> bool:
+    return mime_type in _SIZED_IMAGES
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """An image's width and height in pixels, read from its header (the pixels are not decoded);
+    None when the bytes are not an image Pillow knows."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return int(width), int(height)

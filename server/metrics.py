@@ -31,6 +31,12 @@ RUN_SECONDS = Histogram(
 )
 MODEL_REFUSALS = Counter("atelier_model_refusals", "Requests the model refused with 429.", ["model"])
 MODEL_ERRORS = Counter("atelier_model_errors", "Requests the model failed (5xx, timeouts).", ["model"])
+WEBHOOK_ATTEMPTS = Counter(
+    "atelier_webhook_attempts",
+    "Webhook delivery attempts this process made, by outcome: delivered, retry (to be tried again), "
+    "failed (given up).",
+    ["outcome"],
+)
 LOOP_LAG_SECONDS = Histogram(
     "atelier_event_loop_lag_seconds",
     "How late the event loop ran a timer: the time the loop was busy with something else.",

@@ -30,6 +30,9 @@ from storage._tables import (
     TURN,
     TURN_BLOB,
     VERSION,
+    WEBHOOK_ATTEMPT,
+    WEBHOOK_DELIVERY,
+    WEBHOOK_SUBSCRIPTION,
     from_row,
     one_or_none,
 )
@@ -149,10 +152,14 @@ _LOCK_VERSIONS = _VERSIONS_OF.order_by(VERSION.c.id).with_for_update()
 
 def _build_purge() -> Sequence[sa.Delete]:
     turns_of = sa.select(TURN.c.id).where(TURN.c.session_id.in_(_SESSIONS_OF))
+    deliveries_of = sa.select(WEBHOOK_DELIVERY.c.id).where(WEBHOOK_DELIVERY.c.version_id.in_(_VERSIONS_OF))
     # Children before parents: every statement leaves no row referring to one it removed.
     return (
         sa.delete(TURN_BLOB).where(TURN_BLOB.c.turn_id.in_(turns_of)),
         sa.delete(TURN).where(TURN.c.session_id.in_(_SESSIONS_OF)),
+        sa.delete(WEBHOOK_ATTEMPT).where(WEBHOOK_ATTEMPT.c.delivery_id.in_(deliveries_of)),
+        sa.delete(WEBHOOK_DELIVERY).where(WEBHOOK_DELIVERY.c.version_id.in_(_VERSIONS_OF)),
+        sa.delete(WEBHOOK_SUBSCRIPTION).where(WEBHOOK_SUBSCRIPTION.c.version_id.in_(_VERSIONS_OF)),
         sa.delete(EVENT).where(EVENT.c.version_id.in_(_VERSIONS_OF)),
         sa.delete(MANIFEST).where(MANIFEST.c.version_id.in_(_VERSIONS_OF)),
         sa.delete(ATTACHMENT).where(ATTACHMENT.c.version_id.in_(_VERSIONS_OF)),

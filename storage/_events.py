@@ -20,6 +20,7 @@ from storage._errors import StateConflict
 from storage._models import TERMINAL_STATES, Event, EventType, Version, VersionState
 from storage._notifications import EVENTS_CHANNEL, notify
 from storage._tables import EVENT, VERSION, from_row
+from storage._webhooks import enqueue_webhook_deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ def append_event(
     result = tx.execute(_bump_version(tuple(changes)), params).one_or_none()
     if result is None:
         raise _conflict(tx, version.id)
-    seq, revision, current_state, current_stage, current_total, current_message = result
+    seq, revision, current_state, current_stage, current_total, current_message, has_webhook = result
     for key, value in changes.items():
         setattr(version, key, value)
     version.last_event_seq, version.revision = seq, revision
@@ -111,6 +112,8 @@ def append_event(
     )
     row = _event_row(version.id, seq, draft, now)
     tx.execute(_INSERT_EVENT, row)
+    if has_webhook:
+        enqueue_webhook_deliveries(tx, version_id=version.id, events=[(seq, type, current_state, now)])
     notify(tx, EVENTS_CHANNEL, str(version.id))
     return from_row(Event, row)
 
@@ -149,13 +152,19 @@ def append_events(
             "new_last_event_seq": after_seq + len(drafts),
             **{f"new_{key}": value for key, value in changes.items()},
         },
-    )
-    if updated.rowcount != 1:  # type: ignore[attr-defined]
+    ).one_or_none()
+    if updated is None:
         raise _conflict(tx, version_id)
     rows = [
         _event_row(version_id, after_seq + offset, draft, now) for offset, draft in enumerate(drafts, start=1)
     ]
     tx.execute(_INSERT_EVENT, rows)
+    if updated.has_webhook:
+        enqueue_webhook_deliveries(
+            tx,
+            version_id=version_id,
+            events=[(row["seq"], row["type"], row["state"], row["create_time"]) for row in rows],
+        )
     notify(tx, EVENTS_CHANNEL, str(version_id))
     return [from_row(Event, row) for row in rows]
 
@@ -240,6 +249,7 @@ def _bump_version(columns: tuple[str, ...]) -> sa.Update:
             VERSION.c.stage,
             VERSION.c.total_stages,
             VERSION.c.message,
+            VERSION.c.has_webhook,
         )
     )
 
@@ -259,4 +269,5 @@ def _bump_version_batch(columns: tuple[str, ...]) -> sa.Update:
             revision=VERSION.c.revision + sa.bindparam("count", type_=sa.Integer),
             **{column: sa.bindparam(f"new_{column}") for column in columns},
         )
+        .returning(VERSION.c.has_webhook)
     )

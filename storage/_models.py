@@ -185,6 +185,9 @@ class Version(SQLModel, table=True):
     added_count: int = 0
     modified_count: int = 0
     deleted_count: int = 0
+    # Whether a webhook_subscription row exists: its events then write deliveries. Read with the
+    # statement that numbers each event, so a version without one costs no lookup.
+    has_webhook: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # The ledger: seconds spent queued, running and waiting on the model's cooldowns (all
     # attempts), how many attempts the job took, and what each request to the model used
     # ([{"input_tokens": ..., "output_tokens": ..., "thinking_tokens": ...}, ...]).
@@ -383,3 +386,79 @@ class TurnBlob(SQLModel, table=True):
 
     turn_id: int = Field(foreign_key="turn.id", primary_key=True)
     blob_sha256: str = Field(foreign_key="blob.sha256", primary_key=True, max_length=64)
+
+
+class WebhookEventType(enum.StrEnum):
+    """What in a version's life a webhook reports (the payload's type is `version.<lowercase>`)."""
+
+    STARTED = "STARTED"
+    OUTPUT = "OUTPUT"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+
+
+class WebhookDeliveryState(enum.StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    # Every attempt of the schedule failed, or the receiver answered 410 Gone.
+    FAILED = "FAILED"
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """Where a version's events go: written with the version, read with each of its events."""
+
+    __tablename__ = "webhook_subscription"
+
+    version_id: int = Field(foreign_key="version.id", primary_key=True)
+    url: str = Field(max_length=2000)
+    # WebhookEventType values.
+    events: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event of a version for its webhook, written in the transaction of the event itself.
+
+    While PENDING, `next_attempt_time` is when it is due; a deliverer that claims it moves that
+    time past its lease and sets `claim_token`, so a crashed deliverer's claim simply lapses.
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.Index("ix_webhook_delivery_state_next_attempt_time", "state", "next_attempt_time"),
+        sa.Index("ix_webhook_delivery_version_id", "version_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The `webhook-id` header: the same for every attempt and replay.
+    webhook_id: str = Field(max_length=40, unique=True)
+    version_id: int = Field(foreign_key="version.id")
+    event_seq: int
+    event_type: str = Field(max_length=20)
+    event_time: datetime
+    url: str = Field(max_length=2000)
+    state: str = Field(max_length=20)
+    # The body sent, fixed by the first attempt (None before it).
+    body: str | None = Field(default=None, sa_type=sa.Text)
+    # How far along the retry schedule the delivery is (a replay starts it again).
+    schedule_step: int = 0
+    next_attempt_time: datetime | None = None
+    claim_token: str | None = Field(default=None, max_length=40)
+    deliver_time: datetime | None = None
+    create_time: datetime
+    update_time: datetime
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One POST of a delivery, and what came of it."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (sa.Index("ix_webhook_attempt_delivery_id", "delivery_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="webhook_delivery.id")
+    attempt_time: datetime
+    duration_seconds: float = 0.0
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_type=sa.Text)

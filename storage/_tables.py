@@ -30,6 +30,9 @@ from storage._models import (
     TurnBlob,
     Version,
     VersionAttachment,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 
 _M = TypeVar("_M", bound=SQLModel)
@@ -52,6 +55,9 @@ TURN = _table(Turn)
 TURN_BLOB = _table(TurnBlob)
 VERSION = _table(Version)
 ATTACHMENT = _table(VersionAttachment)
+WEBHOOK_SUBSCRIPTION = _table(WebhookSubscription)
+WEBHOOK_DELIVERY = _table(WebhookDelivery)
+WEBHOOK_ATTEMPT = _table(WebhookAttempt)
 
 
 def from_row(model: type[_M], row: sa.Row[Any] | dict[str, Any]) -> _M:

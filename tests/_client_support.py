@@ -6,7 +6,9 @@ run on PostgreSQL too.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,3 +86,20 @@ def tree_of(directory: Path) -> dict[str, bytes]:
         for path in sorted(directory.rglob("*"))
         if path.is_file()
     }
+
+
+def npm_installed(directory: Path, marker: str) -> str:
+    """npm, once `directory`'s pinned packages are installed (`make test` installs them; a bare
+    pytest run may not have): `marker` is a path under its node_modules that only they provide."""
+    npm = shutil.which("npm")
+    assert npm is not None, "node is on PATH but npm is not"
+    if not (directory / "node_modules" / marker).exists():
+        # `npm ci` rejects lock files here (see the Makefile); install keeps the pinned versions.
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund"],
+            cwd=directory,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return npm

@@ -26,6 +26,7 @@ TERMINAL = {
     generation_pb2.VERSION_STATE_NEEDS_REVIEW,
 }
 _LISTENING = re.compile(r"Atelier listening on (\S+):(\d+)")
+_WEB = re.compile(r"Atelier web on (http://\S+)")
 
 
 class ServerProcess:
@@ -37,6 +38,8 @@ class ServerProcess:
         self.extra_env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.target = ""
+        # The web port's base URL (http://127.0.0.1:port), when it is on.
+        self.web_url = ""
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = {
@@ -46,6 +49,7 @@ class ServerProcess:
         }
         env.update(
             ATELIER_LISTEN="127.0.0.1:0",
+            ATELIER_WEB_LISTEN="127.0.0.1:0",
             ATELIER_DATABASE_URL=self.database_url,
             ATELIER_LOG_LEVEL="INFO",
         )
@@ -66,6 +70,8 @@ class ServerProcess:
             match = _LISTENING.search(text)
             if match:
                 self.target = f"{match.group(1)}:{match.group(2)}"
+                web = _WEB.search(text)
+                self.web_url = web.group(1) if web else ""
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited with {self.process.returncode}:\n{text}")

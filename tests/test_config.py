@@ -140,3 +140,58 @@ def test_jwt_settings_come_together_and_name_a_file_or_an_http_url(tmp_path: Pat
         load_settings({**full, "ATELIER_JWT_JWKS": "ftp://id.example/jwks"})
     with pytest.raises(ValueError, match="names no file"):
         load_settings({**full, "ATELIER_JWT_JWKS": str(tmp_path / "missing.json")})
+
+
+def test_webhook_settings_are_parsed_and_checked() -> None:
+    secret = "whsec_" + "A" * 32  # 24 bytes of base64
+    settings = load_settings(
+        {
+            "ATELIER_WEBHOOK_SECRET": f"{secret}, whsec_{'B' * 44}",
+            "ATELIER_WEBHOOK_ALLOWED_URLS": "https://hooks.example.com/atelier, http://*.internal:8080",
+            "ATELIER_WEBHOOK_RETRY_SCHEDULE": "1, 2.5,60",
+            "ATELIER_OFFLINE_PACE_SECONDS": "0.5",
+        }
+    )
+    assert [len(key) for key in settings.webhook_secrets] == [24, 33]
+    assert settings.webhook_retry_delays == (1.0, 2.5, 60.0)
+    assert settings.webhook_url_patterns == (
+        config.UrlPattern("https", "hooks.example.com", 443, "/atelier"),
+        config.UrlPattern("http", "*.internal", 8080, "/"),
+    )
+    assert settings.offline_pace_seconds == 0.5
+    assert secret not in repr(settings)
+    assert load_settings({}).webhook_secrets == ()  # webhooks off
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("ATELIER_WEBHOOK_SECRET", "not-a-secret", "entry 1 is not"),
+        ("ATELIER_WEBHOOK_SECRET", "whsec_c2hvcnQ=", "24 to 64 random bytes"),  # 5 bytes
+        ("ATELIER_WEBHOOK_SECRET", "whsec_%%%%", "entry 1 is not"),
+        ("ATELIER_WEBHOOK_RETRY_SCHEDULE", "5,soon", "seconds between attempts"),
+        ("ATELIER_WEBHOOK_RETRY_SCHEDULE", "5,-1", "seconds between attempts"),
+        ("ATELIER_WEBHOOK_ALLOWED_URLS", "hooks.example.com", "URL prefixes"),
+        ("ATELIER_WEBHOOK_ALLOWED_URLS", "ftp://hooks.example.com/", "URL prefixes"),
+        ("ATELIER_WEBHOOK_ALLOWED_URLS", "https://user@hooks.example.com/", "URL prefixes"),
+        ("ATELIER_WEBHOOK_MAX_IN_FLIGHT", "0", "must be above 0"),
+        ("ATELIER_OFFLINE_PACE_SECONDS", "-1", "must not be negative"),
+    ],
+)
+def test_bad_webhook_and_pace_settings_are_refused(name: str, value: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as caught:
+        load_settings({name: value})
+    assert name in str(caught.value)
+    assert "whsec_c2hvcnQ" not in str(caught.value)  # a secret is never echoed
+
+
+def test_the_web_settings_are_checked() -> None:
+    settings = load_settings({"ATELIER_CORS_ORIGINS": "http://localhost:5173, https://app.example.com/"})
+    assert settings.cors_origin_list == ("http://localhost:5173", "https://app.example.com")
+    assert load_settings({"ATELIER_WEB_LISTEN": ""}).web_listen == ""
+    with pytest.raises(ValueError, match="ATELIER_CORS_ORIGINS lists origins"):
+        load_settings({"ATELIER_CORS_ORIGINS": "localhost:5173"})
+    with pytest.raises(ValueError, match="ATELIER_PUBLIC_URL is an http"):
+        load_settings({"ATELIER_PUBLIC_URL": "atelier.example.com"})
+    with pytest.raises(ValueError, match="ATELIER_FILE_URL_SECONDS must be above 0"):
+        load_settings({"ATELIER_FILE_URL_SECONDS": "0"})

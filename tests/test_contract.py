@@ -47,12 +47,14 @@ def test_buf_breaking_accepts_the_current_contract_and_catches_a_removed_field(t
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
     out = tmp_path / "gen"
-    out.mkdir()
+    (out / "connect").mkdir(parents=True)
     protos = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto"))
     subprocess.run(
         [
             sys.executable, "-m", "grpc_tools.protoc", "-Iproto", "-Ithird_party/proto",
-            f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *protos,
+            f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}",
+            f"--plugin=protoc-gen-connectrpc={Path(sys.executable).parent / 'protoc-gen-connectrpc'}",
+            f"--connectrpc_out={out / 'connect'}", *protos,
         ],
         cwd=ROOT,
         check=True,
@@ -65,6 +67,10 @@ def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
         if p.suffix in (".py", ".pyi") and p.stem != "__init__"
     }
     assert fresh == current, "the generated code is stale: run `make proto`"
+    connect = ROOT / "server" / "web" / "_generated"
+    fresh = {p.name: p.read_bytes() for p in (out / "connect" / "atelier" / "v1").iterdir()}
+    current = {p.name: p.read_bytes() for p in connect.glob("*_connect.py")}
+    assert fresh == current, "the generated Connect handlers are stale: run `make proto`"
 
 
 def _names(requirements: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ import storage
 from server.commands import COMMANDS
 from tests._support import ROOT, ServerProcess
 
-NAMES = ["serve", "migrate", "backup", "restore", "gc", "keys"]
+NAMES = ["serve", "migrate", "backup", "restore", "gc", "keys", "settings"]
 
 
 def atelier_server(
@@ -111,7 +111,13 @@ def test_migrations_run_at_once_all_succeed_and_leave_one_schema(database_url: s
 
 
 def test_serve_without_migrating_needs_a_current_schema(database_url: str, tmp_path: Path) -> None:
-    env = {"ATELIER_DATABASE_URL": database_url, "ATELIER_MIGRATE_ON_START": "0"}
+    env = {
+        "ATELIER_DATABASE_URL": database_url,
+        "ATELIER_MIGRATE_ON_START": "0",
+        # Free ports, so that a server running on the defaults does not answer first.
+        "ATELIER_LISTEN": "127.0.0.1:0",
+        "ATELIER_WEB_LISTEN": "127.0.0.1:0",
+    }
     refused = atelier_server("serve", env=env)
     assert refused.returncode == 2
     assert refused.stderr.startswith("atelier-server: serve: the database ")

@@ -4,6 +4,7 @@ server holds, a PostgreSQL database that does not exist, a database URL of anoth
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -22,7 +23,14 @@ from tests.conftest import check_backend
 def _run_server(database_url: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Runs `python -m server` to its end (it must end by itself)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ATELIER_", "GEMINI_", "GOOGLE_"))}
-    clean.update({"ATELIER_LISTEN": "127.0.0.1:0", "ATELIER_DATABASE_URL": database_url, **env})
+    clean.update(
+        {
+            "ATELIER_LISTEN": "127.0.0.1:0",
+            "ATELIER_WEB_LISTEN": "127.0.0.1:0",
+            "ATELIER_DATABASE_URL": database_url,
+            **env,
+        }
+    )
     return subprocess.run(
         [sys.executable, "-m", "server"],
         cwd=ROOT,
@@ -58,6 +66,20 @@ def test_a_second_server_on_a_busy_port_fails_at_once_and_the_first_goes_on(tmp_
             assert models.models
     finally:
         first.kill()
+
+
+def test_a_busy_web_port_fails_at_once_with_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = _run_server(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, ATELIER_WEB_LISTEN=listen)
+    assert result.returncode != 0
+    line = _one_clear_line(result)
+    assert line.startswith("atelier-server: cannot serve the web port on " + listen) and "in use" in line, (
+        line
+    )
+    assert not (tmp_path / "web.db").exists(), "it said so before it touched the database"
 
 
 @pytest.mark.postgres

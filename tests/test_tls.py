@@ -120,6 +120,7 @@ def _start_server(env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess
         env={
             "PATH": "",
             "ATELIER_LISTEN": "127.0.0.1:0",
+            "ATELIER_WEB_LISTEN": "127.0.0.1:0",
             "ATELIER_DATABASE_URL": f"sqlite:///{tmp / 'atelier.db'}",
             **env,
         },

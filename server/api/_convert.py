@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from atelier.v1 import (
     blame_pb2,
@@ -13,8 +14,9 @@ from atelier.v1 import (
     progress_pb2,
     session_pb2,
     tree_pb2,
+    webhook_pb2,
 )
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.rpc import status_pb2
 
 from server.api._errors import to_status_proto
@@ -34,6 +36,7 @@ from server.domain import (
     TreeEntry,
     Turn,
     Version,
+    WebhookDelivery,
 )
 
 
@@ -145,12 +148,22 @@ def event_to_proto(event: ProgressEvent, version: str) -> progress_pb2.ProgressE
     )
 
 
-def file_to_proto(entry: TreeEntry, blame: FileBlame | None = None) -> file_pb2.File:
+def file_to_proto(
+    entry: TreeEntry,
+    *,
+    download_url: str = "",
+    pixels: tuple[int, int] | None = None,
+    blame: FileBlame | None = None,
+) -> file_pb2.File:
+    width, height = pixels or (0, 0)
     return file_pb2.File(
         path=entry.path,
         size=entry.size,
         sha256=entry.blob_sha256,
         mime_type=entry.mime_type,
+        download_url=download_url,
+        width=width,
+        height=height,
         blame=blame_to_proto(blame) if blame is not None else None,
     )
 
@@ -251,4 +264,34 @@ def conflict_to_proto(conflict: Conflict) -> tree_pb2.MergeConflict:
         base=file_to_proto(conflict.base) if conflict.base else None,
         ours=file_to_proto(conflict.ours) if conflict.ours else None,
         theirs=file_to_proto(conflict.theirs) if conflict.theirs else None,
+    )
+
+
+def version_json(version: Version) -> dict[str, Any]:
+    """The version as the API shows it, in the proto's JSON mapping (a webhook's `data`)."""
+    return json_format.MessageToDict(version_to_proto(version))
+
+
+def webhook_delivery_name(generation_id: str, number: int, webhook_id: str) -> str:
+    return f"{version_name(generation_id, number)}/webhookDeliveries/{webhook_id}"
+
+
+def webhook_delivery_to_proto(delivery: WebhookDelivery) -> webhook_pb2.WebhookDelivery:
+    return webhook_pb2.WebhookDelivery(
+        name=webhook_delivery_name(delivery.generation_id, delivery.version_number, delivery.webhook_id),
+        event_type=f"WEBHOOK_EVENT_TYPE_{delivery.event_type}",
+        url=delivery.url,
+        state=f"WEBHOOK_DELIVERY_STATE_{delivery.state}",
+        event_time=_timestamp(delivery.event_time),
+        next_attempt_time=_timestamp(delivery.next_attempt_time),
+        deliver_time=_timestamp(delivery.deliver_time),
+        attempts=[
+            webhook_pb2.WebhookAttempt(
+                attempt_time=_timestamp(attempt.attempt_time),
+                duration=_duration(attempt.duration_seconds),
+                status_code=attempt.status_code or 0,
+                error=attempt.error,
+            )
+            for attempt in delivery.attempts
+        ],
     )

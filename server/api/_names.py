@@ -15,6 +15,9 @@ _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
 _SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")
 _DRAFT = re.compile(r"drafts/([a-z0-9][a-z0-9-]{0,62})")
 _VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
+_WEBHOOK_DELIVERY = re.compile(
+    r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})/webhookDeliveries/(msg_[a-z0-9]{1,36})"
+)
 
 T = TypeVar("T")
 _Key = TypeVar("_Key", int, str)
@@ -76,6 +79,26 @@ def parse_version_name(name: str, *, field: str = "name") -> VersionRef:
     if match is None:
         raise _malformed(field, name, "generations/{generation}/versions/{number}")
     return VersionRef(generation_id=match.group(1), number=int(match.group(2)))
+
+
+def parse_webhook_delivery_name(name: str, *, field: str = "name") -> tuple[VersionRef, str]:
+    match = _WEBHOOK_DELIVERY.fullmatch(name)
+    if match is None:
+        pattern = "generations/{generation}/versions/{number}/webhookDeliveries/{delivery}"
+        raise _malformed(field, name, pattern)
+    return VersionRef(generation_id=match.group(1), number=int(match.group(2))), match.group(3)
+
+
+def parse_generation_or_version_name(name: str, *, field: str = "parent") -> tuple[str, int | None]:
+    """A generation's name, or a version's: (generation id, version number or None)."""
+    version = _VERSION.fullmatch(name)
+    if version is not None:
+        return version.group(1), int(version.group(2))
+    generation = _GENERATION.fullmatch(name)
+    if generation is None:
+        pattern = "generations/{generation} or generations/{generation}/versions/{number}"
+        raise _malformed(field, name, pattern)
+    return generation.group(1), None
 
 
 def _malformed(field: str, name: str, pattern: str) -> InvalidArgument:

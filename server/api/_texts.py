@@ -25,6 +25,7 @@ _BY_NAME = {
     "mime_type": bounds.MIME_TYPE,
     "path": bounds.PATH,
     "page_token": _names.MAX_PAGE_TOKEN_LENGTH,
+    "url": bounds.WEBHOOK_URL,
 }
 # Fields whose name means something else than elsewhere (a name here is a display name, stored).
 _BY_FULL_NAME = {"atelier.v1.Attachment.name": bounds.ATTACHMENT_NAME}

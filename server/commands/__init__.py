@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from server.commands import _backup, _gc, _keys, _migrate, _restore, _serve
+from server.commands import _backup, _gc, _keys, _migrate, _restore, _serve, _settings
 from server.commands._command import Command, run
 
 COMMANDS: tuple[Command, ...] = (
@@ -15,6 +15,7 @@ COMMANDS: tuple[Command, ...] = (
     _restore.COMMAND,
     _gc.COMMAND,
     _keys.COMMAND,
+    _settings.COMMAND,
 )
 
 

@@ -5,6 +5,7 @@ verbs in storage's transactions). What the API needs is exported here.
 """
 
 from server.domain import bounds
+from server.domain._lru import LRU
 from server.domain.api_keys import ApiKeyInfo, ApiKeys, NewApiKey
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
@@ -45,11 +46,17 @@ from server.domain.resources import (
     VersionKind,
     VersionRef,
     VersionState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryState,
+    WebhookEventType,
 )
 from server.domain.trees import Change, Conflict, ConflictKind, PathDiff, Strategy
+from server.domain.webhooks import RenderVersion, WebhookDeliverer, WebhookRequest
 
 __all__ = [
     "ADMIN",
+    "LRU",
     "NO_DEADLINE",
     "READ",
     "WRITE",
@@ -85,6 +92,7 @@ __all__ = [
     "Principal",
     "ProgressEvent",
     "QueueEstimate",
+    "RenderVersion",
     "Strategy",
     "TokenUsage",
     "TreeEntry",
@@ -96,6 +104,12 @@ __all__ = [
     "VersionKind",
     "VersionRef",
     "VersionState",
+    "WebhookAttempt",
+    "WebhookDeliverer",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
+    "WebhookEventType",
+    "WebhookRequest",
     "bounds",
     "follow_other_replicas",
     "poll_followed_versions",

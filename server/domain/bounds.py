@@ -21,3 +21,6 @@ MIME_TYPE = min(
     storage.max_length(storage.ManifestEntry, "mime_type"),
 )
 PATH = storage.max_length(storage.ManifestEntry, "path")
+WEBHOOK_URL = min(
+    storage.max_length(storage.WebhookSubscription, "url"), storage.max_length(storage.WebhookDelivery, "url")
+)

@@ -53,6 +53,12 @@ class EventHub:
         self._runs: LRU[int, list[ProgressEvent]] = LRU(max_entries=_KEPT_VERSIONS)
         # Only versions that some stream follows: an entry goes with its last stream.
         self._followed: dict[int, _Followed] = {}
+        # Told of every batch `publish` gets (the webhook deliverer: a delivery may be due).
+        self._listeners: list[Callable[[Sequence[ProgressEvent]], None]] = []
+
+    def add_listener(self, listener: Callable[[Sequence[ProgressEvent]], None]) -> None:
+        """Calls `listener(events)` with each batch of committed events this process publishes."""
+        self._listeners.append(listener)
 
     def ticket(self, version_id: int) -> anyio.Event:
         """An event that is set at the next wake-up for the version."""
@@ -82,6 +88,8 @@ class EventHub:
                 # Not a continuation (say another process wrote the events between): start again.
                 self._runs.put(version_id, list(events[-_KEPT_EVENTS_PER_VERSION:]))
             self._raise_known(version_id, events[-1].seq)
+            for listener in self._listeners:
+                listener(events)
         self._wake(version_id)
 
     def advance(self, version_id: int, stored_seq: int) -> None:

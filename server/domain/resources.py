@@ -19,6 +19,8 @@ VersionKind = storage.VersionKind
 EventType = storage.EventType
 ErrorDetail = storage.ErrorDetail
 TreeEntry = storage.TreeEntry
+WebhookEventType = storage.WebhookEventType
+WebhookDeliveryState = storage.WebhookDeliveryState
 
 # Only these states have files that can be read.
 READABLE_STATES = frozenset({VersionState.COMPLETED, VersionState.NEEDS_REVIEW})
@@ -204,6 +206,51 @@ class Turn:
     parent_number: int | None
     version_number: int | None
     create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    attempt_time: datetime
+    duration_seconds: float
+    # None: the receiver gave no answer (`error` says why).
+    status_code: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event of a version for its webhook; `webhook_id` is the `webhook-id` header."""
+
+    generation_id: str
+    version_number: int
+    webhook_id: str
+    event_type: WebhookEventType
+    url: str
+    state: WebhookDeliveryState
+    event_time: datetime
+    next_attempt_time: datetime | None
+    deliver_time: datetime | None
+    attempts: tuple[WebhookAttempt, ...]
+
+
+def webhook_delivery_of(view: storage.DeliveryView) -> WebhookDelivery:
+    row = view.delivery
+    state = WebhookDeliveryState(row.state)
+    return WebhookDelivery(
+        generation_id=view.generation_id,
+        version_number=view.version_number,
+        webhook_id=row.webhook_id,
+        event_type=WebhookEventType(row.event_type),
+        url=row.url,
+        state=state,
+        event_time=row.event_time,
+        next_attempt_time=row.next_attempt_time if state == WebhookDeliveryState.PENDING else None,
+        deliver_time=row.deliver_time,
+        attempts=tuple(
+            WebhookAttempt(a.attempt_time, a.duration_seconds, a.status_code, a.error or "")
+            for a in view.attempts
+        ),
+    )
 
 
 def version_etag(revision: int) -> str:

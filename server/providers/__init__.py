@@ -49,7 +49,7 @@ def _build(name: str, settings: Settings) -> Provider:
     if name == "offline":
         from server.providers.offline import OfflineProvider
 
-        return OfflineProvider()
+        return OfflineProvider(pace_seconds=settings.offline_pace_seconds)
     if name == "scripted":
         from server.providers.scripted import ScriptedProvider
 

@@ -24,21 +24,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def cli_env(server: ServerProcess) -> dict[str, str]:
-    """The caller's environment with the server's address and token, and nothing else of Atelier's."""
+    """The caller's environment with the server's address and token, and nothing else of Atelier's.
+    The command remembers its current generation next to the server's files, never in $HOME."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("ATELIER_")}
-    env.update(ATELIER_TARGET=server.target, ATELIER_TOKEN=TOKEN)
+    env.update(
+        ATELIER_TARGET=server.target,
+        ATELIER_TOKEN=TOKEN,
+        ATELIER_STATE_FILE=str(server.log_path.with_name("cli-state.json")),
+    )
     return env
 
 
 @pytest.fixture
 def run_cli(server: ServerProcess, tmp_path: Path) -> RunCli:
-    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 60, input: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*ATELIER, *args],
             cwd=tmp_path,
-            env=cli_env(server),
+            env={**cli_env(server), **(env or {})},
             capture_output=True,
             text=True,
+            input=input,
             timeout=timeout,
         )
 

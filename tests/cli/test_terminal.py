@@ -95,9 +95,12 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(server: ServerProcess) 
     name = _expect(child, _NAME).group(0)
     child.expect(r"stage 1/")
     child.sendintr()
-    child.expect("cancelled")
+    child.expect(f"{name} CANCELLED: Cancelled by the user")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130
     with AtelierClient(server.target, token=TOKEN) as client:
-        assert client.wait(name, timeout=30).state == VersionState.CANCELLED
+        ended = client.wait(name, timeout=30)
+    # Recorded as the user's doing, for whoever looks at the version later.
+    assert (ended.state, ended.message) == (VersionState.CANCELLED, "Cancelled by the user")
+    assert ended.error is not None and ended.error.message == "cancelled by the user"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._client_support import TOKEN, WORKFLOW_PROMPT, client_server
+from tests._client_support import TOKEN, WORKFLOW_PROMPT, client_server, npm_installed
 from tests._support import ROOT, ServerProcess
 
 NODE_CLIENT = ROOT / "clients" / "node"
@@ -21,18 +21,8 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js (`
 
 @pytest.fixture(scope="module")
 def node_client() -> Path:
-    """clients/node with its pinned packages (`make test` installs them; a bare pytest run may not have)."""
-    if not (NODE_CLIENT / "node_modules" / "@grpc" / "grpc-js").is_dir():
-        npm = shutil.which("npm")
-        assert npm is not None, "node is on PATH but npm is not"
-        # `npm ci` rejects lock files here (see the Makefile); install keeps the pinned versions.
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund"],
-            cwd=NODE_CLIENT,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+    """clients/node with its pinned packages."""
+    npm_installed(NODE_CLIENT, "@grpc/grpc-js")
     return NODE_CLIENT / "generate.mjs"
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import file_pb2
+from atelier.v1 import file_pb2, upload_pb2, webhook_pb2
 
 from tests._support import Api
 
-# The scope each RPC needs (server/api/_servicer.py declares it on each method).
+# The scope each RPC needs (server/api/_methods.py declares it on each method).
 WRITE_RPCS = frozenset(
     {
         "Generate",
@@ -17,10 +17,12 @@ WRITE_RPCS = frozenset(
         "Iterate",
         "Regenerate",
         "UploadTree",
+        "UploadFiles",
         "Merge",
         "CancelVersion",
         "DeleteGeneration",
         "UndeleteGeneration",
+        "ReplayWebhookDelivery",
         "DraftPrompt",
         "UpdateDraft",
     }
@@ -39,6 +41,7 @@ READ_RPCS = frozenset(
         "ExportTree",
         "GetSession",
         "ListTurns",
+        "ListWebhookDeliveries",
         "GetDraft",
         "ListDrafts",
         "Blame",
@@ -62,6 +65,12 @@ def every_rpc(api: Api, version: str, draft: str = "drafts/0") -> dict[str, Call
         "Iterate": lambda: s.Iterate(pb.IterateRequest(parent=version, prompt="p"), metadata=md),
         "Regenerate": lambda: s.Regenerate(pb.RegenerateRequest(name=version), metadata=md),
         "UploadTree": lambda: s.UploadTree(iter(upload), metadata=md),
+        "UploadFiles": lambda: s.UploadFiles(
+            upload_pb2.UploadFilesRequest(
+                description="mine", files=[upload_pb2.UploadedFile(path="a.txt", data=b"a")]
+            ),
+            metadata=md,
+        ),
         "Merge": lambda: s.Merge(pb.MergeRequest(ours=version, theirs=sibling), metadata=md),
         "CancelVersion": lambda: s.CancelVersion(pb.CancelVersionRequest(name=version), metadata=md),
         "DeleteGeneration": lambda: s.DeleteGeneration(
@@ -84,6 +93,15 @@ def every_rpc(api: Api, version: str, draft: str = "drafts/0") -> dict[str, Call
         "ExportTree": lambda: list(s.ExportTree(pb.ExportTreeRequest(name=version), metadata=md)),
         "GetSession": lambda: s.GetSession(pb.GetSessionRequest(name=f"{generation}/session"), metadata=md),
         "ListTurns": lambda: s.ListTurns(pb.ListTurnsRequest(parent=f"{generation}/session"), metadata=md),
+        "ListWebhookDeliveries": lambda: s.ListWebhookDeliveries(
+            webhook_pb2.ListWebhookDeliveriesRequest(parent=version), metadata=md
+        ),
+        "ReplayWebhookDelivery": lambda: s.ReplayWebhookDelivery(
+            webhook_pb2.ReplayWebhookDeliveryRequest(
+                name=f"{version}/webhookDeliveries/msg_0123456789abcdef"
+            ),
+            metadata=md,
+        ),
         "DraftPrompt": lambda: s.DraftPrompt(pb.DraftPromptRequest(text="p", model="offline"), metadata=md),
         "GetDraft": lambda: s.GetDraft(pb.GetDraftRequest(name=draft), metadata=md),
         "ListDrafts": lambda: s.ListDrafts(pb.ListDraftsRequest(), metadata=md),

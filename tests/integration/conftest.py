@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -26,18 +27,39 @@ SERVER_ENV = {
 }
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def module_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
+    """The real server on the module's backend (`request.param`) and a fresh database, killed after."""
     backend = check_backend(request.param)
-    tmp = tmp_path_factory.mktemp(f"server-{backend}")
+    tmp = tmp_path_factory.mktemp(f"{name}-{backend}")
     with fresh_database(backend, tmp) as url:
-        process = ServerProcess(database_url=url, log_path=tmp / "server.log", env=SERVER_ENV).start()
+        process = ServerProcess(database_url=url, log_path=tmp / "server.log", env=env).start()
         try:
             yield process
         finally:
             process.kill()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    with module_server(request, tmp_path_factory, "server", SERVER_ENV) as process:
+        yield process
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def plain_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server as `make run` starts it: the offline provider and no tokens."""
+    with module_server(request, tmp_path_factory, "plain") as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import functools
 
 import grpc
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import file_pb2
+from atelier.v1 import file_pb2, webhook_pb2
 from atelier.v1 import generation_pb2 as gen
 
 from tests._support import Api, script
@@ -96,6 +96,19 @@ def test_malformed_names_page_sizes_tokens_and_cursors(alice: Api) -> None:
         "INVALID_PATH",
         "path",
     )
+
+
+def test_a_webhook_on_a_server_without_a_signing_secret_is_failed_precondition(alice: Api) -> None:
+    before = alice.generation_count()
+    hook = webhook_pb2.WebhookSubscription(url="https://hooks.example.com/atelier")
+    error = _fails(
+        functools.partial(
+            alice.stub.Generate, pb.GenerateRequest(prompt="hi", webhook=hook), metadata=alice.metadata
+        )
+    )
+    _check(error, grpc.StatusCode.FAILED_PRECONDITION, "WEBHOOKS_DISABLED")
+    assert "ATELIER_WEBHOOK_SECRET" in (error.details() or "")
+    assert alice.generation_count() == before
 
 
 def test_missing_resources_are_not_found(alice: Api) -> None:

@@ -159,6 +159,8 @@ def test_cancel_ends_a_running_job_cancelled(alice: Api) -> None:
     version = alice.get(name)
     assert version.state == gen.VERSION_STATE_CANCELLED and version.file_count == 0
     assert version.error.code == grpc.StatusCode.CANCELLED.value[0]
+    # Said as a person reads it: the user asked for it.
+    assert (version.message, version.error.message) == ("Cancelled by the user", "cancelled by the user")
     # Cancelled stays cancelled.
     time.sleep(0.5)
     assert alice.get(name).state == gen.VERSION_STATE_CANCELLED

@@ -5,31 +5,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from support.databases import fresh_database
 from tests._support import ROOT, ServerProcess, tool_env
-from tests.conftest import BACKENDS, check_backend
 
 README_ADDRESS = "127.0.0.1:50051"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def plain_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """A server as `make run` starts it: the offline provider and no tokens."""
-    backend = check_backend(request.param)
-    tmp = tmp_path_factory.mktemp(f"plain-{backend}")
-    with fresh_database(backend, tmp) as url:
-        server = ServerProcess(database_url=url, log_path=tmp / "server.log").start()
-        try:
-            yield server
-        finally:
-            server.kill()
 
 
 def _readme_grpcurl_script() -> str:

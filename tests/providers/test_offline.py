@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import tomllib
 import zlib
 
+import anyio
 import pytest
 
 from server.files import FileContent
 from server.providers._base import ChangeSet, JobKind, ProviderError, ProviderRequest
 from server.providers.offline import OfflineProvider, _plan, _render
 from server.providers.offline._checks import file_problems
-from server.providers.offline._instructions import split_clauses
+from server.providers.offline._instructions import (
+    AddFile,
+    ChangeFile,
+    DeleteFiles,
+    RenameFiles,
+    ReplaceText,
+    parse_instructions,
+    split_clauses,
+)
 from server.providers.offline._png import prompt_picture
+from tests._support import ROOT
 from tests.providers._recording import RecordingProgress
 
 SOURCE = (
@@ -460,3 +471,36 @@ def test_clauses_split_on_separators_but_never_inside_quotes() -> None:
         "delete b.md",
         "remove c.md",
     ]
+
+
+def test_the_readme_examples_of_the_instruction_language_parse_as_documented() -> None:
+    section = (ROOT / "README.md").read_text().split("### What the offline provider understands", 1)[1]
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    tree = ["README.md", "src/app.py", "docs/guide.md", "notes.txt", "b.txt", "c.txt"]
+    parsed = [[type(i) for i in parse_instructions(line, tree)] for line in block.splitlines()]
+    assert parsed == [
+        [AddFile],
+        [AddFile],
+        [ChangeFile],
+        [ChangeFile],
+        [ReplaceText],
+        [DeleteFiles],
+        [DeleteFiles],
+        [RenameFiles],
+        [RenameFiles],
+        [AddFile, DeleteFiles, RenameFiles],
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_pace_pauses_each_stage_and_gives_way_to_cancellation() -> None:
+    provider = OfflineProvider(pace_seconds=0.05)
+    progress = RecordingProgress()
+    started = time.monotonic()
+    await provider.run(ProviderRequest(JobKind.GENERATE, "a python cli", "offline"), progress)
+    assert time.monotonic() - started >= 0.15  # three stages
+    with anyio.move_on_after(0.1) as scope:
+        await OfflineProvider(pace_seconds=60).run(
+            ProviderRequest(JobKind.GENERATE, "a python cli", "offline"), RecordingProgress()
+        )
+    assert scope.cancelled_caught

@@ -117,3 +117,14 @@ def test_export_refuses_to_write_through_a_symlink_that_points_out(tmp_path: Pat
     with pytest.raises(ValueError, match="refusing"):
         destination(tmp_path / "root", "link/file.txt")
     assert destination(tmp_path / "root", "src/ok.txt") == (tmp_path / "root" / "src" / "ok.txt").resolve()
+
+
+@pytest.mark.parametrize(
+    ("target", "advice"),
+    [("http://127.0.0.1:50051", "use '127.0.0.1:50051'"), ("https://atelier.example/", "with TLS")],
+)
+def test_a_web_url_is_not_a_target(target: str, advice: str) -> None:
+    # gRPC would take it for a host name and fail much later, saying only UNAVAILABLE.
+    with pytest.raises(ValueError, match="is a web URL; a gRPC target is HOST:PORT") as refused:
+        AtelierClient(target)
+    assert advice in str(refused.value)

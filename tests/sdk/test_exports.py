@@ -57,6 +57,7 @@ PUBLIC = [
 CLIENT_METHODS = [
     "blame",
     "cancel",
+    "delete_generation",
     "diff",
     "draft_prompt",
     "drafts",
@@ -76,6 +77,7 @@ CLIENT_METHODS = [
     "session",
     "turns",
     "tweak",
+    "undelete_generation",
     "update_draft",
     "upload",
     "versions",

@@ -264,13 +264,25 @@ def get_generation(name: str) -> UnaryCall[Generation]:
     return _call("GetGeneration", pb.GetGenerationRequest(name=name), convert.convert_generation)
 
 
-def list_generations(*, page_size: int, owner: str = "") -> Pages[Generation]:
+def list_generations(*, page_size: int, owner: str = "", show_deleted: bool = False) -> Pages[Generation]:
     return Pages(
         "ListGenerations",
-        pb.ListGenerationsRequest(owner=owner),
+        pb.ListGenerationsRequest(owner=owner, show_deleted=show_deleted),
         page_size=page_size,
         items=lambda response: (convert.convert_generation(g) for g in response.generations),
     )
+
+
+def delete_generation(name: str) -> UnaryCall[Generation]:
+    # Deleting twice answers NOT_FOUND the second time, so a retry after a lost answer would
+    # report a failure for a delete that happened: not retried.
+    request = pb.DeleteGenerationRequest(name=name)
+    return _call("DeleteGeneration", request, convert.convert_generation, retry=False)
+
+
+def undelete_generation(name: str) -> UnaryCall[Generation]:
+    request = pb.UndeleteGenerationRequest(name=name)
+    return _call("UndeleteGeneration", request, convert.convert_generation, retry=False)
 
 
 def list_versions(generation: str, *, page_size: int) -> Pages[Version]:

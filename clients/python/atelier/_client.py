@@ -247,12 +247,25 @@ class AtelierClient(BaseClient):
         return self._unary(calls.get_generation(name), timeout)
 
     def list_generations(
-        self, *, page_size: int = 0, owner: str = "", timeout: Timeout = DEFAULT
+        self, *, page_size: int = 0, owner: str = "", show_deleted: bool = False, timeout: Timeout = DEFAULT
     ) -> Iterator[Generation]:
-        """The caller's generations, newest first (an admin's: everyone's, or `owner`'s). Fetches
+        """The caller's generations, newest first (an admin's: everyone's, or `owner`'s). With
+        `show_deleted`, deleted generations not yet purged too (their `delete_time` is set). Fetches
         pages of `page_size` (0: the server's default) as the iteration goes on; `timeout` applies
         to each page."""
-        yield from self._paged(calls.list_generations(page_size=page_size, owner=owner), timeout)
+        pages = calls.list_generations(page_size=page_size, owner=owner, show_deleted=show_deleted)
+        yield from self._paged(pages, timeout)
+
+    def delete_generation(self, name: str, *, timeout: Timeout = DEFAULT) -> Generation:
+        """Deletes a generation (soft delete): its jobs are cancelled and it answers NOT_FOUND from
+        now on. Returns it with `delete_time` and `expire_time`: `undelete_generation` restores it
+        until then. Not retried."""
+        return self._unary(calls.delete_generation(name), timeout)
+
+    def undelete_generation(self, name: str, *, timeout: Timeout = DEFAULT) -> Generation:
+        """Restores a deleted generation before its `expire_time`; returns it. One that is not
+        deleted raises `AlreadyExists`; one already purged, `NotFound`. Not retried."""
+        return self._unary(calls.undelete_generation(name), timeout)
 
     def versions(
         self, generation: str, *, page_size: int = 0, timeout: Timeout = DEFAULT

@@ -102,7 +102,7 @@ def resolve_config(
     certificates = root_certificates is not None or certificate_chain is not None
     use_tls = tls if tls is not None else (_flag(env.get("ATELIER_TLS")) or certificates)
     return ClientConfig(
-        target=target or env.get("ATELIER_TARGET") or DEFAULT_TARGET,
+        target=check_target(target or env.get("ATELIER_TARGET") or DEFAULT_TARGET),
         token=token if token is not None else (env.get("ATELIER_TOKEN") or None),
         tls=use_tls,
         root_certificates=root_certificates,
@@ -112,6 +112,19 @@ def resolve_config(
         retry=retry if retry is not None else DEFAULT_RETRY,
         progress_retry=progress_retry if progress_retry is not None else DEFAULT_PROGRESS_RETRY,
     )
+
+
+def check_target(target: str) -> str:
+    """The target, unless it is a web URL: gRPC would take `http://…` for a DNS name and fail later,
+    far from the cause."""
+    scheme, separator, rest = target.partition("://")
+    if separator and scheme.lower() in ("http", "https"):
+        address = rest.rstrip("/")
+        with_tls = " with TLS (--tls, tls=True or ATELIER_TLS=1)" if scheme.lower() == "https" else ""
+        raise ValueError(
+            f"the target {target!r} is a web URL; a gRPC target is HOST:PORT: use {address!r}{with_tls}"
+        )
+    return target
 
 
 def channel_options() -> list[tuple[str, Any]]:

@@ -170,6 +170,8 @@ def convert_generation(message: generation_pb2.Generation) -> Generation:
         create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
         update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
         owner=message.owner,
+        delete_time=convert_timestamp(message.delete_time, message.HasField("delete_time")),
+        expire_time=convert_timestamp(message.expire_time, message.HasField("expire_time")),
     )
 
 
@@ -179,6 +181,9 @@ def convert_file(message: file_pb2.File) -> File:
         size=message.size,
         sha256=message.sha256,
         mime_type=message.mime_type,
+        download_url=message.download_url,
+        width=message.width,
+        height=message.height,
         blame=convert_blame(message.blame) if message.HasField("blame") else None,
     )
 

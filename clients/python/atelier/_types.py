@@ -195,6 +195,9 @@ class Generation:
     update_time: datetime | None = None
     # The principal that owns it (an admin sees everyone's).
     owner: str = ""
+    # Set while it is deleted: when it was, and when it is purged for good unless undeleted first.
+    delete_time: datetime | None = None
+    expire_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +219,11 @@ class File:
     size: int
     sha256: str
     mime_type: str
+    # A signed URL that serves the file over HTTP with no credentials, until it expires ("" when
+    # the server has no web port); an image's size in pixels (0 for other files).
+    download_url: str = ""
+    width: int = 0
+    height: int = 0
     blame: FileBlame | None = None
 
 

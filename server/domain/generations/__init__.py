@@ -15,10 +15,18 @@ from server.domain.generations._drafts import DraftVerbs
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
 from server.domain.generations._trees import TreeVerbs
+from server.domain.generations._webhooks import WebhookVerbs
 
 
 class GenerationService(
-    CreateVerbs, ProgressVerbs, ReadVerbs, TreeVerbs, ConversationVerbs, DeleteVerbs, DraftVerbs
+    CreateVerbs,
+    ProgressVerbs,
+    ReadVerbs,
+    TreeVerbs,
+    ConversationVerbs,
+    DeleteVerbs,
+    WebhookVerbs,
+    DraftVerbs,
 ):
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 

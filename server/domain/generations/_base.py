@@ -31,16 +31,27 @@ from server.domain.principals import Principal
 from server.domain.resources import READABLE_STATES, Version, VersionRef, version_etag, version_of
 
 _log = logging.getLogger("atelier.sessions")
+_IMAGE_SIZE_CACHE_SIZE = 100_000
 _ENDED_CACHE_SIZE = 1024
 ENDED_CACHE_SECONDS = 30.0
 
 
 class ServiceBase:
-    def __init__(self, *, db: storage.Database, hub: EventHub, runner: JobRunner, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        db: storage.Database,
+        hub: EventHub,
+        runner: JobRunner,
+        settings: Settings,
+        wake_webhooks: Callable[[], None] = lambda: None,
+    ) -> None:
         self._db = db
         self._hub = hub
         self._runner = runner
         self._settings = settings
+        # Tells the webhook deliverer that a delivery is due now (a replay).
+        self.wake_webhooks = wake_webhooks
         # Versions in a terminal state never change again, in any process: GetVersion serves
         # them (with their row id, for Progress) from this small, bounded cache, without a
         # database read or a thread hop. Only deletion makes them vanish: `after_deletion`
@@ -50,6 +61,8 @@ class ServiceBase:
         self._ended: LRU[tuple[str | None, str, int], tuple[int, Version, float]] = LRU(
             max_entries=_ENDED_CACHE_SIZE
         )
+        # Images' pixel sizes by SHA-256 ((0, 0): unreadable): contents never change, nor their size.
+        self._image_sizes: LRU[str, tuple[int, int]] = LRU(max_entries=_IMAGE_SIZE_CACHE_SIZE)
 
     async def create_once(
         self,

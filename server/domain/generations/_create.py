@@ -23,6 +23,7 @@ from server.domain.generations._base import (
 )
 from server.domain.principals import Principal
 from server.domain.resources import Version, VersionRef
+from server.domain.webhooks import WebhookRequest, check_webhook_url
 from server.files import FileContent, content_problem
 
 # The versions no model made: Regenerate ("ask the model again") has nothing to ask for them.
@@ -40,6 +41,7 @@ class CreateVerbs(ServiceBase):
         attachments: Sequence[FileContent],
         draft_id: str | None = None,
         deadline: Deadline = NO_DEADLINE,
+        webhook: WebhookRequest | None = None,
     ) -> Version:
         """Queues version 1 of a new generation. With `draft_id` (one of the caller's drafts) the
         version records the draft, and an empty `prompt` or `model` is the draft's."""
@@ -49,10 +51,16 @@ class CreateVerbs(ServiceBase):
         self.check_prompt(prompt)
         model_config = self._resolve_model(model)
         self._check_attachments(attachments)
+        await self._check_webhook(webhook)
         # A request without a draft keeps the fingerprint it always had.
         drafted = [draft_id] if draft_id is not None else []
         fingerprint = fingerprint_of(
-            "generate", prompt, model_config.name, _attachment_keys(attachments), *drafted
+            "generate",
+            prompt,
+            model_config.name,
+            _attachment_keys(attachments),
+            *_webhook_key(webhook),
+            *drafted,
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
@@ -68,6 +76,7 @@ class CreateVerbs(ServiceBase):
                 draft_id=draft_id,
             )
             log_event("session_created", generation=generation.id, owner=caller.name, model=model_config.name)
+            _subscribe(tx, version, webhook)
             return version
 
         return await self.create_once(caller, request_id, fingerprint, create, deadline)
@@ -83,13 +92,22 @@ class CreateVerbs(ServiceBase):
         etag: str,
         attachments: Sequence[FileContent],
         deadline: Deadline = NO_DEADLINE,
+        webhook: WebhookRequest | None = None,
     ) -> Version:
         """Queues the next version of the generation: `parent` refined in its own conversation branch."""
         self.check_prompt(prompt)
         self._check_attachments(attachments)
         model_config = self._resolve_model(model) if model else None
+        await self._check_webhook(webhook)
         fingerprint = fingerprint_of(
-            "tweak", parent.generation_id, parent.number, prompt, model, etag, _attachment_keys(attachments)
+            "tweak",
+            parent.generation_id,
+            parent.number,
+            prompt,
+            model,
+            etag,
+            _attachment_keys(attachments),
+            *_webhook_key(webhook),
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
@@ -123,6 +141,7 @@ class CreateVerbs(ServiceBase):
                     branch_turns=parent_row.turn,
                     forked=parent_row.number != latest,
                 )
+            _subscribe(tx, version, webhook)
             return version
 
         return await self.create_once(
@@ -139,6 +158,7 @@ class CreateVerbs(ServiceBase):
         request_id: str,
         etag: str,
         deadline: Deadline = NO_DEADLINE,
+        webhook: WebhookRequest | None = None,
     ) -> Version:
         """Queues version N+1 of the generation: `parent`'s tree plus the model's changes for `prompt`.
 
@@ -147,11 +167,14 @@ class CreateVerbs(ServiceBase):
         """
         self.check_prompt(prompt)
         model_config = self._resolve_model(model) if model else None
-        fingerprint = fingerprint_of("iterate", parent.generation_id, parent.number, prompt, model, etag)
+        await self._check_webhook(webhook)
+        fingerprint = fingerprint_of(
+            "iterate", parent.generation_id, parent.number, prompt, model, etag, *_webhook_key(webhook)
+        )
 
         def create(tx: storage.Transaction) -> storage.Version:
             parent_row = refinable_version_row(tx, caller, parent, etag)
-            return storage.create_version(
+            version = storage.create_version(
                 tx,
                 generation=generation_row(tx, caller, parent.generation_id),
                 kind=storage.VersionKind.ITERATE,
@@ -164,6 +187,8 @@ class CreateVerbs(ServiceBase):
                 request_id=request_id or None,
                 request_fingerprint=fingerprint,
             )
+            _subscribe(tx, version, webhook)
+            return version
 
         return await self.create_once(
             caller, request_id, fingerprint, create, deadline, generation_id=parent.generation_id
@@ -216,6 +241,16 @@ class CreateVerbs(ServiceBase):
             caller, request_id, fingerprint, create, deadline, generation_id=version.generation_id
         )
 
+    async def _check_webhook(self, webhook: WebhookRequest | None) -> None:
+        if webhook is None:
+            return
+        if not self._settings.webhook_secrets:
+            raise FailedPrecondition(
+                "webhooks are off on this server (it has no ATELIER_WEBHOOK_SECRET to sign them with)",
+                reason="WEBHOOKS_DISABLED",
+            )
+        await check_webhook_url(webhook.url, self._settings)
+
     def _check_attachments(self, attachments: Sequence[FileContent]) -> None:
         violations = [
             FieldViolation(f"attachments[{index}].mime_type", "must be a MIME type such as image/png")
@@ -245,6 +280,22 @@ class CreateVerbs(ServiceBase):
                 reason="ATTACHMENTS_TOO_LARGE",
                 violations=[FieldViolation("attachments", "are too large in total")],
             )
+
+
+def _webhook_key(webhook: WebhookRequest | None) -> tuple[object, ...]:
+    """The webhook's part of a request's fingerprint (nothing without one, as before webhooks)."""
+    if webhook is None:
+        return ()
+    return ((webhook.url, sorted(webhook.effective_events)),)
+
+
+def _subscribe(tx: storage.Transaction, version: storage.Version, webhook: WebhookRequest | None) -> None:
+    """Stores the webhook with its version, in the transaction that makes the version."""
+    if webhook is not None:
+        assert version.id is not None
+        storage.subscribe_webhook(
+            tx, version_id=version.id, url=webhook.url, events=[str(e) for e in webhook.effective_events]
+        )
 
 
 def _attachment_keys(attachments: Sequence[FileContent]) -> list[tuple[str, str, str]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import storage
+from server.cpu import off_the_loop
 from server.domain import _transactions as transactions
 from server.domain.errors import NotFound
 from server.domain.generations._base import (
@@ -28,6 +29,7 @@ from server.domain.resources import (
     generation_of,
     version_of,
 )
+from server.files import has_pixel_size, image_size
 
 
 class ReadVerbs(ServiceBase):
@@ -166,6 +168,26 @@ class ReadVerbs(ServiceBase):
             return _blamed(tx, row, page)
 
         return await transactions.read(self._db, work)
+
+    async def image_sizes(
+        self, entries: Sequence[TreeEntry], *, contents: Mapping[str, bytes] | None = None
+    ) -> dict[str, tuple[int, int]]:
+        """Each image's width and height among `entries`, by SHA-256, read from its header (from
+        `contents` when given, else from storage) and remembered."""
+        wanted = {e.blob_sha256 for e in entries if has_pixel_size(e.mime_type)}
+        sizes = {sha: self._image_sizes.get(sha) for sha in wanted}
+        unknown = [sha for sha, size in sizes.items() if size is None]
+        if unknown:
+            found = dict(contents or {})
+            missing = [sha for sha in unknown if sha not in found]
+            if missing:
+                found.update(await transactions.read(self._db, lambda tx: storage.read_blobs(tx, missing)))
+            for sha in unknown:
+                data = found.get(sha)
+                size = await off_the_loop(len(data), image_size, data) if data is not None else None
+                self._image_sizes.put(sha, size or (0, 0))
+                sizes[sha] = size
+        return {sha: size for sha, size in sizes.items() if size and size != (0, 0)}
 
     async def read_file(self, *, caller: Principal, ref: VersionRef, path: str) -> tuple[TreeEntry, bytes]:
         def work(tx: storage.Transaction) -> tuple[TreeEntry, bytes]:

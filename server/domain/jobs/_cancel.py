@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import storage
-from server.domain.jobs._job import CANCELLED_BY_USER
+from server.domain.jobs._job import CANCELLED_BY_USER, CANCELLED_BY_USER_MESSAGE
 
 
 def cancel_job(
@@ -11,7 +11,7 @@ def cancel_job(
     version: storage.Version,
     *,
     error: storage.ErrorDetail = CANCELLED_BY_USER,
-    message: str = "Cancelled",
+    message: str = CANCELLED_BY_USER_MESSAGE,
 ) -> None:
     """Stops the version's job. A QUEUED job ends CANCELLED here, in `tx`. A RUNNING one is
     flagged: its worker stops it at its next heartbeat, or at once if it runs in this process

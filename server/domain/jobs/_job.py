@@ -17,9 +17,9 @@ from server.providers import ModelUsage, Provider, ProviderRegistry, ProviderReq
 
 MERGE_STAGE = "Merge"
 SAVE_STAGE = "Save"
-CANCELLED_BY_USER = storage.ErrorDetail(
-    code="CANCELLED", reason="CANCELLED", message="cancelled by CancelVersion"
-)
+# What a version stopped by CancelVersion says: a person (or their script) asked for it.
+CANCELLED_BY_USER = storage.ErrorDetail(code="CANCELLED", reason="CANCELLED", message="cancelled by the user")
+CANCELLED_BY_USER_MESSAGE = "Cancelled by the user"
 
 
 class StopReason(enum.StrEnum):

@@ -14,7 +14,14 @@ import storage
 from server.domain import conversation
 from server.domain._recent import LoadedTree
 from server.domain.change_sets import AppliedChanges
-from server.domain.jobs._job import CANCELLED_BY_USER, SAVE_STAGE, JobContext, RunningJob, StopReason
+from server.domain.jobs._job import (
+    CANCELLED_BY_USER,
+    CANCELLED_BY_USER_MESSAGE,
+    SAVE_STAGE,
+    JobContext,
+    RunningJob,
+    StopReason,
+)
 from server.domain.jobs._progress import JobProgress
 from server.providers import ChangeSet, ProviderError, Turn
 
@@ -40,7 +47,7 @@ async def settle(ctx: JobContext, job: RunningJob, progress: JobProgress, outcom
     elif job.stop_reason == StopReason.SHUTDOWN:
         end, error, message = storage.VersionState.QUEUED, None, "Requeued: the server is shutting down"
     elif job.stop_reason == StopReason.CANCEL:
-        end, error, message = storage.VersionState.CANCELLED, CANCELLED_BY_USER, "Cancelled"
+        end, error, message = storage.VersionState.CANCELLED, CANCELLED_BY_USER, CANCELLED_BY_USER_MESSAGE
     elif isinstance(outcome, ProviderError):
         end, message = storage.VersionState.FAILED, f"Failed: {outcome.message}"
         error = storage.ErrorDetail(code=outcome.code, reason=outcome.reason, message=outcome.message)

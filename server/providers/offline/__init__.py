@@ -1,4 +1,5 @@
-"""The offline provider: the embedded default. Deterministic, no network, no waiting.
+"""The offline provider: the embedded default. Deterministic, no network, and no waiting unless
+a pace is set (ATELIER_OFFLINE_PACE_SECONDS, a pause per stage for demonstrations).
 
 A generation writes a small project from the prompt's words; a refinement follows the
 instructions of the prompt (see `_instructions`). The same request always gives

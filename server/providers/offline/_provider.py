@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import anyio
+
 from server.providers._base import (
     OPEN_GATE,
     ChangeSet,
@@ -25,7 +27,15 @@ STAGE_TITLES = ("Plan", "Write", "Check")
 
 
 class OfflineProvider:
-    """Writes plausible files from the prompt alone. `OfflineProvider()` takes no settings."""
+    """Writes plausible files from the prompt alone.
+
+    `pace_seconds` is a pause at the start of each stage, so that a person can watch the
+    stages, cancel a job or stop the server while it runs (ATELIER_OFFLINE_PACE_SECONDS, for
+    demonstrations). The pause is an awaited sleep: cancelling the job ends it at once.
+    """
+
+    def __init__(self, *, pace_seconds: float = 0.0) -> None:
+        self._pace = pace_seconds
 
     @property
     def name(self) -> str:
@@ -39,26 +49,29 @@ class OfflineProvider:
     ) -> ChangeSet:
         # A refinement is known by its tree: Regenerate of an empty tree generates.
         if request.source_files:
-            return await _refine(request, progress)
-        return await _generate(request, progress)
+            return await _refine(request, progress, self._pace)
+        return await _generate(request, progress, self._pace)
 
     async def draft(self, request: DraftRequest, gate: ModelGate = OPEN_GATE) -> DraftAnswer:
         """A deterministic rewrite of the text, asking no model (see `_prompt_draft`)."""
         return draft_prompt(request)
 
 
-async def _generate(request: ProviderRequest, progress: Progress) -> ChangeSet:
+async def _generate(request: ProviderRequest, progress: Progress, pace: float) -> ChangeSet:
     async with progress.stage("Plan"):
+        await _pause(pace)
         plan = plan_project(request.prompt)
         await progress.message(
             f"planned {len(plan.files)} files for {plan.title}, a {LABELS[plan.language]} project"
         )
     async with progress.stage("Write"):
+        await _pause(pace)
         files = render_project(plan, request.attachments)
         for file in files:
             await progress.message(f"wrote {file.path} ({len(file.data)} bytes)")
         await progress.output([file.path for file in files])
     async with progress.stage("Check"):
+        await _pause(pace)
         problems = [problem for file in files for problem in file_problems(file.path, file.data)]
         readme = files[0].data.decode("utf-8")
         problems += [
@@ -76,8 +89,9 @@ async def _generate(request: ProviderRequest, progress: Progress) -> ChangeSet:
     )
 
 
-async def _refine(request: ProviderRequest, progress: Progress) -> ChangeSet:
+async def _refine(request: ProviderRequest, progress: Progress, pace: float) -> ChangeSet:
     async with progress.stage("Plan"):
+        await _pause(pace)
         if not request.prompt.strip():
             raise ProviderError("the prompt is empty", reason="OFFLINE_EMPTY_PROMPT", code="INVALID_ARGUMENT")
         instructions = parse_instructions(request.prompt, [file.path for file in request.source_files])
@@ -87,6 +101,7 @@ async def _refine(request: ProviderRequest, progress: Progress) -> ChangeSet:
             + "; ".join(instruction.summary for instruction in instructions)
         )
     async with progress.stage("Write"):
+        await _pause(pace)
         draft = Draft(request.source_files)
         notes: list[str] = []
         for instruction in instructions:
@@ -97,6 +112,7 @@ async def _refine(request: ProviderRequest, progress: Progress) -> ChangeSet:
         if produced:
             await progress.output(produced)
     async with progress.stage("Check"):
+        await _pause(pace)
         notes += _check_outcome(outcome)
         written = len(outcome.upserts)
         await progress.message(f"checked {written} written file{'s' if written != 1 else ''}")
@@ -107,6 +123,11 @@ async def _refine(request: ProviderRequest, progress: Progress) -> ChangeSet:
         summary=outcome.summary,
         notes=tuple(notes),
     )
+
+
+async def _pause(pace: float) -> None:
+    if pace > 0:
+        await anyio.sleep(pace)
 
 
 def _check_outcome(outcome: Outcome) -> list[str]:

@@ -12,11 +12,14 @@ Exit codes:
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import grpc
 
 try:
     from rich.markup import escape
@@ -24,6 +27,7 @@ except ModuleNotFoundError:  # the SDK alone was installed
     sys.stderr.write("atelier: the command line needs the cli extra: pip install 'atelier-client[cli]'\n")
     raise SystemExit(2) from None
 
+from atelier._cli._completion import completion_script
 from atelier._cli._exit_codes import (
     EXIT_BY_STATUS_CODE,
     EXIT_ERROR,
@@ -42,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The exit codes are written once, above, and end `atelier --help`.
     parser = build_parser(epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     args = parser.parse_args(argv)
+    if args.command == "completion":
+        sys.stdout.write(completion_script(args.shell, parser))
+        return 0
     if args.command == "generate" and args.prompt is None and args.draft is None:
         parser.error("generate needs a PROMPT, or --draft NAME (then the draft's prompt is used)")
     if hasattr(args, "cert_file") != hasattr(args, "key_file"):
@@ -62,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Usage as exc:
         return _report(cli, EXIT_USAGE, {"code": "USAGE", "message": str(exc)})
     except AtelierError as exc:
-        return _report(cli, EXIT_BY_STATUS_CODE.get(exc.code, EXIT_ERROR), _error_document(exc))
+        return _report(
+            cli, EXIT_BY_STATUS_CODE.get(exc.code, EXIT_ERROR), _error_document(exc, cli.client.target)
+        )
     except (OSError, ValueError) as exc:
         return _report(cli, EXIT_ERROR, {"code": "LOCAL", "message": str(exc)})
 
@@ -78,19 +87,66 @@ def _report(cli: Cli, code: int, error: Mapping[str, Any]) -> int:
     if cli.json:
         cli.emit({"error": error, "exit_code": code})
     reason = f" [{error['reason']}]" if error.get("reason") else ""
-    cli.err.print(f"[red]atelier: {error['code']}{escape(reason)}:[/red] {escape(str(error['message']))}")
+    message = _CLI_MESSAGES.get(error.get("reason", ""), "") or _in_cli_words(str(error["message"]))
+    cli.err.print(f"[red]atelier: {error['code']}{escape(reason)}:[/red] {escape(message)}")
     for violation in error.get("field_violations", ()):
-        cli.err.print(f"  {escape(violation['field'])}: {escape(violation['description'])}")
+        cli.err.print(f"  {escape(violation['field'])}: {escape(_in_cli_words(violation['description']))}")
+    if error.get("hint"):
+        cli.err.print(f"[yellow]hint:[/yellow] {escape(error['hint'])}")
     return code
 
 
-def _error_document(exc: AtelierError) -> dict[str, Any]:
+# Server messages that speak of the wire, said as the command line knows it.
+_CLI_MESSAGES = {
+    "MISSING_CREDENTIALS": "this server needs a token: give it with --token TOKEN, or set ATELIER_TOKEN"
+}
+# The server's messages name its methods; a person at the command line knows the commands.
+_COMMAND_OF_METHOD = {
+    "ListModels": "`atelier models`",
+    "ListGenerations": "`atelier list`",
+    "ListVersions": "`atelier log`",
+    "ListFiles": "`atelier files`",
+    "ListTurns": "`atelier turns`",
+    "GetVersion": "`atelier status`",
+    "GetGeneration": "`atelier status`",
+    "CancelVersion": "`atelier cancel`",
+    "DeleteGeneration": "`atelier delete`",
+    "UndeleteGeneration": "`atelier undelete`",
+    "UploadTree": "`atelier upload`",
+    "ExportTree": "`atelier export`",
+    "ReadFile": "`atelier cat`",
+}
+_METHOD = re.compile(r"\b(" + "|".join(_COMMAND_OF_METHOD) + r")\b")
+
+
+def _in_cli_words(message: str) -> str:
+    return _METHOD.sub(lambda match: _COMMAND_OF_METHOD[match.group(1)], message)
+
+
+def _hint(exc: AtelierError, target: str) -> str:
+    """What to do about an error, said in the command line's words."""
+    if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+        if exc.reason == "MISSING_CREDENTIALS":
+            return "give a token with --token TOKEN, or set ATELIER_TOKEN"
+        return "check the token given with --token or ATELIER_TOKEN"
+    if exc.code == grpc.StatusCode.UNAVAILABLE and not exc.domain:  # the server never answered
+        return (
+            f"no Atelier server answered at {target}. Start one with `make run` (or `atelier-server serve`), "
+            "or name yours with --target HOST:PORT (or ATELIER_TARGET); a server with TLS needs --tls"
+        )
+    if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED and not exc.domain:
+        return f"the server at {target} did not answer in time: try a longer --timeout SECONDS"
+    return ""
+
+
+def _error_document(exc: AtelierError, target: str) -> dict[str, Any]:
     document: dict[str, Any] = {
         "code": exc.code.name,
         "reason": exc.reason,
         "domain": exc.domain,
         "message": exc.message,
         "metadata": exc.metadata,
+        "hint": _hint(exc, target),
     }
     if isinstance(exc, InvalidArgument):
         document["field_violations"] = [

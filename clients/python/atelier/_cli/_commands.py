@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.markup import escape
@@ -12,20 +13,34 @@ from rich.tree import Tree
 
 from atelier._cli._describe import cooldown, ledger_times, ledger_tokens, model_limits, queue_place
 from atelier._cli._exit_codes import EXIT_JOB_FAILED, EXIT_OK, Usage
-from atelier._cli._run import Cli, changes, generation_name
-from atelier._types import Attachment, Draft, FileChange, MergeStrategy, VersionState
+from atelier._cli._run import Cli, changes
+from atelier._types import Attachment, Draft, FileChange, Generation, MergeStrategy, VersionState
+
+# Git's test for a binary file: a NUL byte among the first 8000.
+_BINARY_SNIFF = 8000
 
 
 def _attachments(paths: Sequence[str]) -> list[Attachment]:
-    return [Attachment.from_path(path) for path in paths]
+    attachments = []
+    for path in paths:
+        try:
+            attachments.append(Attachment.from_path(path))
+        except FileNotFoundError:
+            raise Usage(f"--attach {path}: no such file") from None
+        except IsADirectoryError:
+            raise Usage(
+                f"--attach {path}: a directory; attach files one by one, or `atelier upload` it"
+            ) from None
+    return attachments
 
 
 def cmd_generate(cli: Cli) -> int:
     a = cli.args
+    attachments = _attachments(a.attach)
     version = cli.client.generate(
-        a.prompt or "",
+        cli.prompt(a.prompt) if a.prompt is not None else "",
         model=a.model,
-        attachments=_attachments(a.attach),
+        attachments=attachments,
         request_id=a.request_id,
         draft=_draft_name(a.draft) if a.draft else None,
     )
@@ -36,14 +51,9 @@ def _draft_name(name: str) -> str:
     return name if name.startswith("drafts/") else f"drafts/{name}"
 
 
-def _text(value: str) -> str:
-    """A text argument: `-` reads it from stdin."""
-    return sys.stdin.read() if value == "-" else value
-
-
 def cmd_draft_new(cli: Cli) -> int:
     a = cli.args
-    draft = cli.client.draft_prompt(_text(a.text), context=a.context, model=a.model)
+    draft = cli.client.draft_prompt(cli.prompt(a.text), context=a.context, model=a.model)
     return _show_draft(cli, draft)
 
 
@@ -53,7 +63,7 @@ def cmd_draft_show(cli: Cli) -> int:
 
 def cmd_draft_edit(cli: Cli) -> int:
     a = cli.args
-    draft = cli.client.update_draft(_draft_name(a.name), _text(a.prompt), etag=a.etag)
+    draft = cli.client.update_draft(_draft_name(a.name), cli.prompt(a.prompt), etag=a.etag)
     return _show_draft(cli, draft)
 
 
@@ -112,10 +122,11 @@ def cmd_blame(cli: Cli) -> int:
 
 def cmd_tweak(cli: Cli) -> int:
     a = cli.args
+    attachments = _attachments(a.attach)
     version = cli.client.tweak(
         cli.version_name(a.version),
-        a.prompt,
-        attachments=_attachments(a.attach),
+        cli.prompt(a.prompt),
+        attachments=attachments,
         etag=a.etag,
         model=a.model,
         request_id=a.request_id,
@@ -126,7 +137,7 @@ def cmd_tweak(cli: Cli) -> int:
 def cmd_iterate(cli: Cli) -> int:
     a = cli.args
     version = cli.client.iterate(
-        cli.version_name(a.version), a.prompt, etag=a.etag, model=a.model, request_id=a.request_id
+        cli.version_name(a.version), cli.prompt(a.prompt), etag=a.etag, model=a.model, request_id=a.request_id
     )
     return cli.follow(version)
 
@@ -143,8 +154,8 @@ def cmd_watch(cli: Cli) -> int:
 
 def cmd_status(cli: Cli) -> int:
     name: str = cli.args.name
-    if "/versions/" not in name:
-        generation = cli.client.get_generation(generation_name(name))
+    if not cli.names.names_a_version(name):
+        generation = cli.client.get_generation(cli.generation_name(name))
         latest = cli.client.get(generation.latest_version)
         if cli.json:
             cli.emit({"generation": generation, "latest_version": latest})
@@ -152,7 +163,7 @@ def cmd_status(cli: Cli) -> int:
         cli.say(f"[bold]{escape(generation.name)}[/bold]  {escape(generation.prompt)}")
         cli.say(f"  model {escape(generation.model)}, {generation.version_count} versions")
         name = latest.name
-    version = cli.client.get(name)
+    version = cli.client.get(cli.version_name(name))
     if cli.json:
         cli.emit(version)
         return EXIT_OK
@@ -187,7 +198,8 @@ def cmd_status(cli: Cli) -> int:
 
 
 def cmd_log(cli: Cli) -> int:
-    generation = generation_name(cli.args.name)
+    a = cli.args
+    generation = cli.generation_name(a.name) if a.name else cli.names.current()
     versions = list(cli.client.versions(generation, page_size=1000))
     if cli.json:
         cli.emit({"generation": generation, "versions": versions})
@@ -245,19 +257,42 @@ def cmd_export(cli: Cli) -> int:
 
 
 def cmd_cat(cli: Cli) -> int:
-    version = cli.version_name(cli.args.version)
-    data = cli.client.read_file(version, cli.args.path)
+    a = cli.args
+    version = cli.version_name(a.version)
+    data = cli.client.read_file(version, a.path)
+    if a.output:
+        Path(a.output).write_bytes(data)
+        if cli.json:
+            cli.emit({"version": version, "path": a.path, "output": a.output, "size": len(data)})
+        else:
+            cli.err.print(f"wrote {len(data)} bytes to {escape(a.output)}")
+        return EXIT_OK
     if cli.json:
         try:
-            cli.emit({"version": version, "path": cli.args.path, "text": data.decode("utf-8")})
+            cli.emit({"version": version, "path": a.path, "text": data.decode("utf-8")})
         except UnicodeDecodeError:
             import base64
 
-            cli.emit({"version": version, "path": cli.args.path, "base64": base64.b64encode(data).decode()})
+            cli.emit({"version": version, "path": a.path, "base64": base64.b64encode(data).decode()})
         return EXIT_OK
+    if sys.stdout.isatty() and not a.force and _binary(data):
+        raise Usage(
+            f"{a.path} is binary ({len(data)} bytes): printing it would garble the terminal. "
+            "Write it to a file with -o FILE, pipe it (atelier cat … > FILE), or print it anyway with --force"
+        )
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return EXIT_OK
+
+
+def _binary(data: bytes) -> bool:
+    if b"\0" in data[:_BINARY_SNIFF]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def cmd_models(cli: Cli) -> int:
@@ -265,7 +300,7 @@ def cmd_models(cli: Cli) -> int:
     if cli.json:
         cli.emit(models)
         return EXIT_OK
-    table = Table(
+    table = _table(
         "name", "provider", "display name", "outputs", "default", "limits", "in flight", "queued", "cooldown"
     )
     for model in models:
@@ -303,17 +338,144 @@ def cmd_merge(cli: Cli) -> int:
 
 
 def cmd_cancel(cli: Cli) -> int:
-    version = cli.client.cancel(cli.version_name(cli.args.version))
+    name = cli.version_name(cli.args.version)
+    version = cli.client.cancel(name)
+    if not version.done and cli.args.wait:
+        version = cli.client.wait(name)
     if cli.json:
         cli.emit(version)
+    elif version.done:
+        cli.say(f"{escape(version.name)} {version.state.value}: {escape(version.message)}")
     else:
-        cli.say(f"{escape(version.name)} {version.state.value}")
+        cli.say(
+            f"Cancellation of {escape(version.name)} was requested: it was {version.state.value}, "
+            f"and its job stops at its next step."
+        )
+        cli.say(f"See it end with: atelier watch {escape(version.name)}")
     return EXIT_OK
 
 
+def cmd_list(cli: Cli) -> int:
+    a = cli.args
+    generations: list[Generation] = []
+    for generation in cli.client.list_generations(
+        page_size=min(a.limit, 1000) if a.limit else 1000, show_deleted=a.deleted
+    ):
+        generations.append(generation)
+        if a.limit and len(generations) >= a.limit:
+            break
+    if cli.json:
+        cli.emit(generations)
+        return EXIT_OK
+    if not generations:
+        cli.err.print("no generations yet: start one with `atelier generate PROMPT`")
+        return EXIT_OK
+    headers = ["id", "versions", "model", "created", "prompt"]
+    if a.deleted:
+        headers.append("deleted")
+    table = _table(*headers)
+    for generation in generations:
+        row = [
+            escape(generation.name.removeprefix("generations/")),
+            str(generation.version_count),
+            escape(generation.model),
+            _when(generation.create_time),
+            # A terminal gets the prompt's start; a pipe gets its whole first line.
+            escape(_short(generation.prompt) if cli.out.is_terminal else _first_line(generation.prompt)),
+        ]
+        if a.deleted:
+            row.append(f"purged {_when(generation.expire_time)}" if generation.delete_time else "")
+        table.add_row(*row)
+    cli.out.print(table)
+    return EXIT_OK
+
+
+def cmd_files(cli: Cli) -> int:
+    version = cli.version_name(cli.args.version)
+    files = list(cli.client.files(version, page_size=1000))
+    if cli.json:
+        cli.emit({"version": version, "files": files})
+        return EXIT_OK
+    table = _table("path", "size", "type", "sha256")
+    for file in files:
+        table.add_row(escape(file.path), str(file.size), escape(file.mime_type), file.sha256[:12])
+    cli.out.print(table)
+    cli.err.print(f"{len(files)} files in {escape(version)}")
+    return EXIT_OK
+
+
+def cmd_turns(cli: Cli) -> int:
+    a = cli.args
+    generation = cli.generation_name(a.name) if a.name else cli.names.current()
+    branch = cli.version_name(a.branch) if a.branch else None
+    turns = list(cli.client.turns(generation, version=branch, page_size=1000))
+    if cli.json:
+        cli.emit({"generation": generation, "version": branch, "turns": turns})
+        return EXIT_OK
+    cli.say(f"[bold]{escape(generation)}[/bold]" + (f" (the branch of {escape(branch)})" if branch else ""))
+    for turn in turns:
+        made = f" → v{turn.version.rsplit('/', 1)[1]}" if turn.version else ""
+        data = [p for p in turn.parts if p.mime_type and not p.text]
+        extra = f" [dim](+{len(data)} files)[/dim]" if data else ""
+        cli.say(
+            f"#{turn.number} [cyan]{turn.role.value}[/cyan]{made}: {escape(_short(turn.text, 100))}{extra}"
+        )
+    return EXIT_OK
+
+
+def cmd_upload(cli: Cli) -> int:
+    a = cli.args
+    directory = Path(a.directory)
+    if not directory.is_dir():
+        raise Usage(f"{a.directory}: not a directory")
+    version = cli.client.upload(directory, description=a.description, request_id=a.request_id)
+    cli.names.remember(version.name)
+    if cli.json:
+        cli.emit(version)
+    else:
+        cli.summary(version)
+    return EXIT_OK
+
+
+def cmd_delete(cli: Cli) -> int:
+    generation = cli.client.delete_generation(cli.generation_name(cli.args.name))
+    if cli.json:
+        cli.emit(generation)
+    else:
+        short = generation.name.removeprefix("generations/")
+        cli.say(f"deleted {escape(generation.name)}; its running jobs were cancelled")
+        cli.say(f"Restore it before {_when(generation.expire_time)} with: atelier undelete {escape(short)}")
+    return EXIT_OK
+
+
+def cmd_undelete(cli: Cli) -> int:
+    generation = cli.client.undelete_generation(cli.generation_name(cli.args.name, deleted=True))
+    if cli.json:
+        cli.emit(generation)
+    else:
+        cli.say(f"restored {escape(generation.name)} ({generation.version_count} versions)")
+    return EXIT_OK
+
+
+def _table(*headers: str) -> Table:
+    """A table whose cells wrap rather than end in `…`: a name is always shown whole."""
+    table = Table()
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
 def _short(text: str, limit: int = 48) -> str:
-    line = text.splitlines()[0] if text else ""
+    line = _first_line(text)
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
 
 
 def _state_markup(state: VersionState) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import enum
 import json
@@ -17,9 +18,23 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from atelier._cli._describe import ledger_times, ledger_tokens, queue_place
-from atelier._cli._exit_codes import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK
+from atelier._cli._exit_codes import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, Usage
+from atelier._cli._names import Names
 from atelier._client import AtelierClient
+from atelier._errors import AtelierError
 from atelier._types import ProgressEvent, ProgressEventType, Version, VersionState
+
+# Wide enough for any line: what goes to a pipe or a file is never cut or wrapped at 80 columns.
+_UNBOUNDED_WIDTH = 1_000_000
+# How long an interrupted command waits to see its cancelled job end.
+_CANCEL_WAIT_SECONDS = 5.0
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = _UNBOUNDED_WIDTH
+    return console
 
 
 def _read_option(args: argparse.Namespace, option: str) -> bytes | None:
@@ -34,17 +49,26 @@ class Cli:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.json: bool = getattr(args, "json", False)
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.client = AtelierClient(
-            getattr(args, "target", None),
-            token=getattr(args, "token", None),
-            tls=True if getattr(args, "tls", False) else None,
-            root_certificates=_read_option(args, "ca_file"),
-            certificate_chain=_read_option(args, "cert_file"),
-            private_key=_read_option(args, "key_file"),
-            timeout=getattr(args, "timeout", 30.0),
-        )
+        self.out = _console(stderr=False)
+        self.err = _console(stderr=True)
+        root_certificates = _read_option(args, "ca_file")
+        certificate_chain = _read_option(args, "cert_file")
+        private_key = _read_option(args, "key_file")
+
+        def new_client() -> AtelierClient:
+            return AtelierClient(
+                getattr(args, "target", None),
+                token=getattr(args, "token", None),
+                tls=True if getattr(args, "tls", False) else None,
+                root_certificates=root_certificates,
+                certificate_chain=certificate_chain,
+                private_key=private_key,
+                timeout=getattr(args, "timeout", 30.0),
+            )
+
+        self._new_client = new_client
+        self.client = new_client()
+        self.names = Names(self.client)
 
     # Output
 
@@ -56,17 +80,41 @@ class Cli:
     def say(self, text: str) -> None:
         self.out.print(text)
 
-    # Names: a generation's name stands for its latest version where a version is expected.
+    # Names, short or full (see `_names`): a generation stands for its latest version where a
+    # version is expected.
 
     def version_name(self, name: str) -> str:
-        if "/versions/" in name:
-            return name
-        return self.client.get_generation(generation_name(name)).latest_version
+        return self.names.version(name)
+
+    def generation_name(self, name: str, *, deleted: bool = False) -> str:
+        return self.names.generation(name, deleted=deleted)
+
+    # Input
+
+    def prompt(self, value: str) -> str:
+        """A prompt argument: `-` reads standard input, `@FILE` reads a file (`@@…` is a prompt
+        that starts with `@`), anything else is the prompt itself."""
+        if value == "-":
+            if sys.stdin.isatty():
+                self.err.print("[dim]Reading the prompt from standard input; end it with Ctrl-D.[/dim]")
+            return sys.stdin.read().rstrip("\r\n")
+        if value.startswith("@@"):
+            return value[1:]
+        if value.startswith("@"):
+            path = Path(value[1:])
+            try:
+                return path.read_text(encoding="utf-8").rstrip("\r\n")
+            except FileNotFoundError:
+                raise Usage(f"{value}: no such file (a prompt that starts with @ is written @@…)") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise Usage(f"{value}: cannot read the prompt: {exc}") from None
+        return value
 
     # Long operations
 
     def follow(self, version: Version) -> int:
         """Waits for the version's job (with a live progress bar unless --json); the exit code."""
+        self.names.remember(version.name)
         if getattr(self.args, "no_wait", False):
             if self.json:
                 self.emit(version)
@@ -139,8 +187,21 @@ class Cli:
 
     def _interrupted(self, name: str) -> int:
         if getattr(self.args, "cancel_on_interrupt", False):
-            version = self.client.cancel(name)
-            self.err.print(f"Interrupted: cancelled {escape(name)} ({version.state.value}).")
+            self.err.print(f"\nInterrupted: cancelling {escape(name)}…")
+            # A new channel: Ctrl-C can land while gRPC's stream holds a lock of the old one, whose
+            # streams then never move again.
+            with self._new_client() as client:
+                version = client.cancel(name)
+                if not version.state.terminal:
+                    # A running job stops at its next step: wait a moment to say how it ended.
+                    with contextlib.suppress(AtelierError, KeyboardInterrupt):
+                        version = client.wait(name, timeout=_CANCEL_WAIT_SECONDS)
+            if version.state.terminal:
+                self.err.print(f"{escape(name)} {version.state.value}: {escape(version.message)}")
+            else:
+                self.err.print(
+                    f"Cancellation of {escape(name)} was requested; its job stops at its next step."
+                )
         else:
             self.err.print(f"\nDetached: {escape(name)} keeps running on the server.")
             self.err.print(f"Watch it again with: atelier watch {escape(name)}")
@@ -158,10 +219,6 @@ class Cli:
         if version.ledger.attempts:  # a merge or an upload runs no job
             self.say(f"  ledger: {escape(ledger_times(version.ledger))}")
             self.say(f"  tokens: {escape(ledger_tokens(version.ledger))}")
-
-
-def generation_name(name: str) -> str:
-    return name.split("/versions/", 1)[0].removesuffix("/session")
 
 
 def changes(version: Version) -> str:

@@ -6,6 +6,8 @@ from atelier.v1 import model_pb2 as _model_pb2
 from atelier.v1 import progress_pb2 as _progress_pb2
 from atelier.v1 import session_pb2 as _session_pb2
 from atelier.v1 import tree_pb2 as _tree_pb2
+from atelier.v1 import webhook_pb2 as _webhook_pb2
+from atelier.v1 import upload_pb2 as _upload_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -15,34 +17,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "request_id", "model", "attachments", "draft")
+    __slots__ = ("prompt", "request_id", "model", "attachments", "webhook", "draft")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     DRAFT_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     request_id: str
     model: str
     attachments: _containers.RepeatedCompositeFieldContainer[_file_pb2.Attachment]
+    webhook: _webhook_pb2.WebhookSubscription
     draft: str
-    def __init__(self, prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., draft: _Optional[str] = ...) -> None: ...
+    def __init__(self, prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ..., draft: _Optional[str] = ...) -> None: ...
 
 class TweakRequest(_message.Message):
-    __slots__ = ("name", "prompt", "attachments", "request_id", "etag", "model")
+    __slots__ = ("name", "prompt", "attachments", "request_id", "etag", "model", "webhook")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     name: str
     prompt: str
     attachments: _containers.RepeatedCompositeFieldContainer[_file_pb2.Attachment]
     request_id: str
     etag: str
     model: str
-    def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., request_id: _Optional[str] = ..., etag: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    webhook: _webhook_pb2.WebhookSubscription
+    def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., request_id: _Optional[str] = ..., etag: _Optional[str] = ..., model: _Optional[str] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ...) -> None: ...
 
 class RegenerateRequest(_message.Message):
     __slots__ = ("name", "request_id")
@@ -53,18 +59,20 @@ class RegenerateRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class IterateRequest(_message.Message):
-    __slots__ = ("parent", "prompt", "request_id", "etag", "model")
+    __slots__ = ("parent", "prompt", "request_id", "etag", "model", "webhook")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     parent: str
     prompt: str
     request_id: str
     etag: str
     model: str
-    def __init__(self, parent: _Optional[str] = ..., prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., etag: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    webhook: _webhook_pb2.WebhookSubscription
+    def __init__(self, parent: _Optional[str] = ..., prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., etag: _Optional[str] = ..., model: _Optional[str] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ...) -> None: ...
 
 class ProgressRequest(_message.Message):
     __slots__ = ("name", "after_seq")

@@ -8,6 +8,8 @@ from atelier.v1 import draft_pb2 as atelier_dot_v1_dot_draft__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
 from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
+from atelier.v1 import upload_pb2 as atelier_dot_v1_dot_upload__pb2
+from atelier.v1 import webhook_pb2 as atelier_dot_v1_dot_webhook__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -147,6 +149,21 @@ class AtelierServiceStub:
                 '/atelier.v1.AtelierService/ListTurns',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/atelier.v1.AtelierService/ListWebhookDeliveries',
+                request_serializer=atelier_dot_v1_dot_webhook__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_webhook__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.ReplayWebhookDelivery = channel.unary_unary(
+                '/atelier.v1.AtelierService/ReplayWebhookDelivery',
+                request_serializer=atelier_dot_v1_dot_webhook__pb2.ReplayWebhookDeliveryRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_webhook__pb2.WebhookDelivery.FromString,
+                _registered_method=True)
+        self.UploadFiles = channel.unary_unary(
+                '/atelier.v1.AtelierService/UploadFiles',
+                request_serializer=atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_generation__pb2.Version.FromString,
                 _registered_method=True)
         self.DraftPrompt = channel.unary_unary(
                 '/atelier.v1.AtelierService/DraftPrompt',
@@ -352,6 +369,30 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWebhookDeliveries(self, request, context):
+        """Lists the webhook deliveries of a version or of a whole generation, with their attempts,
+        oldest first (AIP-158).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayWebhookDelivery(self, request, context):
+        """Sends a delivery again, now, whatever its state: the same `webhook-id` and body, a new
+        timestamp and signature. Returns it PENDING.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadFiles(self, request, context):
+        """UploadTree in one request, for clients that cannot stream a request (browsers): the files
+        come whole, within the server's message-size limit. Same answer, limits and errors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DraftPrompt(self, request, context):
         """Drafts a prompt: a text model turns the caller's text, with an optional context or style
         instruction, into a prompt suited to the target model. The draft is stored (`drafts/{id}`),
@@ -497,6 +538,21 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.ListTurns,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=atelier_dot_v1_dot_webhook__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_webhook__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'ReplayWebhookDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayWebhookDelivery,
+                    request_deserializer=atelier_dot_v1_dot_webhook__pb2.ReplayWebhookDeliveryRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_webhook__pb2.WebhookDelivery.SerializeToString,
+            ),
+            'UploadFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadFiles,
+                    request_deserializer=atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_generation__pb2.Version.SerializeToString,
             ),
             'DraftPrompt': grpc.unary_unary_rpc_method_handler(
                     servicer.DraftPrompt,
@@ -1096,6 +1152,87 @@ class AtelierService:
             '/atelier.v1.AtelierService/ListTurns',
             atelier_dot_v1_dot_atelier__service__pb2.ListTurnsRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.ListTurnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/ListWebhookDeliveries',
+            atelier_dot_v1_dot_webhook__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            atelier_dot_v1_dot_webhook__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayWebhookDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/ReplayWebhookDelivery',
+            atelier_dot_v1_dot_webhook__pb2.ReplayWebhookDeliveryRequest.SerializeToString,
+            atelier_dot_v1_dot_webhook__pb2.WebhookDelivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/UploadFiles',
+            atelier_dot_v1_dot_upload__pb2.UploadFilesRequest.SerializeToString,
+            atelier_dot_v1_dot_generation__pb2.Version.FromString,
             options,
             channel_credentials,
             insecure,

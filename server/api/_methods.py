@@ -1,5 +1,8 @@
-"""AtelierService: authenticates, checks every text and name, calls the domain (telling it when the
-caller stops waiting), converts the answers, and records each mutating call in the audit log."""
+"""AtelierService's per-method logic, whichever transport carries the call: authenticates, checks
+every text and name, calls the domain (telling it when the caller stops waiting), converts the
+answers, and records each mutating call in the audit log. A failure is raised as an AtelierError
+(an unexpected one is logged and becomes INTERNAL), which each transport turns into its status
+with ErrorInfo: `_grpc` for the gRPC port, `server.web` for Connect and gRPC-Web."""
 
 from __future__ import annotations
 
@@ -7,27 +10,26 @@ import asyncio
 import functools
 import hashlib
 import logging
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-import grpc
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import (
-    atelier_service_pb2_grpc,
     draft_pb2,
     file_pb2,
     generation_pb2,
     progress_pb2,
     session_pb2,
     tree_pb2,
+    upload_pb2,
+    webhook_pb2,
 )
 from google.protobuf.message import Message
-from grpc_status import rpc_status
 
 from server.api import _audit, _convert, _names
 from server.api._auth import Authenticator
-from server.api._errors import to_status, to_status_proto
+from server.api._call import Call
+from server.api._file_urls import FileUrls
 from server.api._texts import check_texts
 from server.config import Settings
 from server.domain import (
@@ -35,12 +37,16 @@ from server.domain import (
     WRITE,
     ApiKeys,
     AtelierError,
-    Deadline,
     FieldViolation,
+    FileBlame,
     GenerationService,
     InvalidArgument,
     Principal,
     Strategy,
+    TreeEntry,
+    VersionRef,
+    WebhookEventType,
+    WebhookRequest,
 )
 from server.files import FileContent
 
@@ -48,53 +54,48 @@ _log = logging.getLogger("atelier.api")
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
-_Unary = Callable[[Any, _Req, grpc.aio.ServicerContext, Principal], Awaitable[_Resp]]
-_Stream = Callable[[Any, _Req, grpc.aio.ServicerContext, Principal], AsyncIterator[_Resp]]
-_UnaryMethod = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
-_StreamMethod = Callable[[Any, _Req, grpc.aio.ServicerContext], AsyncIterator[_Resp]]
+_Unary = Callable[[Any, _Req, Call, Principal], Awaitable[_Resp]]
+_Stream = Callable[[Any, _Req, Call, Principal], AsyncIterator[_Resp]]
+UnaryMethod = Callable[[Any, _Req, Call], Awaitable[_Resp]]
+StreamMethod = Callable[[Any, _Req, Call], AsyncIterator[_Resp]]
 
 
-async def _abort_internal(context: grpc.aio.ServicerContext, method: str) -> None:
+def _internal(method: str) -> AtelierError:
     _log.exception("unexpected error in %s", method)
-    status = to_status_proto(
-        "INTERNAL", f"internal error in {method}; the server log has the details", "INTERNAL"
-    )
-    await context.abort_with_status(rpc_status.to_status(status))
+    return AtelierError(f"internal error in {method}; the server log has the details", reason="INTERNAL")
 
 
-def _unary(scope: str) -> Callable[[_Unary[_Req, _Resp]], _UnaryMethod[_Req, _Resp]]:
+def _unary(scope: str) -> Callable[[_Unary[_Req, _Resp]], UnaryMethod[_Req, _Resp]]:
     """A call that reads: authenticated, its caller holding `scope`, its texts checked, and every
-    failure a status with ErrorInfo (never UNKNOWN)."""
+    failure an AtelierError."""
     return functools.partial(_call, scope=scope, audited=False)
 
 
-def _mutation(handler: _Unary[_Req, _Resp]) -> _UnaryMethod[_Req, _Resp]:
+def _mutation(handler: _Unary[_Req, _Resp]) -> UnaryMethod[_Req, _Resp]:
     """A call that writes: as `_unary` with the write scope, and recorded in the audit log
     whatever its outcome."""
     return _call(handler, scope=WRITE, audited=True)
 
 
-def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> _UnaryMethod[_Req, _Resp]:
+def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> UnaryMethod[_Req, _Resp]:
     @functools.wraps(handler)
-    async def wrapper(self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
+    async def wrapper(self: AtelierMethods, request: _Req, call: Call) -> _Resp:
         principal: Principal | None = None
         response: _Resp | None = None
         outcome, reason = "OK", ""
         try:
-            principal = await self._caller(context, scope)
-            response = await handler(self, _checked(request), context, principal)
+            principal = await self._caller(call, scope)
+            response = await handler(self, _checked(request), call, principal)
             return response
         except AtelierError as error:
             outcome, reason = error.code, error.reason
-            await context.abort_with_status(to_status(error))
+            raise
         except asyncio.CancelledError:
             outcome = "CANCELLED"
             raise
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
+        except Exception as exc:
             outcome, reason = "INTERNAL", "INTERNAL"
-            await _abort_internal(context, handler.__name__)
+            raise _internal(handler.__name__) from exc
         finally:
             if audited:
                 _audit.record(
@@ -104,29 +105,24 @@ def _call(handler: _Unary[_Req, _Resp], *, scope: str, audited: bool) -> _UnaryM
                     outcome=outcome,
                     reason=reason,
                 )
-        raise AssertionError("unreachable: abort_with_status raises")
 
     return wrapper
 
 
-def _stream(scope: str) -> Callable[[_Stream[_Req, _Resp]], _StreamMethod[_Req, _Resp]]:
+def _stream(scope: str) -> Callable[[_Stream[_Req, _Resp]], StreamMethod[_Req, _Resp]]:
     """As `_unary`, for the methods that stream their answer."""
 
-    def decorate(handler: _Stream[_Req, _Resp]) -> _StreamMethod[_Req, _Resp]:
+    def decorate(handler: _Stream[_Req, _Resp]) -> StreamMethod[_Req, _Resp]:
         @functools.wraps(handler)
-        async def wrapper(
-            self: AtelierServicer, request: _Req, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[_Resp]:
+        async def wrapper(self: AtelierMethods, request: _Req, call: Call) -> AsyncIterator[_Resp]:
             try:
-                principal = await self._caller(context, scope)
-                async for item in handler(self, _checked(request), context, principal):
+                principal = await self._caller(call, scope)
+                async for item in handler(self, _checked(request), call, principal):
                     yield item
-            except AtelierError as error:
-                await context.abort_with_status(to_status(error))
-            except (grpc.aio.AbortError, asyncio.CancelledError):
+            except (AtelierError, asyncio.CancelledError, GeneratorExit):
                 raise
-            except Exception:
-                await _abort_internal(context, handler.__name__)
+            except Exception as exc:
+                raise _internal(handler.__name__) from exc
 
         return wrapper
 
@@ -159,31 +155,83 @@ def _resource(request: object, response: object) -> str:
     return ""
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> Deadline:
-    """When the caller stops waiting (its deadline, or its cancelling), for the domain's writes."""
-    gone = threading.Event()
-    context.add_done_callback(lambda _: gone.set())
-    return Deadline.after(context.time_remaining(), cancelled=gone.is_set)
+def _webhook(request: pb.GenerateRequest | pb.TweakRequest | pb.IterateRequest) -> WebhookRequest | None:
+    """The request's webhook, if it has one."""
+    if not request.HasField("webhook"):
+        return None
+    webhook = request.webhook
+    if not webhook.url:
+        raise InvalidArgument(
+            "the webhook has no url",
+            reason="WEBHOOK_URL_NOT_ALLOWED",
+            violations=[FieldViolation("webhook.url", "must be an http(s) URL the server allows")],
+        )
+    events: set[WebhookEventType] = set()
+    for index, value in enumerate(webhook.events):
+        name = webhook_pb2.WebhookEventType.Name(value) if value in _WEBHOOK_EVENT_NUMBERS else ""
+        if not name or value == webhook_pb2.WEBHOOK_EVENT_TYPE_UNSPECIFIED:
+            raise InvalidArgument(
+                f"webhook.events[{index}] is {value}, not an event a webhook reports",
+                reason="INVALID_WEBHOOK_EVENT",
+                violations=[FieldViolation(f"webhook.events[{index}]", "must be a WebhookEventType, not 0")],
+            )
+        events.add(WebhookEventType(name.removeprefix("WEBHOOK_EVENT_TYPE_")))
+    return WebhookRequest(url=webhook.url, events=frozenset(events))
+
+
+_WEBHOOK_EVENT_NUMBERS = frozenset(webhook_pb2.WebhookEventType.values())
 
 
 def _attachments(attachments: Iterable[file_pb2.Attachment]) -> list[FileContent]:
     return [FileContent(a.name, a.mime_type, a.data) for a in attachments]
 
 
-class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
-    def __init__(self, *, service: GenerationService, api_keys: ApiKeys, settings: Settings) -> None:
+class AtelierMethods:
+    """One method per RPC of AtelierService, named as the RPC, taking its request and the `Call`."""
+
+    def __init__(
+        self,
+        *,
+        service: GenerationService,
+        api_keys: ApiKeys,
+        settings: Settings,
+        file_urls: FileUrls | None = None,
+    ) -> None:
         self._service = service
         self._settings = settings
         self._auth = Authenticator(settings=settings, api_keys=api_keys)
+        self._file_urls = file_urls
 
-    async def _caller(self, context: grpc.aio.ServicerContext, scope: str) -> Principal:
-        principal = await self._auth.authenticate(context.invocation_metadata())
+    async def _files(
+        self,
+        call: Call,
+        ref: VersionRef,
+        entries: Sequence[TreeEntry],
+        contents: Mapping[str, bytes] | None = None,
+        blames: Sequence[FileBlame | None] | None = None,
+    ) -> list[file_pb2.File]:
+        """The files as messages, with their URLs (when the web port is on), images' sizes and,
+        when given (one per entry), which version last changed each."""
+        pixels = await self._service.image_sizes(entries, contents=contents)
+        urls = self._file_urls
+        return [
+            _convert.file_to_proto(
+                entry,
+                download_url=urls.url(ref, entry.path, base=call.web_base()) if urls is not None else "",
+                pixels=pixels.get(entry.blob_sha256),
+                blame=blames[index] if blames is not None else None,
+            )
+            for index, entry in enumerate(entries)
+        ]
+
+    async def _caller(self, call: Call, scope: str) -> Principal:
+        principal = await self._auth.authenticate(call.metadata())
         principal.require(scope)
         return principal
 
     @_mutation
     async def Generate(
-        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.GenerateRequest, call: Call, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.generate(
             caller=principal,
@@ -192,13 +240,14 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             request_id=request.request_id,
             attachments=_attachments(request.attachments),
             draft_id=_names.parse_draft_name(request.draft, field="draft") if request.draft else None,
-            deadline=_deadline(context),
+            deadline=call.deadline(),
+            webhook=_webhook(request),
         )
         return _convert.version_to_proto(version)
 
     @_mutation
     async def Tweak(
-        self, request: pb.TweakRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.TweakRequest, call: Call, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.tweak(
             caller=principal,
@@ -208,25 +257,26 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             request_id=request.request_id,
             etag=request.etag,
             attachments=_attachments(request.attachments),
-            deadline=_deadline(context),
+            deadline=call.deadline(),
+            webhook=_webhook(request),
         )
         return _convert.version_to_proto(version)
 
     @_mutation
     async def Regenerate(
-        self, request: pb.RegenerateRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.RegenerateRequest, call: Call, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.regenerate(
             caller=principal,
             version=_names.parse_version_name(request.name),
             request_id=request.request_id,
-            deadline=_deadline(context),
+            deadline=call.deadline(),
         )
         return _convert.version_to_proto(version)
 
     @_mutation
     async def Iterate(
-        self, request: pb.IterateRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.IterateRequest, call: Call, principal: Principal
     ) -> generation_pb2.Version:
         version = await self._service.iterate(
             caller=principal,
@@ -235,13 +285,14 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             model=request.model,
             request_id=request.request_id,
             etag=request.etag,
-            deadline=_deadline(context),
+            deadline=call.deadline(),
+            webhook=_webhook(request),
         )
         return _convert.version_to_proto(version)
 
     @_stream(READ)
     async def Progress(
-        self, request: pb.ProgressRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ProgressRequest, call: Call, principal: Principal
     ) -> AsyncIterator[progress_pb2.ProgressEvent]:
         ref = _names.parse_version_name(request.name)
         if request.after_seq < 0:
@@ -257,22 +308,22 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_mutation
     async def CancelVersion(
-        self, request: pb.CancelVersionRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.CancelVersionRequest, call: Call, principal: Principal
     ) -> generation_pb2.Version:
         ref = _names.parse_version_name(request.name)
-        version = await self._service.cancel(caller=principal, ref=ref, deadline=_deadline(context))
+        version = await self._service.cancel(caller=principal, ref=ref, deadline=call.deadline())
         return _convert.version_to_proto(version)
 
     @_unary(READ)
     async def GetVersion(
-        self, request: pb.GetVersionRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.GetVersionRequest, call: Call, principal: Principal
     ) -> generation_pb2.Version:
         ref = _names.parse_version_name(request.name)
         return _convert.version_to_proto(await self._service.get_version(caller=principal, ref=ref))
 
     @_unary(READ)
     async def ListVersions(
-        self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ListVersionsRequest, call: Call, principal: Principal
     ) -> pb.ListVersionsResponse:
         generation_id = _names.parse_generation_name(request.parent, field="parent")
         size = _names.page_size(request.page_size)
@@ -291,7 +342,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_unary(READ)
     async def GetGeneration(
-        self, request: pb.GetGenerationRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.GetGenerationRequest, call: Call, principal: Principal
     ) -> generation_pb2.Generation:
         generation_id = _names.parse_generation_name(request.name)
         generation = await self._service.get_generation(caller=principal, generation_id=generation_id)
@@ -299,7 +350,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_unary(READ)
     async def ListGenerations(
-        self, request: pb.ListGenerationsRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ListGenerationsRequest, call: Call, principal: Principal
     ) -> pb.ListGenerationsResponse:
         size = _names.page_size(request.page_size)
         # A page token is only good for the list it came from.
@@ -321,27 +372,27 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_mutation
     async def DeleteGeneration(
-        self, request: pb.DeleteGenerationRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.DeleteGenerationRequest, call: Call, principal: Principal
     ) -> generation_pb2.Generation:
         generation_id = _names.parse_generation_name(request.name)
         generation = await self._service.delete_generation(
-            caller=principal, generation_id=generation_id, deadline=_deadline(context)
+            caller=principal, generation_id=generation_id, deadline=call.deadline()
         )
         return _convert.generation_to_proto(generation)
 
     @_mutation
     async def UndeleteGeneration(
-        self, request: pb.UndeleteGenerationRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.UndeleteGenerationRequest, call: Call, principal: Principal
     ) -> generation_pb2.Generation:
         generation_id = _names.parse_generation_name(request.name)
         generation = await self._service.undelete_generation(
-            caller=principal, generation_id=generation_id, deadline=_deadline(context)
+            caller=principal, generation_id=generation_id, deadline=call.deadline()
         )
         return _convert.generation_to_proto(generation)
 
     @_unary(READ)
     async def ListFiles(
-        self, request: pb.ListFilesRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ListFilesRequest, call: Call, principal: Principal
     ) -> pb.ListFilesResponse:
         ref = _names.parse_version_name(request.parent, field="parent")
         size = _names.page_size(request.page_size)
@@ -351,13 +402,13 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             caller=principal, ref=ref, after_path=after, limit=size + 1, with_blame=request.include_blame
         )
         page, token = _names.page_of(entries, size, scope, lambda item: item[0].path)
-        return pb.ListFilesResponse(
-            files=[_convert.file_to_proto(entry, blame) for entry, blame in page], next_page_token=token
-        )
+        entries_page, blames = [entry for entry, _ in page], [blame for _, blame in page]
+        files = await self._files(call, ref, entries_page, blames=blames)
+        return pb.ListFilesResponse(files=files, next_page_token=token)
 
     @_stream(READ)
     async def ReadFile(
-        self, request: pb.ReadFileRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ReadFileRequest, call: Call, principal: Principal
     ) -> AsyncIterator[pb.ReadFileResponse]:
         ref = _names.parse_version_name(request.name)
         if not request.path:
@@ -368,13 +419,14 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             )
         entry, data = await self._service.read_file(caller=principal, ref=ref, path=request.path)
         chunk = self._service.read_chunk_bytes
-        yield pb.ReadFileResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
+        (file,) = await self._files(call, ref, [entry], {entry.blob_sha256: data})
+        yield pb.ReadFileResponse(file=file, data=data[:chunk], offset=0)
         for offset in range(chunk, len(data), chunk):
             yield pb.ReadFileResponse(data=data[offset : offset + chunk], offset=offset)
 
     @_unary(READ)
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ListModelsRequest, call: Call, principal: Principal
     ) -> pb.ListModelsResponse:
         views = await self._service.list_models()
         return pb.ListModelsResponse(
@@ -384,7 +436,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_unary(READ)
     async def GetSession(
-        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.GetSessionRequest, call: Call, principal: Principal
     ) -> session_pb2.Session:
         generation_id = _names.parse_session_name(request.name)
         conversation = await self._service.get_conversation(caller=principal, generation_id=generation_id)
@@ -392,7 +444,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_unary(READ)
     async def ListTurns(
-        self, request: pb.ListTurnsRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ListTurnsRequest, call: Call, principal: Principal
     ) -> pb.ListTurnsResponse:
         generation_id = _names.parse_session_name(request.parent, field="parent")
         branch_of = _names.parse_version_name(request.version, field="version") if request.version else None
@@ -419,9 +471,7 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
         )
 
     @_unary(READ)
-    async def Diff(
-        self, request: pb.DiffRequest, context: grpc.aio.ServicerContext, principal: Principal
-    ) -> pb.DiffResponse:
+    async def Diff(self, request: pb.DiffRequest, call: Call, principal: Principal) -> pb.DiffResponse:
         changes = await self._service.diff(
             caller=principal,
             base=_names.parse_version_name(request.base, field="base"),
@@ -432,22 +482,19 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_stream(READ)
     async def ExportTree(
-        self, request: pb.ExportTreeRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ExportTreeRequest, call: Call, principal: Principal
     ) -> AsyncIterator[pb.ExportTreeResponse]:
         chunk = self._service.read_chunk_bytes
-        async for entry, data in self._service.export(
-            caller=principal, ref=_names.parse_version_name(request.name)
-        ):
-            yield pb.ExportTreeResponse(file=_convert.file_to_proto(entry), data=data[:chunk], offset=0)
+        ref = _names.parse_version_name(request.name)
+        async for entry, data in self._service.export(caller=principal, ref=ref):
+            (file,) = await self._files(call, ref, [entry], {entry.blob_sha256: data})
+            yield pb.ExportTreeResponse(file=file, data=data[:chunk], offset=0)
             for offset in range(chunk, len(data), chunk):
                 yield pb.ExportTreeResponse(data=data[offset : offset + chunk], offset=offset)
 
     @_mutation
     async def UploadTree(
-        self,
-        request: AsyncIterator[pb.UploadTreeRequest],
-        context: grpc.aio.ServicerContext,
-        principal: Principal,
+        self, request: AsyncIterator[pb.UploadTreeRequest], call: Call, principal: Principal
     ) -> generation_pb2.Version:
         request_id, description = "", ""
         files: list[tuple[str, str, bytearray]] = []
@@ -479,14 +526,12 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             description=description,
             request_id=request_id,
             files=[FileContent(path, mime_type, bytes(data)) for path, mime_type, data in files],
-            deadline=_deadline(context),
+            deadline=call.deadline(),
         )
         return _convert.version_to_proto(version)
 
     @_mutation
-    async def Merge(
-        self, request: pb.MergeRequest, context: grpc.aio.ServicerContext, principal: Principal
-    ) -> pb.MergeResponse:
+    async def Merge(self, request: pb.MergeRequest, call: Call, principal: Principal) -> pb.MergeResponse:
         strategy = {
             tree_pb2.MERGE_STRATEGY_OURS: Strategy.OURS,
             tree_pb2.MERGE_STRATEGY_THEIRS: Strategy.THEIRS,
@@ -497,36 +542,83 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
             theirs=_names.parse_version_name(request.theirs, field="theirs"),
             strategy=strategy,
             request_id=request.request_id,
-            deadline=_deadline(context),
+            deadline=call.deadline(),
         )
         return pb.MergeResponse(
             version=_convert.version_to_proto(version) if version else None,
             conflicts=[_convert.conflict_to_proto(c) for c in conflicts],
         )
 
+    @_unary(READ)
+    async def ListWebhookDeliveries(
+        self,
+        request: webhook_pb2.ListWebhookDeliveriesRequest,
+        call: Call,
+        principal: Principal,
+    ) -> webhook_pb2.ListWebhookDeliveriesResponse:
+        generation_id, number = _names.parse_generation_or_version_name(request.parent)
+        size = _names.page_size(request.page_size)
+        scope = f"webhookDeliveries:{request.parent}"
+        after = _names.decode_page_token(request.page_token, scope, int)
+        found = await self._service.list_webhook_deliveries(
+            caller=principal, generation_id=generation_id, number=number, after_id=after or 0, limit=size + 1
+        )
+        page, token = _names.page_of(found, size, scope, lambda item: item[0])
+        return webhook_pb2.ListWebhookDeliveriesResponse(
+            deliveries=[_convert.webhook_delivery_to_proto(delivery) for _, delivery in page],
+            next_page_token=token,
+        )
+
+    @_mutation
+    async def ReplayWebhookDelivery(
+        self,
+        request: webhook_pb2.ReplayWebhookDeliveryRequest,
+        call: Call,
+        principal: Principal,
+    ) -> webhook_pb2.WebhookDelivery:
+        ref, webhook_id = _names.parse_webhook_delivery_name(request.name)
+        delivery = await self._service.replay_webhook_delivery(
+            caller=principal, ref=ref, webhook_id=webhook_id
+        )
+        return _convert.webhook_delivery_to_proto(delivery)
+
+    @_mutation
+    async def UploadFiles(
+        self, request: upload_pb2.UploadFilesRequest, call: Call, principal: Principal
+    ) -> generation_pb2.Version:
+        # The tree's limits (files, sizes, paths) are the domain's, as for UploadTree.
+        version = await self._service.upload(
+            caller=principal,
+            description=request.description,
+            request_id=request.request_id,
+            files=[FileContent(file.path, file.mime_type, file.data) for file in request.files],
+            deadline=call.deadline(),
+        )
+        return _convert.version_to_proto(version)
+
     @_mutation
     async def DraftPrompt(
-        self, request: pb.DraftPromptRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.DraftPromptRequest, call: Call, principal: Principal
     ) -> draft_pb2.Draft:
         draft = await self._service.draft_prompt(
             caller=principal,
             text=request.text,
             context=request.context,
             model=request.model,
-            deadline=_deadline(context),
+            deadline=call.deadline(),
         )
         return _convert.draft_to_proto(draft)
 
     @_unary(READ)
     async def GetDraft(
-        self, request: pb.GetDraftRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.GetDraftRequest, call: Call, principal: Principal
     ) -> draft_pb2.Draft:
         draft_id = _names.parse_draft_name(request.name)
         return _convert.draft_to_proto(await self._service.get_draft(caller=principal, draft_id=draft_id))
 
     @_unary(READ)
     async def ListDrafts(
-        self, request: pb.ListDraftsRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.ListDraftsRequest, call: Call, principal: Principal
     ) -> pb.ListDraftsResponse:
         size = _names.page_size(request.page_size)
         scope = "drafts"
@@ -537,21 +629,19 @@ class AtelierServicer(atelier_service_pb2_grpc.AtelierServiceServicer):
 
     @_mutation
     async def UpdateDraft(
-        self, request: pb.UpdateDraftRequest, context: grpc.aio.ServicerContext, principal: Principal
+        self, request: pb.UpdateDraftRequest, call: Call, principal: Principal
     ) -> draft_pb2.Draft:
         draft = await self._service.update_draft(
             caller=principal,
             draft_id=_names.parse_draft_name(request.name),
             prompt=request.prompt,
             etag=request.etag,
-            deadline=_deadline(context),
+            deadline=call.deadline(),
         )
         return _convert.draft_to_proto(draft)
 
     @_unary(READ)
-    async def Blame(
-        self, request: pb.BlameRequest, context: grpc.aio.ServicerContext, principal: Principal
-    ) -> pb.BlameResponse:
+    async def Blame(self, request: pb.BlameRequest, call: Call, principal: Principal) -> pb.BlameResponse:
         ref = _names.parse_version_name(request.name)
         size = _names.page_size(request.page_size)
         # The path by its hash: a token holds its scope, and a path may be long.

@@ -1,0 +1,171 @@
+// The console, driven as a person would in real headless Chromium (Debian's, by Playwright) against
+// the real server's web port: Generate (with an attachment), watch the stages, see the picture,
+// Regenerate, Tweak, Diff, Back, a queued job's place and Cancel, Close while a job runs, reopen it
+// and see it finished. A failure leaves a screenshot in clients/web/build/screenshots;
+// ATELIER_CONSOLE_SCREENSHOT=path saves one of the finished picture.
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { createAtelierClient } from "../../src/index.js";
+import { TOKEN } from "../../test/server.js";
+
+const baseUrl = inject("baseUrl");
+const CHROMIUM = process.env["ATELIER_CHROMIUM"] || "/usr/bin/chromium";
+const SCREENSHOTS = resolve(import.meta.dirname, "..", "..", "build", "screenshots");
+// What this machine's closed network needs: no background requests to Google's services.
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+  page.setDefaultTimeout(10_000);
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** Runs a step of the flow; a failure saves a screenshot of the page as it was. */
+async function step(name: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    const path = join(SCREENSHOTS, `${name.replace(/\W+/g, "-")}.png`);
+    await page.screenshot({ path, fullPage: true }).catch(() => undefined);
+    throw new Error(`console step "${name}" failed (screenshot: ${path}): ${String(error)}`, { cause: error });
+  }
+}
+
+it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopens", async () => {
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  const dialog = page.getByRole("dialog");
+  const status = dialog.getByRole("status");
+
+  await step("sign in", async () => {
+    await page.goto(`${baseUrl}/`);
+    await expect.poll(() => page.title()).toBe("Atelier console");
+    // This server asks for a token: the page says so and opens Credentials.
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("Enter a token or API key");
+    expect(await page.locator("#credentials").getAttribute("open")).toBe("");
+    await page.getByLabel("Token or API key").fill(TOKEN);
+    await page.getByRole("button", { name: "Save" }).click();
+  });
+
+  await step("generate a picture", async () => {
+    await page.getByRole("button", { name: "New generation" }).click();
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    const model = dialog.getByLabel("Model");
+    // The choices come from ListModels: the server's models, its default chosen.
+    await expect.poll(() => model.locator("option").allTextContents()).toContain("Offline (deterministic, no network) (default)");
+    expect(await model.inputValue()).toBe("offline");
+    await dialog.getByLabel("Prompt").fill("a logo of a lighthouse");
+    await dialog.getByLabel("Attachments").setInputFiles({
+      name: "brief.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from("tall, red and white"),
+    });
+    await dialog.getByRole("button", { name: "Generate" }).click();
+  });
+
+  await step("watch the stages and see the picture", async () => {
+    await expect.poll(() => status.textContent()).toBe("Completed: 2 files");
+    // Every stage started, in order, 1 of n to n of n (the offline provider's, then Save).
+    const log = await dialog.getByRole("log").locator("li").allTextContents();
+    const started = log.map((line) => /^[A-Z]\w+ \((\d+)\/(\d+)\)$/.exec(line)).filter((match) => match !== null);
+    const total = Number(started[0]?.[2]);
+    expect(started.map((match) => Number(match[1]))).toEqual(Array.from({ length: total }, (_, index) => index + 1));
+    expect(total).toBeGreaterThanOrEqual(3);
+    const picture = dialog.getByRole("img", { name: "logo.png, made by version 1" });
+    await expect.poll(() => picture.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(64);
+    // The code viewer opens the first text file: the README, which lists the attachment.
+    await expect.poll(() => dialog.locator("#viewer-code").textContent()).toContain("- `brief.txt` (text/plain, 19 bytes)");
+    const shot = process.env["ATELIER_CONSOLE_SCREENSHOT"];
+    if (shot) {
+      mkdirSync(dirname(shot), { recursive: true });
+      await page.screenshot({ path: shot });
+    }
+  });
+
+  await step("regenerate with the same settings", async () => {
+    await dialog.getByRole("button", { name: "Regenerate" }).click();
+    await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 2");
+    await expect.poll(() => status.textContent()).toBe("Completed: 2 files");
+    // Only this version's picture: version 1's is gone from the view.
+    await expect.poll(() => dialog.getByRole("img").evaluateAll((imgs) => imgs.map((img) => img.getAttribute("alt")))).toEqual([
+      "logo.png, made by version 2",
+    ]);
+  });
+
+  await step("tweak it", async () => {
+    await dialog.getByLabel("Change this version").fill("add file docs/usage.md");
+    await dialog.getByRole("button", { name: "Tweak" }).click();
+    await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 3");
+    await expect.poll(() => status.textContent()).toBe("Completed: 3 files");
+    await expect.poll(() => dialog.getByRole("button", { name: /^docs\/usage\.md/ }).count()).toBe(1);
+    // The lineage: v2 and v3 are v1's regenerate and v2's tweak.
+    const tree = dialog.locator("#version-tree");
+    expect(await tree.locator("button").count()).toBe(3);
+    await dialog.getByRole("button", { name: "Show diff" }).click();
+    await expect.poll(() => dialog.locator("#diff").textContent()).toContain("added: docs/usage.md");
+  });
+
+  await step("back to the form, with the same settings", async () => {
+    await dialog.getByRole("button", { name: "Back to the form" }).click();
+    await expect.poll(() => dialog.getByLabel("Prompt").inputValue()).toContain("add file docs/usage.md");
+    expect(await dialog.getByLabel("Model").inputValue()).toBe("offline");
+  });
+
+  await step("a queued job shows its place, and Cancel stops it", async () => {
+    // Another job keeps the one-at-a-time model busy meanwhile.
+    const api = createAtelierClient({ baseUrl, token: TOKEN });
+    const blocker = await api.generate(JSON.stringify({ stages: 1, delay: 20 }), { model: "one-at-a-time" });
+    await dialog.getByLabel("Model").selectOption("one-at-a-time");
+    await dialog.getByLabel("Prompt").fill(JSON.stringify({ stages: 1, delay: 0 }));
+    await dialog.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => status.textContent()).toBe("Queued");
+    await expect.poll(() => dialog.locator("#queue").textContent()).toMatch(/^Position 1 in the queue/);
+    await dialog.getByRole("button", { name: "Cancel job" }).click();
+    await expect.poll(() => status.textContent()).toMatch(/^Cancelled: /);
+    expect(await dialog.getByRole("button", { name: "Cancel job" }).isVisible()).toBe(false);
+    await api.cancel(blocker.name);
+    await dialog.getByRole("button", { name: "Back to the form" }).click();
+  });
+
+  await step("start a slow job, watch it live, close it", async () => {
+    await dialog.getByLabel("Model").selectOption("scripted");
+    await dialog.getByLabel("Prompt").fill(JSON.stringify({ stages: 3, delay: 1 }));
+    await dialog.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => status.textContent(), { interval: 50 }).toBe("Stage 1 of 4: Step 1");
+    await expect.poll(() => status.textContent(), { interval: 50 }).toBe("Stage 2 of 4: Step 2");
+    expect(await dialog.getByRole("button", { name: "Cancel job" }).isVisible()).toBe(true);
+    await dialog.getByRole("button", { name: "Close", exact: true }).click();
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+  });
+
+  await step("reopen it and see the job finished", async () => {
+    const item = page.locator("#generations li").filter({ hasText: '{"stages":3' });
+    await expect.poll(() => item.count()).toBe(1);
+    await item.getByRole("button").click();
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    // Closing did not cancel it: it ran on to the end.
+    await expect.poll(() => status.textContent()).toBe("Completed: 1 file");
+    await page.keyboard.press("Escape");
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+  });
+
+  expect(errors).toEqual([]);
+});
