@@ -46,7 +46,14 @@ from storage._deletion import (
     undelete_generation,
     versions_in_flight,
 )
-from storage._drafts import create_draft, get_draft, list_drafts, update_draft_prompt
+from storage._drafts import (
+    create_draft,
+    delete_draft,
+    draft_user,
+    get_draft,
+    list_drafts,
+    update_draft_prompt,
+)
 from storage._errors import (
     DatabaseMissing,
     GenerationDeleted,
@@ -221,8 +228,10 @@ __all__ = [
     "create_draft",
     "create_generation",
     "create_version",
+    "delete_draft",
     "delete_generation",
     "delete_unused_blobs",
+    "draft_user",
     "end_cooldown",
     "end_job",
     "expired_generations",

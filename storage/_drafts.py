@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from storage._clock import utcnow
 from storage._database import Transaction
 from storage._ids import new_generation_id
-from storage._models import Draft
+from storage._models import Draft, Version
 from storage._tables import DRAFT
 
 
@@ -82,3 +82,17 @@ def update_draft_prompt(tx: Transaction, *, draft: Draft, prompt: str, revision:
     if updated:
         draft.prompt, draft.revision, draft.update_time = prompt, revision + 1, now
     return bool(updated)
+
+
+def draft_user(tx: Transaction, *, draft_id: str) -> Version | None:
+    """A version made from the draft (its provenance names it), if any is stored."""
+    return tx.exec(select(Version).where(Version.draft_id == draft_id).limit(1)).one_or_none()
+
+
+def delete_draft(tx: Transaction, *, draft_id: str, revision: int) -> bool:
+    """Deletes the draft for good, if it is still at `revision`; False, deleting nothing, when
+    another edit came first. A version that names it makes the statement fail (its foreign key)."""
+    deleted = tx.execute(
+        sa.delete(DRAFT).where(DRAFT.c.id == draft_id, DRAFT.c.revision == revision)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(deleted)

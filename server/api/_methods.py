@@ -24,6 +24,7 @@ from atelier.v1 import (
     upload_pb2,
     webhook_pb2,
 )
+from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
 from server.api import _audit, _convert, _names
@@ -653,3 +654,15 @@ class AtelierMethods:
         )
         page, token = _names.page_of(blames, size, scope, lambda item: item.path)
         return pb.BlameResponse(files=[_convert.blame_to_proto(b) for b in page], next_page_token=token)
+
+    @_mutation
+    async def DeleteDraft(
+        self, request: pb.DeleteDraftRequest, call: Call, principal: Principal
+    ) -> empty_pb2.Empty:
+        await self._service.delete_draft(
+            caller=principal,
+            draft_id=_names.parse_draft_name(request.name),
+            etag=request.etag,
+            deadline=call.deadline(),
+        )
+        return empty_pb2.Empty()

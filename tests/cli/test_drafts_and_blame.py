@@ -55,3 +55,12 @@ def test_generate_needs_a_prompt_or_a_draft(run_cli: RunCli) -> None:
     assert result.returncode == 2 and "usage:" in result.stderr and "--draft" in result.stderr
     missing = run_cli("draft", "show", "0123abcd")
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_draft_delete(run_cli: RunCli) -> None:
+    draft = _json(run_cli, "draft", "new", "never mind", "--model", "offline")
+    deleted = run_cli("draft", "delete", draft["name"].removeprefix("drafts/"))
+    assert deleted.returncode == 0 and f"Deleted {draft['name']}." in deleted.stdout
+    assert draft["name"] not in [d["name"] for d in _json(run_cli, "draft", "list")]
+    again = run_cli("draft", "delete", draft["name"])
+    assert again.returncode != 0 and "not found" in again.stderr

@@ -25,6 +25,7 @@ WRITE_RPCS = frozenset(
         "ReplayWebhookDelivery",
         "DraftPrompt",
         "UpdateDraft",
+        "DeleteDraft",
     }
 )
 READ_RPCS = frozenset(
@@ -107,4 +108,5 @@ def every_rpc(api: Api, version: str, draft: str = "drafts/0") -> dict[str, Call
         "ListDrafts": lambda: s.ListDrafts(pb.ListDraftsRequest(), metadata=md),
         "UpdateDraft": lambda: s.UpdateDraft(pb.UpdateDraftRequest(name=draft, prompt="p"), metadata=md),
         "Blame": lambda: s.Blame(pb.BlameRequest(name=version), metadata=md),
+        "DeleteDraft": lambda: s.DeleteDraft(pb.DeleteDraftRequest(name=draft), metadata=md),
     }

@@ -178,3 +178,39 @@ def test_drafts_list_newest_first_in_pages(bob: Api) -> None:
     second = s.ListDrafts(pb.ListDraftsRequest(page_size=2, page_token=first.next_page_token), metadata=md)
     listed = [d.name for d in (*first.drafts, *second.drafts)]
     assert listed[:3] == names[::-1]
+
+
+def test_delete_draft_deletes_an_unused_draft_of_its_owner_and_keeps_provenance(alice: Api, bob: Api) -> None:
+    s, md = alice.stub, alice.metadata
+
+    def delete(api: Api, name: str, etag: str = "") -> object:
+        return api.stub.DeleteDraft(pb.DeleteDraftRequest(name=name, etag=etag), metadata=api.metadata)
+
+    unused = _draft(alice, "an idea I drop", model="offline")
+    # Another owner's draft is not found; a stale etag is refused; neither deletes it.
+    check_error(fails(lambda: delete(bob, unused.name)), grpc.StatusCode.NOT_FOUND, "DRAFT_NOT_FOUND")
+    s.UpdateDraft(pb.UpdateDraftRequest(name=unused.name, prompt="an idea, edited"), metadata=md)
+    stale = fails(lambda: delete(alice, unused.name, unused.etag))
+    check_error(stale, grpc.StatusCode.ABORTED, "ETAG_MISMATCH")
+    assert s.GetDraft(pb.GetDraftRequest(name=unused.name), metadata=md).prompt == "an idea, edited"
+    delete(alice, unused.name)
+    gone = fails(lambda: s.GetDraft(pb.GetDraftRequest(name=unused.name), metadata=md))
+    check_error(gone, grpc.StatusCode.NOT_FOUND, "DRAFT_NOT_FOUND")
+    assert unused.name not in [d.name for d in s.ListDrafts(pb.ListDraftsRequest(), metadata=md).drafts]
+    again = fails(lambda: delete(alice, unused.name))
+    check_error(again, grpc.StatusCode.NOT_FOUND, "DRAFT_NOT_FOUND")
+    check_error(
+        fails(lambda: delete(alice, "generations/x")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_NAME",
+        "name",
+    )
+
+    # A draft a version was made from is that version's provenance: it stays.
+    used = _draft(alice, "an idea I ran", model="offline")
+    version = alice.generate("", draft=used.name)
+    in_use = fails(lambda: delete(alice, used.name))
+    check_error(in_use, grpc.StatusCode.FAILED_PRECONDITION, "DRAFT_IN_USE")
+    assert version.name in (in_use.details() or "")
+    assert s.GetDraft(pb.GetDraftRequest(name=used.name), metadata=md).name == used.name
+    assert alice.get(version.name).draft == used.name

@@ -145,6 +145,8 @@ def test_drafts_and_blame_answer_connect_json(web: httpx.Client, done: dict[str,
     assert (edited["prompt"], edited["edited"]) == ("a tiny cli that greets", True)
     made = _wait(web, ok(web, "Generate", {"draft": draft["name"]}, alice)["name"])
     assert (made["prompt"], made["draft"]) == ("a tiny cli that greets", draft["name"])
+    dropped = ok(web, "DraftPrompt", {"text": "never mind", "model": "offline"}, alice)
+    assert ok(web, "DeleteDraft", {"name": dropped["name"]}, alice) == {}
 
     name = done["name"]
     blamed = ok(web, "Blame", {"name": name}, alice)["files"]

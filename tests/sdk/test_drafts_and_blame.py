@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from atelier import Aborted, AsyncAtelierClient, AtelierClient, NotFound, VersionKind
+from atelier import Aborted, AsyncAtelierClient, AtelierClient, FailedPrecondition, NotFound, VersionKind
 
 from tests._client_support import TOKEN
 from tests._support import ServerProcess
@@ -33,6 +33,13 @@ def test_drafts_and_blame_with_the_client(client: AtelierClient) -> None:
     files = list(client.files(v2.name, blame=True))
     assert all(f.blame == blames[f.path] for f in files) and len(files) == len(blames)
     assert all(f.blame is None for f in client.files(v2.name))
+    # A draft a version came from stays; an unused one is deleted.
+    with pytest.raises(FailedPrecondition):
+        client.delete_draft(draft.name)
+    dropped = client.draft_prompt("never mind", model="offline")
+    client.delete_draft(dropped.name, etag=dropped.etag)
+    with pytest.raises(NotFound):
+        client.get_draft(dropped.name)
 
 
 def test_the_async_client_drafts_and_blames(server: ServerProcess) -> None:
@@ -48,5 +55,8 @@ def test_the_async_client_drafts_and_blames(server: ServerProcess) -> None:
             assert blamed and {b.kind for b in blamed} == {VersionKind.GENERATE}
             files = [f async for f in client.files(v1.name, blame=True)]
             assert [f.blame for f in files] == blamed
+            dropped = await client.draft_prompt("never mind", model="offline")
+            await client.delete_draft(dropped.name)
+            assert dropped.name not in [d.name async for d in client.drafts()]
 
     asyncio.run(work())

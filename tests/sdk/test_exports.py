@@ -57,6 +57,7 @@ PUBLIC = [
 CLIENT_METHODS = [
     "blame",
     "cancel",
+    "delete_draft",
     "delete_generation",
     "diff",
     "draft_prompt",

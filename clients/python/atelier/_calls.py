@@ -336,6 +336,12 @@ def update_draft(name: str, prompt: str, *, etag: str | None) -> UnaryCall[Draft
     return _call("UpdateDraft", request, convert.convert_draft)
 
 
+def delete_draft(name: str, *, etag: str | None) -> UnaryCall[None]:
+    # Not retried, as DeleteGeneration: a retry after a lost answer would say NOT_FOUND.
+    request = pb.DeleteDraftRequest(name=name, etag=etag or "")
+    return _call("DeleteDraft", request, lambda _: None, retry=False)
+
+
 def read_file(version: str, path: str) -> StreamCall[bytes]:
     return StreamCall("ReadFile", pb.ReadFileRequest(name=version, path=path), _Bytes)
 

@@ -310,6 +310,11 @@ class AtelierClient(BaseClient):
         is refused (`Aborted`)."""
         return self._unary(calls.update_draft(name, prompt, etag=etag), timeout)
 
+    def delete_draft(self, name: str, *, etag: str | None = None, timeout: Timeout = DEFAULT) -> None:
+        """Deletes one of your drafts for good; one a version was made from stays (`FailedPrecondition`,
+        DRAFT_IN_USE), and with `etag`, a draft changed since it was read is refused (`Aborted`)."""
+        self._unary(calls.delete_draft(name, etag=etag), timeout)
+
     def read_file(self, version: str, path: str, *, timeout: Timeout = DEFAULT) -> bytes:
         """One file's bytes."""
         return self._collect(calls.read_file(version, path), timeout)

@@ -64,6 +64,8 @@ class CreateVerbs(ServiceBase):
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
+            if draft_id is not None:
+                draft_row(tx, caller, draft_id)  # still there: DeleteDraft may have run meanwhile
             generation, version = storage.create_generation(
                 tx,
                 owner=caller.name,

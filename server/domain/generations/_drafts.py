@@ -107,18 +107,55 @@ class DraftVerbs(ServiceBase):
             if (etag and etag != current) or not storage.update_draft_prompt(
                 tx, draft=row, prompt=prompt, revision=row.revision
             ):
-                raise Aborted(
-                    f"draft drafts/{draft_id} changed since it was read (etag {etag or '(none)'}; it is "
-                    f"now {current}): read it again and retry",
-                    reason="ETAG_MISMATCH",
-                    metadata={"etag": current},
-                )
+                raise _stale(draft_id, etag, current)
             return row
 
         return draft_of(await transactions.write(self._db, update, deadline=deadline))
+
+    async def delete_draft(
+        self, *, caller: Principal, draft_id: str, etag: str, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        """Deletes the caller's draft for good, unless `etag` (if given) is stale or a stored
+        version was made from it (its provenance)."""
+
+        def delete(tx: storage.Transaction) -> None:
+            row = draft_row(tx, caller, draft_id)
+            current = version_etag(row.revision)
+            user = storage.draft_user(tx, draft_id=draft_id)
+            if user is not None:
+                raise _in_use(draft_id, f"generations/{user.generation_id}/versions/{user.number}")
+            if (etag and etag != current) or not storage.delete_draft(
+                tx, draft_id=draft_id, revision=row.revision
+            ):
+                raise _stale(draft_id, etag, current)
+
+        try:
+            await transactions.write(self._db, delete, deadline=deadline)
+        except storage.WriteConflict as exc:
+            # A version naming the draft was committed meanwhile: its foreign key refused the delete.
+            raise _in_use(draft_id, "") from exc
 
     def _drafter(self, target: ModelConfig) -> ModelConfig:
         """The text model that drafts for `target`: its provider's first model that makes no
         images, else the target itself."""
         own = [model for model in self._settings.available_models if model.provider == target.provider]
         return next((model for model in own if "image" not in model.output_modalities), target)
+
+
+def _in_use(draft_id: str, version: str) -> FailedPrecondition:
+    made = f" ({version})" if version else ""
+    return FailedPrecondition(
+        f"draft drafts/{draft_id} is the provenance of a version made from it{made}; it stays while "
+        "that version is stored",
+        reason="DRAFT_IN_USE",
+        metadata={"draft": f"drafts/{draft_id}", **({"version": version} if version else {})},
+    )
+
+
+def _stale(draft_id: str, etag: str, current: str) -> Aborted:
+    return Aborted(
+        f"draft drafts/{draft_id} changed since it was read (etag {etag or '(none)'}; it is now "
+        f"{current}): read it again and retry",
+        reason="ETAG_MISMATCH",
+        metadata={"etag": current},
+    )

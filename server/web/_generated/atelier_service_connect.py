@@ -21,6 +21,7 @@ import atelier.v1.progress_pb2 as atelier_dot_v1_dot_progress__pb2
 import atelier.v1.session_pb2 as atelier_dot_v1_dot_session__pb2
 import atelier.v1.upload_pb2 as atelier_dot_v1_dot_upload__pb2
 import atelier.v1.webhook_pb2 as atelier_dot_v1_dot_webhook__pb2
+import google.protobuf.empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
 class AtelierService(Protocol):
@@ -109,6 +110,9 @@ class AtelierService(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
     async def blame(self, request: atelier_dot_v1_dot_atelier__service__pb2.BlameRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.BlameResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def delete_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest, ctx: RequestContext) -> google_dot_protobuf_dot_empty__pb2.Empty:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -406,6 +410,16 @@ class AtelierServiceASGIApplication(ConnectASGIApplication[AtelierService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.blame,
+                ),
+                "/atelier.v1.AtelierService/DeleteDraft": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DeleteDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                        output=google_dot_protobuf_dot_empty__pb2.Empty,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.delete_draft,
                 ),
             },
             interceptors=interceptors,
@@ -1001,6 +1015,26 @@ class AtelierServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def delete_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> google_dot_protobuf_dot_empty__pb2.Empty:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                output=google_dot_protobuf_dot_empty__pb2.Empty,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 
 
@@ -1063,6 +1097,8 @@ class AtelierServiceSync(Protocol):
     def update_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest, ctx: RequestContext) -> atelier_dot_v1_dot_draft__pb2.Draft:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def blame(self, request: atelier_dot_v1_dot_atelier__service__pb2.BlameRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.BlameResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def delete_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest, ctx: RequestContext) -> google_dot_protobuf_dot_empty__pb2.Empty:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -1359,6 +1395,16 @@ class AtelierServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.blame,
+                ),
+                "/atelier.v1.AtelierService/DeleteDraft": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DeleteDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                        output=google_dot_protobuf_dot_empty__pb2.Empty,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.delete_draft,
                 ),
             },
             interceptors=interceptors,
@@ -1948,6 +1994,26 @@ class AtelierServiceClientSync(ConnectClientSync):
                 service_name="atelier.v1.AtelierService",
                 input=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest,
                 output=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def delete_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> google_dot_protobuf_dot_empty__pb2.Empty:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                output=google_dot_protobuf_dot_empty__pb2.Empty,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

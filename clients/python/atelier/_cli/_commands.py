@@ -67,6 +67,16 @@ def cmd_draft_edit(cli: Cli) -> int:
     return _show_draft(cli, draft)
 
 
+def cmd_draft_delete(cli: Cli) -> int:
+    name = _draft_name(cli.args.name)
+    cli.client.delete_draft(name, etag=cli.args.etag)
+    if cli.json:
+        cli.emit({"name": name, "deleted": True})
+    else:
+        cli.say(f"Deleted {escape(name)}.")
+    return EXIT_OK
+
+
 def cmd_draft_list(cli: Cli) -> int:
     drafts = list(cli.client.drafts(page_size=1000))
     if cli.json:

@@ -15,6 +15,7 @@ from atelier._cli._commands import (
     cmd_cat,
     cmd_delete,
     cmd_diff,
+    cmd_draft_delete,
     cmd_draft_edit,
     cmd_draft_list,
     cmd_draft_new,
@@ -356,7 +357,7 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     p = command(
         "draft",
         cmd_draft_list,
-        "draft a prompt with a text model, then edit it (new, show, edit, list)",
+        "draft a prompt with a text model, then edit it (new, show, edit, list, delete)",
         'atelier draft new "a cat in a hat" --context "watercolour" --model gemini-2.5-flash-image',
         'atelier draft edit 4f2a "a grey cat in a red hat, watercolour"',
         "atelier generate --draft 4f2a",
@@ -379,6 +380,9 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     d.add_argument("prompt", help=PROMPT_HELP)
     d.add_argument("--etag", help="refuse if the draft changed since this etag")
     action("list", cmd_draft_list, "list your drafts, newest first")
+    d = action("delete", cmd_draft_delete, "delete a draft for good (one a version was made from stays)")
+    d.add_argument("name", help="drafts/{id}, or the id")
+    d.add_argument("--etag", help="refuse if the draft changed since this etag")
 
     p = command(
         "blame",

@@ -8,6 +8,7 @@ from atelier.v1 import session_pb2 as _session_pb2
 from atelier.v1 import tree_pb2 as _tree_pb2
 from atelier.v1 import webhook_pb2 as _webhook_pb2
 from atelier.v1 import upload_pb2 as _upload_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -351,3 +352,11 @@ class BlameResponse(_message.Message):
     files: _containers.RepeatedCompositeFieldContainer[_blame_pb2.FileBlame]
     next_page_token: str
     def __init__(self, files: _Optional[_Iterable[_Union[_blame_pb2.FileBlame, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteDraftRequest(_message.Message):
+    __slots__ = ("name", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...

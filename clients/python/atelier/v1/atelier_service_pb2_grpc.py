@@ -10,6 +10,7 @@ from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
 from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
 from atelier.v1 import upload_pb2 as atelier_dot_v1_dot_upload__pb2
 from atelier.v1 import webhook_pb2 as atelier_dot_v1_dot_webhook__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -189,6 +190,11 @@ class AtelierServiceStub:
                 '/atelier.v1.AtelierService/Blame',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse.FromString,
+                _registered_method=True)
+        self.DeleteDraft = channel.unary_unary(
+                '/atelier.v1.AtelierService/DeleteDraft',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
 
 
@@ -431,6 +437,15 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteDraft(self, request, context):
+        """Deletes one of the caller's drafts for good (AIP-135). A draft a version was made from is
+        that version's provenance (`Version.draft`): it is refused (FAILED_PRECONDITION,
+        DRAFT_IN_USE) while such a version is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -578,6 +593,11 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.Blame,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse.SerializeToString,
+            ),
+            'DeleteDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDraft,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1368,6 +1388,33 @@ class AtelierService:
             '/atelier.v1.AtelierService/Blame',
             atelier_dot_v1_dot_atelier__service__pb2.BlameRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.BlameResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/DeleteDraft',
+            atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
