@@ -20,6 +20,8 @@ export { Code, ConnectError } from "@connectrpc/connect";
 export * from "./errors.js";
 export * from "./names.js";
 export * from "./gen/atelier/v1/atelier_service_pb.js";
+export * from "./gen/atelier/v1/blame_pb.js";
+export * from "./gen/atelier/v1/draft_pb.js";
 export * from "./gen/atelier/v1/file_pb.js";
 export * from "./gen/atelier/v1/generation_pb.js";
 export * from "./gen/atelier/v1/model_pb.js";
