@@ -1,6 +1,7 @@
 """`python -m bench`: measures the echo server, then Atelier on SQLite and on PostgreSQL, then
 Tweak's overhead over google-genai alone, the server's memory as sessions add up, how an
-iteration's cost grows with the tree, and the scheduler with jobs that wait on a model.
+iteration's cost grows with the tree, the scheduler with jobs that wait on a model, and Blame on
+a long history of a large tree.
 
 One server runs at a time, loaded by one client process, so that the two of them have the
 machine to themselves (the target machine has 2 cores).
@@ -16,6 +17,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from bench._blame import measure_blame
 from bench._child import ChildFailed, run_in_child
 from bench._fanout import fanout_verdicts, measure_fanout, render_fanout
 from bench._iterate import measure_iterate
@@ -58,6 +60,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"sessions for the memory measurement ({SESSIONS})",
     )
     parser.add_argument("--no-iterate", action="store_true", help="skip the Iterate scaling measurement")
+    parser.add_argument("--no-blame", action="store_true", help="skip the Blame measurement")
     parser.add_argument(
         "--no-scheduler",
         action="store_true",
@@ -172,6 +175,8 @@ def _measure(args: argparse.Namespace, workdir: Path) -> Figures:
         figures.scheduler = measure_scheduler(workdir, idle_seconds=args.idle_seconds, say=_say)
     if not args.no_fanout:
         figures.fanout = measure_fanout(workdir, say=_say)
+    if not args.no_blame:
+        figures.blame = measure_blame(workdir, say=_say)
     return figures
 
 

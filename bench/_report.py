@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench._blame import BlameStats, blame_json, blame_verdicts, render_blame
 from bench._fanout import FanoutStats, fanout_json, fanout_verdicts, render_fanout
 from bench._iterate import IterateStats, iterate_json, iterate_verdicts, render_iterate
 from bench._load import JOB_SHAPE_EVENTS, CallStats, CpuUse, JobStats
@@ -56,6 +57,7 @@ class Figures:
     iterate: IterateStats | None = None
     scheduler: SchedulerStats | None = None
     fanout: FanoutStats | None = None
+    blame: BlameStats | None = None
 
     def ratio(self, rate: float) -> float:
         return rate / self.echo.rate if self.echo.rate else 0.0
@@ -91,6 +93,8 @@ def verdicts(figures: Figures) -> list[Verdict]:
         result += scheduler_verdicts(figures.scheduler)
     if figures.fanout is not None:
         result += fanout_verdicts(figures.fanout)
+    if figures.blame is not None:
+        result += blame_verdicts(figures.blame)
     return result
 
 
@@ -177,6 +181,8 @@ def render(figures: Figures) -> str:
         lines += ["", *render_scheduler(figures.scheduler)]
     if figures.fanout is not None:
         lines += ["", *render_fanout(figures.fanout)]
+    if figures.blame is not None:
+        lines += ["", *render_blame(figures.blame)]
 
     problems = _problems(figures)
     lines += ["", "  problems: none" if not problems else "  problems:"]
@@ -283,6 +289,7 @@ def to_json(figures: Figures) -> dict[str, Any]:
         "iterate": None if figures.iterate is None else iterate_json(figures.iterate),
         "scheduler": None if figures.scheduler is None else scheduler_json(figures.scheduler),
         "fanout": None if figures.fanout is None else fanout_json(figures.fanout),
+        "blame": None if figures.blame is None else blame_json(figures.blame),
         "skipped": figures.skipped,
         "problems": _problems(figures),
     }

@@ -15,6 +15,7 @@ from storage._api_keys import (
     revoke_api_key,
 )
 from storage._backup import BackupError, backup_database, restore_database
+from storage._blame import blame
 from storage._blobs import (
     BlobScan,
     FileContent,
@@ -45,6 +46,14 @@ from storage._deletion import (
     purge_generation,
     undelete_generation,
     versions_in_flight,
+)
+from storage._drafts import (
+    create_draft,
+    delete_draft,
+    draft_user,
+    get_draft,
+    list_drafts,
+    update_draft_prompt,
 )
 from storage._errors import (
     DatabaseMissing,
@@ -89,6 +98,7 @@ from storage._models import (
     Blob,
     BlobPart,
     ConversationSession,
+    Draft,
     Event,
     EventType,
     Generation,
@@ -176,6 +186,7 @@ __all__ = [
     "Database",
     "DatabaseMissing",
     "DeliveryView",
+    "Draft",
     "ErrorDetail",
     "Event",
     "EventDraft",
@@ -216,16 +227,20 @@ __all__ = [
     "append_event",
     "append_events",
     "backup_database",
+    "blame",
     "branch_turns",
     "claim_job",
     "claim_jobs",
     "claim_webhook_deliveries",
     "cool_down",
     "create_api_key",
+    "create_draft",
     "create_generation",
     "create_version",
+    "delete_draft",
     "delete_generation",
     "delete_unused_blobs",
+    "draft_user",
     "end_cooldown",
     "end_job",
     "expired_generations",
@@ -236,6 +251,7 @@ __all__ = [
     "get_api_key",
     "get_conversation",
     "get_deleted_generation",
+    "get_draft",
     "get_generation",
     "get_manifest_entry",
     "get_version",
@@ -250,6 +266,7 @@ __all__ = [
     "list_api_keys",
     "list_attachments",
     "list_batch",
+    "list_drafts",
     "list_events",
     "list_generations",
     "list_manifest",
@@ -286,6 +303,7 @@ __all__ = [
     "take_request",
     "turn_numbers",
     "undelete_generation",
+    "update_draft_prompt",
     "usage_by_day",
     "utcnow",
     "version_numbers",

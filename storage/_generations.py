@@ -32,6 +32,7 @@ def create_generation(
     version_prompt: str | None = None,
     batch_number: int | None = None,
     variant: str | None = None,
+    draft_id: str | None = None,
 ) -> tuple[Generation, Version]:
     """Creates a generation, its conversation session, and version 1 (see create_version).
 
@@ -87,6 +88,7 @@ def create_generation(
         attachments=attachments,
         session_id=session_row["id"],
         max_queued_jobs=max_queued_jobs,
+        draft_id=draft_id,
     )
     return generation, version
 

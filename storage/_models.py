@@ -119,6 +119,38 @@ class Generation(SQLModel, table=True):
     expire_time: datetime | None = None
 
 
+class Draft(SQLModel, table=True):
+    """A prompt drafted by a text model (DraftPrompt) from a caller's text, for a target model.
+
+    Not a version: it holds no files. `prompt` starts as the model's `drafted_prompt` and is the
+    caller's to edit; a version made from it names it (`Version.draft_id`).
+    """
+
+    __tablename__ = "draft"
+    __table_args__ = (sa.Index("ix_draft_owner_id", "owner", "id"),)
+
+    # Time-ordered, as generation ids are: listing by id is listing by age.
+    id: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=200)
+    # What the caller gave: its text, a context or style instruction, and the target model.
+    text: str = Field(sa_type=sa.Text)
+    context: str = Field(default="", sa_type=sa.Text)
+    model: str = Field(max_length=200)
+    # The text model that drafted, and its provider.
+    drafter_model: str = Field(max_length=200)
+    provider: str = Field(max_length=100)
+    drafted_prompt: str = Field(sa_type=sa.Text)
+    prompt: str = Field(sa_type=sa.Text)
+    # What the drafting request used.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    # Bumped on every change; the etag is derived from it.
+    revision: int = 1
+    create_time: datetime
+    update_time: datetime
+
+
 class Version(SQLModel, table=True):
     __tablename__ = "version"
     __table_args__ = (
@@ -195,6 +227,8 @@ class Version(SQLModel, table=True):
     manifest_base_id: int | None = None
     manifest_chain: int = 0
     manifest_delta_rows: int = 0
+    # The draft (DraftPrompt) the version's prompt came from, if the request named one.
+    draft_id: str | None = Field(default=None, foreign_key="draft.id", max_length=32)
     create_time: datetime
     update_time: datetime
     complete_time: datetime | None = None

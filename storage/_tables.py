@@ -21,6 +21,7 @@ from storage._models import (
     Blob,
     BlobPart,
     ConversationSession,
+    Draft,
     Event,
     Generation,
     Job,
@@ -45,6 +46,7 @@ def _table(model: type[SQLModel]) -> sa.Table:
 API_KEY = _table(ApiKey)
 BLOB = _table(Blob)
 BLOB_PART = _table(BlobPart)
+DRAFT = _table(Draft)
 EVENT = _table(Event)
 GENERATION = _table(Generation)
 JOB = _table(Job)

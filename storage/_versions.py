@@ -56,6 +56,7 @@ def create_version(
     max_queued_jobs: int = 0,
     batch_number: int | None = None,
     variant: str | None = None,
+    draft_id: str | None = None,
 ) -> Version:
     """Adds the generation's next version, QUEUED, with its job and its first event.
 
@@ -69,6 +70,7 @@ def create_version(
     nothing is written.
     A fan-out's outputs are created one after another in one transaction, so a batch's numbers
     are consecutive: `batch_number` is the first one (`-1`: this version's own number).
+    `draft_id` is the draft the prompt came from (DraftPrompt), if any.
     """
     if queue_job and max_queued_jobs:
         _check_queued_jobs(tx, generation.owner, max_queued_jobs)
@@ -103,6 +105,7 @@ def create_version(
             "request_fingerprint": request_fingerprint,
             "batch_number": batch_number,
             "variant": variant,
+            "draft_id": draft_id,
             "create_time": now,
             "update_time": now,
         },

@@ -28,9 +28,15 @@ def test_every_string_of_every_request_has_a_bound() -> None:
     fields = {field.full_name: field for method in service.methods for field in _strings(method.input_type)}
     assert len(fields) > 30
     unbounded = [name for name, field in fields.items() if bound_of(field) is None]
-    # Prompts only (a variant's suffix is part of its prompt): the domain bounds them in bytes
-    # (max_prompt_bytes).
-    assert {name.rsplit(".", 1)[1] for name in unbounded} == {"prompt", "description", "prompt_suffix"}
+    # Prompts (a variant's suffix is part of its prompt) and what a prompt is drafted from: the
+    # domain bounds them in bytes (max_prompt_bytes).
+    assert {name.rsplit(".", 1)[1] for name in unbounded} == {
+        "prompt",
+        "description",
+        "prompt_suffix",
+        "text",
+        "context",
+    }
     expected = {
         "atelier.v1.GenerateRequest.request_id": 200,
         "atelier.v1.UploadTreeRequest.request_id": 200,

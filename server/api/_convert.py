@@ -8,7 +8,9 @@ from typing import Any
 from atelier.v1 import (
     atelier_service_pb2,
     batch_pb2,
+    blame_pb2,
     cost_pb2,
+    draft_pb2,
     file_pb2,
     generation_pb2,
     model_pb2,
@@ -21,7 +23,7 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.rpc import status_pb2
 
 from server.api._errors import to_status_proto
-from server.api._names import batch_name, generation_name, session_name, turn_name, version_name
+from server.api._names import batch_name, draft_name, generation_name, session_name, turn_name, version_name
 from server.config import ModelConfig
 from server.domain import (
     CURRENCY,
@@ -30,13 +32,16 @@ from server.domain import (
     BatchEvent,
     Conflict,
     Conversation,
+    Draft,
     ErrorDetail,
     Estimate,
+    FileBlame,
     Generation,
     Ledger,
     ModelView,
     PathDiff,
     ProgressEvent,
+    TokenUsage,
     TreeEntry,
     Turn,
     UsageRow,
@@ -65,20 +70,21 @@ def _ledger(ledger: Ledger) -> generation_pb2.Ledger:
         run_duration=_duration(ledger.run_seconds),
         cooldown_duration=_duration(ledger.cooldown_seconds),
         attempts=ledger.attempts,
-        usage=[
-            generation_pb2.ModelUsage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                thinking_tokens=usage.thinking_tokens,
-                cost=usage.cost,
-                images=usage.images,
-            )
-            for usage in ledger.usage
-        ],
+        usage=[_usage(usage) for usage in ledger.usage],
         input_tokens=ledger.input_tokens,
         output_tokens=ledger.output_tokens,
         images=ledger.images,
         cost=ledger.cost,
+    )
+
+
+def _usage(usage: TokenUsage) -> generation_pb2.ModelUsage:
+    return generation_pb2.ModelUsage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        thinking_tokens=usage.thinking_tokens,
+        cost=usage.cost,
+        images=usage.images,
     )
 
 
@@ -121,6 +127,7 @@ def version_to_proto(version: Version) -> generation_pb2.Version:
         ledger=_ledger(version.ledger),
         batch=batch_name(version.generation_id, version.batch_number) if version.batch_number else "",
         variant=version.variant or "",
+        draft=draft_name(version.draft_id) if version.draft_id else "",
     )
 
 
@@ -237,7 +244,11 @@ def usage_to_proto(rows: list[UsageRow]) -> atelier_service_pb2.GetUsageResponse
 
 
 def file_to_proto(
-    entry: TreeEntry, *, download_url: str = "", pixels: tuple[int, int] | None = None
+    entry: TreeEntry,
+    *,
+    download_url: str = "",
+    pixels: tuple[int, int] | None = None,
+    blame: FileBlame | None = None,
 ) -> file_pb2.File:
     width, height = pixels or (0, 0)
     return file_pb2.File(
@@ -248,6 +259,35 @@ def file_to_proto(
         download_url=download_url,
         width=width,
         height=height,
+        blame=blame_to_proto(blame) if blame is not None else None,
+    )
+
+
+def blame_to_proto(blame: FileBlame) -> blame_pb2.FileBlame:
+    return blame_pb2.FileBlame(
+        path=blame.path,
+        version=version_name(blame.version.generation_id, blame.version.number),
+        kind=f"VERSION_KIND_{blame.kind}",
+        prompt=blame.prompt,
+        create_time=_timestamp(blame.create_time),
+    )
+
+
+def draft_to_proto(draft: Draft) -> draft_pb2.Draft:
+    return draft_pb2.Draft(
+        name=draft_name(draft.id),
+        text=draft.text,
+        context=draft.context,
+        model=draft.model,
+        drafter_model=draft.drafter_model,
+        prompt=draft.prompt,
+        drafted_prompt=draft.drafted_prompt,
+        edited=draft.prompt != draft.drafted_prompt,
+        owner=draft.owner,
+        create_time=_timestamp(draft.create_time),
+        update_time=_timestamp(draft.update_time),
+        usage=_usage(draft.usage),
+        etag=draft.etag,
     )
 
 

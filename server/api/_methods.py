@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC
@@ -17,6 +18,7 @@ from typing import Any, TypeVar, cast
 from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import (
     batch_pb2,
+    draft_pb2,
     file_pb2,
     generation_pb2,
     progress_pb2,
@@ -25,6 +27,7 @@ from atelier.v1 import (
     upload_pb2,
     webhook_pb2,
 )
+from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
 from server.api import _audit, _convert, _names
@@ -41,6 +44,7 @@ from server.domain import (
     AtelierError,
     CostQuestion,
     FieldViolation,
+    FileBlame,
     GenerationService,
     InvalidArgument,
     Principal,
@@ -171,9 +175,9 @@ async def _each_checked(messages: AsyncIterator[Message]) -> AsyncIterator[Messa
 
 
 def _resource(request: object, response: object) -> str:
-    """The name of what a call made (a version), else of what it named."""
+    """The name of what a call made (a version, a draft), else of what it named."""
     made = getattr(response, "version", response)
-    if isinstance(made, generation_pb2.Version) and made.name:
+    if isinstance(made, (generation_pb2.Version, draft_pb2.Draft)) and made.name:
         return made.name
     for field in ("name", "parent", "ours"):
         named = getattr(request, field, None)
@@ -236,8 +240,10 @@ class AtelierMethods:
         ref: VersionRef,
         entries: Sequence[TreeEntry],
         contents: Mapping[str, bytes] | None = None,
+        blames: Sequence[FileBlame | None] | None = None,
     ) -> list[file_pb2.File]:
-        """The files as messages, with their URLs (when the web port is on) and images' sizes."""
+        """The files as messages, with their URLs (when the web port is on), images' sizes and,
+        when given (one per entry), which version last changed each."""
         pixels = await self._service.image_sizes(entries, contents=contents)
         urls = self._file_urls
         return [
@@ -245,8 +251,9 @@ class AtelierMethods:
                 entry,
                 download_url=urls.url(ref, entry.path, base=call.web_base()) if urls is not None else "",
                 pixels=pixels.get(entry.blob_sha256),
+                blame=blames[index] if blames is not None else None,
             )
-            for entry in entries
+            for index, entry in enumerate(entries)
         ]
 
     async def _caller(self, call: Call, scope: str) -> Principal:
@@ -267,6 +274,7 @@ class AtelierMethods:
             model=request.model,
             request_id=request.request_id,
             attachments=_attachments(request.attachments),
+            draft_id=_names.parse_draft_name(request.draft, field="draft") if request.draft else None,
             deadline=call.deadline(),
             variants=_variants(request.variants),
             count=request.count if request.HasField("count") else None,
@@ -455,9 +463,13 @@ class AtelierMethods:
         size = _names.page_size(request.page_size)
         scope = f"files:{ref.generation_id}/{ref.number}"
         after = _names.decode_page_token(request.page_token, scope, str)
-        entries = await self._service.list_files(caller=principal, ref=ref, after_path=after, limit=size + 1)
-        page, token = _names.page_of(entries, size, scope, lambda item: item.path)
-        return pb.ListFilesResponse(files=await self._files(call, ref, page), next_page_token=token)
+        entries = await self._service.list_files(
+            caller=principal, ref=ref, after_path=after, limit=size + 1, with_blame=request.include_blame
+        )
+        page, token = _names.page_of(entries, size, scope, lambda item: item[0].path)
+        entries_page, blames = [entry for entry, _ in page], [blame for _, blame in page]
+        files = await self._files(call, ref, entries_page, blames=blames)
+        return pb.ListFilesResponse(files=files, next_page_token=token)
 
     @_stream(READ)
     async def ReadFile(
@@ -702,3 +714,73 @@ def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
         reason="MISSING_REQUEST",
         violations=[FieldViolation("request", "must be one of generate, tweak, iterate, regenerate")],
     )
+
+    @_mutation
+    async def DraftPrompt(
+        self, request: pb.DraftPromptRequest, call: Call, principal: Principal
+    ) -> draft_pb2.Draft:
+        draft = await self._service.draft_prompt(
+            caller=principal,
+            text=request.text,
+            context=request.context,
+            model=request.model,
+            deadline=call.deadline(),
+        )
+        return _convert.draft_to_proto(draft)
+
+    @_unary(READ)
+    async def GetDraft(
+        self, request: pb.GetDraftRequest, call: Call, principal: Principal
+    ) -> draft_pb2.Draft:
+        draft_id = _names.parse_draft_name(request.name)
+        return _convert.draft_to_proto(await self._service.get_draft(caller=principal, draft_id=draft_id))
+
+    @_unary(READ)
+    async def ListDrafts(
+        self, request: pb.ListDraftsRequest, call: Call, principal: Principal
+    ) -> pb.ListDraftsResponse:
+        size = _names.page_size(request.page_size)
+        scope = "drafts"
+        before = _names.decode_page_token(request.page_token, scope, str)
+        drafts = await self._service.list_drafts(caller=principal, before_id=before, limit=size + 1)
+        page, token = _names.page_of(drafts, size, scope, lambda item: item.id)
+        return pb.ListDraftsResponse(drafts=[_convert.draft_to_proto(d) for d in page], next_page_token=token)
+
+    @_mutation
+    async def UpdateDraft(
+        self, request: pb.UpdateDraftRequest, call: Call, principal: Principal
+    ) -> draft_pb2.Draft:
+        draft = await self._service.update_draft(
+            caller=principal,
+            draft_id=_names.parse_draft_name(request.name),
+            prompt=request.prompt,
+            etag=request.etag,
+            deadline=call.deadline(),
+        )
+        return _convert.draft_to_proto(draft)
+
+    @_unary(READ)
+    async def Blame(self, request: pb.BlameRequest, call: Call, principal: Principal) -> pb.BlameResponse:
+        ref = _names.parse_version_name(request.name)
+        size = _names.page_size(request.page_size)
+        # The path by its hash: a token holds its scope, and a path may be long.
+        narrowed = hashlib.sha256(request.path.encode()).hexdigest()[:16] if request.path else ""
+        scope = f"blame:{ref.generation_id}/{ref.number}:{narrowed}"
+        after = _names.decode_page_token(request.page_token, scope, str)
+        blames = await self._service.blame(
+            caller=principal, ref=ref, path=request.path, after_path=after, limit=size + 1
+        )
+        page, token = _names.page_of(blames, size, scope, lambda item: item.path)
+        return pb.BlameResponse(files=[_convert.blame_to_proto(b) for b in page], next_page_token=token)
+
+    @_mutation
+    async def DeleteDraft(
+        self, request: pb.DeleteDraftRequest, call: Call, principal: Principal
+    ) -> empty_pb2.Empty:
+        await self._service.delete_draft(
+            caller=principal,
+            draft_id=_names.parse_draft_name(request.name),
+            etag=request.etag,
+            deadline=call.deadline(),
+        )
+        return empty_pb2.Empty()

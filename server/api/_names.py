@@ -14,6 +14,7 @@ from server.domain import BatchRef, FieldViolation, InvalidArgument, VersionRef,
 _GENERATION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})")
 _SESSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/session")
 _BATCH = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/batches/([1-9][0-9]{0,17})")
+_DRAFT = re.compile(r"drafts/([a-z0-9][a-z0-9-]{0,62})")
 _VERSION = re.compile(r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})")
 _WEBHOOK_DELIVERY = re.compile(
     r"generations/([a-z0-9][a-z0-9-]{0,62})/versions/([1-9][0-9]{0,17})/webhookDeliveries/(msg_[a-z0-9]{1,36})"
@@ -45,6 +46,17 @@ def parse_generation_name(name: str, *, field: str = "name") -> str:
     match = _GENERATION.fullmatch(name)
     if match is None:
         raise _malformed(field, name, "generations/{generation}")
+    return match.group(1)
+
+
+def draft_name(draft_id: str) -> str:
+    return f"drafts/{draft_id}"
+
+
+def parse_draft_name(name: str, *, field: str = "name") -> str:
+    match = _DRAFT.fullmatch(name)
+    if match is None:
+        raise _malformed(field, name, "drafts/{draft}")
     return match.group(1)
 
 

@@ -29,9 +29,10 @@ _BY_NAME = {
 }
 # Fields whose name means something else than elsewhere (a name here is a display name, stored).
 _BY_FULL_NAME = {"atelier.v1.Attachment.name": bounds.ATTACHMENT_NAME}
-# Prompts are bounded in UTF-8 bytes by the domain (`max_prompt_bytes`, reason PROMPT_TOO_LARGE); a
-# variant's suffix is part of its output's prompt, bounded with it.
-_PROMPTS = frozenset({"prompt", "description", "prompt_suffix"})
+# Prompts, and the texts a prompt is drafted from, are bounded in UTF-8 bytes by the domain
+# (`max_prompt_bytes`, reason PROMPT_TOO_LARGE); a variant's suffix is part of its output's prompt,
+# bounded with it.
+_PROMPTS = frozenset({"prompt", "description", "prompt_suffix", "text", "context"})
 # Resource names, etags and any other string: longer than any valid one.
 _DEFAULT = _names.MAX_NAME_LENGTH
 

@@ -120,6 +120,8 @@ class Version:
     # A fan-out's output: its batch (the number of the batch's first version) and variant.
     batch_number: int | None = None
     variant: str | None = None
+    # The draft the prompt came from (DraftPrompt), if the request named one.
+    draft_id: str | None = None
 
     @property
     def ref(self) -> VersionRef:
@@ -199,6 +201,37 @@ class UsageRow:
     output_tokens: int
     images: int
     cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A prompt a text model drafted from a caller's text (DraftPrompt); not a version."""
+
+    id: str
+    owner: str
+    text: str
+    context: str
+    # The model the prompt is for, and the text model that drafted it.
+    model: str
+    drafter_model: str
+    # The draft now (as the caller edited it), and as the model drafted it.
+    prompt: str
+    drafted_prompt: str
+    usage: TokenUsage
+    etag: str
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FileBlame:
+    """The version that last changed a file (added it, or wrote new contents), and why."""
+
+    path: str
+    version: VersionRef
+    kind: VersionKind
+    prompt: str
+    create_time: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +393,34 @@ def version_of(row: storage.Version, queue: storage.QueueEstimate | None = None)
         queue=_queue(queue) if row.state == VersionState.QUEUED else None,
         batch_number=row.batch_number,
         variant=row.variant,
+        draft_id=row.draft_id,
+    )
+
+
+def draft_of(row: storage.Draft) -> Draft:
+    return Draft(
+        id=row.id,
+        owner=row.owner,
+        text=row.text,
+        context=row.context,
+        model=row.model,
+        drafter_model=row.drafter_model,
+        prompt=row.prompt,
+        drafted_prompt=row.drafted_prompt,
+        usage=TokenUsage(row.input_tokens, row.output_tokens, row.thinking_tokens),
+        etag=version_etag(row.revision),
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+def blame_of(path: str, row: storage.Version) -> FileBlame:
+    return FileBlame(
+        path=path,
+        version=VersionRef(row.generation_id, row.number),
+        kind=VersionKind(row.kind),
+        prompt=row.prompt,
+        create_time=row.create_time,
     )
 
 

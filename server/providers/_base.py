@@ -81,6 +81,29 @@ class ChangeSet:
     turns: Sequence[Turn] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class DraftRequest:
+    """A prompt to draft (DraftPrompt): the caller's text and context, for `target_model`.
+
+    `model` is the text model that drafts; `target_outputs` are what the target model makes
+    ("text", "image"), so that the draft suits it.
+    """
+
+    text: str
+    context: str
+    model: str
+    target_model: str
+    target_outputs: Sequence[str] = ("text",)
+
+
+@dataclass(frozen=True, slots=True)
+class DraftAnswer:
+    """The drafted prompt, and what the request to the model used (None: no model was asked)."""
+
+    prompt: str
+    usage: ModelUsage | None = None
+
+
 class Progress(Protocol):
     """How a provider reports its work. Every call is also a cancellation checkpoint."""
 
@@ -205,4 +228,9 @@ class Provider(Protocol):
     async def count_tokens(self, model: str, text: str) -> TokenCount:
         """How many input tokens `text` is for `model`: the provider's token counter where it
         has one, else `estimate_tokens`. Raises ProviderError when the counter fails."""
+        ...
+
+    async def draft(self, request: DraftRequest, gate: ModelGate = OPEN_GATE) -> DraftAnswer:
+        """Drafts a prompt with a text model, asking `gate` before each request to it. Raises
+        ProviderError on failure."""
         ...

@@ -21,6 +21,9 @@ optional:
       "usage": {"input_tokens": 10, "output_tokens": 20, "thinking_tokens": 0}
     }
 
+DraftPrompt's text is a script too: the draft is the text itself (`fail` and `crash` apply,
+and `usage` is what the draft reports).
+
 Before its stages, the provider makes one request to its "model" through the gate, as a real
 provider would: the runner's cooldowns and request budgets apply to it.
 
@@ -46,6 +49,8 @@ from server.files import FileContent, guess_mime_type
 from server.providers._base import (
     OPEN_GATE,
     ChangeSet,
+    DraftAnswer,
+    DraftRequest,
     ModelGate,
     ModelUsage,
     Progress,
@@ -165,6 +170,11 @@ class ScriptedProvider:
             renames=script.renames,
             summary=f"wrote {count} file{'s' if count != 1 else ''}",
         )
+
+    async def draft(self, request: DraftRequest, gate: ModelGate = OPEN_GATE) -> DraftAnswer:
+        script = parse_script(request.text)
+        _fail(script)
+        return DraftAnswer(prompt=request.text, usage=script.usage)
 
 
 def parse_script(prompt: str) -> Script:

@@ -23,6 +23,9 @@ WRITE_RPCS = frozenset(
         "DeleteGeneration",
         "UndeleteGeneration",
         "ReplayWebhookDelivery",
+        "DraftPrompt",
+        "UpdateDraft",
+        "DeleteDraft",
     }
 )
 READ_RPCS = frozenset(
@@ -43,12 +46,16 @@ READ_RPCS = frozenset(
         "GetBatch",
         "EstimateCost",
         "GetUsage",
+        "GetDraft",
+        "ListDrafts",
+        "Blame",
     }
 )
 
 
-def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
-    """Each RPC, called by `api` on `version` (`generations/{g}/versions/{n}`) or its generation."""
+def every_rpc(api: Api, version: str, draft: str = "drafts/0") -> dict[str, Callable[[], object]]:
+    """Each RPC, called by `api` on `version` (`generations/{g}/versions/{n}`) or its generation,
+    and on `draft` (`drafts/{d}`) for the drafts' RPCs."""
     s, md = api.stub, api.metadata
     generation = version.split("/versions/")[0]
     sibling = f"{generation}/versions/2"
@@ -104,4 +111,10 @@ def every_rpc(api: Api, version: str) -> dict[str, Callable[[], object]]:
             pb.EstimateCostRequest(regenerate=pb.RegenerateRequest(name=version, count=2)), metadata=md
         ),
         "GetUsage": lambda: s.GetUsage(pb.GetUsageRequest(), metadata=md),
+        "DraftPrompt": lambda: s.DraftPrompt(pb.DraftPromptRequest(text="p", model="offline"), metadata=md),
+        "GetDraft": lambda: s.GetDraft(pb.GetDraftRequest(name=draft), metadata=md),
+        "ListDrafts": lambda: s.ListDrafts(pb.ListDraftsRequest(), metadata=md),
+        "UpdateDraft": lambda: s.UpdateDraft(pb.UpdateDraftRequest(name=draft, prompt="p"), metadata=md),
+        "Blame": lambda: s.Blame(pb.BlameRequest(name=version), metadata=md),
+        "DeleteDraft": lambda: s.DeleteDraft(pb.DeleteDraftRequest(name=draft), metadata=md),
     }

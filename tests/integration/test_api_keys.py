@@ -246,8 +246,9 @@ def test_an_admin_sees_and_manages_another_principals_work_and_a_third_gets_not_
     alice, root, carol = (Api(channel, keyed.keys[name]) for name in ("alice", "root", "carol"))
     done = alice.wait(alice.generate(script(stages=1, files={"answer.txt": "alice's"})).name)
     generation = done.name.split("/versions/")[0]
+    draft = alice.stub.DraftPrompt(pb.DraftPromptRequest(text="alice's idea"), metadata=alice.metadata)
 
-    for method, call in every_rpc(root, done.name).items():
+    for method, call in every_rpc(root, done.name, draft.name).items():
         if method == "GetBatch":
             # Alice's version is no fan-out: found, and it has no batch.
             assert _refusal(call).code() == grpc.StatusCode.NOT_FOUND

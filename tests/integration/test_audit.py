@@ -90,6 +90,15 @@ def test_each_mutating_call_logs_one_line_with_principal_method_resource_and_out
     assert _logged(server, lambda: s.CancelVersion(pb.CancelVersionRequest(name=running), metadata=md)) == [
         {"principal": "alice", "method": "CancelVersion", "resource": running, "outcome": "OK"}
     ]
+    [drafted] = _logged(
+        server, lambda: s.DraftPrompt(pb.DraftPromptRequest(text="an idea", model="offline"), metadata=md)
+    )
+    draft = str(drafted["resource"])
+    assert drafted == {"principal": "alice", "method": "DraftPrompt", "resource": draft, "outcome": "OK"}
+    assert draft.startswith("drafts/")
+    assert _logged(
+        server, lambda: s.UpdateDraft(pb.UpdateDraftRequest(name=draft, prompt="An idea."), metadata=md)
+    ) == [{"principal": "alice", "method": "UpdateDraft", "resource": draft, "outcome": "OK"}]
 
 
 def test_a_refused_mutating_call_logs_its_status_and_reason(alice: Api, server: ServerProcess) -> None:

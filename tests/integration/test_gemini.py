@@ -17,7 +17,7 @@ from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import generation_pb2 as gen
 
 from support.databases import fresh_database
-from support.gemini_fake import FakeGemini, Reply, inline_data_of, make_png
+from support.gemini_fake import USAGE, FakeGemini, Reply, inline_data_of, make_png
 from tests._support import Api, ServerProcess
 from tests.conftest import BACKENDS, check_backend
 
@@ -283,3 +283,37 @@ def test_an_answer_that_trickles_past_the_attempt_deadline_is_retried_then_fails
                 assert fake.pending == 0
         finally:
             server.kill()
+
+
+def test_a_prompt_the_text_model_drafted_runs_on_the_image_model(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini_server
+    with server.channel() as channel:
+        api = Api(channel)
+        fake.reply_text("A red fox in fresh snow, watercolour, soft morning light.")
+        request = pb.DraftPromptRequest(text="a fox in snow", context="watercolour", model=IMAGE_MODEL)
+        draft = api.stub.DraftPrompt(request, metadata=api.metadata)
+        # The text model drafts: it is sent the text, the context, and the image model's guidance.
+        sent = fake.requests[-1]
+        assert sent.model == TEXT_MODEL
+        said = "".join(sent.texts())
+        assert "a fox in snow" in said and "watercolour" in said and IMAGE_MODEL in said
+        assert "a model that makes images" in sent.system_instruction_text
+        assert (draft.prompt, draft.model, draft.drafter_model) == (
+            "A red fox in fresh snow, watercolour, soft morning light.",
+            IMAGE_MODEL,
+            TEXT_MODEL,
+        )
+        assert (draft.usage.input_tokens, draft.usage.output_tokens) == (
+            USAGE["promptTokenCount"],
+            USAGE["candidatesTokenCount"],
+        )
+        # The draft, as edited, is what the image model receives.
+        edited = draft.prompt + " A wide shot."
+        api.stub.UpdateDraft(pb.UpdateDraftRequest(name=draft.name, prompt=edited), metadata=api.metadata)
+        fake.reply_image(make_png(), text="a fox")
+        version = api.wait(api.generate("", draft=draft.name).name)
+        assert version.state == gen.VERSION_STATE_COMPLETED, version.error.message
+        assert (version.model, version.prompt, version.draft) == (IMAGE_MODEL, edited, draft.name)
+        assert fake.requests[-1].model == IMAGE_MODEL and edited in "".join(fake.requests[-1].texts())

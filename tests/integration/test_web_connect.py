@@ -155,6 +155,28 @@ def test_a_fan_out_its_batch_stream_and_costs_over_connect_json(web: httpx.Clien
     assert "rows" in ok(web, "GetUsage", {}, alice)
 
 
+def test_drafts_and_blame_answer_connect_json(web: httpx.Client, done: dict[str, Any]) -> None:
+    alice = "alice-token"
+    draft = ok(web, "DraftPrompt", {"text": "a tiny cli", "context": "terse", "model": "offline"}, alice)
+    assert draft["name"].startswith("drafts/") and draft["prompt"] == draft["draftedPrompt"]
+    assert ok(web, "GetDraft", {"name": draft["name"]}, alice) == draft
+    assert draft["name"] in [d["name"] for d in ok(web, "ListDrafts", {}, alice)["drafts"]]
+    edited = ok(web, "UpdateDraft", {"name": draft["name"], "prompt": "a tiny cli that greets"}, alice)
+    assert (edited["prompt"], edited["edited"]) == ("a tiny cli that greets", True)
+    made = _wait(web, ok(web, "Generate", {"draft": draft["name"]}, alice)["name"])
+    assert (made["prompt"], made["draft"]) == ("a tiny cli that greets", draft["name"])
+    dropped = ok(web, "DraftPrompt", {"text": "never mind", "model": "offline"}, alice)
+    assert ok(web, "DeleteDraft", {"name": dropped["name"]}, alice) == {}
+
+    name = done["name"]
+    blamed = ok(web, "Blame", {"name": name}, alice)["files"]
+    paths = [f["path"] for f in ok(web, "ListFiles", {"parent": name}, alice)["files"]]
+    assert [b["path"] for b in blamed] == paths
+    assert {(b["version"], b["kind"]) for b in blamed} == {(name, "VERSION_KIND_GENERATE")}
+    with_blame = ok(web, "ListFiles", {"parent": name, "includeBlame": True}, alice)["files"]
+    assert [f["blame"] for f in with_blame] == blamed
+
+
 def test_the_streaming_rpcs_answer_in_connect_envelopes(web: httpx.Client, done: dict[str, Any]) -> None:
     name = done["name"]
     events, end = stream(web, "Progress", {"name": name, "afterSeq": "0"}, "alice-token")

@@ -27,7 +27,9 @@ from atelier._types import (
     Attachment,
     Batch,
     CostEstimate,
+    Draft,
     File,
+    FileBlame,
     FileDiff,
     Generation,
     MergeResult,
@@ -122,13 +124,17 @@ class AsyncAtelierClient(BaseClient):
         request_id: str | None = None,
         variants: Iterable[Variant | str] = (),
         count: int | None = None,
+        draft: str | None = None,
         timeout: Timeout = DEFAULT,
     ) -> Version:
         """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`.
 
         A fan-out: `variants` (names such as "front", or `Variant`s with a prompt suffix) or `count`
         make one output each, versions 1..N of the generation, all at once. The answer is version 1;
-        its `batch` names the batch, which `progress`, `wait_batch` and `get_batch` take."""
+        its `batch` names the batch, which `progress`, `wait_batch` and `get_batch` take.
+
+        With `draft` (`drafts/{d}`, from `draft_prompt`) the version records the draft it came
+        from; an empty `prompt` (or no `model`) means the draft's."""
         call = calls.generate(
             prompt,
             model=model,
@@ -136,6 +142,7 @@ class AsyncAtelierClient(BaseClient):
             request_id=request_id,
             variants=variants,
             count=count,
+            draft=draft,
         )
         return await self._unary(call, timeout)
 
@@ -360,11 +367,49 @@ class AsyncAtelierClient(BaseClient):
             yield item
 
     async def files(
-        self, version: str, *, page_size: int = 0, timeout: Timeout = DEFAULT
+        self, version: str, *, blame: bool = False, page_size: int = 0, timeout: Timeout = DEFAULT
     ) -> AsyncIterator[File]:
-        """A COMPLETED version's files, in path order, paging on its own."""
-        async for item in self._paged(calls.list_files(version, page_size=page_size), timeout):
+        """A COMPLETED version's files, in path order, paging on its own; with `blame=True`, each
+        with the version that last changed it (`File.blame`)."""
+        async for item in self._paged(calls.list_files(version, page_size=page_size, blame=blame), timeout):
             yield item
+
+    async def blame(
+        self, version: str, path: str | None = None, *, page_size: int = 0, timeout: Timeout = DEFAULT
+    ) -> AsyncIterator[FileBlame]:
+        """For each file of a COMPLETED version (or only `path`, a file or a directory), in path
+        order: the version that last changed it, its kind and prompt, and when it was made."""
+        async for item in self._paged(calls.blame(version, path=path, page_size=page_size), timeout):
+            yield item
+
+    async def draft_prompt(
+        self, text: str, *, context: str | None = None, model: str | None = None, timeout: Timeout = DEFAULT
+    ) -> Draft:
+        """Asks a text model to draft a prompt for `model` (None: the default) from `text` and an
+        optional context or style instruction. The draft is stored (`Draft.name`); it is not a
+        version. Not retried: each call drafts anew."""
+        return await self._unary(calls.draft_prompt(text, context=context, model=model), timeout)
+
+    async def get_draft(self, name: str, *, timeout: Timeout = DEFAULT) -> Draft:
+        """The draft `drafts/{d}`."""
+        return await self._unary(calls.get_draft(name), timeout)
+
+    async def drafts(self, *, page_size: int = 0, timeout: Timeout = DEFAULT) -> AsyncIterator[Draft]:
+        """The caller's drafts, newest first, paging on its own."""
+        async for item in self._paged(calls.list_drafts(page_size=page_size), timeout):
+            yield item
+
+    async def update_draft(
+        self, name: str, prompt: str, *, etag: str | None = None, timeout: Timeout = DEFAULT
+    ) -> Draft:
+        """Replaces the draft's prompt with an edit; with `etag`, a draft changed since it was read
+        is refused (`Aborted`)."""
+        return await self._unary(calls.update_draft(name, prompt, etag=etag), timeout)
+
+    async def delete_draft(self, name: str, *, etag: str | None = None, timeout: Timeout = DEFAULT) -> None:
+        """Deletes one of your drafts for good; one a version was made from stays (`FailedPrecondition`,
+        DRAFT_IN_USE), and with `etag`, a draft changed since it was read is refused (`Aborted`)."""
+        await self._unary(calls.delete_draft(name, etag=etag), timeout)
 
     async def read_file(self, version: str, path: str, *, timeout: Timeout = DEFAULT) -> bytes:
         """One file's bytes."""

@@ -18,7 +18,9 @@ from atelier._types import (
     Attachment,
     Batch,
     CostEstimate,
+    Draft,
     File,
+    FileBlame,
     FileDiff,
     Generation,
     MergeResult,
@@ -191,9 +193,11 @@ def generate(
     request_id: str | None,
     variants: Iterable[Variant | str] = (),
     count: int | None = None,
+    draft: str | None = None,
 ) -> UnaryCall[Version]:
     request = generate_request(prompt, model=model, attachments=attachments, variants=variants, count=count)
     request.request_id = request_id or new_request_id()
+    request.draft = draft or ""
     return _call("Generate", request, convert.convert_version)
 
 
@@ -348,13 +352,52 @@ def list_versions(generation: str, *, page_size: int) -> Pages[Version]:
     )
 
 
-def list_files(version: str, *, page_size: int) -> Pages[File]:
+def list_files(version: str, *, page_size: int, blame: bool = False) -> Pages[File]:
     return Pages(
         "ListFiles",
-        pb.ListFilesRequest(parent=version),
+        pb.ListFilesRequest(parent=version, include_blame=blame),
         page_size=page_size,
         items=lambda response: (convert.convert_file(f) for f in response.files),
     )
+
+
+def blame(version: str, *, path: str | None, page_size: int) -> Pages[FileBlame]:
+    return Pages(
+        "Blame",
+        pb.BlameRequest(name=version, path=path or ""),
+        page_size=page_size,
+        items=lambda response: (convert.convert_blame(b) for b in response.files),
+    )
+
+
+def draft_prompt(text: str, *, context: str | None, model: str | None) -> UnaryCall[Draft]:
+    # Each attempt asks the model again and stores a new draft: not repeated on failure.
+    request = pb.DraftPromptRequest(text=text, context=context or "", model=model or "")
+    return _call("DraftPrompt", request, convert.convert_draft, retry=False)
+
+
+def get_draft(name: str) -> UnaryCall[Draft]:
+    return _call("GetDraft", pb.GetDraftRequest(name=name), convert.convert_draft)
+
+
+def list_drafts(*, page_size: int) -> Pages[Draft]:
+    return Pages(
+        "ListDrafts",
+        pb.ListDraftsRequest(),
+        page_size=page_size,
+        items=lambda response: (convert.convert_draft(d) for d in response.drafts),
+    )
+
+
+def update_draft(name: str, prompt: str, *, etag: str | None) -> UnaryCall[Draft]:
+    request = pb.UpdateDraftRequest(name=name, prompt=prompt, etag=etag or "")
+    return _call("UpdateDraft", request, convert.convert_draft)
+
+
+def delete_draft(name: str, *, etag: str | None) -> UnaryCall[None]:
+    # Not retried, as DeleteGeneration: a retry after a lost answer would say NOT_FOUND.
+    request = pb.DeleteDraftRequest(name=name, etag=etag or "")
+    return _call("DeleteDraft", request, lambda _: None, retry=False)
 
 
 def read_file(version: str, path: str) -> StreamCall[bytes]:

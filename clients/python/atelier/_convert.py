@@ -15,8 +15,10 @@ from atelier._types import (
     BatchCounts,
     ConflictKind,
     CostEstimate,
+    Draft,
     ErrorStatus,
     File,
+    FileBlame,
     FileChange,
     FileDiff,
     Generation,
@@ -44,7 +46,9 @@ from atelier._types import (
 from atelier.v1 import (
     atelier_service_pb2,
     batch_pb2,
+    blame_pb2,
     cost_pb2,
+    draft_pb2,
     file_pb2,
     generation_pb2,
     model_pb2,
@@ -136,6 +140,7 @@ def convert_version(message: generation_pb2.Version) -> Version:
         ledger=convert_ledger(message.ledger),
         batch=_name_or_none(message.batch),
         variant=_name_or_none(message.variant),
+        draft=_name_or_none(message.draft),
     )
 
 
@@ -196,6 +201,39 @@ def convert_file(message: file_pb2.File) -> File:
         download_url=message.download_url,
         width=message.width,
         height=message.height,
+        blame=convert_blame(message.blame) if message.HasField("blame") else None,
+    )
+
+
+def convert_blame(message: blame_pb2.FileBlame) -> FileBlame:
+    return FileBlame(
+        path=message.path,
+        version=message.version,
+        kind=_enum(VersionKind, generation_pb2.VersionKind.Name(message.kind), "VERSION_KIND_"),
+        prompt=message.prompt,
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+    )
+
+
+def convert_draft(message: draft_pb2.Draft) -> Draft:
+    return Draft(
+        name=message.name,
+        text=message.text,
+        context=message.context,
+        model=message.model,
+        drafter_model=message.drafter_model,
+        prompt=message.prompt,
+        drafted_prompt=message.drafted_prompt,
+        edited=message.edited,
+        owner=message.owner,
+        etag=message.etag,
+        usage=ModelUsage(
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+            thinking_tokens=message.usage.thinking_tokens,
+        ),
+        create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
+        update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
     )
 
 

@@ -178,6 +178,8 @@ class Version:
     # A fan-out's output: its batch (`generations/{g}/batches/{b}`) and its variant's name.
     batch: str | None = None
     variant: str | None = None
+    # The draft the prompt came from (`drafts/{d}`), when Generate named one.
+    draft: str | None = None
 
     @property
     def generation(self) -> str:
@@ -211,8 +213,19 @@ class Generation:
 
 
 @dataclass(frozen=True, slots=True)
+class FileBlame:
+    """Which version last changed a file (added it, or wrote new contents), and why."""
+
+    path: str
+    version: str
+    kind: VersionKind
+    prompt: str
+    create_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class File:
-    """One file of a version's tree."""
+    """One file of a version's tree; `blame` is set when asked for (`files(..., blame=True)`)."""
 
     path: str
     size: int
@@ -223,6 +236,29 @@ class File:
     download_url: str = ""
     width: int = 0
     height: int = 0
+    blame: FileBlame | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A prompt a text model drafted from the caller's text (`drafts/{d}`); not a version.
+
+    `prompt` is the draft now (edited or not); `drafted_prompt` what the model wrote.
+    """
+
+    name: str
+    text: str
+    context: str
+    model: str
+    drafter_model: str
+    prompt: str
+    drafted_prompt: str
+    edited: bool = False
+    owner: str = ""
+    etag: str = ""
+    usage: ModelUsage = field(default_factory=ModelUsage)
+    create_time: datetime | None = None
+    update_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

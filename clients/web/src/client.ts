@@ -19,6 +19,8 @@ import {
   type MergeResponse,
 } from "./gen/atelier/v1/atelier_service_pb.js";
 import { VariantSchema, type Batch, type BatchCounts, type Variant } from "./gen/atelier/v1/batch_pb.js";
+import type { FileBlame } from "./gen/atelier/v1/blame_pb.js";
+import type { Draft } from "./gen/atelier/v1/draft_pb.js";
 import { AttachmentSchema, type Attachment, type File } from "./gen/atelier/v1/file_pb.js";
 import { VersionState, type Generation, type Version } from "./gen/atelier/v1/generation_pb.js";
 import type { Model } from "./gen/atelier/v1/model_pb.js";
@@ -136,10 +138,14 @@ export class AtelierClient {
 
   // Starting work: each call carries a request id, so that repeating it cannot start a second job.
 
-  /** Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`. */
+  /**
+   * Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`.
+   * `draft` names the draft the prompt came from (`draftPrompt`): the version records it; an empty
+   * `prompt` or `model` is then the draft's.
+   */
   generate(
     prompt: string,
-    options: StartOptions & FanOutOptions & { model?: string; attachments?: readonly AttachmentInput[] } = {},
+    options: StartOptions & FanOutOptions & { model?: string; attachments?: readonly AttachmentInput[]; draft?: string } = {},
   ): Promise<Version> {
     return this.unary(options.signal, (call) =>
       this.raw.generate(
@@ -149,9 +155,43 @@ export class AtelierClient {
           attachments: (options.attachments ?? []).map(attachment),
           requestId: requestId(options),
           ...fanOut(options),
+          draft: options.draft ?? "",
         },
         call,
       ),
+    );
+  }
+
+  // Drafts: a text model turns your text into a prompt for the model you chose; you edit it, then
+  // `generate(prompt, { draft: draft.name })`. A draft is not a version and runs no job.
+
+  /** Asks the server's text model for a prompt for `model` (empty: the default) from `text`. */
+  draftPrompt(text: string, options: { context?: string; model?: string; signal?: AbortSignal } = {}): Promise<Draft> {
+    return this.unary(options.signal, (call) =>
+      this.raw.draftPrompt({ text, context: options.context ?? "", model: options.model ?? "" }, call),
+    );
+  }
+
+  getDraft(name: string, options: { signal?: AbortSignal } = {}): Promise<Draft> {
+    return this.unary(options.signal, (call) => this.raw.getDraft({ name }, call));
+  }
+
+  /** Replaces the draft's prompt with your edit; with `etag`, a draft changed since is refused (Aborted). */
+  updateDraft(name: string, prompt: string, options: { etag?: string; signal?: AbortSignal } = {}): Promise<Draft> {
+    return this.unary(options.signal, (call) => this.raw.updateDraft({ name, prompt, etag: options.etag ?? "" }, call));
+  }
+
+  /** Deletes a draft for good; one a version was made from stays (FailedPrecondition, DRAFT_IN_USE). */
+  async deleteDraft(name: string, options: { etag?: string; signal?: AbortSignal } = {}): Promise<void> {
+    await this.unary(options.signal, (call) => this.raw.deleteDraft({ name, etag: options.etag ?? "" }, call));
+  }
+
+  /** Your drafts, newest first. */
+  listDrafts(options: { pageSize?: number; signal?: AbortSignal } = {}): AsyncGenerator<Draft> {
+    return this.paged(options, (pageToken, call) =>
+      this.raw
+        .listDrafts({ pageSize: options.pageSize ?? 0, pageToken }, call)
+        .then((page) => [page.drafts, page.nextPageToken] as const),
     );
   }
 
@@ -403,11 +443,27 @@ export class AtelierClient {
     );
   }
 
-  /** A COMPLETED version's files, in path order. */
-  listFiles(version: string, options: { pageSize?: number; signal?: AbortSignal } = {}): AsyncGenerator<File> {
+  /** A COMPLETED version's files, in path order; with `blame`, each says which version last changed it. */
+  listFiles(
+    version: string,
+    options: { pageSize?: number; blame?: boolean; signal?: AbortSignal } = {},
+  ): AsyncGenerator<File> {
     return this.paged(options, (pageToken, call) =>
       this.raw
-        .listFiles({ parent: version, pageSize: options.pageSize ?? 0, pageToken }, call)
+        .listFiles(
+          { parent: version, pageSize: options.pageSize ?? 0, pageToken, includeBlame: options.blame ?? false },
+          call,
+        )
+        .then((page) => [page.files, page.nextPageToken] as const),
+    );
+  }
+
+  /** For each file of a COMPLETED version (or only `path`, a file or directory), in path order:
+   * the version that last changed it, that version's kind and prompt, and when it was made. */
+  blame(version: string, options: { path?: string; pageSize?: number; signal?: AbortSignal } = {}): AsyncGenerator<FileBlame> {
+    return this.paged(options, (pageToken, call) =>
+      this.raw
+        .blame({ name: version, path: options.path ?? "", pageSize: options.pageSize ?? 0, pageToken }, call)
         .then((page) => [page.files, page.nextPageToken] as const),
     );
   }

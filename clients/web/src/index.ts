@@ -25,6 +25,8 @@ export * from "./names.js";
 export * from "./gen/atelier/v1/atelier_service_pb.js";
 export * from "./gen/atelier/v1/batch_pb.js";
 export * from "./gen/atelier/v1/cost_pb.js";
+export * from "./gen/atelier/v1/blame_pb.js";
+export * from "./gen/atelier/v1/draft_pb.js";
 export * from "./gen/atelier/v1/file_pb.js";
 export * from "./gen/atelier/v1/generation_pb.js";
 export * from "./gen/atelier/v1/model_pb.js";

@@ -3,8 +3,10 @@
 import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import {
+  Aborted,
   Cancelled,
   Code,
+  FailedPrecondition,
   InvalidArgument,
   NotFound,
   ProgressEventType,
@@ -157,6 +159,34 @@ describe("a fan-out", () => {
     const error = await client.generate(PICTURE_PROMPT, { variants: ["a"], count: 2 }).catch((reason: unknown) => reason);
     expect(error).toBeInstanceOf(InvalidArgument);
     expect((error as InvalidArgument).reason).toBe("VARIANTS_AND_COUNT");
+  });
+});
+
+describe("drafts, then generate; blame", () => {
+  it("drafts a prompt, edits it, generates from it and says who last changed each file", async () => {
+    const draft = await client.draftPrompt("a  tiny app", { context: "python", model: "offline" });
+    // The offline provider's deterministic draft (server/providers/offline/_prompt_draft.py).
+    expect([draft.prompt, draft.model, draft.edited]).toEqual(["A tiny app. Style: Python.", "offline", false]);
+    const edited = await client.updateDraft(draft.name, "A tiny Python app.", { etag: draft.etag });
+    expect([edited.prompt, edited.draftedPrompt, edited.edited]).toEqual(["A tiny Python app.", draft.prompt, true]);
+    await expect(client.updateDraft(draft.name, "stale", { etag: draft.etag })).rejects.toBeInstanceOf(Aborted);
+    expect((await collect(client.listDrafts())).map((item) => item.name)).toContain(draft.name);
+
+    const v1 = await client.wait((await client.generate(edited.prompt, { draft: draft.name, model: "offline" })).name);
+    expect([v1.state, v1.prompt, v1.draft]).toEqual([VersionState.COMPLETED, "A tiny Python app.", draft.name]);
+    const v2 = await client.wait((await client.iterate(v1.name, 'add notes.txt with content "hi"')).name);
+    const blames = await collect(client.blame(v2.name, { pageSize: 2 }));
+    const notes = blames.find((blame) => blame.path === "notes.txt");
+    expect([notes?.version, notes?.kind]).toEqual([v2.name, VersionKind.ITERATE]);
+    expect(new Set(blames.filter((blame) => blame !== notes).map((blame) => blame.version))).toEqual(new Set([v1.name]));
+    const files = await collect(client.listFiles(v2.name, { blame: true }));
+    expect(files.map((file) => file.blame?.version)).toEqual(blames.map((blame) => blame.version));
+
+    // A draft a version came from stays; an unused one is deleted.
+    await expect(client.deleteDraft(draft.name)).rejects.toBeInstanceOf(FailedPrecondition);
+    const dropped = await client.draftPrompt("never mind", { model: "offline" });
+    await client.deleteDraft(dropped.name, { etag: dropped.etag });
+    await expect(client.getDraft(dropped.name)).rejects.toBeInstanceOf(NotFound);
   });
 });
 

@@ -13,6 +13,7 @@ from server.domain.generations._conversation import ConversationVerbs
 from server.domain.generations._costs import CostQuestion, CostVerbs
 from server.domain.generations._create import CreateVerbs
 from server.domain.generations._delete import DeleteVerbs
+from server.domain.generations._drafts import DraftVerbs
 from server.domain.generations._fanout import Variant
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
@@ -30,6 +31,7 @@ class GenerationService(
     ConversationVerbs,
     DeleteVerbs,
     WebhookVerbs,
+    DraftVerbs,
 ):
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 

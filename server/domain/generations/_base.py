@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 import storage
-from server.config import Settings
+from server.config import ModelConfig, Settings
 from server.domain import _transactions as transactions
 from server.domain._lru import LRU
 from server.domain.deadlines import Deadline
@@ -114,22 +114,38 @@ class ServiceBase:
             self._runner.wake()
         return version_of(row)
 
-    def check_prompt(self, prompt: str) -> None:
-        if not prompt.strip():
+    def check_prompt(self, prompt: str, *, field: str = "prompt", required: bool = True) -> None:
+        """A prompt (or another text a model reads, named by `field`) must hold some non-blank
+        text, if `required`, and fit in max_prompt_bytes."""
+        if required and not prompt.strip():
             raise InvalidArgument(
-                "the prompt is empty",
+                f"the {field} is empty",
                 reason="EMPTY_PROMPT",
-                violations=[FieldViolation("prompt", "must contain some non-blank text")],
+                violations=[FieldViolation(field, "must contain some non-blank text")],
             )
         size = len(prompt.encode())
         limit = self._settings.max_prompt_bytes
         if size > limit:
             raise InvalidArgument(
-                f"the prompt is {size} bytes; the limit is {limit}",
+                f"the {field} is {size} bytes; the limit is {limit}",
                 reason="PROMPT_TOO_LARGE",
                 metadata={"size": str(size), "limit": str(limit)},
-                violations=[FieldViolation("prompt", f"must be at most {limit} bytes (UTF-8)")],
+                violations=[FieldViolation(field, f"must be at most {limit} bytes (UTF-8)")],
             )
+
+    def _resolve_model(self, name: str) -> ModelConfig:
+        if not name:
+            return self._settings.resolved_default_model
+        model = self._settings.find_model(name)
+        if model is None:
+            known = ", ".join(m.name for m in self._settings.available_models)
+            raise InvalidArgument(
+                f"unknown model {name!r}; ListModels names the models this server offers ({known})",
+                reason="UNKNOWN_MODEL",
+                metadata={"model": name},
+                violations=[FieldViolation("model", "must be a model name from ListModels")],
+            )
+        return model
 
 
 def _existing_request(
@@ -157,6 +173,13 @@ def version_row(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> 
     )
     if row is None:
         raise not_found("version", version_name(ref), "VERSION_NOT_FOUND")
+    return row
+
+
+def draft_row(tx: storage.Transaction, caller: Principal, draft_id: str) -> storage.Draft:
+    row = storage.get_draft(tx, owner=caller.owner_filter, draft_id=draft_id)
+    if row is None:
+        raise not_found("draft", f"drafts/{draft_id}", "DRAFT_NOT_FOUND")
     return row
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import storage
-from server.config import ModelConfig
+from server.domain import _transactions as transactions
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from server.domain.generations._base import (
     ServiceBase,
+    draft_row,
     fingerprint_of,
     generation_row,
     log_event,
@@ -39,13 +40,19 @@ class CreateVerbs(ServiceBase):
         model: str,
         request_id: str,
         attachments: Sequence[FileContent],
+        draft_id: str | None = None,
         deadline: Deadline = NO_DEADLINE,
         variants: Sequence[Variant] = (),
         count: int | None = None,
         webhook: WebhookRequest | None = None,
     ) -> Version:
         """Queues version 1 of a new generation; with `variants` or `count`, a fan-out: versions
-        1..N, siblings with no parent, each on its own branch of the session (the answer is v1)."""
+        1..N, siblings with no parent, each on its own branch of the session (the answer is v1).
+        With `draft_id` (one of the caller's drafts) every output records the draft, and an empty
+        `prompt` or `model` is the draft's."""
+        if draft_id is not None:
+            draft = await transactions.read(self._db, lambda tx: draft_row(tx, caller, draft_id))
+            prompt, model = prompt or draft.prompt, model or draft.model
         self.check_prompt(prompt)
         outputs = plan_outputs(variants, count, limit=self._settings.max_batch_size)
         for output in outputs or ():
@@ -53,6 +60,8 @@ class CreateVerbs(ServiceBase):
         model_config = self._resolve_model(model)
         self._check_attachments(attachments)
         await self._check_webhook(webhook)
+        # A request without a draft keeps the fingerprint it always had.
+        drafted = [draft_id] if draft_id is not None else []
         fingerprint = fingerprint_of(
             "generate",
             prompt,
@@ -60,9 +69,12 @@ class CreateVerbs(ServiceBase):
             _attachment_keys(attachments),
             *_output_keys(outputs),
             *_webhook_key(webhook),
+            *drafted,
         )
 
         def create(tx: storage.Transaction) -> storage.Version:
+            if draft_id is not None:
+                draft_row(tx, caller, draft_id)  # still there: DeleteDraft may have run meanwhile
             first = outputs[0] if outputs else None
             generation, version = storage.create_generation(
                 tx,
@@ -77,6 +89,7 @@ class CreateVerbs(ServiceBase):
                 version_prompt=first.prompt(prompt) if first else None,
                 batch_number=_FIRST if first else None,
                 variant=first.variant if first else None,
+                draft_id=draft_id,
             )
             # The other outputs: versions 2..N, each a first turn of its own, as v1 is.
             # A webhook follows every output of a fan-out.
@@ -97,6 +110,7 @@ class CreateVerbs(ServiceBase):
                     attachments=attachments,
                     batch_number=version.number,
                     variant=output.variant,
+                    draft_id=draft_id,
                 )
                 _subscribe(tx, sibling, webhook)
             log_event(
@@ -274,6 +288,8 @@ class CreateVerbs(ServiceBase):
                         attachments=files,
                         batch_number=(made[0].number if made else _FIRST) if asking else None,
                         variant=asking.variant if asking else None,
+                        # The prompt as it was given (a draft's, as edited) keeps its provenance.
+                        draft_id=original.draft_id,
                     )
                 )
             return made[0]
@@ -291,20 +307,6 @@ class CreateVerbs(ServiceBase):
                 reason="WEBHOOKS_DISABLED",
             )
         await check_webhook_url(webhook.url, self._settings)
-
-    def _resolve_model(self, name: str) -> ModelConfig:
-        if not name:
-            return self._settings.resolved_default_model
-        model = self._settings.find_model(name)
-        if model is None:
-            known = ", ".join(m.name for m in self._settings.available_models)
-            raise InvalidArgument(
-                f"unknown model {name!r}; ListModels names the models this server offers ({known})",
-                reason="UNKNOWN_MODEL",
-                metadata={"model": name},
-                violations=[FieldViolation("model", "must be a model name from ListModels")],
-            )
-        return model
 
     def _check_attachments(self, attachments: Sequence[FileContent]) -> None:
         violations = [

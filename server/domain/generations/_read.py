@@ -19,11 +19,13 @@ from server.domain.generations._base import (
 )
 from server.domain.principals import Principal
 from server.domain.resources import (
+    FileBlame,
     Generation,
     ModelView,
     TreeEntry,
     Version,
     VersionRef,
+    blame_of,
     generation_of,
     version_of,
 )
@@ -114,12 +116,56 @@ class ReadVerbs(ServiceBase):
         return views
 
     async def list_files(
-        self, *, caller: Principal, ref: VersionRef, after_path: str | None, limit: int
-    ) -> Sequence[TreeEntry]:
-        def work(tx: storage.Transaction) -> Sequence[TreeEntry]:
+        self,
+        *,
+        caller: Principal,
+        ref: VersionRef,
+        after_path: str | None,
+        limit: int,
+        with_blame: bool = False,
+    ) -> Sequence[tuple[TreeEntry, FileBlame | None]]:
+        """A page of the version's files in path order, each with its blame if asked for."""
+
+        def work(tx: storage.Transaction) -> Sequence[tuple[TreeEntry, FileBlame | None]]:
             row = readable_version_row(tx, caller, ref)
             assert row.id is not None
-            return storage.list_manifest(tx, version_id=row.id, after_path=after_path, limit=limit)
+            entries = storage.list_manifest(tx, version_id=row.id, after_path=after_path, limit=limit)
+            if not with_blame:
+                return [(entry, None) for entry in entries]
+            return list(zip(entries, _blamed(tx, row, entries), strict=True))
+
+        return await transactions.read(self._db, work)
+
+    async def blame(
+        self, *, caller: Principal, ref: VersionRef, path: str, after_path: str | None, limit: int
+    ) -> list[FileBlame]:
+        """For a page of the version's files (all, or the file or directory `path`), in path order,
+        the version that last changed each one."""
+
+        def work(tx: storage.Transaction) -> list[FileBlame]:
+            row = readable_version_row(tx, caller, ref)
+            assert row.id is not None
+            if not path:
+                entries = storage.list_manifest(tx, version_id=row.id, after_path=after_path, limit=limit)
+                return _blamed(tx, row, entries)
+            entry = storage.get_manifest_entry(tx, version_id=row.id, path=path)
+            if entry is not None:
+                found = [entry]
+            else:  # a directory: the files under it
+                prefix = path.rstrip("/") + "/"
+                tree = storage.read_tree(tx, version_id=row.id)
+                found = sorted(
+                    (e for p, e in tree.items() if p.startswith(prefix)), key=lambda e: e.path.encode()
+                )
+                if not found:
+                    raise NotFound(
+                        f"version {version_name(ref)} has no file or directory {path!r}",
+                        reason="FILE_NOT_FOUND",
+                        metadata={"path": path},
+                    )
+            after = after_path.encode() if after_path is not None else b""
+            page = [e for e in found if e.path.encode() > after][:limit]
+            return _blamed(tx, row, page)
 
         return await transactions.read(self._db, work)
 
@@ -160,3 +206,8 @@ class ReadVerbs(ServiceBase):
             return entry, data
 
         return await transactions.read(self._db, work)
+
+
+def _blamed(tx: storage.Transaction, row: storage.Version, entries: Sequence[TreeEntry]) -> list[FileBlame]:
+    found = storage.blame(tx, version=row, paths={entry.path: entry.blob_sha256 for entry in entries})
+    return [blame_of(entry.path, found[entry.path]) for entry in entries]

@@ -104,6 +104,11 @@ class JobRunner:
         """Where a queued version stood when the queue was last looked at (about a second ago)."""
         return self._estimates.get(version_id)
 
+    @property
+    def providers(self) -> ProviderRegistry:
+        """The providers the jobs call (DraftPrompt calls them too, outside any job)."""
+        return self._ctx.providers
+
     def capacity(self, model: str) -> ModelCapacity:
         found = self._capacities.get(model)
         if found is None:

@@ -12,6 +12,8 @@ from server.cpu import off_the_loop
 from server.providers._base import (
     OPEN_GATE,
     ChangeSet,
+    DraftAnswer,
+    DraftRequest,
     ModelGate,
     Progress,
     ProviderError,
@@ -29,6 +31,7 @@ from server.providers.gemini._answer import (
 )
 from server.providers.gemini._call import Caller
 from server.providers.gemini._contents import to_content
+from server.providers.gemini._draft import draft_prompt
 from server.providers.gemini._errors import provider_error
 from server.providers.gemini._request import (
     build_user_turn,
@@ -118,6 +121,10 @@ class GeminiProvider:
                 await progress.output([file.path for file in change_set.upserts])
             await progress.message(describe_change_set(change_set))
         return change_set
+
+    async def draft(self, request: DraftRequest, gate: ModelGate = OPEN_GATE) -> DraftAnswer:
+        """Asks the text model `request.model` for a prompt suited to the target model."""
+        return await draft_prompt(self._caller, request, gate)
 
     async def _text_change_set(
         self,

@@ -9,6 +9,8 @@ import anyio
 from server.providers._base import (
     OPEN_GATE,
     ChangeSet,
+    DraftAnswer,
+    DraftRequest,
     ModelGate,
     Progress,
     ProviderError,
@@ -20,6 +22,7 @@ from server.providers.offline._checks import file_problems
 from server.providers.offline._draft import Draft, Outcome
 from server.providers.offline._instructions import parse_instructions
 from server.providers.offline._plan import LABELS, plan_project
+from server.providers.offline._prompt_draft import draft_prompt
 from server.providers.offline._render import render_project
 
 STAGE_TITLES = ("Plan", "Write", "Check")
@@ -54,6 +57,10 @@ class OfflineProvider:
         if request.source_files:
             return await _refine(request, progress, self._pace)
         return await _generate(request, progress, self._pace)
+
+    async def draft(self, request: DraftRequest, gate: ModelGate = OPEN_GATE) -> DraftAnswer:
+        """A deterministic rewrite of the text, asking no model (see `_prompt_draft`)."""
+        return draft_prompt(request)
 
 
 async def _generate(request: ProviderRequest, progress: Progress, pace: float) -> ChangeSet:

@@ -16,11 +16,13 @@ from connectrpc.request import Headers, RequestContext
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, Endpoint, EndpointSync
 import atelier.v1.atelier_service_pb2 as atelier_dot_v1_dot_atelier__service__pb2
 import atelier.v1.batch_pb2 as atelier_dot_v1_dot_batch__pb2
+import atelier.v1.draft_pb2 as atelier_dot_v1_dot_draft__pb2
 import atelier.v1.generation_pb2 as atelier_dot_v1_dot_generation__pb2
 import atelier.v1.progress_pb2 as atelier_dot_v1_dot_progress__pb2
 import atelier.v1.session_pb2 as atelier_dot_v1_dot_session__pb2
 import atelier.v1.upload_pb2 as atelier_dot_v1_dot_upload__pb2
 import atelier.v1.webhook_pb2 as atelier_dot_v1_dot_webhook__pb2
+import google.protobuf.empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
 class AtelierService(Protocol):
@@ -103,6 +105,24 @@ class AtelierService(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
     async def get_usage(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def draft_prompt(self, request: atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest, ctx: RequestContext) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def get_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest, ctx: RequestContext) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def list_drafts(self, request: atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def update_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest, ctx: RequestContext) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def blame(self, request: atelier_dot_v1_dot_atelier__service__pb2.BlameRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.BlameResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def delete_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest, ctx: RequestContext) -> google_dot_protobuf_dot_empty__pb2.Empty:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -380,6 +400,66 @@ class AtelierServiceASGIApplication(ConnectASGIApplication[AtelierService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.get_usage,
+                ),
+                "/atelier.v1.AtelierService/DraftPrompt": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DraftPrompt",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest,
+                        output=atelier_dot_v1_dot_draft__pb2.Draft,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.draft_prompt,
+                ),
+                "/atelier.v1.AtelierService/GetDraft": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest,
+                        output=atelier_dot_v1_dot_draft__pb2.Draft,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.get_draft,
+                ),
+                "/atelier.v1.AtelierService/ListDrafts": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListDrafts",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.list_drafts,
+                ),
+                "/atelier.v1.AtelierService/UpdateDraft": Endpoint.unary(
+                    method=MethodInfo(
+                        name="UpdateDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest,
+                        output=atelier_dot_v1_dot_draft__pb2.Draft,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.update_draft,
+                ),
+                "/atelier.v1.AtelierService/Blame": Endpoint.unary(
+                    method=MethodInfo(
+                        name="Blame",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.blame,
+                ),
+                "/atelier.v1.AtelierService/DeleteDraft": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DeleteDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                        output=google_dot_protobuf_dot_empty__pb2.Empty,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.delete_draft,
                 ),
             },
             interceptors=interceptors,
@@ -935,6 +1015,126 @@ class AtelierServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def draft_prompt(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DraftPrompt",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest,
+                output=atelier_dot_v1_dot_draft__pb2.Draft,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def get_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest,
+                output=atelier_dot_v1_dot_draft__pb2.Draft,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def list_drafts(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListDrafts",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def update_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest,
+                output=atelier_dot_v1_dot_draft__pb2.Draft,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def blame(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.BlameRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.BlameResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Blame",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def delete_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> google_dot_protobuf_dot_empty__pb2.Empty:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                output=google_dot_protobuf_dot_empty__pb2.Empty,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 
 
@@ -993,6 +1193,18 @@ class AtelierServiceSync(Protocol):
     def estimate_cost(self, request: atelier_dot_v1_dot_atelier__service__pb2.EstimateCostRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.EstimateCostResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def get_usage(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def draft_prompt(self, request: atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest, ctx: RequestContext) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest, ctx: RequestContext) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_drafts(self, request: atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def update_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest, ctx: RequestContext) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def blame(self, request: atelier_dot_v1_dot_atelier__service__pb2.BlameRequest, ctx: RequestContext) -> atelier_dot_v1_dot_atelier__service__pb2.BlameResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def delete_draft(self, request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest, ctx: RequestContext) -> google_dot_protobuf_dot_empty__pb2.Empty:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -1269,6 +1481,66 @@ class AtelierServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.get_usage,
+                ),
+                "/atelier.v1.AtelierService/DraftPrompt": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DraftPrompt",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest,
+                        output=atelier_dot_v1_dot_draft__pb2.Draft,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.draft_prompt,
+                ),
+                "/atelier.v1.AtelierService/GetDraft": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest,
+                        output=atelier_dot_v1_dot_draft__pb2.Draft,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.get_draft,
+                ),
+                "/atelier.v1.AtelierService/ListDrafts": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListDrafts",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.list_drafts,
+                ),
+                "/atelier.v1.AtelierService/UpdateDraft": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="UpdateDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest,
+                        output=atelier_dot_v1_dot_draft__pb2.Draft,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.update_draft,
+                ),
+                "/atelier.v1.AtelierService/Blame": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="Blame",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest,
+                        output=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.blame,
+                ),
+                "/atelier.v1.AtelierService/DeleteDraft": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DeleteDraft",
+                        service_name="atelier.v1.AtelierService",
+                        input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                        output=google_dot_protobuf_dot_empty__pb2.Empty,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.delete_draft,
                 ),
             },
             interceptors=interceptors,
@@ -1818,6 +2090,126 @@ class AtelierServiceClientSync(ConnectClientSync):
                 service_name="atelier.v1.AtelierService",
                 input=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest,
                 output=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def draft_prompt(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DraftPrompt",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest,
+                output=atelier_dot_v1_dot_draft__pb2.Draft,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def get_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest,
+                output=atelier_dot_v1_dot_draft__pb2.Draft,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def list_drafts(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListDrafts",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def update_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_draft__pb2.Draft:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest,
+                output=atelier_dot_v1_dot_draft__pb2.Draft,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def blame(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.BlameRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> atelier_dot_v1_dot_atelier__service__pb2.BlameResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Blame",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest,
+                output=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def delete_draft(
+        self,
+        request: atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> google_dot_protobuf_dot_empty__pb2.Empty:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteDraft",
+                service_name="atelier.v1.AtelierService",
+                input=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest,
+                output=google_dot_protobuf_dot_empty__pb2.Empty,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

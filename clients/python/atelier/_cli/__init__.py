@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "completion":
         sys.stdout.write(completion_script(args.shell, parser))
         return 0
+    if args.command == "generate" and args.prompt is None and args.draft is None:
+        parser.error("generate needs a PROMPT, or --draft NAME (then the draft's prompt is used)")
     if hasattr(args, "cert_file") != hasattr(args, "key_file"):
         parser.error("--cert-file and --key-file go together: give both, or neither")
     try:

@@ -23,7 +23,7 @@ from atelier._cli._describe import (
 )
 from atelier._cli._exit_codes import EXIT_JOB_FAILED, EXIT_OK, Usage
 from atelier._cli._run import Cli, changes
-from atelier._types import Attachment, FileChange, Generation, MergeStrategy, VersionState
+from atelier._types import Attachment, Draft, FileChange, Generation, MergeStrategy, VersionState
 
 # Git's test for a binary file: a NUL byte among the first 8000.
 _BINARY_SNIFF = 8000
@@ -56,14 +56,98 @@ def cmd_generate(cli: Cli) -> int:
     variants, count = _fan_out(a)
     attachments = _attachments(a.attach)
     version = cli.client.generate(
-        cli.prompt(a.prompt),
+        cli.prompt(a.prompt) if a.prompt is not None else "",
         model=a.model,
         attachments=attachments,
         request_id=a.request_id,
         variants=variants,
         count=count,
+        draft=_draft_name(a.draft) if a.draft else None,
     )
     return cli.follow_batch(version) if version.batch else cli.follow(version)
+
+
+def _draft_name(name: str) -> str:
+    return name if name.startswith("drafts/") else f"drafts/{name}"
+
+
+def cmd_draft_new(cli: Cli) -> int:
+    a = cli.args
+    draft = cli.client.draft_prompt(cli.prompt(a.text), context=a.context, model=a.model)
+    return _show_draft(cli, draft)
+
+
+def cmd_draft_show(cli: Cli) -> int:
+    return _show_draft(cli, cli.client.get_draft(_draft_name(cli.args.name)))
+
+
+def cmd_draft_edit(cli: Cli) -> int:
+    a = cli.args
+    draft = cli.client.update_draft(_draft_name(a.name), cli.prompt(a.prompt), etag=a.etag)
+    return _show_draft(cli, draft)
+
+
+def cmd_draft_delete(cli: Cli) -> int:
+    name = _draft_name(cli.args.name)
+    cli.client.delete_draft(name, etag=cli.args.etag)
+    if cli.json:
+        cli.emit({"name": name, "deleted": True})
+    else:
+        cli.say(f"Deleted {escape(name)}.")
+    return EXIT_OK
+
+
+def cmd_draft_list(cli: Cli) -> int:
+    drafts = list(cli.client.drafts(page_size=1000))
+    if cli.json:
+        cli.emit(drafts)
+        return EXIT_OK
+    table = Table("name", "model", "edited", "prompt")
+    for draft in drafts:
+        table.add_row(
+            escape(draft.name),
+            escape(draft.model),
+            "yes" if draft.edited else "",
+            escape(_short(draft.prompt)),
+        )
+    cli.out.print(table)
+    return EXIT_OK
+
+
+def _show_draft(cli: Cli, draft: Draft) -> int:
+    if cli.json:
+        cli.emit(draft)
+        return EXIT_OK
+    name = escape(draft.name)
+    cli.say(f"[bold]{name}[/bold] for {escape(draft.model)} (drafted by {escape(draft.drafter_model)})")
+    if draft.edited:
+        cli.say("  edited; the model drafted:")
+        cli.out.print(draft.drafted_prompt, markup=False)
+        cli.say("  now:")
+    cli.out.print(draft.prompt, markup=False)
+    cli.say(f"[dim]Edit it: atelier draft edit {name} PROMPT; run it: atelier generate --draft {name}[/dim]")
+    return EXIT_OK
+
+
+def cmd_blame(cli: Cli) -> int:
+    a = cli.args
+    version = cli.version_name(a.version)
+    blames = list(cli.client.blame(version, a.path, page_size=1000))
+    if cli.json:
+        cli.emit({"version": version, "files": blames})
+        return EXIT_OK
+    table = Table("path", "version", "kind", "made", "prompt")
+    for blame in blames:
+        made = blame.create_time.strftime("%Y-%m-%d %H:%M:%S") if blame.create_time else ""
+        table.add_row(
+            escape(blame.path),
+            f"v{blame.version.rsplit('/', 1)[1]}",
+            blame.kind.value,
+            made,
+            escape(_short(blame.prompt)),
+        )
+    cli.out.print(table)
+    return EXIT_OK
 
 
 def cmd_tweak(cli: Cli) -> int:

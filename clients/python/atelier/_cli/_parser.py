@@ -11,10 +11,16 @@ from typing import NoReturn
 
 from atelier._cli._commands import (
     cmd_batch,
+    cmd_blame,
     cmd_cancel,
     cmd_cat,
     cmd_delete,
     cmd_diff,
+    cmd_draft_delete,
+    cmd_draft_edit,
+    cmd_draft_list,
+    cmd_draft_new,
+    cmd_draft_show,
     cmd_estimate,
     cmd_export,
     cmd_files,
@@ -182,8 +188,10 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         "atelier generate @brief.md --model gemini-2.5-flash --attach sketch.png",
         "echo 'a tiny flask app' | atelier generate - --no-wait",
         'atelier generate "a character reference sheet" --variants front,side,back',
+        "atelier generate --draft drafts/4f2a    # the draft's prompt, for the draft's model",
     )
-    p.add_argument("prompt", help=PROMPT_HELP)
+    p.add_argument("prompt", nargs="?", help=PROMPT_HELP + " (optional with --draft: the draft's prompt)")
+    p.add_argument("--draft", metavar="NAME", help="the draft the prompt comes from (`atelier draft`)")
     p.add_argument("--model", help="a model from `atelier models`")
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
@@ -411,4 +419,44 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         "atelier completion fish > ~/.config/fish/completions/atelier.fish",
     )
     p.add_argument("shell", choices=SHELLS)
+
+    p = command(
+        "draft",
+        cmd_draft_list,
+        "draft a prompt with a text model, then edit it (new, show, edit, list, delete)",
+        'atelier draft new "a cat in a hat" --context "watercolour" --model gemini-2.5-flash-image',
+        'atelier draft edit 4f2a "a grey cat in a red hat, watercolour"',
+        "atelier generate --draft 4f2a",
+    )
+    drafts = p.add_subparsers(dest="draft_command", metavar="ACTION")
+
+    def action(name: str, handler: Callable[[Cli], int], help: str) -> argparse.ArgumentParser:
+        sub = drafts.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    d = action("new", cmd_draft_new, "draft a prompt for a model from your text")
+    d.add_argument("text", help="what you want; `-` reads it from standard input, `@FILE` from a file")
+    d.add_argument("--context", help="a context or style instruction for the draft")
+    d.add_argument("--model", help="the model the prompt is for (a model from `atelier models`)")
+    d = action("show", cmd_draft_show, "show a draft")
+    d.add_argument("name", help="drafts/{id}, or the id")
+    d = action("edit", cmd_draft_edit, "replace a draft's prompt with your edit")
+    d.add_argument("name", help="drafts/{id}, or the id")
+    d.add_argument("prompt", help=PROMPT_HELP)
+    d.add_argument("--etag", help="refuse if the draft changed since this etag")
+    action("list", cmd_draft_list, "list your drafts, newest first")
+    d = action("delete", cmd_draft_delete, "delete a draft for good (one a version was made from stays)")
+    d.add_argument("name", help="drafts/{id}, or the id")
+    d.add_argument("--etag", help="refuse if the draft changed since this etag")
+
+    p = command(
+        "blame",
+        cmd_blame,
+        "show which version last changed each file of a version, and why",
+        "atelier blame v4",
+        "atelier blame v4 src/",
+    )
+    p.add_argument("version", help="a version, or a generation (its latest version)")
+    p.add_argument("path", nargs="?", help="only this file, or the files under this directory")
     return parser

@@ -24,6 +24,8 @@ _sym_db = _symbol_database.Default()
 
 from atelier.v1 import batch_pb2 as atelier_dot_v1_dot_batch__pb2
 from atelier.v1 import cost_pb2 as atelier_dot_v1_dot_cost__pb2
+from atelier.v1 import blame_pb2 as atelier_dot_v1_dot_blame__pb2
+from atelier.v1 import draft_pb2 as atelier_dot_v1_dot_draft__pb2
 from atelier.v1 import file_pb2 as atelier_dot_v1_dot_file__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import model_pb2 as atelier_dot_v1_dot_model__pb2
@@ -33,85 +35,102 @@ from atelier.v1 import tree_pb2 as atelier_dot_v1_dot_tree__pb2
 from atelier.v1 import webhook_pb2 as atelier_dot_v1_dot_webhook__pb2
 from atelier.v1 import upload_pb2 as atelier_dot_v1_dot_upload__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x16\x61telier/v1/batch.proto\x1a\x15\x61telier/v1/cost.proto\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\x1a\x18\x61telier/v1/session.proto\x1a\x15\x61telier/v1/tree.proto\x1a\x18\x61telier/v1/webhook.proto\x1a\x17\x61telier/v1/upload.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x30\n\x07webhook\x18\x05 \x01(\x0b\x32\x1f.atelier.v1.WebhookSubscription\x12%\n\x08variants\x18\x06 \x03(\x0b\x32\x13.atelier.v1.Variant\x12\x12\n\x05\x63ount\x18\x07 \x01(\x05H\x00\x88\x01\x01\x42\x08\n\x06_count\"\xbc\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x30\n\x07webhook\x18\x07 \x01(\x0b\x32\x1f.atelier.v1.WebhookSubscription\"z\n\x11RegenerateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12%\n\x08variants\x18\x03 \x03(\x0b\x32\x13.atelier.v1.Variant\x12\x12\n\x05\x63ount\x18\x04 \x01(\x05H\x00\x88\x01\x01\x42\x08\n\x06_count\"\x93\x01\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x30\n\x07webhook\x18\x06 \x01(\x0b\x32\x1f.atelier.v1.WebhookSubscription\"H\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"d\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x04 \x01(\x08\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44\x65leteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x19UndeleteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"!\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x10ListTurnsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"M\n\x11ListTurnsResponse\x12\x1f\n\x05turns\x18\x01 \x03(\x0b\x32\x10.atelier.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x0b\x44iffRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x1a\n\x12include_text_diffs\x18\x03 \x01(\x08\"3\n\x0c\x44iffResponse\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.atelier.v1.FileDiff\"!\n\x11\x45xportTreeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"R\n\x12\x45xportTreeResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"j\n\x11UploadTreeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"m\n\x0cMergeRequest\x12\x0c\n\x04ours\x18\x01 \x01(\t\x12\x0e\n\x06theirs\x18\x02 \x01(\t\x12+\n\x08strategy\x18\x03 \x01(\x0e\x32\x19.atelier.v1.MergeStrategy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"c\n\rMergeResponse\x12$\n\x07version\x18\x01 \x01(\x0b\x32\x13.atelier.v1.Version\x12,\n\tconflicts\x18\x02 \x03(\x0b\x32\x19.atelier.v1.MergeConflict\"\x1f\n\x0fGetBatchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xe0\x01\n\x13\x45stimateCostRequest\x12/\n\x08generate\x18\x01 \x01(\x0b\x32\x1b.atelier.v1.GenerateRequestH\x00\x12)\n\x05tweak\x18\x02 \x01(\x0b\x32\x18.atelier.v1.TweakRequestH\x00\x12-\n\x07iterate\x18\x03 \x01(\x0b\x32\x1a.atelier.v1.IterateRequestH\x00\x12\x33\n\nregenerate\x18\x04 \x01(\x0b\x32\x1d.atelier.v1.RegenerateRequestH\x00\x42\t\n\x07request\"\xf7\x01\n\x14\x45stimateCostResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x05price\x18\x02 \x01(\x0b\x32\x11.atelier.v1.Price\x12\x0f\n\x07outputs\x18\x03 \x01(\x03\x12\r\n\x05\x63\x61lls\x18\x04 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x1c\n\x14input_tokens_counted\x18\x06 \x01(\x08\x12\x15\n\routput_tokens\x18\x07 \x01(\x03\x12\x0e\n\x06images\x18\x08 \x01(\x03\x12\x0c\n\x04\x63ost\x18\t \x01(\x01\x12\x10\n\x08\x63urrency\x18\n \x01(\t\x12\x13\n\x0b\x61ssumptions\x18\x0b \x03(\t\"\x82\x01\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x03 \x01(\t\"\\\n\x10GetUsageResponse\x12\"\n\x04rows\x18\x01 \x03(\x0b\x32\x14.atelier.v1.UsageRow\x12\x12\n\ntotal_cost\x18\x02 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t2\xd4\x0f\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12@\n\nRegenerate\x12\x1d.atelier.v1.RegenerateRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12O\n\x10\x44\x65leteGeneration\x12#.atelier.v1.DeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12S\n\x12UndeleteGeneration\x12%.atelier.v1.UndeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponse\x12\x39\n\x04\x44iff\x12\x17.atelier.v1.DiffRequest\x1a\x18.atelier.v1.DiffResponse\x12M\n\nExportTree\x12\x1d.atelier.v1.ExportTreeRequest\x1a\x1e.atelier.v1.ExportTreeResponse0\x01\x12\x42\n\nUploadTree\x12\x1d.atelier.v1.UploadTreeRequest\x1a\x13.atelier.v1.Version(\x01\x12<\n\x05Merge\x12\x18.atelier.v1.MergeRequest\x1a\x19.atelier.v1.MergeResponse\x12@\n\nGetSession\x12\x1d.atelier.v1.GetSessionRequest\x1a\x13.atelier.v1.Session\x12H\n\tListTurns\x12\x1c.atelier.v1.ListTurnsRequest\x1a\x1d.atelier.v1.ListTurnsResponse\x12l\n\x15ListWebhookDeliveries\x12(.atelier.v1.ListWebhookDeliveriesRequest\x1a).atelier.v1.ListWebhookDeliveriesResponse\x12^\n\x15ReplayWebhookDelivery\x12(.atelier.v1.ReplayWebhookDeliveryRequest\x1a\x1b.atelier.v1.WebhookDelivery\x12\x42\n\x0bUploadFiles\x12\x1e.atelier.v1.UploadFilesRequest\x1a\x13.atelier.v1.Version\x12:\n\x08GetBatch\x12\x1b.atelier.v1.GetBatchRequest\x1a\x11.atelier.v1.Batch\x12Q\n\x0c\x45stimateCost\x12\x1f.atelier.v1.EstimateCostRequest\x1a .atelier.v1.EstimateCostResponse\x12\x45\n\x08GetUsage\x12\x1b.atelier.v1.GetUsageRequest\x1a\x1c.atelier.v1.GetUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n atelier/v1/atelier_service.proto\x12\natelier.v1\x1a\x16\x61telier/v1/batch.proto\x1a\x15\x61telier/v1/cost.proto\x1a\x16\x61telier/v1/blame.proto\x1a\x16\x61telier/v1/draft.proto\x1a\x15\x61telier/v1/file.proto\x1a\x1b\x61telier/v1/generation.proto\x1a\x16\x61telier/v1/model.proto\x1a\x19\x61telier/v1/progress.proto\x1a\x18\x61telier/v1/session.proto\x1a\x15\x61telier/v1/tree.proto\x1a\x18\x61telier/v1/webhook.proto\x1a\x17\x61telier/v1/upload.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgoogle/protobuf/empty.proto\"\xf7\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x30\n\x07webhook\x18\x05 \x01(\x0b\x32\x1f.atelier.v1.WebhookSubscription\x12%\n\x08variants\x18\x06 \x03(\x0b\x32\x13.atelier.v1.Variant\x12\x12\n\x05\x63ount\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\r\n\x05\x64raft\x18\x08 \x01(\tB\x08\n\x06_count\"\xbc\x01\n\x0cTweakRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x16.atelier.v1.Attachment\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x30\n\x07webhook\x18\x07 \x01(\x0b\x32\x1f.atelier.v1.WebhookSubscription\"z\n\x11RegenerateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12%\n\x08variants\x18\x03 \x03(\x0b\x32\x13.atelier.v1.Variant\x12\x12\n\x05\x63ount\x18\x04 \x01(\x05H\x00\x88\x01\x01\x42\x08\n\x06_count\"\x93\x01\n\x0eIterateRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x30\n\x07webhook\x18\x06 \x01(\x0b\x32\x1f.atelier.v1.WebhookSubscription\"H\n\x0fProgressRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\"$\n\x14\x43\x61ncelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x13ListVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.atelier.v1.Version\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"d\n\x16ListGenerationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x04 \x01(\x08\"_\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.atelier.v1.Generation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44\x65leteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x19UndeleteGenerationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x10ListFilesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rinclude_blame\x18\x04 \x01(\x08\"M\n\x11ListFilesResponse\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.atelier.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0fReadFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"P\n\x10ReadFileResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\x13\n\x11ListModelsRequest\"N\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Model\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"!\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x10ListTurnsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"M\n\x11ListTurnsResponse\x12\x1f\n\x05turns\x18\x01 \x03(\x0b\x32\x10.atelier.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x0b\x44iffRequest\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x1a\n\x12include_text_diffs\x18\x03 \x01(\x08\"3\n\x0c\x44iffResponse\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.atelier.v1.FileDiff\"!\n\x11\x45xportTreeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"R\n\x12\x45xportTreeResponse\x12\x1e\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"j\n\x11UploadTreeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x10.atelier.v1.File\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"m\n\x0cMergeRequest\x12\x0c\n\x04ours\x18\x01 \x01(\t\x12\x0e\n\x06theirs\x18\x02 \x01(\t\x12+\n\x08strategy\x18\x03 \x01(\x0e\x32\x19.atelier.v1.MergeStrategy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"c\n\rMergeResponse\x12$\n\x07version\x18\x01 \x01(\x0b\x32\x13.atelier.v1.Version\x12,\n\tconflicts\x18\x02 \x03(\x0b\x32\x19.atelier.v1.MergeConflict\"\x1f\n\x0fGetBatchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xe0\x01\n\x13\x45stimateCostRequest\x12/\n\x08generate\x18\x01 \x01(\x0b\x32\x1b.atelier.v1.GenerateRequestH\x00\x12)\n\x05tweak\x18\x02 \x01(\x0b\x32\x18.atelier.v1.TweakRequestH\x00\x12-\n\x07iterate\x18\x03 \x01(\x0b\x32\x1a.atelier.v1.IterateRequestH\x00\x12\x33\n\nregenerate\x18\x04 \x01(\x0b\x32\x1d.atelier.v1.RegenerateRequestH\x00\x42\t\n\x07request\"\xf7\x01\n\x14\x45stimateCostResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12 \n\x05price\x18\x02 \x01(\x0b\x32\x11.atelier.v1.Price\x12\x0f\n\x07outputs\x18\x03 \x01(\x03\x12\r\n\x05\x63\x61lls\x18\x04 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x1c\n\x14input_tokens_counted\x18\x06 \x01(\x08\x12\x15\n\routput_tokens\x18\x07 \x01(\x03\x12\x0e\n\x06images\x18\x08 \x01(\x03\x12\x0c\n\x04\x63ost\x18\t \x01(\x01\x12\x10\n\x08\x63urrency\x18\n \x01(\t\x12\x13\n\x0b\x61ssumptions\x18\x0b \x03(\t\"\x82\x01\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x03 \x01(\t\"\\\n\x10GetUsageResponse\x12\"\n\x04rows\x18\x01 \x03(\x0b\x32\x14.atelier.v1.UsageRow\x12\x12\n\ntotal_cost\x18\x02 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"B\n\x12\x44raftPromptRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"\x1f\n\x0fGetDraftRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11ListDraftsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x12ListDraftsResponse\x12!\n\x06\x64rafts\x18\x01 \x03(\x0b\x32\x11.atelier.v1.Draft\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x12UpdateDraftRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"Q\n\x0c\x42lameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"N\n\rBlameResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x15.atelier.v1.FileBlame\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x12\x44\x65leteDraftRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t2\xe6\x12\n\x0e\x41telierService\x12<\n\x08Generate\x12\x1b.atelier.v1.GenerateRequest\x1a\x13.atelier.v1.Version\x12\x36\n\x05Tweak\x12\x18.atelier.v1.TweakRequest\x1a\x13.atelier.v1.Version\x12@\n\nRegenerate\x12\x1d.atelier.v1.RegenerateRequest\x1a\x13.atelier.v1.Version\x12:\n\x07Iterate\x12\x1a.atelier.v1.IterateRequest\x1a\x13.atelier.v1.Version\x12\x44\n\x08Progress\x12\x1b.atelier.v1.ProgressRequest\x1a\x19.atelier.v1.ProgressEvent0\x01\x12\x46\n\rCancelVersion\x12 .atelier.v1.CancelVersionRequest\x1a\x13.atelier.v1.Version\x12@\n\nGetVersion\x12\x1d.atelier.v1.GetVersionRequest\x1a\x13.atelier.v1.Version\x12Q\n\x0cListVersions\x12\x1f.atelier.v1.ListVersionsRequest\x1a .atelier.v1.ListVersionsResponse\x12I\n\rGetGeneration\x12 .atelier.v1.GetGenerationRequest\x1a\x16.atelier.v1.Generation\x12Z\n\x0fListGenerations\x12\".atelier.v1.ListGenerationsRequest\x1a#.atelier.v1.ListGenerationsResponse\x12O\n\x10\x44\x65leteGeneration\x12#.atelier.v1.DeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12S\n\x12UndeleteGeneration\x12%.atelier.v1.UndeleteGenerationRequest\x1a\x16.atelier.v1.Generation\x12H\n\tListFiles\x12\x1c.atelier.v1.ListFilesRequest\x1a\x1d.atelier.v1.ListFilesResponse\x12G\n\x08ReadFile\x12\x1b.atelier.v1.ReadFileRequest\x1a\x1c.atelier.v1.ReadFileResponse0\x01\x12K\n\nListModels\x12\x1d.atelier.v1.ListModelsRequest\x1a\x1e.atelier.v1.ListModelsResponse\x12\x39\n\x04\x44iff\x12\x17.atelier.v1.DiffRequest\x1a\x18.atelier.v1.DiffResponse\x12M\n\nExportTree\x12\x1d.atelier.v1.ExportTreeRequest\x1a\x1e.atelier.v1.ExportTreeResponse0\x01\x12\x42\n\nUploadTree\x12\x1d.atelier.v1.UploadTreeRequest\x1a\x13.atelier.v1.Version(\x01\x12<\n\x05Merge\x12\x18.atelier.v1.MergeRequest\x1a\x19.atelier.v1.MergeResponse\x12@\n\nGetSession\x12\x1d.atelier.v1.GetSessionRequest\x1a\x13.atelier.v1.Session\x12H\n\tListTurns\x12\x1c.atelier.v1.ListTurnsRequest\x1a\x1d.atelier.v1.ListTurnsResponse\x12l\n\x15ListWebhookDeliveries\x12(.atelier.v1.ListWebhookDeliveriesRequest\x1a).atelier.v1.ListWebhookDeliveriesResponse\x12^\n\x15ReplayWebhookDelivery\x12(.atelier.v1.ReplayWebhookDeliveryRequest\x1a\x1b.atelier.v1.WebhookDelivery\x12\x42\n\x0bUploadFiles\x12\x1e.atelier.v1.UploadFilesRequest\x1a\x13.atelier.v1.Version\x12:\n\x08GetBatch\x12\x1b.atelier.v1.GetBatchRequest\x1a\x11.atelier.v1.Batch\x12Q\n\x0c\x45stimateCost\x12\x1f.atelier.v1.EstimateCostRequest\x1a .atelier.v1.EstimateCostResponse\x12\x45\n\x08GetUsage\x12\x1b.atelier.v1.GetUsageRequest\x1a\x1c.atelier.v1.GetUsageResponse\x12@\n\x0b\x44raftPrompt\x12\x1e.atelier.v1.DraftPromptRequest\x1a\x11.atelier.v1.Draft\x12:\n\x08GetDraft\x12\x1b.atelier.v1.GetDraftRequest\x1a\x11.atelier.v1.Draft\x12K\n\nListDrafts\x12\x1d.atelier.v1.ListDraftsRequest\x1a\x1e.atelier.v1.ListDraftsResponse\x12@\n\x0bUpdateDraft\x12\x1e.atelier.v1.UpdateDraftRequest\x1a\x11.atelier.v1.Draft\x12<\n\x05\x42lame\x12\x18.atelier.v1.BlameRequest\x1a\x19.atelier.v1.BlameResponse\x12\x45\n\x0b\x44\x65leteDraft\x12\x1e.atelier.v1.DeleteDraftRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atelier.v1.atelier_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GENERATEREQUEST']._serialized_start=332
-  _globals['_GENERATEREQUEST']._serialized_end=564
-  _globals['_TWEAKREQUEST']._serialized_start=567
-  _globals['_TWEAKREQUEST']._serialized_end=755
-  _globals['_REGENERATEREQUEST']._serialized_start=757
-  _globals['_REGENERATEREQUEST']._serialized_end=879
-  _globals['_ITERATEREQUEST']._serialized_start=882
-  _globals['_ITERATEREQUEST']._serialized_end=1029
-  _globals['_PROGRESSREQUEST']._serialized_start=1031
-  _globals['_PROGRESSREQUEST']._serialized_end=1103
-  _globals['_CANCELVERSIONREQUEST']._serialized_start=1105
-  _globals['_CANCELVERSIONREQUEST']._serialized_end=1141
-  _globals['_GETVERSIONREQUEST']._serialized_start=1143
-  _globals['_GETVERSIONREQUEST']._serialized_end=1176
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=1178
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=1254
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1256
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1342
-  _globals['_GETGENERATIONREQUEST']._serialized_start=1344
-  _globals['_GETGENERATIONREQUEST']._serialized_end=1380
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=1382
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1482
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1484
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1579
-  _globals['_DELETEGENERATIONREQUEST']._serialized_start=1581
-  _globals['_DELETEGENERATIONREQUEST']._serialized_end=1620
-  _globals['_UNDELETEGENERATIONREQUEST']._serialized_start=1622
-  _globals['_UNDELETEGENERATIONREQUEST']._serialized_end=1663
-  _globals['_LISTFILESREQUEST']._serialized_start=1665
-  _globals['_LISTFILESREQUEST']._serialized_end=1738
-  _globals['_LISTFILESRESPONSE']._serialized_start=1740
-  _globals['_LISTFILESRESPONSE']._serialized_end=1817
-  _globals['_READFILEREQUEST']._serialized_start=1819
-  _globals['_READFILEREQUEST']._serialized_end=1864
-  _globals['_READFILERESPONSE']._serialized_start=1866
-  _globals['_READFILERESPONSE']._serialized_end=1946
-  _globals['_LISTMODELSREQUEST']._serialized_start=1948
-  _globals['_LISTMODELSREQUEST']._serialized_end=1967
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1969
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2047
-  _globals['_GETSESSIONREQUEST']._serialized_start=2049
-  _globals['_GETSESSIONREQUEST']._serialized_end=2082
-  _globals['_LISTTURNSREQUEST']._serialized_start=2084
-  _globals['_LISTTURNSREQUEST']._serialized_end=2174
-  _globals['_LISTTURNSRESPONSE']._serialized_start=2176
-  _globals['_LISTTURNSRESPONSE']._serialized_end=2253
-  _globals['_DIFFREQUEST']._serialized_start=2255
-  _globals['_DIFFREQUEST']._serialized_end=2326
-  _globals['_DIFFRESPONSE']._serialized_start=2328
-  _globals['_DIFFRESPONSE']._serialized_end=2379
-  _globals['_EXPORTTREEREQUEST']._serialized_start=2381
-  _globals['_EXPORTTREEREQUEST']._serialized_end=2414
-  _globals['_EXPORTTREERESPONSE']._serialized_start=2416
-  _globals['_EXPORTTREERESPONSE']._serialized_end=2498
-  _globals['_UPLOADTREEREQUEST']._serialized_start=2500
-  _globals['_UPLOADTREEREQUEST']._serialized_end=2606
-  _globals['_MERGEREQUEST']._serialized_start=2608
-  _globals['_MERGEREQUEST']._serialized_end=2717
-  _globals['_MERGERESPONSE']._serialized_start=2719
-  _globals['_MERGERESPONSE']._serialized_end=2818
-  _globals['_GETBATCHREQUEST']._serialized_start=2820
-  _globals['_GETBATCHREQUEST']._serialized_end=2851
-  _globals['_ESTIMATECOSTREQUEST']._serialized_start=2854
-  _globals['_ESTIMATECOSTREQUEST']._serialized_end=3078
-  _globals['_ESTIMATECOSTRESPONSE']._serialized_start=3081
-  _globals['_ESTIMATECOSTRESPONSE']._serialized_end=3328
-  _globals['_GETUSAGEREQUEST']._serialized_start=3331
-  _globals['_GETUSAGEREQUEST']._serialized_end=3461
-  _globals['_GETUSAGERESPONSE']._serialized_start=3463
-  _globals['_GETUSAGERESPONSE']._serialized_end=3555
-  _globals['_ATELIERSERVICE']._serialized_start=3558
-  _globals['_ATELIERSERVICE']._serialized_end=5562
+  _globals['_GENERATEREQUEST']._serialized_start=409
+  _globals['_GENERATEREQUEST']._serialized_end=656
+  _globals['_TWEAKREQUEST']._serialized_start=659
+  _globals['_TWEAKREQUEST']._serialized_end=847
+  _globals['_REGENERATEREQUEST']._serialized_start=849
+  _globals['_REGENERATEREQUEST']._serialized_end=971
+  _globals['_ITERATEREQUEST']._serialized_start=974
+  _globals['_ITERATEREQUEST']._serialized_end=1121
+  _globals['_PROGRESSREQUEST']._serialized_start=1123
+  _globals['_PROGRESSREQUEST']._serialized_end=1195
+  _globals['_CANCELVERSIONREQUEST']._serialized_start=1197
+  _globals['_CANCELVERSIONREQUEST']._serialized_end=1233
+  _globals['_GETVERSIONREQUEST']._serialized_start=1235
+  _globals['_GETVERSIONREQUEST']._serialized_end=1268
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=1270
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=1346
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1348
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1434
+  _globals['_GETGENERATIONREQUEST']._serialized_start=1436
+  _globals['_GETGENERATIONREQUEST']._serialized_end=1472
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=1474
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1574
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1576
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1671
+  _globals['_DELETEGENERATIONREQUEST']._serialized_start=1673
+  _globals['_DELETEGENERATIONREQUEST']._serialized_end=1712
+  _globals['_UNDELETEGENERATIONREQUEST']._serialized_start=1714
+  _globals['_UNDELETEGENERATIONREQUEST']._serialized_end=1755
+  _globals['_LISTFILESREQUEST']._serialized_start=1757
+  _globals['_LISTFILESREQUEST']._serialized_end=1853
+  _globals['_LISTFILESRESPONSE']._serialized_start=1855
+  _globals['_LISTFILESRESPONSE']._serialized_end=1932
+  _globals['_READFILEREQUEST']._serialized_start=1934
+  _globals['_READFILEREQUEST']._serialized_end=1979
+  _globals['_READFILERESPONSE']._serialized_start=1981
+  _globals['_READFILERESPONSE']._serialized_end=2061
+  _globals['_LISTMODELSREQUEST']._serialized_start=2063
+  _globals['_LISTMODELSREQUEST']._serialized_end=2082
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2084
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2162
+  _globals['_GETSESSIONREQUEST']._serialized_start=2164
+  _globals['_GETSESSIONREQUEST']._serialized_end=2197
+  _globals['_LISTTURNSREQUEST']._serialized_start=2199
+  _globals['_LISTTURNSREQUEST']._serialized_end=2289
+  _globals['_LISTTURNSRESPONSE']._serialized_start=2291
+  _globals['_LISTTURNSRESPONSE']._serialized_end=2368
+  _globals['_DIFFREQUEST']._serialized_start=2370
+  _globals['_DIFFREQUEST']._serialized_end=2441
+  _globals['_DIFFRESPONSE']._serialized_start=2443
+  _globals['_DIFFRESPONSE']._serialized_end=2494
+  _globals['_EXPORTTREEREQUEST']._serialized_start=2496
+  _globals['_EXPORTTREEREQUEST']._serialized_end=2529
+  _globals['_EXPORTTREERESPONSE']._serialized_start=2531
+  _globals['_EXPORTTREERESPONSE']._serialized_end=2613
+  _globals['_UPLOADTREEREQUEST']._serialized_start=2615
+  _globals['_UPLOADTREEREQUEST']._serialized_end=2721
+  _globals['_MERGEREQUEST']._serialized_start=2723
+  _globals['_MERGEREQUEST']._serialized_end=2832
+  _globals['_MERGERESPONSE']._serialized_start=2834
+  _globals['_MERGERESPONSE']._serialized_end=2933
+  _globals['_GETBATCHREQUEST']._serialized_start=2935
+  _globals['_GETBATCHREQUEST']._serialized_end=2966
+  _globals['_ESTIMATECOSTREQUEST']._serialized_start=2969
+  _globals['_ESTIMATECOSTREQUEST']._serialized_end=3193
+  _globals['_ESTIMATECOSTRESPONSE']._serialized_start=3196
+  _globals['_ESTIMATECOSTRESPONSE']._serialized_end=3443
+  _globals['_GETUSAGEREQUEST']._serialized_start=3446
+  _globals['_GETUSAGEREQUEST']._serialized_end=3576
+  _globals['_GETUSAGERESPONSE']._serialized_start=3578
+  _globals['_GETUSAGERESPONSE']._serialized_end=3670
+  _globals['_DRAFTPROMPTREQUEST']._serialized_start=3672
+  _globals['_DRAFTPROMPTREQUEST']._serialized_end=3738
+  _globals['_GETDRAFTREQUEST']._serialized_start=3740
+  _globals['_GETDRAFTREQUEST']._serialized_end=3771
+  _globals['_LISTDRAFTSREQUEST']._serialized_start=3773
+  _globals['_LISTDRAFTSREQUEST']._serialized_end=3831
+  _globals['_LISTDRAFTSRESPONSE']._serialized_start=3833
+  _globals['_LISTDRAFTSRESPONSE']._serialized_end=3913
+  _globals['_UPDATEDRAFTREQUEST']._serialized_start=3915
+  _globals['_UPDATEDRAFTREQUEST']._serialized_end=3979
+  _globals['_BLAMEREQUEST']._serialized_start=3981
+  _globals['_BLAMEREQUEST']._serialized_end=4062
+  _globals['_BLAMERESPONSE']._serialized_start=4064
+  _globals['_BLAMERESPONSE']._serialized_end=4142
+  _globals['_DELETEDRAFTREQUEST']._serialized_start=4144
+  _globals['_DELETEDRAFTREQUEST']._serialized_end=4192
+  _globals['_ATELIERSERVICE']._serialized_start=4195
+  _globals['_ATELIERSERVICE']._serialized_end=6601
 # @@protoc_insertion_point(module_scope)

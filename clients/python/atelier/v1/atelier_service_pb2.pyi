@@ -2,6 +2,8 @@ import datetime
 
 from atelier.v1 import batch_pb2 as _batch_pb2
 from atelier.v1 import cost_pb2 as _cost_pb2
+from atelier.v1 import blame_pb2 as _blame_pb2
+from atelier.v1 import draft_pb2 as _draft_pb2
 from atelier.v1 import file_pb2 as _file_pb2
 from atelier.v1 import generation_pb2 as _generation_pb2
 from atelier.v1 import model_pb2 as _model_pb2
@@ -11,6 +13,7 @@ from atelier.v1 import tree_pb2 as _tree_pb2
 from atelier.v1 import webhook_pb2 as _webhook_pb2
 from atelier.v1 import upload_pb2 as _upload_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -20,7 +23,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "request_id", "model", "attachments", "webhook", "variants", "count")
+    __slots__ = ("prompt", "request_id", "model", "attachments", "webhook", "variants", "count", "draft")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +31,7 @@ class GenerateRequest(_message.Message):
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     request_id: str
     model: str
@@ -35,7 +39,8 @@ class GenerateRequest(_message.Message):
     webhook: _webhook_pb2.WebhookSubscription
     variants: _containers.RepeatedCompositeFieldContainer[_batch_pb2.Variant]
     count: int
-    def __init__(self, prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[_batch_pb2.Variant, _Mapping]]] = ..., count: _Optional[int] = ...) -> None: ...
+    draft: str
+    def __init__(self, prompt: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_file_pb2.Attachment, _Mapping]]] = ..., webhook: _Optional[_Union[_webhook_pb2.WebhookSubscription, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[_batch_pb2.Variant, _Mapping]]] = ..., count: _Optional[int] = ..., draft: _Optional[str] = ...) -> None: ...
 
 class TweakRequest(_message.Message):
     __slots__ = ("name", "prompt", "attachments", "request_id", "etag", "model", "webhook")
@@ -162,14 +167,16 @@ class UndeleteGenerationRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
-    __slots__ = ("parent", "page_size", "page_token")
+    __slots__ = ("parent", "page_size", "page_token", "include_blame")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_BLAME_FIELD_NUMBER: _ClassVar[int]
     parent: str
     page_size: int
     page_token: str
-    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    include_blame: bool
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_blame: _Optional[bool] = ...) -> None: ...
 
 class ListFilesResponse(_message.Message):
     __slots__ = ("files", "next_page_token")
@@ -362,3 +369,73 @@ class GetUsageResponse(_message.Message):
     total_cost: float
     currency: str
     def __init__(self, rows: _Optional[_Iterable[_Union[_cost_pb2.UsageRow, _Mapping]]] = ..., total_cost: _Optional[float] = ..., currency: _Optional[str] = ...) -> None: ...
+
+class DraftPromptRequest(_message.Message):
+    __slots__ = ("text", "context", "model")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    context: str
+    model: str
+    def __init__(self, text: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class GetDraftRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListDraftsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDraftsResponse(_message.Message):
+    __slots__ = ("drafts", "next_page_token")
+    DRAFTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    drafts: _containers.RepeatedCompositeFieldContainer[_draft_pb2.Draft]
+    next_page_token: str
+    def __init__(self, drafts: _Optional[_Iterable[_Union[_draft_pb2.Draft, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateDraftRequest(_message.Message):
+    __slots__ = ("name", "prompt", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    prompt: str
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class BlameRequest(_message.Message):
+    __slots__ = ("name", "path", "page_size", "page_token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    page_size: int
+    page_token: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class BlameResponse(_message.Message):
+    __slots__ = ("files", "next_page_token")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[_blame_pb2.FileBlame]
+    next_page_token: str
+    def __init__(self, files: _Optional[_Iterable[_Union[_blame_pb2.FileBlame, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteDraftRequest(_message.Message):
+    __slots__ = ("name", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...

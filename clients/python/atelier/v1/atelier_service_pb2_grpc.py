@@ -5,11 +5,13 @@ import warnings
 
 from atelier.v1 import atelier_service_pb2 as atelier_dot_v1_dot_atelier__service__pb2
 from atelier.v1 import batch_pb2 as atelier_dot_v1_dot_batch__pb2
+from atelier.v1 import draft_pb2 as atelier_dot_v1_dot_draft__pb2
 from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from atelier.v1 import progress_pb2 as atelier_dot_v1_dot_progress__pb2
 from atelier.v1 import session_pb2 as atelier_dot_v1_dot_session__pb2
 from atelier.v1 import upload_pb2 as atelier_dot_v1_dot_upload__pb2
 from atelier.v1 import webhook_pb2 as atelier_dot_v1_dot_webhook__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -179,6 +181,36 @@ class AtelierServiceStub:
                 '/atelier.v1.AtelierService/GetUsage',
                 request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.DraftPrompt = channel.unary_unary(
+                '/atelier.v1.AtelierService/DraftPrompt',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_draft__pb2.Draft.FromString,
+                _registered_method=True)
+        self.GetDraft = channel.unary_unary(
+                '/atelier.v1.AtelierService/GetDraft',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_draft__pb2.Draft.FromString,
+                _registered_method=True)
+        self.ListDrafts = channel.unary_unary(
+                '/atelier.v1.AtelierService/ListDrafts',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse.FromString,
+                _registered_method=True)
+        self.UpdateDraft = channel.unary_unary(
+                '/atelier.v1.AtelierService/UpdateDraft',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_draft__pb2.Draft.FromString,
+                _registered_method=True)
+        self.Blame = channel.unary_unary(
+                '/atelier.v1.AtelierService/Blame',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse.FromString,
+                _registered_method=True)
+        self.DeleteDraft = channel.unary_unary(
+                '/atelier.v1.AtelierService/DeleteDraft',
+                request_serializer=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
 
 
@@ -413,6 +445,53 @@ class AtelierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DraftPrompt(self, request, context):
+        """Drafts a prompt: a text model turns the caller's text, with an optional context or style
+        instruction, into a prompt suited to the target model. The draft is stored (`drafts/{id}`),
+        owned by the caller; it is not a version. Edit it with UpdateDraft, then name it in Generate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDraft(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDrafts(self, request, context):
+        """Lists the caller's drafts, newest first (AIP-158); an admin's list holds everyone's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDraft(self, request, context):
+        """Replaces a draft's prompt with the caller's edit (`drafted_prompt` keeps the model's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Blame(self, request, context):
+        """For each file of a COMPLETED version, in path order (AIP-158): the version that last changed
+        it, that version's kind and prompt, and when it was made. Computed from the stored trees, at
+        a cost that grows with the history, not with the files' bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDraft(self, request, context):
+        """Deletes one of the caller's drafts for good (AIP-135). A draft a version was made from is
+        that version's provenance (`Version.draft`): it is refused (FAILED_PRECONDITION,
+        DRAFT_IN_USE) while such a version is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -550,6 +629,36 @@ def add_AtelierServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'DraftPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.DraftPrompt,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_draft__pb2.Draft.SerializeToString,
+            ),
+            'GetDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDraft,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_draft__pb2.Draft.SerializeToString,
+            ),
+            'ListDrafts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDrafts,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse.SerializeToString,
+            ),
+            'UpdateDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDraft,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_draft__pb2.Draft.SerializeToString,
+            ),
+            'Blame': grpc.unary_unary_rpc_method_handler(
+                    servicer.Blame,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.BlameRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__service__pb2.BlameResponse.SerializeToString,
+            ),
+            'DeleteDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDraft,
+                    request_deserializer=atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1286,6 +1395,168 @@ class AtelierService:
             '/atelier.v1.AtelierService/GetUsage',
             atelier_dot_v1_dot_atelier__service__pb2.GetUsageRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__service__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DraftPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/DraftPrompt',
+            atelier_dot_v1_dot_atelier__service__pb2.DraftPromptRequest.SerializeToString,
+            atelier_dot_v1_dot_draft__pb2.Draft.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/GetDraft',
+            atelier_dot_v1_dot_atelier__service__pb2.GetDraftRequest.SerializeToString,
+            atelier_dot_v1_dot_draft__pb2.Draft.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDrafts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/ListDrafts',
+            atelier_dot_v1_dot_atelier__service__pb2.ListDraftsRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.ListDraftsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/UpdateDraft',
+            atelier_dot_v1_dot_atelier__service__pb2.UpdateDraftRequest.SerializeToString,
+            atelier_dot_v1_dot_draft__pb2.Draft.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Blame(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/Blame',
+            atelier_dot_v1_dot_atelier__service__pb2.BlameRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__service__pb2.BlameResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.AtelierService/DeleteDraft',
+            atelier_dot_v1_dot_atelier__service__pb2.DeleteDraftRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,7 +75,7 @@ class Generation(_message.Message):
     def __init__(self, name: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., version_count: _Optional[int] = ..., latest_version: _Optional[str] = ..., session: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., owner: _Optional[str] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("name", "number", "kind", "parent", "prompt", "model", "state", "stage", "total_stages", "message", "error", "file_count", "etag", "request_id", "last_event_seq", "create_time", "update_time", "complete_time", "turn", "added_count", "modified_count", "deleted_count", "merge_parent", "queue_position", "estimated_start_time", "estimated_complete_time", "ledger", "batch", "variant")
+    __slots__ = ("name", "number", "kind", "parent", "prompt", "model", "state", "stage", "total_stages", "message", "error", "file_count", "etag", "request_id", "last_event_seq", "create_time", "update_time", "complete_time", "turn", "added_count", "modified_count", "deleted_count", "merge_parent", "queue_position", "estimated_start_time", "estimated_complete_time", "ledger", "batch", "variant", "draft")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,7 @@ class Version(_message.Message):
     LEDGER_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
     name: str
     number: int
     kind: VersionKind
@@ -134,7 +135,8 @@ class Version(_message.Message):
     ledger: Ledger
     batch: str
     variant: str
-    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., kind: _Optional[_Union[VersionKind, str]] = ..., parent: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., file_count: _Optional[int] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., turn: _Optional[int] = ..., added_count: _Optional[int] = ..., modified_count: _Optional[int] = ..., deleted_count: _Optional[int] = ..., merge_parent: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ledger: _Optional[_Union[Ledger, _Mapping]] = ..., batch: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
+    draft: str
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., kind: _Optional[_Union[VersionKind, str]] = ..., parent: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[VersionState, str]] = ..., stage: _Optional[int] = ..., total_stages: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., file_count: _Optional[int] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ..., last_event_seq: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., turn: _Optional[int] = ..., added_count: _Optional[int] = ..., modified_count: _Optional[int] = ..., deleted_count: _Optional[int] = ..., merge_parent: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ledger: _Optional[_Union[Ledger, _Mapping]] = ..., batch: _Optional[str] = ..., variant: _Optional[str] = ..., draft: _Optional[str] = ...) -> None: ...
 
 class Ledger(_message.Message):
     __slots__ = ("queue_duration", "run_duration", "cooldown_duration", "attempts", "usage", "input_tokens", "output_tokens", "images", "cost")

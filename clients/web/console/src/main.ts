@@ -1,5 +1,6 @@
 // The Atelier console: a page that lists the caller's generations and a dialog (the "studio")
-// that starts one, follows it stage by stage, shows what it made and refines it. Every view of a
+// that drafts a prompt (optionally), starts a generation, follows it stage by stage, shows what
+// it made and refines it. Every view of a
 // version owns an AbortController: opening another version, going Back or closing aborts it, so
 // a late answer about an older version never paints over the current one. Closing never cancels
 // the job; only the Cancel button does. A fan-out (several outputs) is shown side by side, each
@@ -23,6 +24,7 @@ import {
   versionNumber,
   type BatchCounts,
   type FanOutOptions,
+  type Draft,
   type File as AtelierFile,
   type ListModelsResponse,
   type ProgressEvent,
@@ -40,6 +42,7 @@ const client = createAtelierClient({
 const ui = {
   pageError: byId("page-error", HTMLDivElement),
   newGeneration: byId("new-generation", HTMLButtonElement),
+  newDraft: byId("new-draft", HTMLButtonElement),
   credentials: byId("credentials", HTMLDetailsElement),
   credentialsForm: byId("credentials-form", HTMLFormElement),
   token: byId("token", HTMLInputElement),
@@ -48,7 +51,17 @@ const ui = {
   studio: byId("studio", HTMLDialogElement),
   title: byId("studio-title", HTMLHeadingElement),
   studioError: byId("studio-error", HTMLDivElement),
+  draftForm: byId("draft-form", HTMLFormElement),
+  draftText: byId("draft-text", HTMLTextAreaElement),
+  draftContext: byId("draft-context", HTMLInputElement),
+  draftModel: byId("draft-model", HTMLSelectElement),
+  draftSubmit: byId("draft-submit", HTMLButtonElement),
+  draftSkip: byId("draft-skip", HTMLButtonElement),
   form: byId("form", HTMLFormElement),
+  draftNote: byId("draft-note", HTMLDivElement),
+  draftNoteText: byId("draft-note-text", HTMLParagraphElement),
+  draftUnlink: byId("draft-unlink", HTMLButtonElement),
+  toDraft: byId("to-draft", HTMLButtonElement),
   prompt: byId("prompt", HTMLTextAreaElement),
   model: byId("model", HTMLSelectElement),
   attachments: byId("attachments", HTMLInputElement),
@@ -75,6 +88,7 @@ const ui = {
   viewer: byId("viewer", HTMLElement),
   viewerPath: byId("viewer-path", HTMLElement),
   viewerCode: byId("viewer-code", HTMLElement),
+  viewerBlame: byId("viewer-blame", HTMLParagraphElement),
   cancel: byId("cancel", HTMLButtonElement),
   back: byId("back", HTMLButtonElement),
   regenerate: byId("regenerate", HTMLButtonElement),
@@ -102,6 +116,8 @@ interface FormSettings {
   fanOut?: { variants?: readonly string[]; count?: number };
 }
 let models: Promise<ListModelsResponse> | undefined;
+/** The draft the form's prompt came from: Generate names it, so the version records it. */
+let linkedDraft: Draft | undefined;
 
 // The page: the caller's generations, newest first.
 
@@ -150,28 +166,29 @@ function loadModels(): Promise<ListModelsResponse> {
   return models;
 }
 
-async function openForm(settings: FormSettings = {}): Promise<void> {
-  stopView();
-  ui.title.textContent = "New generation";
-  showStep("form");
-  if (!ui.studio.open) {
-    ui.studio.showModal();
-  }
+async function openForm(settings: FormSettings & { draft?: Draft } = {}): Promise<void> {
+  openStep("form", "New generation");
   if (settings.prompt !== undefined) {
     ui.prompt.value = settings.prompt;
   }
   ui.variants.value = (settings.fanOut?.variants ?? []).join(", ");
   ui.count.value = String(settings.fanOut?.count ?? 1);
   ui.count.disabled = ui.variants.value !== "";
+  linkDraft(settings.draft);
   ui.prompt.focus();
+  await fillModels(ui.model, settings.model);
+}
+
+/** The model choices from ListModels, `chosen` (else the current choice, else the default) selected. */
+async function fillModels(select: HTMLSelectElement, chosen?: string): Promise<void> {
   try {
     const offered = await loadModels();
-    const chosen = settings.model || ui.model.value || offered.defaultModel;
-    ui.model.replaceChildren(
+    const selected = chosen || select.value || offered.defaultModel;
+    select.replaceChildren(
       ...offered.models.map((model) =>
         h(
           "option",
-          { value: model.name, selected: model.name === chosen },
+          { value: model.name, selected: model.name === selected },
           `${model.displayName || model.name}${model.name === offered.defaultModel ? " (default)" : ""}`,
         ),
       ),
@@ -247,10 +264,21 @@ ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   void busy(ui.generate, async () => {
     const attachments = await Promise.all([...(ui.attachments.files ?? [])].map((file) => attachmentFromBlob(file)));
+    const prompt = ui.prompt.value;
+    const draft = linkedDraft;
+    if (draft && prompt !== draft.prompt) {
+      // The draft keeps the edit too (its drafted_prompt keeps the model's words).
+      linkedDraft = await client.updateDraft(draft.name, prompt, { etag: draft.etag });
+    }
     const fanOut = fanOutOfForm();
-    const version = await client.generate(ui.prompt.value, { model: ui.model.value, attachments, ...fanOut });
+    const version = await client.generate(prompt, {
+      model: ui.model.value,
+      attachments,
+      ...fanOut,
+      ...(draft ? { draft: draft.name } : {}),
+    });
     if (version.batch) {
-      await showBatch(version.batch, { prompt: ui.prompt.value, model: ui.model.value, fanOut });
+      await showBatch(version.batch, { prompt, model: ui.model.value, fanOut });
     } else {
       await showVersion(version);
     }
@@ -372,6 +400,44 @@ function setText(root: HTMLElement, selector: string, text: string): void {
   }
 }
 
+// The draft step: the caller's idea, a style or context, and the model it is for go to
+// DraftPrompt; the drafted prompt opens in the form, to be edited before Generate.
+
+async function openDraft(settings: { text?: string; model?: string } = {}): Promise<void> {
+  openStep("draft", "Draft a prompt");
+  if (settings.text !== undefined) {
+    ui.draftText.value = settings.text;
+  }
+  ui.draftText.focus();
+  await fillModels(ui.draftModel, settings.model);
+}
+
+ui.draftForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  void busy(ui.draftSubmit, async () => {
+    const draft = await client.draftPrompt(ui.draftText.value, {
+      context: ui.draftContext.value,
+      model: ui.draftModel.value,
+    });
+    await openForm({ prompt: draft.prompt, model: draft.model, draft });
+  });
+});
+
+function linkDraft(draft: Draft | undefined): void {
+  linkedDraft = draft;
+  ui.draftNote.hidden = !draft;
+  ui.draftNoteText.textContent = draft
+    ? `Drafted by ${draft.drafterModel} for ${draft.model} (${draft.name}). Edit it as you like: the version records the draft.`
+    : "";
+}
+
+ui.draftUnlink.addEventListener("click", () => {
+  linkDraft(undefined);
+  ui.prompt.focus();
+});
+ui.draftSkip.addEventListener("click", () => void openForm({ prompt: ui.draftText.value, model: ui.draftModel.value }));
+ui.toDraft.addEventListener("click", () => void openDraft({ text: ui.prompt.value, model: ui.model.value }));
+
 // The studio following one version.
 
 async function openVersion(name: string): Promise<void> {
@@ -392,7 +458,8 @@ async function showVersion(version: Version): Promise<void> {
   view = { version, controller };
   const { signal } = controller;
   ui.title.textContent = `Version ${version.number} of “${truncate(version.prompt, 60)}”`;
-  ui.versionTitle.textContent = `${kindName(version.kind).toLowerCase()} · ${version.model} · ${version.name}`;
+  const drafted = version.draft ? ` · from ${version.draft}` : "";
+  ui.versionTitle.textContent = `${kindName(version.kind).toLowerCase()} · ${version.model} · ${version.name}${drafted}`;
   ui.messages.replaceChildren();
   ui.media.replaceChildren();
   ui.fileTree.replaceChildren();
@@ -521,7 +588,8 @@ async function showOutputs(version: Version, signal: AbortSignal): Promise<void>
     return;
   }
   const files: AtelierFile[] = [];
-  for await (const file of client.listFiles(version.name, { signal })) {
+  // With blame: the viewer says which version last changed each file.
+  for await (const file of client.listFiles(version.name, { signal, blame: true })) {
     files.push(file);
   }
   if (signal.aborted) {
@@ -573,6 +641,11 @@ async function viewFile(file: AtelierFile, button: HTMLButtonElement, signal: Ab
   }
   button.setAttribute("aria-current", "true");
   ui.viewerPath.textContent = `${file.path} · ${file.mimeType} · ${bytes(file.size)}`;
+  const blame = file.blame;
+  ui.viewerBlame.textContent = blame
+    ? `Last changed in v${versionNumber(blame.version)} (${kindName(blame.kind).toLowerCase()})` +
+      (blame.prompt ? `: “${truncate(blame.prompt, 80)}”` : "")
+    : "";
   if (!isText(file)) {
     ui.viewerCode.textContent = "(binary file: not shown)";
   } else {
@@ -758,6 +831,7 @@ ui.studio.addEventListener("cancel", (event) => {
   closeStudio();
 });
 ui.newGeneration.addEventListener("click", () => void openForm({ prompt: "" }));
+ui.newDraft.addEventListener("click", () => void openDraft({ text: "" }));
 
 ui.token.value = localStorage.getItem(TOKEN_KEY) ?? "";
 ui.credentialsForm.addEventListener("submit", (event) => {
@@ -770,7 +844,18 @@ ui.credentialsForm.addEventListener("submit", (event) => {
 
 // Helpers.
 
-function showStep(step: "form" | "run" | "batch"): void {
+/** Opens the studio on a step that starts something (no version followed any more). */
+function openStep(step: "draft" | "form", title: string): void {
+  stopView();
+  ui.title.textContent = title;
+  showStep(step);
+  if (!ui.studio.open) {
+    ui.studio.showModal();
+  }
+}
+
+function showStep(step: "draft" | "form" | "run" | "batch"): void {
+  ui.draftForm.hidden = step !== "draft";
   ui.form.hidden = step !== "form";
   ui.run.hidden = step !== "run";
   ui.batchRun.hidden = step !== "batch";

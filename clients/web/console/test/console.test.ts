@@ -1,7 +1,8 @@
 // The console, driven as a person would in real headless Chromium (Debian's, by Playwright) against
 // the real server's web port: Generate (with an attachment), watch the stages, see the picture,
-// Regenerate, Tweak, Diff, Back, a fan-out (its estimate, its outputs side by side), a queued job's
-// place and Cancel, Close while a job runs, reopen it and see it finished. A failure leaves a screenshot in clients/web/build/screenshots;
+// Regenerate, Tweak (and who last changed a file), Diff, Back, a fan-out (its estimate, its outputs
+// side by side), a queued job's place and Cancel, Close while a job runs, reopen it and see it
+// finished; then draft a prompt, edit it and Generate from it. A failure leaves a screenshot in clients/web/build/screenshots;
 // ATELIER_CONSOLE_SCREENSHOT=path saves one of the finished picture.
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -49,7 +50,7 @@ async function step(name: string, body: () => Promise<void>): Promise<void> {
   }
 }
 
-it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopens", async () => {
+it("generates, follows, shows, regenerates, tweaks, goes back, closes, reopens, and drafts before generating", async () => {
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(String(error)));
   const dialog = page.getByRole("dialog");
@@ -68,7 +69,7 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
   await step("generate a picture", async () => {
     await page.getByRole("button", { name: "New generation" }).click();
     await expect.poll(() => dialog.isVisible()).toBe(true);
-    const model = dialog.getByLabel("Model");
+    const model = dialog.getByLabel("Model", { exact: true });
     // The choices come from ListModels: the server's models, its default chosen.
     await expect.poll(() => model.locator("option").allTextContents()).toContain("Offline (deterministic, no network) (default)");
     expect(await model.inputValue()).toBe("offline");
@@ -116,6 +117,11 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
     await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 3");
     await expect.poll(() => status.textContent()).toBe("Completed: 3 files");
     await expect.poll(() => dialog.getByRole("button", { name: /^docs\/usage\.md/ }).count()).toBe(1);
+    // The viewer says which version last changed the file (Blame), and why.
+    await dialog.getByRole("button", { name: /^docs\/usage\.md/ }).click();
+    await expect.poll(() => dialog.locator("#viewer-blame").textContent()).toBe(
+      "Last changed in v3 (tweak): “add file docs/usage.md”",
+    );
     // The lineage: v2 and v3 are v1's regenerate and v2's tweak.
     const tree = dialog.locator("#version-tree");
     expect(await tree.locator("button").count()).toBe(3);
@@ -126,7 +132,7 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
   await step("back to the form, with the same settings", async () => {
     await dialog.getByRole("button", { name: "Back to the form" }).click();
     await expect.poll(() => dialog.getByLabel("Prompt").inputValue()).toContain("add file docs/usage.md");
-    expect(await dialog.getByLabel("Model").inputValue()).toBe("offline");
+    expect(await dialog.getByLabel("Model", { exact: true }).inputValue()).toBe("offline");
   });
 
   await step("ask for variants: the estimate follows the form, the outputs come side by side", async () => {
@@ -171,7 +177,7 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
     // Another job keeps the one-at-a-time model busy meanwhile.
     const api = createAtelierClient({ baseUrl, token: TOKEN });
     const blocker = await api.generate(JSON.stringify({ stages: 1, delay: 20 }), { model: "one-at-a-time" });
-    await dialog.getByLabel("Model").selectOption("one-at-a-time");
+    await dialog.getByLabel("Model", { exact: true }).selectOption("one-at-a-time");
     await dialog.getByLabel("Prompt").fill(JSON.stringify({ stages: 1, delay: 0 }));
     await dialog.getByRole("button", { name: "Generate" }).click();
     await expect.poll(() => status.textContent()).toBe("Queued");
@@ -184,7 +190,7 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
   });
 
   await step("start a slow job, watch it live, close it", async () => {
-    await dialog.getByLabel("Model").selectOption("scripted");
+    await dialog.getByLabel("Model", { exact: true }).selectOption("scripted");
     await dialog.getByLabel("Prompt").fill(JSON.stringify({ stages: 3, delay: 1 }));
     await dialog.getByRole("button", { name: "Generate" }).click();
     await expect.poll(() => status.textContent(), { interval: 50 }).toBe("Stage 1 of 4: Step 1");
@@ -201,6 +207,42 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes and reopen
     await expect.poll(() => dialog.isVisible()).toBe(true);
     // Closing did not cancel it: it ran on to the end.
     await expect.poll(() => status.textContent()).toBe("Completed: 1 file");
+    await page.keyboard.press("Escape");
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+  });
+
+  await step("draft a prompt, edit it and generate from it", async () => {
+    await page.getByRole("button", { name: "Draft a prompt" }).click();
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    expect(await dialog.getByRole("heading", { level: 2 }).textContent()).toBe("Draft a prompt");
+    const target = dialog.getByLabel("Model to draft for");
+    await expect.poll(() => target.locator("option").count()).toBe(3);
+    await target.selectOption("offline");
+    await dialog.getByLabel("Your idea").fill("a  tiny   python cli that greets");
+    await dialog.getByLabel("Style or context").fill("friendly, terse");
+    await dialog.getByRole("button", { name: "Draft prompt" }).click();
+    // The form opens with the drafted prompt (the offline provider's tidy rewrite), editable.
+    const prompt = dialog.getByLabel("Prompt", { exact: true });
+    await expect.poll(() => prompt.inputValue()).toBe("A tiny python cli that greets. Style: Friendly, terse.");
+    expect(await dialog.getByLabel("Model", { exact: true }).inputValue()).toBe("offline");
+    const note = await dialog.locator("#draft-note-text").textContent();
+    expect(note).toMatch(/^Drafted by offline for offline \(drafts\/[a-z0-9-]+\)/);
+    const draftName = /\((drafts\/[a-z0-9-]+)\)/.exec(note ?? "")?.[1] ?? "";
+    await prompt.fill("A tiny Python CLI that greets the user by name.");
+    await dialog.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => status.textContent()).toMatch(/^Completed: \d+ files?$/);
+    const title = (await dialog.locator("#version-title").textContent()) ?? "";
+    expect(title).toContain(`from ${draftName}`);
+    // The version records the draft and the edited prompt; the draft keeps the edit too.
+    const api = createAtelierClient({ baseUrl, token: TOKEN });
+    const version = await api.getVersion(/generations\/[^ ]+\/versions\/\d+/.exec(title)?.[0] ?? "");
+    expect([version.prompt, version.draft]).toEqual(["A tiny Python CLI that greets the user by name.", draftName]);
+    const draft = await api.getDraft(draftName);
+    expect([draft.prompt, draft.draftedPrompt, draft.edited]).toEqual([
+      "A tiny Python CLI that greets the user by name.",
+      "A tiny python cli that greets. Style: Friendly, terse.",
+      true,
+    ]);
     await page.keyboard.press("Escape");
     await expect.poll(() => dialog.isVisible()).toBe(false);
   });

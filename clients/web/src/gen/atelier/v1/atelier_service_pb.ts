@@ -8,6 +8,10 @@ import type { BatchSchema, Variant } from "./batch_pb.js";
 import { file_atelier_v1_batch } from "./batch_pb.js";
 import type { Price, UsageRow } from "./cost_pb.js";
 import { file_atelier_v1_cost } from "./cost_pb.js";
+import type { FileBlame } from "./blame_pb.js";
+import { file_atelier_v1_blame } from "./blame_pb.js";
+import type { Draft, DraftSchema } from "./draft_pb.js";
+import { file_atelier_v1_draft } from "./draft_pb.js";
 import type { Attachment, File } from "./file_pb.js";
 import { file_atelier_v1_file } from "./file_pb.js";
 import type { Generation, GenerationSchema, Version, VersionSchema } from "./generation_pb.js";
@@ -24,15 +28,15 @@ import type { ListWebhookDeliveriesRequestSchema, ListWebhookDeliveriesResponseS
 import { file_atelier_v1_webhook } from "./webhook_pb.js";
 import type { UploadFilesRequestSchema } from "./upload_pb.js";
 import { file_atelier_v1_upload } from "./upload_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file atelier/v1/atelier_service.proto.
  */
 export const file_atelier_v1_atelier_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBhdGVsaWVyL3YxL2F0ZWxpZXJfc2VydmljZS5wcm90bxIKYXRlbGllci52MSLoAQoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEisKC2F0dGFjaG1lbnRzGAQgAygLMhYuYXRlbGllci52MS5BdHRhY2htZW50EjAKB3dlYmhvb2sYBSABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24SJQoIdmFyaWFudHMYBiADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYByABKAVIAIgBAUIICgZfY291bnQivAEKDFR3ZWFrUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIrCgthdHRhY2htZW50cxgDIAMoCzIWLmF0ZWxpZXIudjEuQXR0YWNobWVudBISCgpyZXF1ZXN0X2lkGAQgASgJEgwKBGV0YWcYBSABKAkSDQoFbW9kZWwYBiABKAkSMAoHd2ViaG9vaxgHIAEoCzIfLmF0ZWxpZXIudjEuV2ViaG9va1N1YnNjcmlwdGlvbiJ6ChFSZWdlbmVyYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJQoIdmFyaWFudHMYAyADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYBCABKAVIAIgBAUIICgZfY291bnQikwEKDkl0ZXJhdGVSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIMCgRldGFnGAQgASgJEg0KBW1vZGVsGAUgASgJEjAKB3dlYmhvb2sYBiABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24iSAoPUHJvZ3Jlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDEhQKDHJlc3VtZV90b2tlbhgDIAEoCSIkChRDYW5jZWxWZXJzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIiEKEUdldFZlcnNpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiTAoTTGlzdFZlcnNpb25zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFZlcnNpb25zUmVzcG9uc2USJQoIdmVyc2lvbnMYASADKAsyEy5hdGVsaWVyLnYxLlZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiQKFEdldEdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiZAoWTGlzdEdlbmVyYXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVvd25lchgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiXwoXTGlzdEdlbmVyYXRpb25zUmVzcG9uc2USKwoLZ2VuZXJhdGlvbnMYASADKAsyFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKF0RlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiKQoZVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKEExpc3RGaWxlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIk0KEUxpc3RGaWxlc1Jlc3BvbnNlEh8KBWZpbGVzGAEgAygLMhAuYXRlbGllci52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItCg9SZWFkRmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJIlAKEFJlYWRGaWxlUmVzcG9uc2USHgoEZmlsZRgBIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAIgASgMEg4KBm9mZnNldBgDIAEoAyITChFMaXN0TW9kZWxzUmVxdWVzdCJOChJMaXN0TW9kZWxzUmVzcG9uc2USIQoGbW9kZWxzGAEgAygLMhEuYXRlbGllci52MS5Nb2RlbBIVCg1kZWZhdWx0X21vZGVsGAIgASgJIiEKEUdldFNlc3Npb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiWgoQTGlzdFR1cm5zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDwoHdmVyc2lvbhgEIAEoCSJNChFMaXN0VHVybnNSZXNwb25zZRIfCgV0dXJucxgBIAMoCzIQLmF0ZWxpZXIudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRwoLRGlmZlJlcXVlc3QSDAoEYmFzZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSGgoSaW5jbHVkZV90ZXh0X2RpZmZzGAMgASgIIjMKDERpZmZSZXNwb25zZRIjCgVmaWxlcxgBIAMoCzIULmF0ZWxpZXIudjEuRmlsZURpZmYiIQoRRXhwb3J0VHJlZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJSChJFeHBvcnRUcmVlUmVzcG9uc2USHgoEZmlsZRgBIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAIgASgMEg4KBm9mZnNldBgDIAEoAyJqChFVcGxvYWRUcmVlUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEh4KBGZpbGUYAyABKAsyEC5hdGVsaWVyLnYxLkZpbGUSDAoEZGF0YRgEIAEoDCJtCgxNZXJnZVJlcXVlc3QSDAoEb3VycxgBIAEoCRIOCgZ0aGVpcnMYAiABKAkSKwoIc3RyYXRlZ3kYAyABKA4yGS5hdGVsaWVyLnYxLk1lcmdlU3RyYXRlZ3kSEgoKcmVxdWVzdF9pZBgEIAEoCSJjCg1NZXJnZVJlc3BvbnNlEiQKB3ZlcnNpb24YASABKAsyEy5hdGVsaWVyLnYxLlZlcnNpb24SLAoJY29uZmxpY3RzGAIgAygLMhkuYXRlbGllci52MS5NZXJnZUNvbmZsaWN0Ih8KD0dldEJhdGNoUmVxdWVzdBIMCgRuYW1lGAEgASgJIuABChNFc3RpbWF0ZUNvc3RSZXF1ZXN0Ei8KCGdlbmVyYXRlGAEgASgLMhsuYXRlbGllci52MS5HZW5lcmF0ZVJlcXVlc3RIABIpCgV0d2VhaxgCIAEoCzIYLmF0ZWxpZXIudjEuVHdlYWtSZXF1ZXN0SAASLQoHaXRlcmF0ZRgDIAEoCzIaLmF0ZWxpZXIudjEuSXRlcmF0ZVJlcXVlc3RIABIzCgpyZWdlbmVyYXRlGAQgASgLMh0uYXRlbGllci52MS5SZWdlbmVyYXRlUmVxdWVzdEgAQgkKB3JlcXVlc3Qi9wEKFEVzdGltYXRlQ29zdFJlc3BvbnNlEg0KBW1vZGVsGAEgASgJEiAKBXByaWNlGAIgASgLMhEuYXRlbGllci52MS5QcmljZRIPCgdvdXRwdXRzGAMgASgDEg0KBWNhbGxzGAQgASgDEhQKDGlucHV0X3Rva2VucxgFIAEoAxIcChRpbnB1dF90b2tlbnNfY291bnRlZBgGIAEoCBIVCg1vdXRwdXRfdG9rZW5zGAcgASgDEg4KBmltYWdlcxgIIAEoAxIMCgRjb3N0GAkgASgBEhAKCGN1cnJlbmN5GAogASgJEhMKC2Fzc3VtcHRpb25zGAsgAygJIoIBCg9HZXRVc2FnZVJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgDIAEoCSJcChBHZXRVc2FnZVJlc3BvbnNlEiIKBHJvd3MYASADKAsyFC5hdGVsaWVyLnYxLlVzYWdlUm93EhIKCnRvdGFsX2Nvc3QYAiABKAESEAoIY3VycmVuY3kYAyABKAky1A8KDkF0ZWxpZXJTZXJ2aWNlEjwKCEdlbmVyYXRlEhsuYXRlbGllci52MS5HZW5lcmF0ZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SNgoFVHdlYWsSGC5hdGVsaWVyLnYxLlR3ZWFrUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJACgpSZWdlbmVyYXRlEh0uYXRlbGllci52MS5SZWdlbmVyYXRlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhI6CgdJdGVyYXRlEhouYXRlbGllci52MS5JdGVyYXRlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJECghQcm9ncmVzcxIbLmF0ZWxpZXIudjEuUHJvZ3Jlc3NSZXF1ZXN0GhkuYXRlbGllci52MS5Qcm9ncmVzc0V2ZW50MAESRgoNQ2FuY2VsVmVyc2lvbhIgLmF0ZWxpZXIudjEuQ2FuY2VsVmVyc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SQAoKR2V0VmVyc2lvbhIdLmF0ZWxpZXIudjEuR2V0VmVyc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SUQoMTGlzdFZlcnNpb25zEh8uYXRlbGllci52MS5MaXN0VmVyc2lvbnNSZXF1ZXN0GiAuYXRlbGllci52MS5MaXN0VmVyc2lvbnNSZXNwb25zZRJJCg1HZXRHZW5lcmF0aW9uEiAuYXRlbGllci52MS5HZXRHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJaCg9MaXN0R2VuZXJhdGlvbnMSIi5hdGVsaWVyLnYxLkxpc3RHZW5lcmF0aW9uc1JlcXVlc3QaIy5hdGVsaWVyLnYxLkxpc3RHZW5lcmF0aW9uc1Jlc3BvbnNlEk8KEERlbGV0ZUdlbmVyYXRpb24SIy5hdGVsaWVyLnYxLkRlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0GhYuYXRlbGllci52MS5HZW5lcmF0aW9uElMKElVuZGVsZXRlR2VuZXJhdGlvbhIlLmF0ZWxpZXIudjEuVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJICglMaXN0RmlsZXMSHC5hdGVsaWVyLnYxLkxpc3RGaWxlc1JlcXVlc3QaHS5hdGVsaWVyLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEkcKCFJlYWRGaWxlEhsuYXRlbGllci52MS5SZWFkRmlsZVJlcXVlc3QaHC5hdGVsaWVyLnYxLlJlYWRGaWxlUmVzcG9uc2UwARJLCgpMaXN0TW9kZWxzEh0uYXRlbGllci52MS5MaXN0TW9kZWxzUmVxdWVzdBoeLmF0ZWxpZXIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEjkKBERpZmYSFy5hdGVsaWVyLnYxLkRpZmZSZXF1ZXN0GhguYXRlbGllci52MS5EaWZmUmVzcG9uc2USTQoKRXhwb3J0VHJlZRIdLmF0ZWxpZXIudjEuRXhwb3J0VHJlZVJlcXVlc3QaHi5hdGVsaWVyLnYxLkV4cG9ydFRyZWVSZXNwb25zZTABEkIKClVwbG9hZFRyZWUSHS5hdGVsaWVyLnYxLlVwbG9hZFRyZWVSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uKAESPAoFTWVyZ2USGC5hdGVsaWVyLnYxLk1lcmdlUmVxdWVzdBoZLmF0ZWxpZXIudjEuTWVyZ2VSZXNwb25zZRJACgpHZXRTZXNzaW9uEh0uYXRlbGllci52MS5HZXRTZXNzaW9uUmVxdWVzdBoTLmF0ZWxpZXIudjEuU2Vzc2lvbhJICglMaXN0VHVybnMSHC5hdGVsaWVyLnYxLkxpc3RUdXJuc1JlcXVlc3QaHS5hdGVsaWVyLnYxLkxpc3RUdXJuc1Jlc3BvbnNlEmwKFUxpc3RXZWJob29rRGVsaXZlcmllcxIoLmF0ZWxpZXIudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBopLmF0ZWxpZXIudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USXgoVUmVwbGF5V2ViaG9va0RlbGl2ZXJ5EiguYXRlbGllci52MS5SZXBsYXlXZWJob29rRGVsaXZlcnlSZXF1ZXN0GhsuYXRlbGllci52MS5XZWJob29rRGVsaXZlcnkSQgoLVXBsb2FkRmlsZXMSHi5hdGVsaWVyLnYxLlVwbG9hZEZpbGVzUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhI6CghHZXRCYXRjaBIbLmF0ZWxpZXIudjEuR2V0QmF0Y2hSZXF1ZXN0GhEuYXRlbGllci52MS5CYXRjaBJRCgxFc3RpbWF0ZUNvc3QSHy5hdGVsaWVyLnYxLkVzdGltYXRlQ29zdFJlcXVlc3QaIC5hdGVsaWVyLnYxLkVzdGltYXRlQ29zdFJlc3BvbnNlEkUKCEdldFVzYWdlEhsuYXRlbGllci52MS5HZXRVc2FnZVJlcXVlc3QaHC5hdGVsaWVyLnYxLkdldFVzYWdlUmVzcG9uc2ViBnByb3RvMw", [file_atelier_v1_batch, file_atelier_v1_cost, file_atelier_v1_file, file_atelier_v1_generation, file_atelier_v1_model, file_atelier_v1_progress, file_atelier_v1_session, file_atelier_v1_tree, file_atelier_v1_webhook, file_atelier_v1_upload, file_google_protobuf_timestamp]);
+  fileDesc("CiBhdGVsaWVyL3YxL2F0ZWxpZXJfc2VydmljZS5wcm90bxIKYXRlbGllci52MSL3AQoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEisKC2F0dGFjaG1lbnRzGAQgAygLMhYuYXRlbGllci52MS5BdHRhY2htZW50EjAKB3dlYmhvb2sYBSABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24SJQoIdmFyaWFudHMYBiADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYByABKAVIAIgBARINCgVkcmFmdBgIIAEoCUIICgZfY291bnQivAEKDFR3ZWFrUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIrCgthdHRhY2htZW50cxgDIAMoCzIWLmF0ZWxpZXIudjEuQXR0YWNobWVudBISCgpyZXF1ZXN0X2lkGAQgASgJEgwKBGV0YWcYBSABKAkSDQoFbW9kZWwYBiABKAkSMAoHd2ViaG9vaxgHIAEoCzIfLmF0ZWxpZXIudjEuV2ViaG9va1N1YnNjcmlwdGlvbiJ6ChFSZWdlbmVyYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJQoIdmFyaWFudHMYAyADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYBCABKAVIAIgBAUIICgZfY291bnQikwEKDkl0ZXJhdGVSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIMCgRldGFnGAQgASgJEg0KBW1vZGVsGAUgASgJEjAKB3dlYmhvb2sYBiABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24iSAoPUHJvZ3Jlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDEhQKDHJlc3VtZV90b2tlbhgDIAEoCSIkChRDYW5jZWxWZXJzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIiEKEUdldFZlcnNpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiTAoTTGlzdFZlcnNpb25zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFZlcnNpb25zUmVzcG9uc2USJQoIdmVyc2lvbnMYASADKAsyEy5hdGVsaWVyLnYxLlZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiQKFEdldEdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiZAoWTGlzdEdlbmVyYXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVvd25lchgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiXwoXTGlzdEdlbmVyYXRpb25zUmVzcG9uc2USKwoLZ2VuZXJhdGlvbnMYASADKAsyFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKF0RlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiKQoZVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJImAKEExpc3RGaWxlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhUKDWluY2x1ZGVfYmxhbWUYBCABKAgiTQoRTGlzdEZpbGVzUmVzcG9uc2USHwoFZmlsZXMYASADKAsyEC5hdGVsaWVyLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KD1JlYWRGaWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkiUAoQUmVhZEZpbGVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDIhMKEUxpc3RNb2RlbHNSZXF1ZXN0Ik4KEkxpc3RNb2RlbHNSZXNwb25zZRIhCgZtb2RlbHMYASADKAsyES5hdGVsaWVyLnYxLk1vZGVsEhUKDWRlZmF1bHRfbW9kZWwYAiABKAkiIQoRR2V0U2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJaChBMaXN0VHVybnNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIk0KEUxpc3RUdXJuc1Jlc3BvbnNlEh8KBXR1cm5zGAEgAygLMhAuYXRlbGllci52MS5UdXJuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHCgtEaWZmUmVxdWVzdBIMCgRiYXNlGAEgASgJEg4KBnRhcmdldBgCIAEoCRIaChJpbmNsdWRlX3RleHRfZGlmZnMYAyABKAgiMwoMRGlmZlJlc3BvbnNlEiMKBWZpbGVzGAEgAygLMhQuYXRlbGllci52MS5GaWxlRGlmZiIhChFFeHBvcnRUcmVlUmVxdWVzdBIMCgRuYW1lGAEgASgJIlIKEkV4cG9ydFRyZWVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImoKEVVwbG9hZFRyZWVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHgoEZmlsZRgDIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAQgASgMIm0KDE1lcmdlUmVxdWVzdBIMCgRvdXJzGAEgASgJEg4KBnRoZWlycxgCIAEoCRIrCghzdHJhdGVneRgDIAEoDjIZLmF0ZWxpZXIudjEuTWVyZ2VTdHJhdGVneRISCgpyZXF1ZXN0X2lkGAQgASgJImMKDU1lcmdlUmVzcG9uc2USJAoHdmVyc2lvbhgBIAEoCzITLmF0ZWxpZXIudjEuVmVyc2lvbhIsCgljb25mbGljdHMYAiADKAsyGS5hdGVsaWVyLnYxLk1lcmdlQ29uZmxpY3QiHwoPR2V0QmF0Y2hSZXF1ZXN0EgwKBG5hbWUYASABKAki4AEKE0VzdGltYXRlQ29zdFJlcXVlc3QSLwoIZ2VuZXJhdGUYASABKAsyGy5hdGVsaWVyLnYxLkdlbmVyYXRlUmVxdWVzdEgAEikKBXR3ZWFrGAIgASgLMhguYXRlbGllci52MS5Ud2Vha1JlcXVlc3RIABItCgdpdGVyYXRlGAMgASgLMhouYXRlbGllci52MS5JdGVyYXRlUmVxdWVzdEgAEjMKCnJlZ2VuZXJhdGUYBCABKAsyHS5hdGVsaWVyLnYxLlJlZ2VuZXJhdGVSZXF1ZXN0SABCCQoHcmVxdWVzdCL3AQoURXN0aW1hdGVDb3N0UmVzcG9uc2USDQoFbW9kZWwYASABKAkSIAoFcHJpY2UYAiABKAsyES5hdGVsaWVyLnYxLlByaWNlEg8KB291dHB1dHMYAyABKAMSDQoFY2FsbHMYBCABKAMSFAoMaW5wdXRfdG9rZW5zGAUgASgDEhwKFGlucHV0X3Rva2Vuc19jb3VudGVkGAYgASgIEhUKDW91dHB1dF90b2tlbnMYByABKAMSDgoGaW1hZ2VzGAggASgDEgwKBGNvc3QYCSABKAESEAoIY3VycmVuY3kYCiABKAkSEwoLYXNzdW1wdGlvbnMYCyADKAkiggEKD0dldFVzYWdlUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcHJpbmNpcGFsGAMgASgJIlwKEEdldFVzYWdlUmVzcG9uc2USIgoEcm93cxgBIAMoCzIULmF0ZWxpZXIudjEuVXNhZ2VSb3cSEgoKdG90YWxfY29zdBgCIAEoARIQCghjdXJyZW5jeRgDIAEoCSJCChJEcmFmdFByb21wdFJlcXVlc3QSDAoEdGV4dBgBIAEoCRIPCgdjb250ZXh0GAIgASgJEg0KBW1vZGVsGAMgASgJIh8KD0dldERyYWZ0UmVxdWVzdBIMCgRuYW1lGAEgASgJIjoKEUxpc3REcmFmdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlAKEkxpc3REcmFmdHNSZXNwb25zZRIhCgZkcmFmdHMYASADKAsyES5hdGVsaWVyLnYxLkRyYWZ0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJAChJVcGRhdGVEcmFmdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZwcm9tcHQYAiABKAkSDAoEZXRhZxgDIAEoCSJRCgxCbGFtZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIk4KDUJsYW1lUmVzcG9uc2USJAoFZmlsZXMYASADKAsyFS5hdGVsaWVyLnYxLkZpbGVCbGFtZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoSRGVsZXRlRHJhZnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEZXRhZxgCIAEoCTLmEgoOQXRlbGllclNlcnZpY2USPAoIR2VuZXJhdGUSGy5hdGVsaWVyLnYxLkdlbmVyYXRlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhI2CgVUd2VhaxIYLmF0ZWxpZXIudjEuVHdlYWtSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEkAKClJlZ2VuZXJhdGUSHS5hdGVsaWVyLnYxLlJlZ2VuZXJhdGVSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEjoKB0l0ZXJhdGUSGi5hdGVsaWVyLnYxLkl0ZXJhdGVSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEkQKCFByb2dyZXNzEhsuYXRlbGllci52MS5Qcm9ncmVzc1JlcXVlc3QaGS5hdGVsaWVyLnYxLlByb2dyZXNzRXZlbnQwARJGCg1DYW5jZWxWZXJzaW9uEiAuYXRlbGllci52MS5DYW5jZWxWZXJzaW9uUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJACgpHZXRWZXJzaW9uEh0uYXRlbGllci52MS5HZXRWZXJzaW9uUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbhJRCgxMaXN0VmVyc2lvbnMSHy5hdGVsaWVyLnYxLkxpc3RWZXJzaW9uc1JlcXVlc3QaIC5hdGVsaWVyLnYxLkxpc3RWZXJzaW9uc1Jlc3BvbnNlEkkKDUdldEdlbmVyYXRpb24SIC5hdGVsaWVyLnYxLkdldEdlbmVyYXRpb25SZXF1ZXN0GhYuYXRlbGllci52MS5HZW5lcmF0aW9uEloKD0xpc3RHZW5lcmF0aW9ucxIiLmF0ZWxpZXIudjEuTGlzdEdlbmVyYXRpb25zUmVxdWVzdBojLmF0ZWxpZXIudjEuTGlzdEdlbmVyYXRpb25zUmVzcG9uc2USTwoQRGVsZXRlR2VuZXJhdGlvbhIjLmF0ZWxpZXIudjEuRGVsZXRlR2VuZXJhdGlvblJlcXVlc3QaFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SUwoSVW5kZWxldGVHZW5lcmF0aW9uEiUuYXRlbGllci52MS5VbmRlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0GhYuYXRlbGllci52MS5HZW5lcmF0aW9uEkgKCUxpc3RGaWxlcxIcLmF0ZWxpZXIudjEuTGlzdEZpbGVzUmVxdWVzdBodLmF0ZWxpZXIudjEuTGlzdEZpbGVzUmVzcG9uc2USRwoIUmVhZEZpbGUSGy5hdGVsaWVyLnYxLlJlYWRGaWxlUmVxdWVzdBocLmF0ZWxpZXIudjEuUmVhZEZpbGVSZXNwb25zZTABEksKCkxpc3RNb2RlbHMSHS5hdGVsaWVyLnYxLkxpc3RNb2RlbHNSZXF1ZXN0Gh4uYXRlbGllci52MS5MaXN0TW9kZWxzUmVzcG9uc2USOQoERGlmZhIXLmF0ZWxpZXIudjEuRGlmZlJlcXVlc3QaGC5hdGVsaWVyLnYxLkRpZmZSZXNwb25zZRJNCgpFeHBvcnRUcmVlEh0uYXRlbGllci52MS5FeHBvcnRUcmVlUmVxdWVzdBoeLmF0ZWxpZXIudjEuRXhwb3J0VHJlZVJlc3BvbnNlMAESQgoKVXBsb2FkVHJlZRIdLmF0ZWxpZXIudjEuVXBsb2FkVHJlZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24oARI8CgVNZXJnZRIYLmF0ZWxpZXIudjEuTWVyZ2VSZXF1ZXN0GhkuYXRlbGllci52MS5NZXJnZVJlc3BvbnNlEkAKCkdldFNlc3Npb24SHS5hdGVsaWVyLnYxLkdldFNlc3Npb25SZXF1ZXN0GhMuYXRlbGllci52MS5TZXNzaW9uEkgKCUxpc3RUdXJucxIcLmF0ZWxpZXIudjEuTGlzdFR1cm5zUmVxdWVzdBodLmF0ZWxpZXIudjEuTGlzdFR1cm5zUmVzcG9uc2USbAoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEiguYXRlbGllci52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0GikuYXRlbGllci52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRJeChVSZXBsYXlXZWJob29rRGVsaXZlcnkSKC5hdGVsaWVyLnYxLlJlcGxheVdlYmhvb2tEZWxpdmVyeVJlcXVlc3QaGy5hdGVsaWVyLnYxLldlYmhvb2tEZWxpdmVyeRJCCgtVcGxvYWRGaWxlcxIeLmF0ZWxpZXIudjEuVXBsb2FkRmlsZXNSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEjoKCEdldEJhdGNoEhsuYXRlbGllci52MS5HZXRCYXRjaFJlcXVlc3QaES5hdGVsaWVyLnYxLkJhdGNoElEKDEVzdGltYXRlQ29zdBIfLmF0ZWxpZXIudjEuRXN0aW1hdGVDb3N0UmVxdWVzdBogLmF0ZWxpZXIudjEuRXN0aW1hdGVDb3N0UmVzcG9uc2USRQoIR2V0VXNhZ2USGy5hdGVsaWVyLnYxLkdldFVzYWdlUmVxdWVzdBocLmF0ZWxpZXIudjEuR2V0VXNhZ2VSZXNwb25zZRJACgtEcmFmdFByb21wdBIeLmF0ZWxpZXIudjEuRHJhZnRQcm9tcHRSZXF1ZXN0GhEuYXRlbGllci52MS5EcmFmdBI6CghHZXREcmFmdBIbLmF0ZWxpZXIudjEuR2V0RHJhZnRSZXF1ZXN0GhEuYXRlbGllci52MS5EcmFmdBJLCgpMaXN0RHJhZnRzEh0uYXRlbGllci52MS5MaXN0RHJhZnRzUmVxdWVzdBoeLmF0ZWxpZXIudjEuTGlzdERyYWZ0c1Jlc3BvbnNlEkAKC1VwZGF0ZURyYWZ0Eh4uYXRlbGllci52MS5VcGRhdGVEcmFmdFJlcXVlc3QaES5hdGVsaWVyLnYxLkRyYWZ0EjwKBUJsYW1lEhguYXRlbGllci52MS5CbGFtZVJlcXVlc3QaGS5hdGVsaWVyLnYxLkJsYW1lUmVzcG9uc2USRQoLRGVsZXRlRHJhZnQSHi5hdGVsaWVyLnYxLkRlbGV0ZURyYWZ0UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_atelier_v1_batch, file_atelier_v1_cost, file_atelier_v1_blame, file_atelier_v1_draft, file_atelier_v1_file, file_atelier_v1_generation, file_atelier_v1_model, file_atelier_v1_progress, file_atelier_v1_session, file_atelier_v1_tree, file_atelier_v1_webhook, file_atelier_v1_upload, file_google_protobuf_timestamp, file_google_protobuf_empty]);
 
 /**
  * @generated from message atelier.v1.GenerateRequest
@@ -87,6 +91,15 @@ export type GenerateRequest = Message<"atelier.v1.GenerateRequest"> & {
    * @generated from field: optional int32 count = 7;
    */
   count?: number | undefined;
+
+  /**
+   * The draft the prompt came from: `drafts/{draft}`, one of the caller's (DraftPrompt). The
+   * version records it. An empty `prompt` means the draft's prompt; an empty `model`, the
+   * draft's model.
+   *
+   * @generated from field: string draft = 8;
+   */
+  draft: string;
 };
 
 /**
@@ -500,6 +513,13 @@ export type ListFilesRequest = Message<"atelier.v1.ListFilesRequest"> & {
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Also say which version last changed each file (`File.blame`), as Blame does.
+   *
+   * @generated from field: bool include_blame = 4;
+   */
+  includeBlame: boolean;
 };
 
 /**
@@ -1102,6 +1122,221 @@ export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*
   messageDesc(file_atelier_v1_atelier_service, 34);
 
 /**
+ * @generated from message atelier.v1.DraftPromptRequest
+ */
+export type DraftPromptRequest = Message<"atelier.v1.DraftPromptRequest"> & {
+  /**
+   * The caller's text: what it wants. Required, at most the server's configured prompt size.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * A context or style instruction for the draft. Optional, as large as `text` may be.
+   *
+   * @generated from field: string context = 2;
+   */
+  context: string;
+
+  /**
+   * The model the prompt is for, from ListModels. Empty means the default model.
+   *
+   * @generated from field: string model = 3;
+   */
+  model: string;
+};
+
+/**
+ * Describes the message atelier.v1.DraftPromptRequest.
+ * Use `create(DraftPromptRequestSchema)` to create a new message.
+ */
+export const DraftPromptRequestSchema: GenMessage<DraftPromptRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 35);
+
+/**
+ * @generated from message atelier.v1.GetDraftRequest
+ */
+export type GetDraftRequest = Message<"atelier.v1.GetDraftRequest"> & {
+  /**
+   * `drafts/{draft}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message atelier.v1.GetDraftRequest.
+ * Use `create(GetDraftRequestSchema)` to create a new message.
+ */
+export const GetDraftRequestSchema: GenMessage<GetDraftRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 36);
+
+/**
+ * @generated from message atelier.v1.ListDraftsRequest
+ */
+export type ListDraftsRequest = Message<"atelier.v1.ListDraftsRequest"> & {
+  /**
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message atelier.v1.ListDraftsRequest.
+ * Use `create(ListDraftsRequestSchema)` to create a new message.
+ */
+export const ListDraftsRequestSchema: GenMessage<ListDraftsRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 37);
+
+/**
+ * @generated from message atelier.v1.ListDraftsResponse
+ */
+export type ListDraftsResponse = Message<"atelier.v1.ListDraftsResponse"> & {
+  /**
+   * @generated from field: repeated atelier.v1.Draft drafts = 1;
+   */
+  drafts: Draft[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message atelier.v1.ListDraftsResponse.
+ * Use `create(ListDraftsResponseSchema)` to create a new message.
+ */
+export const ListDraftsResponseSchema: GenMessage<ListDraftsResponse> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 38);
+
+/**
+ * @generated from message atelier.v1.UpdateDraftRequest
+ */
+export type UpdateDraftRequest = Message<"atelier.v1.UpdateDraftRequest"> & {
+  /**
+   * `drafts/{draft}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The edited prompt. Required.
+   *
+   * @generated from field: string prompt = 2;
+   */
+  prompt: string;
+
+  /**
+   * The draft's etag, if the caller wants to refuse a stale edit (ABORTED).
+   *
+   * @generated from field: string etag = 3;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message atelier.v1.UpdateDraftRequest.
+ * Use `create(UpdateDraftRequestSchema)` to create a new message.
+ */
+export const UpdateDraftRequestSchema: GenMessage<UpdateDraftRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 39);
+
+/**
+ * @generated from message atelier.v1.BlameRequest
+ */
+export type BlameRequest = Message<"atelier.v1.BlameRequest"> & {
+  /**
+   * The version: `generations/{generation}/versions/{number}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Only this file, or the files under this directory. Empty: every file.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message atelier.v1.BlameRequest.
+ * Use `create(BlameRequestSchema)` to create a new message.
+ */
+export const BlameRequestSchema: GenMessage<BlameRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 40);
+
+/**
+ * @generated from message atelier.v1.BlameResponse
+ */
+export type BlameResponse = Message<"atelier.v1.BlameResponse"> & {
+  /**
+   * In path order.
+   *
+   * @generated from field: repeated atelier.v1.FileBlame files = 1;
+   */
+  files: FileBlame[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message atelier.v1.BlameResponse.
+ * Use `create(BlameResponseSchema)` to create a new message.
+ */
+export const BlameResponseSchema: GenMessage<BlameResponse> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 41);
+
+/**
+ * @generated from message atelier.v1.DeleteDraftRequest
+ */
+export type DeleteDraftRequest = Message<"atelier.v1.DeleteDraftRequest"> & {
+  /**
+   * `drafts/{draft}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The draft's etag, if the caller wants to refuse deleting a draft edited since (ABORTED).
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message atelier.v1.DeleteDraftRequest.
+ * Use `create(DeleteDraftRequestSchema)` to create a new message.
+ */
+export const DeleteDraftRequestSchema: GenMessage<DeleteDraftRequest> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 42);
+
+/**
  * Atelier runs AI generation jobs and lets people refine their results.
  *
  * Every call is made as a principal, named by `authorization: Bearer <token>`
@@ -1412,6 +1647,70 @@ export const AtelierService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * Drafts a prompt: a text model turns the caller's text, with an optional context or style
+   * instruction, into a prompt suited to the target model. The draft is stored (`drafts/{id}`),
+   * owned by the caller; it is not a version. Edit it with UpdateDraft, then name it in Generate.
+   *
+   * @generated from rpc atelier.v1.AtelierService.DraftPrompt
+   */
+  draftPrompt: {
+    methodKind: "unary";
+    input: typeof DraftPromptRequestSchema;
+    output: typeof DraftSchema;
+  },
+  /**
+   * @generated from rpc atelier.v1.AtelierService.GetDraft
+   */
+  getDraft: {
+    methodKind: "unary";
+    input: typeof GetDraftRequestSchema;
+    output: typeof DraftSchema;
+  },
+  /**
+   * Lists the caller's drafts, newest first (AIP-158); an admin's list holds everyone's.
+   *
+   * @generated from rpc atelier.v1.AtelierService.ListDrafts
+   */
+  listDrafts: {
+    methodKind: "unary";
+    input: typeof ListDraftsRequestSchema;
+    output: typeof ListDraftsResponseSchema;
+  },
+  /**
+   * Replaces a draft's prompt with the caller's edit (`drafted_prompt` keeps the model's).
+   *
+   * @generated from rpc atelier.v1.AtelierService.UpdateDraft
+   */
+  updateDraft: {
+    methodKind: "unary";
+    input: typeof UpdateDraftRequestSchema;
+    output: typeof DraftSchema;
+  },
+  /**
+   * For each file of a COMPLETED version, in path order (AIP-158): the version that last changed
+   * it, that version's kind and prompt, and when it was made. Computed from the stored trees, at
+   * a cost that grows with the history, not with the files' bytes.
+   *
+   * @generated from rpc atelier.v1.AtelierService.Blame
+   */
+  blame: {
+    methodKind: "unary";
+    input: typeof BlameRequestSchema;
+    output: typeof BlameResponseSchema;
+  },
+  /**
+   * Deletes one of the caller's drafts for good (AIP-135). A draft a version was made from is
+   * that version's provenance (`Version.draft`): it is refused (FAILED_PRECONDITION,
+   * DRAFT_IN_USE) while such a version is stored.
+   *
+   * @generated from rpc atelier.v1.AtelierService.DeleteDraft
+   */
+  deleteDraft: {
+    methodKind: "unary";
+    input: typeof DeleteDraftRequestSchema;
+    output: typeof EmptySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_atelier_v1_atelier_service, 0);

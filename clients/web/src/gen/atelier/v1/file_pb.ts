@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { FileBlame } from "./blame_pb.js";
+import { file_atelier_v1_blame } from "./blame_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file atelier/v1/file.proto.
  */
 export const file_atelier_v1_file: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdGVsaWVyL3YxL2ZpbGUucHJvdG8SCmF0ZWxpZXIudjEiegoERmlsZRIMCgRwYXRoGAEgASgJEgwKBHNpemUYAiABKAMSDgoGc2hhMjU2GAMgASgJEhEKCW1pbWVfdHlwZRgEIAEoCRIUCgxkb3dubG9hZF91cmwYBSABKAkSDQoFd2lkdGgYBiABKAUSDgoGaGVpZ2h0GAcgASgFIjsKCkF0dGFjaG1lbnQSDAoEbmFtZRgBIAEoCRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDGIGcHJvdG8z");
+  fileDesc("ChVhdGVsaWVyL3YxL2ZpbGUucHJvdG8SCmF0ZWxpZXIudjEioAEKBEZpbGUSDAoEcGF0aBgBIAEoCRIMCgRzaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIRCgltaW1lX3R5cGUYBCABKAkSFAoMZG93bmxvYWRfdXJsGAUgASgJEg0KBXdpZHRoGAYgASgFEg4KBmhlaWdodBgHIAEoBRIkCgVibGFtZRgIIAEoCzIVLmF0ZWxpZXIudjEuRmlsZUJsYW1lIjsKCkF0dGFjaG1lbnQSDAoEbmFtZRgBIAEoCRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDGIGcHJvdG8z", [file_atelier_v1_blame]);
 
 /**
  * One file of a version's tree, as listed in its manifest.
@@ -67,6 +69,13 @@ export type File = Message<"atelier.v1.File"> & {
    * @generated from field: int32 height = 7;
    */
   height: number;
+
+  /**
+   * Which version last changed the file; set by ListFiles when `include_blame` is asked.
+   *
+   * @generated from field: atelier.v1.FileBlame blame = 8;
+   */
+  blame?: FileBlame | undefined;
 };
 
 /**

@@ -1,0 +1,98 @@
+"""Drafts: prompts a text model drafted for a caller (DraftPrompt), which the caller may edit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from storage._clock import utcnow
+from storage._database import Transaction
+from storage._ids import new_generation_id
+from storage._models import Draft, Version
+from storage._tables import DRAFT
+
+
+def create_draft(
+    tx: Transaction,
+    *,
+    owner: str,
+    text: str,
+    context: str,
+    model: str,
+    drafter_model: str,
+    provider: str,
+    drafted_prompt: str,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    thinking_tokens: int = 0,
+) -> Draft:
+    """Stores a new draft; its `prompt` starts as what the model drafted."""
+    now = utcnow()
+    draft = Draft(
+        id=new_generation_id(),
+        owner=owner,
+        text=text,
+        context=context,
+        model=model,
+        drafter_model=drafter_model,
+        provider=provider,
+        drafted_prompt=drafted_prompt,
+        prompt=drafted_prompt,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        thinking_tokens=thinking_tokens,
+        create_time=now,
+        update_time=now,
+    )
+    tx.add(draft)
+    tx.flush()
+    return draft
+
+
+def get_draft(tx: Transaction, *, owner: str | None, draft_id: str) -> Draft | None:
+    """The draft, if `owner` owns it; with `owner` None (an admin's view), whoever owns it."""
+    statement = select(Draft).where(Draft.id == draft_id)
+    if owner is not None:
+        statement = statement.where(Draft.owner == owner)
+    return tx.exec(statement).one_or_none()
+
+
+def list_drafts(tx: Transaction, *, owner: str | None, before_id: str | None, limit: int) -> Sequence[Draft]:
+    """The drafts `owner` owns (None: everyone's), newest first."""
+    statement = select(Draft)
+    if owner is not None:
+        statement = statement.where(Draft.owner == owner)
+    if before_id is not None:
+        statement = statement.where(col(Draft.id) < before_id)
+    return tx.exec(statement.order_by(col(Draft.id).desc()).limit(limit)).all()
+
+
+def update_draft_prompt(tx: Transaction, *, draft: Draft, prompt: str, revision: int) -> bool:
+    """Sets the draft's prompt (the caller's edit), if the draft is still at `revision`.
+
+    Returns False, changing nothing, when another edit came first."""
+    now = utcnow()
+    updated = tx.execute(
+        sa.update(DRAFT)
+        .where(DRAFT.c.id == draft.id, DRAFT.c.revision == revision)
+        .values(prompt=prompt, revision=revision + 1, update_time=now)
+    ).rowcount  # type: ignore[attr-defined]
+    if updated:
+        draft.prompt, draft.revision, draft.update_time = prompt, revision + 1, now
+    return bool(updated)
+
+
+def draft_user(tx: Transaction, *, draft_id: str) -> Version | None:
+    """A version made from the draft (its provenance names it), if any is stored."""
+    return tx.exec(select(Version).where(Version.draft_id == draft_id).limit(1)).one_or_none()
+
+
+def delete_draft(tx: Transaction, *, draft_id: str, revision: int) -> bool:
+    """Deletes the draft for good, if it is still at `revision`; False, deleting nothing, when
+    another edit came first. A version that names it makes the statement fail (its foreign key)."""
+    deleted = tx.execute(
+        sa.delete(DRAFT).where(DRAFT.c.id == draft_id, DRAFT.c.revision == revision)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(deleted)
