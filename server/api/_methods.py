@@ -675,46 +675,6 @@ class AtelierMethods:
         rows = await self._service.usage(caller=principal, principal=request.principal, start=start, end=end)
         return _convert.usage_to_proto(rows)
 
-
-def _variants(variants: Iterable[batch_pb2.Variant]) -> list[Variant]:
-    return [Variant(name=v.name, prompt_suffix=v.prompt_suffix) for v in variants]
-
-
-def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
-    """The request EstimateCost prices, as the domain asks it."""
-    which = request.WhichOneof("request")
-    if which == "generate":
-        generate = request.generate
-        return CostQuestion(
-            kind=VersionKind.GENERATE,
-            prompt=generate.prompt,
-            model=generate.model,
-            variants=_variants(generate.variants),
-            count=generate.count if generate.HasField("count") else None,
-        )
-    if which == "tweak":
-        tweak = request.tweak
-        base = _names.parse_version_name(tweak.name, field="tweak.name")
-        return CostQuestion(kind=VersionKind.TWEAK, prompt=tweak.prompt, model=tweak.model, base=base)
-    if which == "iterate":
-        iterate = request.iterate
-        base = _names.parse_version_name(iterate.parent, field="iterate.parent")
-        return CostQuestion(kind=VersionKind.ITERATE, prompt=iterate.prompt, model=iterate.model, base=base)
-    if which == "regenerate":
-        regenerate = request.regenerate
-        return CostQuestion(
-            kind=VersionKind.REGENERATE,
-            prompt="",
-            base=_names.parse_version_name(regenerate.name, field="regenerate.name"),
-            variants=_variants(regenerate.variants),
-            count=regenerate.count if regenerate.HasField("count") else None,
-        )
-    raise InvalidArgument(
-        "no request to price: set one of generate, tweak, iterate or regenerate",
-        reason="MISSING_REQUEST",
-        violations=[FieldViolation("request", "must be one of generate, tweak, iterate, regenerate")],
-    )
-
     @_mutation
     async def DraftPrompt(
         self, request: pb.DraftPromptRequest, call: Call, principal: Principal
@@ -784,3 +744,43 @@ def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
             deadline=call.deadline(),
         )
         return empty_pb2.Empty()
+
+
+def _variants(variants: Iterable[batch_pb2.Variant]) -> list[Variant]:
+    return [Variant(name=v.name, prompt_suffix=v.prompt_suffix) for v in variants]
+
+
+def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
+    """The request EstimateCost prices, as the domain asks it."""
+    which = request.WhichOneof("request")
+    if which == "generate":
+        generate = request.generate
+        return CostQuestion(
+            kind=VersionKind.GENERATE,
+            prompt=generate.prompt,
+            model=generate.model,
+            variants=_variants(generate.variants),
+            count=generate.count if generate.HasField("count") else None,
+        )
+    if which == "tweak":
+        tweak = request.tweak
+        base = _names.parse_version_name(tweak.name, field="tweak.name")
+        return CostQuestion(kind=VersionKind.TWEAK, prompt=tweak.prompt, model=tweak.model, base=base)
+    if which == "iterate":
+        iterate = request.iterate
+        base = _names.parse_version_name(iterate.parent, field="iterate.parent")
+        return CostQuestion(kind=VersionKind.ITERATE, prompt=iterate.prompt, model=iterate.model, base=base)
+    if which == "regenerate":
+        regenerate = request.regenerate
+        return CostQuestion(
+            kind=VersionKind.REGENERATE,
+            prompt="",
+            base=_names.parse_version_name(regenerate.name, field="regenerate.name"),
+            variants=_variants(regenerate.variants),
+            count=regenerate.count if regenerate.HasField("count") else None,
+        )
+    raise InvalidArgument(
+        "no request to price: set one of generate, tweak, iterate or regenerate",
+        reason="MISSING_REQUEST",
+        violations=[FieldViolation("request", "must be one of generate, tweak, iterate, regenerate")],
+    )
