@@ -12,7 +12,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from atelier.v1 import atelier_service_pb2 as pb
@@ -27,7 +27,7 @@ from atelier.v1 import (
     upload_pb2,
     webhook_pb2,
 )
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from server.api import _audit, _convert, _names
@@ -664,8 +664,8 @@ class AtelierMethods:
     async def GetUsage(
         self, request: pb.GetUsageRequest, call: Call, principal: Principal
     ) -> pb.GetUsageResponse:
-        start = request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else None
-        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else None
+        start = _time(request, "start_time")
+        end = _time(request, "end_time")
         if start is not None and end is not None and end <= start:
             raise InvalidArgument(
                 "end_time is not after start_time",
@@ -744,6 +744,21 @@ class AtelierMethods:
             deadline=call.deadline(),
         )
         return empty_pb2.Empty()
+
+
+def _time(request: pb.GetUsageRequest, field: str) -> datetime | None:
+    """The request's timestamp `field` (None when unset), refused when protobuf cannot hold it as a
+    time (seconds outside years 1 to 9999, or nanos outside a second)."""
+    if not request.HasField(field):
+        return None
+    try:
+        return cast(timestamp_pb2.Timestamp, getattr(request, field)).ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(
+            f"{field} is not a valid time: {exc}",
+            reason="INVALID_TIME_RANGE",
+            violations=[FieldViolation(field, "must be a time between the years 1 and 9999")],
+        ) from exc
 
 
 def _variants(variants: Iterable[batch_pb2.Variant]) -> list[Variant]:
