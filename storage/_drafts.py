@@ -51,11 +51,17 @@ def create_draft(
     return draft
 
 
-def get_draft(tx: Transaction, *, owner: str | None, draft_id: str) -> Draft | None:
-    """The draft, if `owner` owns it; with `owner` None (an admin's view), whoever owns it."""
+def get_draft(tx: Transaction, *, owner: str | None, draft_id: str, lock: bool = False) -> Draft | None:
+    """The draft, if `owner` owns it; with `owner` None (an admin's view), whoever owns it.
+
+    With `lock`, the row is share-locked until the transaction ends (PostgreSQL; SQLite's one
+    writer needs none), so a version that is about to name the draft cannot lose it to a
+    concurrent DeleteDraft: the delete waits, then finds the version and refuses."""
     statement = select(Draft).where(Draft.id == draft_id)
     if owner is not None:
         statement = statement.where(Draft.owner == owner)
+    if lock:
+        statement = statement.with_for_update(read=True)
     return tx.exec(statement).one_or_none()
 
 

@@ -176,8 +176,10 @@ def version_row(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> 
     return row
 
 
-def draft_row(tx: storage.Transaction, caller: Principal, draft_id: str) -> storage.Draft:
-    row = storage.get_draft(tx, owner=caller.owner_filter, draft_id=draft_id)
+def draft_row(
+    tx: storage.Transaction, caller: Principal, draft_id: str, *, lock: bool = False
+) -> storage.Draft:
+    row = storage.get_draft(tx, owner=caller.owner_filter, draft_id=draft_id, lock=lock)
     if row is None:
         raise not_found("draft", f"drafts/{draft_id}", "DRAFT_NOT_FOUND")
     return row

@@ -74,7 +74,8 @@ class CreateVerbs(ServiceBase):
 
         def create(tx: storage.Transaction) -> storage.Version:
             if draft_id is not None:
-                draft_row(tx, caller, draft_id)  # still there: DeleteDraft may have run meanwhile
+                # Still there (DeleteDraft may have run meanwhile), and kept until this commits.
+                draft_row(tx, caller, draft_id, lock=True)
             first = outputs[0] if outputs else None
             generation, version = storage.create_generation(
                 tx,
