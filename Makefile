@@ -30,8 +30,12 @@ run: $(VENV)/.installed $(GEN_STAMP)
 demo: $(VENV)/.installed $(GEN_STAMP)
 	ATELIER_OFFLINE_PACE_SECONDS=$${ATELIER_OFFLINE_PACE_SECONDS:-1} $(VENV)/bin/atelier-server serve
 
+# Most tests wait on a real server (a subprocess) rather than on a core, so the suite runs in
+# TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this one.
+TEST_WORKERS ?= 3
+
 test: lint $(NODE_CLIENT) $(WEB_CLIENT) $(CHROMIUM)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed $(GEN_STAMP) $(BUF)
 	$(PY) -m ruff check .

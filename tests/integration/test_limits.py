@@ -197,7 +197,7 @@ def test_queued_jobs_are_capped_across_the_database_and_a_refusal_writes_nothing
     )
 
 
-def _until(probe: Callable[[], bool], what: str, timeout: float = 10) -> None:
+def _until(probe: Callable[[], bool], what: str, timeout: float = 20) -> None:
     end = time.monotonic() + timeout
     while not probe():
         assert time.monotonic() < end, what
@@ -252,9 +252,9 @@ class _HeldUpload:
 
         def messages() -> Iterator[pb.UploadTreeRequest]:
             yield file_message(path, b"held\n")
-            self.release.wait(10)
+            self.release.wait(30)
 
-        self.future = api.stub.UploadTree.future(messages(), metadata=api.metadata, timeout=20)
+        self.future = api.stub.UploadTree.future(messages(), metadata=api.metadata, timeout=40)
 
     def finish(self) -> str:
         self.release.set()
@@ -440,12 +440,11 @@ def test_the_web_ports_streams_count_against_the_same_cap_and_a_closed_one_frees
 def test_upload_files_takes_an_upload_slot(channel: grpc.Channel, web: httpx.Client) -> None:
     token = "webup-token"
     files = {"files": [{"path": "a.txt", "data": base64.b64encode(b"a\n").decode()}]}
-    held = _HeldUpload(Api(channel, token), "held.txt")
+    api = Api(channel, token)
+    held = _HeldUpload(api, "held.txt")
     try:
-        _until(
-            lambda: unary(web, "UploadFiles", files, token).status_code == 429,
-            "UploadFiles never met the held upload's slot",
-        )
+        # Once gRPC sees the held upload's slot taken, UploadFiles must meet it too.
+        _until(lambda: _upload_refusal(api) == "TOO_MANY_UPLOADS", "the held upload never took its slot")
         check_connect_error(
             unary(web, "UploadFiles", files, token), 429, "resource_exhausted", "TOO_MANY_UPLOADS"
         )
