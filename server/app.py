@@ -122,7 +122,7 @@ async def serve(settings: Settings) -> None:
                     collect_periodically,
                     db,
                     settings,
-                    after_pass=lambda report: service.after_deletion(report.gone, report.stopped_version_ids),
+                    on_gone=service.after_deletion,
                 )
             )
         await group.start(runner.run)

@@ -60,12 +60,16 @@ async def collect_garbage(
     *,
     purge_now: Sequence[str] = (),
     grace_seconds: float | None = None,
+    on_gone: Callable[[Sequence[str], Sequence[int]], None] = lambda generations, stopped: None,
 ) -> GcReport:
     """One pass. `purge_now` names generations (by id, of any owner, deleted or not) to purge at
-    once; `grace_seconds` overrides `settings.gc_grace_seconds`."""
-    deleted, stopped = await _retire(db, settings) if settings.retention_seconds > 0 else ((), ())
-    purged = [generation_id for generation_id in purge_now if await _purge(db, generation_id)]
-    purged.extend(await _purge_expired(db))
+    once; `grace_seconds` overrides `settings.gc_grace_seconds`. `on_gone` hears of each
+    generation deleted or purged (and the versions whose jobs stopped) as soon as that commits,
+    not at the end of the pass: until this process forgets a generation, it could still serve its
+    versions from a cache while ListGenerations already leaves it out."""
+    deleted, stopped = await _retire(db, settings, on_gone) if settings.retention_seconds > 0 else ((), ())
+    purged = [generation_id for generation_id in purge_now if await _purge(db, generation_id, on_gone)]
+    purged.extend(await _purge_expired(db, on_gone))
     grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
     blobs = await _collect_blobs(db, created_before=storage.utcnow() - timedelta(seconds=grace))
     report = GcReport(tuple(deleted), tuple(purged), tuple(stopped), blobs)
@@ -83,11 +87,12 @@ async def collect_periodically(
     db: storage.Database,
     settings: Settings,
     *,
-    after_pass: Callable[[GcReport], None],
+    on_gone: Callable[[Sequence[str], Sequence[int]], None],
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """A pass every `settings.gc_interval_seconds`, for ever; `after_pass` hears what each did. A
-    failed pass is logged, and the next one tries again.
+    """A pass every `settings.gc_interval_seconds`, for ever; `on_gone` hears of each generation
+    a pass deletes or purges (see `collect_garbage`). A failed pass is logged, and the next one
+    tries again.
 
     The first pass comes at a random point of the first interval: replicas started together do
     not all collect at once, and a server restarted more often than the interval still collects.
@@ -98,14 +103,14 @@ async def collect_periodically(
         await anyio.sleep(delay)
         delay = settings.gc_interval_seconds
         try:
-            report = await collect_garbage(db, settings)
+            await collect_garbage(db, settings, on_gone=on_gone)
         except Exception:
             _log.exception("garbage collection failed; the next pass will try again")
-            continue
-        after_pass(report)
 
 
-async def _retire(db: storage.Database, settings: Settings) -> tuple[list[str], list[int]]:
+async def _retire(
+    db: storage.Database, settings: Settings, on_gone: Callable[[Sequence[str], Sequence[int]], None]
+) -> tuple[list[str], list[int]]:
     now = storage.utcnow()
     updated_before = now - timedelta(seconds=settings.retention_seconds)
     kept_for = timedelta(seconds=settings.deleted_retention_seconds)
@@ -126,28 +131,36 @@ async def _retire(db: storage.Database, settings: Settings) -> tuple[list[str], 
                 ),
             )
             if done is not None:
+                on_gone([generation_id], done.stopped_version_ids)
                 deleted.append(generation_id)
                 stopped.extend(done.stopped_version_ids)
         if len(due) < _GENERATION_BATCH:
             return deleted, stopped
 
 
-async def _purge_expired(db: storage.Database) -> list[str]:
+async def _purge_expired(
+    db: storage.Database, on_gone: Callable[[Sequence[str], Sequence[int]], None]
+) -> list[str]:
     now = storage.utcnow()
     purged: list[str] = []
     while True:
         due = await transactions.read(
             db, functools.partial(storage.expired_generations, now=now, limit=_GENERATION_BATCH)
         )
-        purged.extend([generation_id for generation_id in due if await _purge(db, generation_id)])
+        purged.extend([generation_id for generation_id in due if await _purge(db, generation_id, on_gone)])
         if len(due) < _GENERATION_BATCH:
             return purged
 
 
-async def _purge(db: storage.Database, generation_id: str) -> bool:
-    return await transactions.write(
+async def _purge(
+    db: storage.Database, generation_id: str, on_gone: Callable[[Sequence[str], Sequence[int]], None]
+) -> bool:
+    purged = await transactions.write(
         db, functools.partial(storage.purge_generation, generation_id=generation_id)
     )
+    if purged:
+        on_gone([generation_id], ())
+    return purged
 
 
 async def _collect_blobs(db: storage.Database, *, created_before: datetime) -> int:
