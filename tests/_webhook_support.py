@@ -7,10 +7,15 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from tests._client_support import client_server
+from tests._support import ServerProcess
 
 # A signing secret for the tests (Standard Webhooks form: whsec_ and the base64 of 32 bytes).
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -92,3 +97,21 @@ class Receiver:
     def of(self, version: str) -> list[Received]:
         with self._lock:
             return [item for item in self.received if item.payload["data"]["name"] == version]
+
+
+@contextmanager
+def hooked_client_server(tmp: Path) -> Iterator[tuple[ServerProcess, Receiver]]:
+    """A client suite's server (SQLite) with webhooks on: the test secret, only a running
+    receiver's /hooks allowed, and a deliverer that looks often."""
+    receiver = Receiver().start()
+    env = {
+        "ATELIER_WEBHOOK_SECRET": SECRET,
+        "ATELIER_WEBHOOK_ALLOWED_URLS": receiver.url("/hooks"),
+        "ATELIER_WEBHOOK_POLL_SECONDS": "0.1",
+        "ATELIER_WEBHOOK_TIMEOUT_SECONDS": "2",
+    }
+    try:
+        with client_server(tmp, **env) as server:
+            yield server, receiver
+    finally:
+        receiver.stop()

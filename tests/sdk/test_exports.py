@@ -60,6 +60,11 @@ PUBLIC = [
     "VersionKind",
     "VersionState",
     "WaitTimeout",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
+    "WebhookEventType",
 ]
 CLIENT_METHODS = [
     "blame",
@@ -84,6 +89,7 @@ CLIENT_METHODS = [
     "progress",
     "read_file",
     "regenerate",
+    "replay_webhook_delivery",
     "session",
     "turns",
     "tweak",
@@ -94,6 +100,7 @@ CLIENT_METHODS = [
     "versions",
     "wait",
     "wait_batch",
+    "webhook_deliveries",
 ]
 
 

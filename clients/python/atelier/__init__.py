@@ -69,6 +69,11 @@ from atelier._types import (
     Version,
     VersionKind,
     VersionState,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryState,
+    WebhookEventType,
 )
 
 __all__ = [
@@ -124,4 +129,9 @@ __all__ = [
     "VersionKind",
     "VersionState",
     "WaitTimeout",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
+    "WebhookEventType",
 ]

@@ -41,6 +41,8 @@ from atelier._types import (
     Usage,
     Variant,
     Version,
+    Webhook,
+    WebhookDelivery,
 )
 from atelier.v1 import atelier_service_pb2_grpc
 
@@ -125,6 +127,7 @@ class AsyncAtelierClient(BaseClient):
         variants: Iterable[Variant | str] = (),
         count: int | None = None,
         draft: str | None = None,
+        webhook: Webhook | None = None,
         timeout: Timeout = DEFAULT,
     ) -> Version:
         """Starts a generation; returns its version 1, QUEUED. Follow it with `progress` or `wait`.
@@ -134,7 +137,10 @@ class AsyncAtelierClient(BaseClient):
         its `batch` names the batch, which `progress`, `wait_batch` and `get_batch` take.
 
         With `draft` (`drafts/{d}`, from `draft_prompt`) the version records the draft it came
-        from; an empty `prompt` (or no `model`) means the draft's."""
+        from; an empty `prompt` (or no `model`) means the draft's.
+
+        With `webhook`, the server POSTs the version's events to its URL, signed (README, Webhooks);
+        `webhook_deliveries` lists them."""
         call = calls.generate(
             prompt,
             model=model,
@@ -143,6 +149,7 @@ class AsyncAtelierClient(BaseClient):
             variants=variants,
             count=count,
             draft=draft,
+            webhook=webhook,
         )
         return await self._unary(call, timeout)
 
@@ -155,12 +162,20 @@ class AsyncAtelierClient(BaseClient):
         etag: str | None = None,
         model: str | None = None,
         request_id: str | None = None,
+        webhook: Webhook | None = None,
         timeout: Timeout = DEFAULT,
     ) -> Version:
         """Refines a COMPLETED version inside its conversation with the model; returns the new
-        version, QUEUED. With `etag`, a version changed since it was read is refused (`Aborted`)."""
+        version, QUEUED. With `etag`, a version changed since it was read is refused (`Aborted`);
+        with `webhook`, its events are POSTed there (as `generate`'s)."""
         call = calls.tweak(
-            name, prompt, attachments=attachments, etag=etag, model=model, request_id=request_id
+            name,
+            prompt,
+            attachments=attachments,
+            etag=etag,
+            model=model,
+            request_id=request_id,
+            webhook=webhook,
         )
         return await self._unary(call, timeout)
 
@@ -172,10 +187,12 @@ class AsyncAtelierClient(BaseClient):
         etag: str | None = None,
         model: str | None = None,
         request_id: str | None = None,
+        webhook: Webhook | None = None,
         timeout: Timeout = DEFAULT,
     ) -> Version:
-        """Makes the next version from `parent` and a modification prompt; returns it, QUEUED."""
-        call = calls.iterate(parent, prompt, etag=etag, model=model, request_id=request_id)
+        """Makes the next version from `parent` and a modification prompt; returns it, QUEUED.
+        With `webhook`, its events are POSTed there (as `generate`'s)."""
+        call = calls.iterate(parent, prompt, etag=etag, model=model, request_id=request_id, webhook=webhook)
         return await self._unary(call, timeout)
 
     async def regenerate(
@@ -410,6 +427,19 @@ class AsyncAtelierClient(BaseClient):
         """Deletes one of your drafts for good; one a version was made from stays (`FailedPrecondition`,
         DRAFT_IN_USE), and with `etag`, a draft changed since it was read is refused (`Aborted`)."""
         await self._unary(calls.delete_draft(name, etag=etag), timeout)
+
+    async def webhook_deliveries(
+        self, parent: str, *, page_size: int = 0, timeout: Timeout = DEFAULT
+    ) -> AsyncIterator[WebhookDelivery]:
+        """The webhook deliveries of a version or a whole generation, oldest first, each with its
+        attempts, paging on its own."""
+        async for item in self._paged(calls.list_webhook_deliveries(parent, page_size=page_size), timeout):
+            yield item
+
+    async def replay_webhook_delivery(self, name: str, *, timeout: Timeout = DEFAULT) -> WebhookDelivery:
+        """Sends a delivery again now (same `webhook-id` and body), whatever its state; returns it
+        with the new attempt. Not retried."""
+        return await self._unary(calls.replay_webhook_delivery(name), timeout)
 
     async def read_file(self, version: str, path: str, *, timeout: Timeout = DEFAULT) -> bytes:
         """One file's bytes."""

@@ -32,9 +32,11 @@ from atelier._types import (
     Usage,
     Variant,
     Version,
+    Webhook,
+    WebhookDelivery,
 )
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import file_pb2
+from atelier.v1 import file_pb2, webhook_pb2
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
@@ -194,10 +196,12 @@ def generate(
     variants: Iterable[Variant | str] = (),
     count: int | None = None,
     draft: str | None = None,
+    webhook: Webhook | None = None,
 ) -> UnaryCall[Version]:
     request = generate_request(prompt, model=model, attachments=attachments, variants=variants, count=count)
     request.request_id = request_id or new_request_id()
     request.draft = draft or ""
+    _subscribe(request, webhook)
     return _call("Generate", request, convert.convert_version)
 
 
@@ -228,6 +232,7 @@ def tweak(
     etag: str | None,
     model: str | None,
     request_id: str | None,
+    webhook: Webhook | None = None,
 ) -> UnaryCall[Version]:
     request = pb.TweakRequest(
         name=name,
@@ -237,11 +242,18 @@ def tweak(
         model=model or "",
         request_id=request_id or new_request_id(),
     )
+    _subscribe(request, webhook)
     return _call("Tweak", request, convert.convert_version)
 
 
 def iterate(
-    parent: str, prompt: str, *, etag: str | None, model: str | None, request_id: str | None
+    parent: str,
+    prompt: str,
+    *,
+    etag: str | None,
+    model: str | None,
+    request_id: str | None,
+    webhook: Webhook | None = None,
 ) -> UnaryCall[Version]:
     request = pb.IterateRequest(
         parent=parent,
@@ -250,7 +262,16 @@ def iterate(
         model=model or "",
         request_id=request_id or new_request_id(),
     )
+    _subscribe(request, webhook)
     return _call("Iterate", request, convert.convert_version)
+
+
+def _subscribe(
+    request: pb.GenerateRequest | pb.TweakRequest | pb.IterateRequest, webhook: Webhook | None
+) -> None:
+    subscription = convert.webhook_to_proto(webhook)
+    if subscription is not None:
+        request.webhook.CopyFrom(subscription)
 
 
 def regenerate(
@@ -398,6 +419,22 @@ def delete_draft(name: str, *, etag: str | None) -> UnaryCall[None]:
     # Not retried, as DeleteGeneration: a retry after a lost answer would say NOT_FOUND.
     request = pb.DeleteDraftRequest(name=name, etag=etag or "")
     return _call("DeleteDraft", request, lambda _: None, retry=False)
+
+
+def list_webhook_deliveries(parent: str, *, page_size: int) -> Pages[WebhookDelivery]:
+    return Pages(
+        "ListWebhookDeliveries",
+        webhook_pb2.ListWebhookDeliveriesRequest(parent=parent),
+        page_size=page_size,
+        items=lambda response: (convert.convert_webhook_delivery(d) for d in response.deliveries),
+    )
+
+
+def replay_webhook_delivery(name: str) -> UnaryCall[WebhookDelivery]:
+    # Each replay POSTs once more; the receiver dedupes on the webhook id, but a retry after a lost
+    # answer would still send twice: not retried.
+    request = webhook_pb2.ReplayWebhookDeliveryRequest(name=name)
+    return _call("ReplayWebhookDelivery", request, convert.convert_webhook_delivery, retry=False)
 
 
 def read_file(version: str, path: str) -> StreamCall[bytes]:

@@ -42,6 +42,11 @@ from atelier._types import (
     Version,
     VersionKind,
     VersionState,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryState,
+    WebhookEventType,
 )
 from atelier.v1 import (
     atelier_service_pb2,
@@ -55,10 +60,20 @@ from atelier.v1 import (
     progress_pb2,
     session_pb2,
     tree_pb2,
+    webhook_pb2,
 )
 
 _E = TypeVar(
-    "_E", VersionState, VersionKind, ProgressEventType, TurnRole, FileChange, ConflictKind, MergeStrategy
+    "_E",
+    VersionState,
+    VersionKind,
+    ProgressEventType,
+    TurnRole,
+    FileChange,
+    ConflictKind,
+    MergeStrategy,
+    WebhookEventType,
+    WebhookDeliveryState,
 )
 
 
@@ -426,7 +441,41 @@ def convert_merge_response(message: atelier_service_pb2.MergeResponse) -> MergeR
     )
 
 
+def convert_webhook_delivery(message: webhook_pb2.WebhookDelivery) -> WebhookDelivery:
+    return WebhookDelivery(
+        name=message.name,
+        event_type=_enum(
+            WebhookEventType, webhook_pb2.WebhookEventType.Name(message.event_type), "WEBHOOK_EVENT_TYPE_"
+        ),
+        url=message.url,
+        state=_enum(
+            WebhookDeliveryState,
+            webhook_pb2.WebhookDeliveryState.Name(message.state),
+            "WEBHOOK_DELIVERY_STATE_",
+        ),
+        event_time=convert_timestamp(message.event_time, message.HasField("event_time")),
+        next_attempt_time=convert_timestamp(message.next_attempt_time, message.HasField("next_attempt_time")),
+        deliver_time=convert_timestamp(message.deliver_time, message.HasField("deliver_time")),
+        attempts=tuple(
+            WebhookAttempt(
+                attempt_time=convert_timestamp(a.attempt_time, a.HasField("attempt_time")),
+                duration=a.duration.ToTimedelta(),
+                status_code=a.status_code,
+                error=a.error,
+            )
+            for a in message.attempts
+        ),
+    )
+
+
 # The other direction: the SDK's inputs as wire messages.
+
+
+def webhook_to_proto(webhook: Webhook | None) -> webhook_pb2.WebhookSubscription | None:
+    if webhook is None:
+        return None
+    events = [f"WEBHOOK_EVENT_TYPE_{WebhookEventType(e).value}" for e in webhook.events]
+    return webhook_pb2.WebhookSubscription(url=webhook.url, events=events)
 
 
 def attachments_to_proto(attachments: Iterable[Attachment]) -> list[file_pb2.Attachment]:

@@ -89,6 +89,28 @@ class MergeStrategy(enum.Enum):
     THEIRS = "THEIRS"
 
 
+class WebhookEventType(enum.Enum):
+    """What in a version's life a webhook reports (the payload's `type`: `version.started`, ...)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    STARTED = "STARTED"
+    OUTPUT = "OUTPUT"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+
+
+class WebhookDeliveryState(enum.Enum):
+    """Where one webhook delivery stands: PENDING (an attempt is due), DELIVERED (a 2xx answer) or
+    FAILED (every attempt failed; `replay_webhook_delivery` tries again)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorStatus:
     """Why a version FAILED or was CANCELLED: a status code name, a message and the ErrorInfo."""
@@ -488,6 +510,42 @@ class MergeResult:
     def merged(self) -> bool:
         """Whether a merged version was written."""
         return self.version is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where the server POSTs a new version's events, signed (README, Webhooks). No `events`:
+    STARTED and every terminal one. The server must allow the URL (else `InvalidArgument`, reason
+    WEBHOOK_URL_NOT_ALLOWED) and have a secret (else `FailedPrecondition`, WEBHOOKS_DISABLED)."""
+
+    url: str
+    events: tuple[WebhookEventType, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    """One POST of a delivery: the receiver's HTTP status (0 when it gave none), or why it failed."""
+
+    attempt_time: datetime | None = None
+    duration: timedelta = timedelta()
+    status_code: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event of a version, sent (or to be sent) to its webhook, with every attempt, oldest
+    first (`generations/{g}/versions/{n}/webhookDeliveries/{d}`; {d} is the `webhook-id` header)."""
+
+    name: str
+    event_type: WebhookEventType
+    url: str
+    state: WebhookDeliveryState
+    event_time: datetime | None = None
+    # While PENDING: when the next attempt is due; once DELIVERED: when a receiver answered 2xx.
+    next_attempt_time: datetime | None = None
+    deliver_time: datetime | None = None
+    attempts: tuple[WebhookAttempt, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

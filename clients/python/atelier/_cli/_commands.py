@@ -23,7 +23,17 @@ from atelier._cli._describe import (
 )
 from atelier._cli._exit_codes import EXIT_JOB_FAILED, EXIT_OK, Usage
 from atelier._cli._run import Cli, changes
-from atelier._types import Attachment, Draft, FileChange, Generation, MergeStrategy, VersionState
+from atelier._types import (
+    Attachment,
+    Draft,
+    FileChange,
+    Generation,
+    MergeStrategy,
+    VersionState,
+    Webhook,
+    WebhookDelivery,
+    WebhookEventType,
+)
 
 # Git's test for a binary file: a NUL byte among the first 8000.
 _BINARY_SNIFF = 8000
@@ -51,6 +61,64 @@ def _fan_out(args: argparse.Namespace) -> tuple[list[str], int | None]:
     return variants, args.count
 
 
+def _webhook(args: argparse.Namespace) -> Webhook | None:
+    """--webhook URL and its --webhook-event filters (the server checks the URL)."""
+    if args.webhook is None:
+        if args.webhook_event:
+            raise Usage("--webhook-event needs --webhook URL")
+        return None
+    return Webhook(args.webhook, tuple(WebhookEventType(e.upper()) for e in args.webhook_event))
+
+
+def cmd_webhooks_list(cli: Cli) -> int:
+    text: str | None = getattr(cli.args, "name", None)
+    if text is None:
+        parent = cli.names.current()
+    elif cli.names.names_a_version(text):
+        parent = cli.version_name(text)
+    else:
+        parent = cli.generation_name(text)
+    deliveries = list(cli.client.webhook_deliveries(parent, page_size=1000))
+    if cli.json:
+        cli.emit({"parent": parent, "deliveries": deliveries})
+        return EXIT_OK
+    table = Table("delivery", "event", "state", "attempts", "last status", "url")
+    for delivery in deliveries:
+        table.add_row(
+            escape(delivery.name),
+            delivery.event_type.value.lower(),
+            delivery.state.value,
+            str(len(delivery.attempts)),
+            escape(_last_status(delivery)),
+            escape(delivery.url),
+        )
+    cli.out.print(table)
+    if deliveries:
+        cli.say("[dim]Send one again: atelier webhooks replay DELIVERY[/dim]")
+    else:
+        cli.say(f"[dim]No webhook deliveries for {escape(parent)}.[/dim]")
+    return EXIT_OK
+
+
+def _last_status(delivery: WebhookDelivery) -> str:
+    if not delivery.attempts:
+        return ""
+    last = delivery.attempts[-1]
+    return str(last.status_code) if last.status_code else last.error or "no answer"
+
+
+def cmd_webhooks_replay(cli: Cli) -> int:
+    delivery = cli.client.replay_webhook_delivery(cli.args.delivery)
+    if cli.json:
+        cli.emit(delivery)
+        return EXIT_OK
+    cli.say(
+        f"Replayed {escape(delivery.name)}: {delivery.state.value}, last status "
+        f"{escape(_last_status(delivery) or '-')} ({len(delivery.attempts)} attempts)"
+    )
+    return EXIT_OK
+
+
 def cmd_generate(cli: Cli) -> int:
     a = cli.args
     variants, count = _fan_out(a)
@@ -63,6 +131,7 @@ def cmd_generate(cli: Cli) -> int:
         variants=variants,
         count=count,
         draft=_draft_name(a.draft) if a.draft else None,
+        webhook=_webhook(a),
     )
     return cli.follow_batch(version) if version.batch else cli.follow(version)
 
@@ -160,6 +229,7 @@ def cmd_tweak(cli: Cli) -> int:
         etag=a.etag,
         model=a.model,
         request_id=a.request_id,
+        webhook=_webhook(a),
     )
     return cli.follow(version)
 
@@ -167,7 +237,12 @@ def cmd_tweak(cli: Cli) -> int:
 def cmd_iterate(cli: Cli) -> int:
     a = cli.args
     version = cli.client.iterate(
-        cli.version_name(a.version), cli.prompt(a.prompt), etag=a.etag, model=a.model, request_id=a.request_id
+        cli.version_name(a.version),
+        cli.prompt(a.prompt),
+        etag=a.etag,
+        model=a.model,
+        request_id=a.request_id,
+        webhook=_webhook(a),
     )
     return cli.follow(version)
 

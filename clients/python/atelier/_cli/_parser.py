@@ -7,7 +7,7 @@ import difflib
 import re
 from collections.abc import Callable
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from atelier._cli._commands import (
     cmd_batch,
@@ -38,9 +38,12 @@ from atelier._cli._commands import (
     cmd_upload,
     cmd_usage,
     cmd_watch,
+    cmd_webhooks_list,
+    cmd_webhooks_replay,
 )
 from atelier._cli._completion import SHELLS
 from atelier._cli._run import Cli
+from atelier._types import WebhookEventType
 
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 
@@ -150,6 +153,25 @@ def _fan_out_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--count", type=int, metavar="N", help="fan out: N outputs of the same prompt")
 
 
+def _webhook_options(parser: argparse.ArgumentParser) -> None:
+    events = [e.value.lower() for e in WebhookEventType if e is not WebhookEventType.UNSPECIFIED]
+    parser.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="POST the version's events to URL, signed (the server must allow it; README, Webhooks)",
+    )
+    parser.add_argument(
+        "--webhook-event",
+        action="append",
+        default=[],
+        choices=events,
+        type=str.lower,
+        metavar="EVENT",
+        help=f"an event to send to --webhook (repeatable): {', '.join(events)}; "
+        "default: started and every terminal one",
+    )
+
+
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -189,6 +211,8 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         "echo 'a tiny flask app' | atelier generate - --no-wait",
         'atelier generate "a character reference sheet" --variants front,side,back',
         "atelier generate --draft drafts/4f2a    # the draft's prompt, for the draft's model",
+        'atelier generate "a tiny flask app" --webhook https://hooks.example.com/atelier '
+        "--webhook-event completed --webhook-event failed",
     )
     p.add_argument("prompt", nargs="?", help=PROMPT_HELP + " (optional with --draft: the draft's prompt)")
     p.add_argument("--draft", metavar="NAME", help="the draft the prompt comes from (`atelier draft`)")
@@ -196,6 +220,7 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
     _fan_out_options(p)
+    _webhook_options(p)
     _long_options(p)
 
     p = command(
@@ -204,6 +229,7 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         "refine a version inside its conversation with the model",
         'atelier tweak v2 "rename the CLI to temp"',
         'atelier tweak 4f2a/1 "use argparse" --attach notes.txt',
+        'atelier tweak v2 "use click" --webhook https://hooks.example.com/atelier',
     )
     p.add_argument("version", help="a version, or a generation (its latest version)")
     p.add_argument("prompt", help=PROMPT_HELP)
@@ -211,6 +237,7 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
     p.add_argument("--etag", help="refuse if the version changed since this etag")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
+    _webhook_options(p)
     _long_options(p)
 
     p = command(
@@ -219,12 +246,14 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         "make the next version from a version and a modification prompt",
         'atelier iterate v1 "add a --verbose flag"',
         "atelier iterate 4f2a @change.md",
+        'atelier iterate v1 "add tests" --webhook https://hooks.example.com/atelier --webhook-event output',
     )
     p.add_argument("version", help="the parent version, or a generation (its latest version)")
     p.add_argument("prompt", help=PROMPT_HELP)
     p.add_argument("--model", help="a model from `atelier models`")
     p.add_argument("--etag", help="refuse if the version changed since this etag")
     p.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
+    _webhook_options(p)
     _long_options(p)
 
     p = command(
@@ -430,25 +459,47 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     )
     drafts = p.add_subparsers(dest="draft_command", metavar="ACTION")
 
-    def action(name: str, handler: Callable[[Cli], int], help: str) -> argparse.ArgumentParser:
-        sub = drafts.add_parser(name, parents=[common], help=help, description=help)
+    def action(
+        actions: argparse._SubParsersAction[Any], name: str, handler: Callable[[Cli], int], help: str
+    ) -> argparse.ArgumentParser:
+        """An action of a command that has some (`atelier draft new`, `atelier webhooks list`)."""
+        sub: argparse.ArgumentParser = actions.add_parser(name, parents=[common], help=help, description=help)
         sub.set_defaults(handler=handler)
         return sub
 
-    d = action("new", cmd_draft_new, "draft a prompt for a model from your text")
+    d = action(drafts, "new", cmd_draft_new, "draft a prompt for a model from your text")
     d.add_argument("text", help="what you want; `-` reads it from standard input, `@FILE` from a file")
     d.add_argument("--context", help="a context or style instruction for the draft")
     d.add_argument("--model", help="the model the prompt is for (a model from `atelier models`)")
-    d = action("show", cmd_draft_show, "show a draft")
+    d = action(drafts, "show", cmd_draft_show, "show a draft")
     d.add_argument("name", help="drafts/{id}, or the id")
-    d = action("edit", cmd_draft_edit, "replace a draft's prompt with your edit")
+    d = action(drafts, "edit", cmd_draft_edit, "replace a draft's prompt with your edit")
     d.add_argument("name", help="drafts/{id}, or the id")
     d.add_argument("prompt", help=PROMPT_HELP)
     d.add_argument("--etag", help="refuse if the draft changed since this etag")
-    action("list", cmd_draft_list, "list your drafts, newest first")
-    d = action("delete", cmd_draft_delete, "delete a draft for good (one a version was made from stays)")
+    action(drafts, "list", cmd_draft_list, "list your drafts, newest first")
+    d = action(
+        drafts, "delete", cmd_draft_delete, "delete a draft for good (one a version was made from stays)"
+    )
     d.add_argument("name", help="drafts/{id}, or the id")
     d.add_argument("--etag", help="refuse if the draft changed since this etag")
+
+    p = command(
+        "webhooks",
+        cmd_webhooks_list,
+        "list a version's (or a generation's) webhook deliveries, or replay one (list, replay)",
+        "atelier webhooks list v3             # state, attempts and last status of each",
+        "atelier webhooks list 4f2a           # every version of a generation",
+        "atelier webhooks replay generations/4f2a/versions/3/webhookDeliveries/9c1e",
+    )
+    hooks = p.add_subparsers(dest="webhooks_command", metavar="ACTION")
+
+    w = action(
+        hooks, "list", cmd_webhooks_list, "list deliveries, oldest first (default: the current generation's)"
+    )
+    w.add_argument("name", nargs="?", help="a version, or a generation (all its versions)")
+    w = action(hooks, "replay", cmd_webhooks_replay, "send a delivery again now, with the same id and body")
+    w.add_argument("delivery", help="a delivery's name, as `atelier webhooks list` shows it")
 
     p = command(
         "blame",
