@@ -49,7 +49,10 @@ def test_the_readme_webhook_recipe_works(backend: str, tmp_path: Path) -> None:
     shell = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     setup = next(block for block in shell if "export ATELIER_WEBHOOK_SECRET" in block)
     calls = "\n".join(block for block in shell if "grpcurl" in block)
-    [receiver_code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    # The receiver is the section's one Python block that serves HTTP (another shows the SDK).
+    [receiver_code] = [
+        block for block in re.findall(r"```python\n(.*?)```", section, flags=re.S) if "HTTPServer" in block
+    ]
     # The README's way to make a secret, as written.
     export = next(line for line in setup.splitlines() if line.startswith("export ATELIER_WEBHOOK_SECRET"))
     made = subprocess.run(
