@@ -44,8 +44,6 @@ class GcReport:
     # Generations retention deleted, and generations purged.
     deleted: tuple[str, ...] = ()
     purged: tuple[str, ...] = ()
-    # Versions whose jobs retention stopped.
-    stopped_version_ids: tuple[int, ...] = ()
     blobs_deleted: int = 0
 
     @property
@@ -67,12 +65,12 @@ async def collect_garbage(
     generation deleted or purged (and the versions whose jobs stopped) as soon as that commits,
     not at the end of the pass: until this process forgets a generation, it could still serve its
     versions from a cache while ListGenerations already leaves it out."""
-    deleted, stopped = await _retire(db, settings, on_gone) if settings.retention_seconds > 0 else ((), ())
+    deleted = await _retire(db, settings, on_gone) if settings.retention_seconds > 0 else []
     purged = [generation_id for generation_id in purge_now if await _purge(db, generation_id, on_gone)]
     purged.extend(await _purge_expired(db, on_gone))
     grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
     blobs = await _collect_blobs(db, created_before=storage.utcnow() - timedelta(seconds=grace))
-    report = GcReport(tuple(deleted), tuple(purged), tuple(stopped), blobs)
+    report = GcReport(tuple(deleted), tuple(purged), blobs)
     if report.gone or blobs:
         log_event(
             "garbage_collected",
@@ -110,12 +108,11 @@ async def collect_periodically(
 
 async def _retire(
     db: storage.Database, settings: Settings, on_gone: Callable[[Sequence[str], Sequence[int]], None]
-) -> tuple[list[str], list[int]]:
+) -> list[str]:
     now = storage.utcnow()
     updated_before = now - timedelta(seconds=settings.retention_seconds)
     kept_for = timedelta(seconds=settings.deleted_retention_seconds)
     deleted: list[str] = []
-    stopped: list[int] = []
     while True:
         due = await transactions.read(
             db,
@@ -133,9 +130,8 @@ async def _retire(
             if done is not None:
                 on_gone([generation_id], done.stopped_version_ids)
                 deleted.append(generation_id)
-                stopped.extend(done.stopped_version_ids)
         if len(due) < _GENERATION_BATCH:
-            return deleted, stopped
+            return deleted
 
 
 async def _purge_expired(
