@@ -89,6 +89,17 @@ def _local(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+def _file_of(url: str) -> str:
+    """What a URL points at, without its expiry and signature: URLs signed a few minutes apart
+    (the module's upload, then a later call) may fall in different expiry windows."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _expiry(url: str) -> int:
+    return int(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["exp"][0])
+
+
 def test_images_carry_their_size_and_are_served_with_their_type_and_etag(
     web: httpx.Client, files_server: ServerProcess, uploaded: dict[str, dict[str, Any]]
 ) -> None:
@@ -156,7 +167,8 @@ def test_code_files_and_every_answer_that_lists_files_carry_urls(
     assert served.content == CODE and served.headers["content-type"] == code["mimeType"] == "text/x-python"
     assert served.headers["content-security-policy"] == "sandbox"
     chunks, _ = stream(web, "ReadFile", {"name": code["version"], "path": "art/fox.png"}, "alice-token")
-    assert chunks[0]["file"]["downloadUrl"] == uploaded["art/fox.png"]["downloadUrl"]
+    assert _file_of(chunks[0]["file"]["downloadUrl"]) == _file_of(uploaded["art/fox.png"]["downloadUrl"])
+    assert web.get(_local(chunks[0]["file"]["downloadUrl"])).content == PICTURE
     assert chunks[0]["file"]["width"] == 40
     # Over gRPC the URL's base is the web port's own address, and the same key signs it.
     with grpc.insecure_channel(files_server.target) as channel:
@@ -164,12 +176,13 @@ def test_code_files_and_every_answer_that_lists_files_carry_urls(
             pb.ListFilesRequest(parent=code["version"]), metadata=[("authorization", "Bearer alice-token")]
         )
     by_path = {f.path: f for f in listed.files}
-    assert by_path["src/main.py"].download_url == code["downloadUrl"]
+    assert _file_of(by_path["src/main.py"].download_url) == _file_of(code["downloadUrl"])
+    assert web.get(_local(by_path["src/main.py"].download_url)).content == CODE
     assert (by_path["art/fox.png"].width, by_path["art/fox.png"].height) == (40, 30)
     # The Python SDK shows them too.
     with AtelierClient(files_server.target, token="alice-token") as client:
         sdk = {f.path: f for f in client.files(code["version"])}
-    assert sdk["art/fox.png"].download_url == uploaded["art/fox.png"]["downloadUrl"]
+    assert _file_of(sdk["art/fox.png"].download_url) == _file_of(uploaded["art/fox.png"]["downloadUrl"])
     assert (sdk["art/fox.png"].width, sdk["art/fox.png"].height) == (40, 30)
 
 
@@ -180,8 +193,10 @@ def test_expired_and_forged_urls_are_refused_and_another_owners_files_unreachabl
     generation, number = image["version"].split("/")[1], int(image["version"].split("/")[3])
     urls = FileUrls(key=KEY.encode(), seconds=600, base=files_server.web_url)
     ref = VersionRef(generation, number)
-    # A replica with the same key makes the same URL.
-    assert urls.url(ref, "art/fox.png") == image["downloadUrl"]
+    # A replica with the same key makes the same URL. (URLs expire on a grid of half their
+    # lifetime, 300 s here; signing at the start of the cell the server's URL came from must give it.)
+    signed_at = _expiry(image["downloadUrl"]) - 600 - 300
+    assert urls.url(ref, "art/fox.png", now=signed_at) == image["downloadUrl"]
     expired = web.get(_local(urls.url(ref, "art/fox.png", now=time.time() - 3600)))
     assert expired.status_code == 403
     assert expired.json()["reason"] == "URL_EXPIRED" and "expired" in expired.json()["message"]
