@@ -315,19 +315,7 @@ class Settings:
     @property
     def available_models(self) -> tuple[ModelConfig, ...]:
         """The models of the configured provider (and the offline one, which needs nothing)."""
-        if self.models:
-            return self.models
-        providers = dict.fromkeys([self.provider, "offline"])
-        models: list[ModelConfig] = []
-        for provider in providers:
-            if provider == "gemini":
-                models.extend(_gemini_models(self))
-            elif provider in _BUILTIN_MODELS:
-                models.extend(_BUILTIN_MODELS[provider])
-            else:
-                known = ", ".join(sorted([*_BUILTIN_MODELS, "gemini"]))
-                raise ValueError(f"unknown provider {provider!r}; known: {known}")
-        return tuple(models)
+        return _models_of(self)[0]
 
     @property
     def resolved_default_model(self) -> ModelConfig:
@@ -405,7 +393,44 @@ class Settings:
         return delays
 
     def find_model(self, name: str) -> ModelConfig | None:
-        return next((model for model in self.available_models if model.name == name), None)
+        return _models_of(self)[1].get(name)
+
+
+# The model list of each Settings, built once: every job asks for its model's entry, and a
+# slotted frozen dataclass has no room to cache it. Keyed by identity (the entry holds the
+# Settings, so its id is not reused while cached); bounded for processes that make many.
+_MODELS_CACHE: dict[int, tuple[Settings, tuple[ModelConfig, ...], dict[str, ModelConfig]]] = {}
+_MODELS_CACHE_SIZE = 16
+
+
+def _models_of(settings: Settings) -> tuple[tuple[ModelConfig, ...], dict[str, ModelConfig]]:
+    cached = _MODELS_CACHE.get(id(settings))
+    if cached is not None and cached[0] is settings:
+        return cached[1], cached[2]
+    models = _build_models(settings)
+    by_name: dict[str, ModelConfig] = {}
+    for model in models:
+        by_name.setdefault(model.name, model)  # the first of a name wins, as a scan would find it
+    if len(_MODELS_CACHE) >= _MODELS_CACHE_SIZE:
+        _MODELS_CACHE.clear()
+    _MODELS_CACHE[id(settings)] = (settings, models, by_name)
+    return models, by_name
+
+
+def _build_models(settings: Settings) -> tuple[ModelConfig, ...]:
+    if settings.models:
+        return settings.models
+    providers = dict.fromkeys([settings.provider, "offline"])
+    models: list[ModelConfig] = []
+    for provider in providers:
+        if provider == "gemini":
+            models.extend(_gemini_models(settings))
+        elif provider in _BUILTIN_MODELS:
+            models.extend(_BUILTIN_MODELS[provider])
+        else:
+            known = ", ".join(sorted([*_BUILTIN_MODELS, "gemini"]))
+            raise ValueError(f"unknown provider {provider!r}; known: {known}")
+    return tuple(models)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

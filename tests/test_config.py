@@ -242,3 +242,18 @@ def test_the_web_settings_are_checked() -> None:
         load_settings({"ATELIER_PUBLIC_URL": "atelier.example.com"})
     with pytest.raises(ValueError, match="ATELIER_FILE_URL_SECONDS must be above 0"):
         load_settings({"ATELIER_FILE_URL_SECONDS": "0"})
+
+
+def test_each_settings_object_finds_its_own_models() -> None:
+    # The model list is built once per Settings object: a Settings made by replace() (as tests
+    # and the reload of a config do) must see its own models, never the first one's.
+    gemini = load_settings({"ATELIER_PROVIDER": "gemini", "GEMINI_API_KEY": "k"})
+    assert gemini.find_model("gemini-2.5-flash") is not None
+    renamed = dataclasses.replace(gemini, gemini_model="gemini-9-pro")
+    assert renamed.find_model("gemini-2.5-flash") is None
+    assert renamed.find_model("gemini-9-pro") is not None
+    assert gemini.find_model("gemini-9-pro") is None
+    assert gemini.available_models is gemini.available_models
+    assert [m.name for m in renamed.available_models] == ["gemini-9-pro", "gemini-2.5-flash-image", "offline"]
+    for _ in range(100):  # many short-lived Settings neither grow the cache nor confuse it
+        assert dataclasses.replace(gemini, gemini_model="x").find_model("x") is not None

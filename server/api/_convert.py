@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atelier.v1 import (
@@ -49,13 +49,18 @@ from server.domain import (
     WebhookDelivery,
 )
 
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
+
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    # What Timestamp.FromDatetime computes (a naive time is UTC), at under half its cost: every
+    # progress event sent carries one or three.
     if value is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    since = value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)
+    seconds = since.days * 86400 + since.seconds
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=since.microseconds * 1000)
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
