@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import gc
 import logging
 import shlex
 import signal
@@ -141,6 +142,7 @@ async def serve(settings: Settings) -> None:
                     web.run, web_app(methods, service, file_urls, settings, serving=lambda: serving)
                 )
                 _log.info("Atelier web on %s (Connect, gRPC-Web, files, /healthz)", web.url)
+            _tune_garbage_collector()
             await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
             await health.set("", health_pb2.HealthCheckResponse.SERVING)
             if tls is not None:
@@ -274,6 +276,24 @@ def _serve_metrics(listen: str) -> Callable[[], None]:
         thread.join(timeout=5)
 
     return stop
+
+
+# The collector's thresholds once the server is up. Python's defaults (700, 10, 10) suit a
+# short script: with a thousand jobs in flight the server ran about 900 young collections and
+# 9 full ones per thousand jobs, 2.7 s of its 27 s of CPU, and each full one stopped the event
+# loop for 100-500 ms as the heap grew. Young generations 7x larger cost a collection of at most
+# about 45 ms, and a full collection waits for 100 of the middle one (measured in the many-jobs
+# benchmark: 0.7 s in all, no loop lag over 50 ms). Garbage with cycles waits longer for
+# collection; everything else is freed by reference counting as before.
+_GC_THRESHOLDS = (5000, 10, 100)
+
+
+def _tune_garbage_collector() -> None:
+    """Freezes what start-up made (modules, settings, the providers' clients: it lives as long as
+    the process, so no collection need look at it again) and sets the thresholds above."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
 
 
 async def _watch_loop_lag() -> None:
