@@ -6,7 +6,7 @@
 // ATELIER_CONSOLE_SCREENSHOT=path saves one of the finished picture.
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { createAtelierClient } from "../../src/index.js";
 import { TOKEN } from "../../test/server.js";
@@ -37,6 +37,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
 });
+
+/** Waits until exactly these pictures (by their alt text) are shown and loaded. */
+async function loaded(pictures: Locator, alts: string[]): Promise<void> {
+  await expect
+    .poll(() =>
+      pictures.evaluateAll((imgs) =>
+        imgs.map((img) => `${img.getAttribute("alt")}: ${(img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth > 0}`),
+      ),
+    )
+    .toEqual(alts.map((alt) => `${alt}: true`));
+}
 
 /** Runs a step of the flow; a failure saves a screenshot of the page as it was. */
 async function step(name: string, body: () => Promise<void>): Promise<void> {
@@ -159,14 +170,19 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes, reopens, 
     await expect
       .poll(() => pictures.evaluateAll((imgs) => imgs.map((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth)))
       .toEqual([64, 64]);
-    // Each output opens on its own, and leads back to them all.
+    // Each output opens on its own, and leads back to them all. The buttons sit below the log
+    // and the pictures, so each view is left to settle (its picture loaded) before a click: a
+    // button that moves as the view fills in can take a click meant for it elsewhere.
     await dialog.getByRole("button", { name: "Open version 2 (side)" }).click();
     await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 2");
     await expect.poll(() => status.textContent()).toBe("Completed: 2 files");
+    await loaded(dialog.locator("#media").getByRole("img"), ["logo.png, made by version 2"]);
     await dialog.getByRole("button", { name: "All outputs side by side" }).click();
     await expect.poll(() => status.textContent()).toBe("Done: 2 completed");
+    await loaded(pictures, ["logo.png, made by version 1", "logo.png, made by version 2"]);
     await dialog.getByRole("button", { name: "Open version 1 (front)" }).click();
     await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 1");
+    await loaded(dialog.locator("#media").getByRole("img"), ["logo.png, made by version 1"]);
     // Back from one version: a single output again.
     await dialog.getByRole("button", { name: "Back to the form" }).click();
     expect(await dialog.getByLabel("Or variants").inputValue()).toBe("");
