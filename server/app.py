@@ -142,7 +142,7 @@ async def serve(settings: Settings) -> None:
                     web.run, web_app(methods, service, file_urls, settings, serving=lambda: serving)
                 )
                 _log.info("Atelier web on %s (Connect, gRPC-Web, files, /healthz)", web.url)
-            _tune_garbage_collector()
+            _tune_python_gc()
             await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
             await health.set("", health_pb2.HealthCheckResponse.SERVING)
             if tls is not None:
@@ -278,17 +278,17 @@ def _serve_metrics(listen: str) -> Callable[[], None]:
     return stop
 
 
-# The collector's thresholds once the server is up. Python's defaults (700, 10, 10) suit a
-# short script: with a thousand jobs in flight the server ran about 900 young collections and
-# 9 full ones per thousand jobs, 2.7 s of its 27 s of CPU, and each full one stopped the event
-# loop for 100-500 ms as the heap grew. Young generations 7x larger cost a collection of at most
-# about 45 ms, and a full collection waits for 100 of the middle one (measured in the many-jobs
-# benchmark: 0.7 s in all, no loop lag over 50 ms). Garbage with cycles waits longer for
-# collection; everything else is freed by reference counting as before.
+# Python's cycle collector (not Atelier's blob collector), tuned once the server is up. Its
+# defaults (700, 10, 10) suit a short script: with a thousand jobs in flight the server ran about
+# 900 young and 9 full collections per thousand jobs, 2.7 s of its 27 s of CPU, and each full one
+# stopped the event loop for 100-500 ms as the heap grew. With a young generation 7x larger and a
+# full collection only after 100 of the middle one: 0.7 s in all, the longest middle collection
+# about 45 ms (the many-jobs benchmark). Garbage with cycles waits longer to be collected;
+# everything else is freed by reference counting as before.
 _GC_THRESHOLDS = (5000, 10, 100)
 
 
-def _tune_garbage_collector() -> None:
+def _tune_python_gc() -> None:
     """Freezes what start-up made (modules, settings, the providers' clients: it lives as long as
     the process, so no collection need look at it again) and sets the thresholds above."""
     gc.collect()

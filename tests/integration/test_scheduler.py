@@ -103,8 +103,10 @@ def _most_at_once(intervals: Sequence[tuple[datetime, datetime]]) -> int:
 def test_a_hundred_jobs_that_wait_on_their_model_run_at_once(server: ServerProcess) -> None:
     with server.channel() as channel:
         api = Api(channel, "alice-token")
+        # Each job waits 4 s: longer than the 100 calls and the claims (8 jobs at a time) take
+        # to start them all, even on PostgreSQL on a machine busy with the rest of the suite.
         names = _generate_many(
-            api, [script(stages=1, delay=2.0, files={f"{i}.txt": "x"}) for i in range(100)], "scripted"
+            api, [script(stages=1, delay=4.0, files={f"{i}.txt": "x"}) for i in range(100)], "scripted"
         )
         followed = _follow_all(api, names)
     intervals = [_run_interval(events) for events in followed.values()]
