@@ -161,10 +161,12 @@ class ModelGate(Protocol):
     wait here instead of spending their attempts.
     """
 
-    async def before_request(self) -> None:
-        """Waits until a request may go out: no cooldown (or this request is the probe) and
-        within the model's requests per minute. Raises ProviderError (MODEL_QUOTA_EXHAUSTED)
-        once the job has waited longer than the server allows in all."""
+    async def before_request(self, input_tokens: int = 0) -> None:
+        """Waits until a request may go out: no cooldown (or this request is the probe), within
+        the model's requests per minute, and within its input tokens per minute for the
+        request's `input_tokens`, estimated before sending (0: not estimated, no tokens taken).
+        Raises ProviderError (MODEL_QUOTA_EXHAUSTED) once the job has waited longer than the
+        server allows in all."""
         ...
 
     def answered(self) -> None:
@@ -177,17 +179,25 @@ class ModelGate(Protocol):
         The next `before_request` waits out the cooldown this starts or extends."""
         ...
 
+    def tokens_counted(self, *, estimated: int, actual: int) -> None:
+        """The model reported a request's input tokens: `actual`, against the `estimated` ones
+        given to before_request. The tokens-per-minute budget is corrected by the difference."""
+        ...
+
 
 class _OpenGate:
     """A gate that never waits: for providers that call no model, and for calling one directly."""
 
-    async def before_request(self) -> None:
+    async def before_request(self, input_tokens: int = 0) -> None:
         return None
 
     def answered(self) -> None:
         return None
 
     def refused(self, *, retry_after: float | None) -> None:
+        return None
+
+    def tokens_counted(self, *, estimated: int, actual: int) -> None:
         return None
 
 
