@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import generation_pb2 as gen
 
 from support.databases import fresh_database
@@ -115,8 +116,16 @@ def test_a_models_tokens_per_minute_space_its_requests_at_the_model(
     # the minute and more its estimate would have cost.
     padding = ", with a long description" + "." * 8000
     with server.channel() as channel:
-        versions = _run_all(Api(channel, "alice-token"), 5, TOKEN_LIMITED, padding=padding, timeout=30)
+        api = Api(channel, "alice-token")
+        versions = _run_all(api, 5, TOKEN_LIMITED, padding=padding, timeout=30)
+        listed = {
+            m.name: m for m in api.stub.ListModels(pb.ListModelsRequest(), metadata=api.metadata).models
+        }
     _completed(versions)
+    assert (listed[TOKEN_LIMITED].tokens_per_minute, listed[FREE].tokens_per_minute) == (
+        _TOKENS_PER_MINUTE,
+        0,
+    )
     assert fake.requests_per_model[TOKEN_LIMITED] == 5
     times = sorted(r.received_at for r in fake.requests if r.model == TOKEN_LIMITED)
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
