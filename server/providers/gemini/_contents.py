@@ -42,7 +42,7 @@ def estimated_input_tokens(contents: Iterable[types.ContentDict], config: types.
             text = part.get("text")
             if text:
                 texts.append(text)
-    return estimate_tokens("".join(texts)).tokens + media * MEDIA_PART_TOKENS
+    return estimate_tokens(*texts).tokens + media * MEDIA_PART_TOKENS
 
 
 def is_media(mime_type: str) -> bool:
