@@ -34,10 +34,13 @@ class ModelConfig:
     provider: str
     display_name: str
     output_modalities: tuple[str, ...] = ("text",)
-    # Limits that hold across every replica on one database: model calls in flight, and requests
-    # per minute. None: no limit of its own (a provider's real quota shows itself as 429s).
+    # Limits that hold across every replica on one database: model calls in flight, requests per
+    # minute, and input tokens per minute (what Gemini's TPM quota counts; each request's tokens
+    # are estimated before it goes out, then corrected by the model's own count). None: no limit
+    # of its own (a provider's real quota shows itself as 429s).
     max_concurrent: int | None = None
     requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
     # The price table (USD): per million input tokens, per million output tokens (thinking tokens
     # are billed as output), and per image the model answers with. 0: free, or no price known.
     input_price_per_million: float = 0.0
@@ -587,6 +590,7 @@ def _read_file(path: Path) -> dict[str, Any]:
             output_modalities=tuple(entry.get("output_modalities", ("text",))),
             max_concurrent=_limit(entry, "max_concurrent", path),
             requests_per_minute=_limit(entry, "requests_per_minute", path),
+            tokens_per_minute=_limit(entry, "tokens_per_minute", path),
             **_prices(entry, path),
         )
         for entry in data.pop("models", [])

@@ -331,7 +331,8 @@ class Job(SQLModel, table=True):
 
 
 class ModelState(SQLModel, table=True):
-    """A model's capacity, shared by every replica: its cooldown after 429s and its request budget."""
+    """A model's capacity, shared by every replica: its cooldown after 429s, and its budgets of
+    requests and of input tokens."""
 
     __tablename__ = "model_state"
 
@@ -343,6 +344,11 @@ class ModelState(SQLModel, table=True):
     # A token bucket for requests_per_minute: what is left, and when it was last filled.
     request_tokens: float = 0.0
     tokens_time: datetime | None = None
+    # A token bucket for tokens_per_minute (input tokens): what is left, and when it was last
+    # filled. Below zero after a request estimated above the whole budget, or one the model
+    # counted above its estimate.
+    input_tokens: float = 0.0
+    input_tokens_time: datetime | None = None
     update_time: datetime
 
 

@@ -1,5 +1,6 @@
 """What the scheduler reads and keeps besides the jobs: each model's shared state (cooldown,
-request budget), the queue as principals see it, recent run times, and each version's ledger."""
+budgets of requests and of input tokens), the queue as principals see it, recent run times, and
+each version's ledger."""
 
 from __future__ import annotations
 
@@ -80,13 +81,50 @@ def take_request(tx: Transaction, *, model: str, per_minute: int) -> float:
     bucket that refills continuously). Returns 0 when taken, else the seconds until one is free."""
     now = utcnow()
     stored = lock_model_state(tx, model, now)
-    last = _aware(stored.tokens_time)
-    refill = (now - last).total_seconds() * per_minute / 60 if last is not None else float(per_minute)
-    tokens = min(float(per_minute), stored.request_tokens + refill)
-    wait = 0.0 if tokens >= 1 else (1 - tokens) * 60 / per_minute
-    taken = tokens - 1 if wait == 0 else tokens
-    tx.execute(_SET_TOKENS, {"model_name": model, "tokens": taken, "time": now, "now": now})
+    left, wait = _take(stored.request_tokens, _aware(stored.tokens_time), now, per_minute, 1)
+    tx.execute(_SET_TOKENS, {"model_name": model, "tokens": left, "time": now, "now": now})
     return wait
+
+
+def take_input_tokens(tx: Transaction, *, model: str, per_minute: int, tokens: int) -> float:
+    """Takes a request's estimated input `tokens` from the model's budget of `per_minute` input
+    tokens, shared by every process (a second token bucket, like take_request's). Returns 0 when
+    taken, else the seconds until they are there.
+
+    A request estimated above the whole budget would wait for ever for a bucket that never holds
+    that much: it goes when the bucket is full, and takes it below zero, so that the requests
+    after it wait until what it overspent has refilled."""
+    now = utcnow()
+    stored = lock_model_state(tx, model, now)
+    left, wait = _take(stored.input_tokens, _aware(stored.input_tokens_time), now, per_minute, tokens)
+    tx.execute(_SET_INPUT_TOKENS, {"model_name": model, "tokens": left, "time": now, "now": now})
+    return wait
+
+
+def correct_input_tokens(tx: Transaction, *, model: str, per_minute: int, by: int) -> None:
+    """Takes `by` more input tokens from the model's budget (gives them back if negative): what the
+    model counted for a request, less the estimate take_input_tokens took for it. One statement on
+    the stored level, which counts from the last take: as if the request had taken the right
+    amount then (or a little later), not now, which would refill later than the model's quota
+    does. The budget never holds more than `per_minute`."""
+    tx.execute(
+        _CORRECT_INPUT_TOKENS,
+        {"model_name": model, "by": float(by), "most": float(per_minute), "now": utcnow()},
+    )
+
+
+def _take(
+    level: float, last: datetime | None, now: datetime, per_minute: int, amount: int
+) -> tuple[float, float]:
+    """A token bucket of `per_minute` that held `level` at `last` (None: never used, so full):
+    what it holds once `amount` is taken now, and 0; or, if it is short, what it holds now and
+    the seconds until it has `amount` (the whole bucket, for an amount above it)."""
+    refill = (now - last).total_seconds() * per_minute / 60 if last is not None else float(per_minute)
+    tokens = min(float(per_minute), level + refill)
+    needed = min(float(amount), float(per_minute))
+    if tokens >= needed:
+        return tokens - amount, 0.0
+    return tokens, (needed - tokens) * 60 / per_minute
 
 
 def queue_of(tx: Transaction, *, model: str) -> list[QueuedJob]:
@@ -170,6 +208,7 @@ _INSERT_STATE = {
         model=sa.bindparam("model_name"),
         cooldown_step=0.0,
         request_tokens=0.0,
+        input_tokens=0.0,
         update_time=sa.bindparam("now"),
     )
     .on_conflict_do_nothing(index_elements=["model"])
@@ -181,6 +220,8 @@ _LOCK_STATE = (
         MODEL_STATE.c.cooldown_step,
         MODEL_STATE.c.request_tokens,
         MODEL_STATE.c.tokens_time,
+        MODEL_STATE.c.input_tokens,
+        MODEL_STATE.c.input_tokens_time,
     )
     .where(MODEL_STATE.c.model == sa.bindparam("model_name"))
     .with_for_update()
@@ -201,6 +242,24 @@ _SET_TOKENS = (
         request_tokens=sa.bindparam("tokens"),
         tokens_time=sa.bindparam("time"),
         update_time=sa.bindparam("now"),
+    )
+)
+_SET_INPUT_TOKENS = (
+    sa.update(MODEL_STATE)
+    .where(MODEL_STATE.c.model == sa.bindparam("model_name"))
+    .values(
+        input_tokens=sa.bindparam("tokens"),
+        input_tokens_time=sa.bindparam("time"),
+        update_time=sa.bindparam("now"),
+    )
+)
+_CORRECTED = MODEL_STATE.c.input_tokens - sa.bindparam("by", type_=sa.Float)
+_MOST = sa.bindparam("most", type_=sa.Float)
+_CORRECT_INPUT_TOKENS = (
+    sa.update(MODEL_STATE)
+    .where(MODEL_STATE.c.model == sa.bindparam("model_name"))
+    .values(
+        input_tokens=sa.case((_CORRECTED > _MOST, _MOST), else_=_CORRECTED), update_time=sa.bindparam("now")
     )
 )
 _QUEUE_OF = (

@@ -42,6 +42,7 @@ name = "one-at-a-time"
 provider = "scripted"
 max_concurrent = 1
 requests_per_minute = 600
+tokens_per_minute = 250000
 """
 WORKFLOW_PROMPT = "a python CLI that converts celsius to fahrenheit"
 WORKFLOW_TWEAK = "add file docs/usage.md"

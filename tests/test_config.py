@@ -189,6 +189,51 @@ def test_a_price_that_is_not_a_number_of_zero_or_more_is_refused(tmp_path: Path,
         load_settings({"ATELIER_CONFIG": str(path)})
 
 
+def test_a_models_limits_come_from_its_config_file_entry(tmp_path: Path) -> None:
+    path = tmp_path / "atelier.toml"
+    path.write_text(
+        """
+[[models]]
+name = "offline"
+provider = "offline"
+max_concurrent = 2
+requests_per_minute = 60
+tokens_per_minute = 250000
+
+[[models]]
+name = "scripted"
+provider = "scripted"
+"""
+    )
+    limited, unlimited = load_settings({"ATELIER_CONFIG": str(path)}).available_models
+    assert (limited.max_concurrent, limited.requests_per_minute, limited.tokens_per_minute) == (2, 60, 250000)
+    assert (unlimited.max_concurrent, unlimited.requests_per_minute, unlimited.tokens_per_minute) == (
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "tokens_per_minute = 0",
+        "tokens_per_minute = -5",
+        "tokens_per_minute = 1.5",
+        'tokens_per_minute = "lots"',
+        "tokens_per_minute = true",
+        "requests_per_minute = 0",
+        "max_concurrent = 0",
+    ],
+)
+def test_a_limit_that_is_not_a_whole_number_above_0_is_refused(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "atelier.toml"
+    path.write_text(f'[[models]]\nname = "offline"\nprovider = "offline"\n{entry}\n')
+    key = entry.split(" ")[0]
+    with pytest.raises(ValueError, match=f"model 'offline': {key} must be a whole number above 0"):
+        load_settings({"ATELIER_CONFIG": str(path)})
+
+
 def test_webhook_settings_are_parsed_and_checked() -> None:
     secret = "whsec_" + "A" * 32  # 24 bytes of base64
     settings = load_settings(

@@ -306,6 +306,7 @@ def model_to_proto(view: ModelView) -> model_pb2.Model:
         default=view.default,
         max_concurrent=model.max_concurrent or 0,
         requests_per_minute=model.requests_per_minute or 0,
+        tokens_per_minute=model.tokens_per_minute or 0,
         status=model_pb2.ModelStatus(
             jobs_in_flight=view.jobs_in_flight,
             jobs_queued=view.jobs_queued,

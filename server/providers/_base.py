@@ -148,9 +148,13 @@ class TokenCount:
 BYTES_PER_TOKEN = 4
 
 
-def estimate_tokens(text: str) -> TokenCount:
-    """A documented estimate of `text`'s tokens: one per BYTES_PER_TOKEN bytes of UTF-8, rounded up."""
-    return TokenCount(tokens=-(-len(text.encode()) // BYTES_PER_TOKEN), counted=False)
+def estimate_tokens(*texts: str) -> TokenCount:
+    """A documented estimate of the tokens of `texts` together: one per BYTES_PER_TOKEN bytes of
+    UTF-8, rounded up."""
+    # An ASCII text's length is its size in UTF-8, found without encoding a copy: a request's
+    # context can be megabytes, and this runs on the event loop.
+    size = sum(len(text) if text.isascii() else len(text.encode()) for text in texts)
+    return TokenCount(tokens=-(-size // BYTES_PER_TOKEN), counted=False)
 
 
 class ModelGate(Protocol):
@@ -161,10 +165,12 @@ class ModelGate(Protocol):
     wait here instead of spending their attempts.
     """
 
-    async def before_request(self) -> None:
-        """Waits until a request may go out: no cooldown (or this request is the probe) and
-        within the model's requests per minute. Raises ProviderError (MODEL_QUOTA_EXHAUSTED)
-        once the job has waited longer than the server allows in all."""
+    async def before_request(self, input_tokens: int = 0) -> None:
+        """Waits until a request may go out: no cooldown (or this request is the probe), within
+        the model's requests per minute, and within its input tokens per minute for the
+        request's `input_tokens`, estimated before sending (0: not estimated, no tokens taken).
+        Raises ProviderError (MODEL_QUOTA_EXHAUSTED) once the job has waited longer than the
+        server allows in all."""
         ...
 
     def answered(self) -> None:
@@ -177,17 +183,25 @@ class ModelGate(Protocol):
         The next `before_request` waits out the cooldown this starts or extends."""
         ...
 
+    def tokens_counted(self, *, estimated: int, actual: int) -> None:
+        """The model reported a request's input tokens: `actual`, against the `estimated` ones
+        given to before_request. The tokens-per-minute budget is corrected by the difference."""
+        ...
+
 
 class _OpenGate:
     """A gate that never waits: for providers that call no model, and for calling one directly."""
 
-    async def before_request(self) -> None:
+    async def before_request(self, input_tokens: int = 0) -> None:
         return None
 
     def answered(self) -> None:
         return None
 
     def refused(self, *, retry_after: float | None) -> None:
+        return None
+
+    def tokens_counted(self, *, estimated: int, actual: int) -> None:
         return None
 
 

@@ -25,7 +25,8 @@ DraftPrompt's text is a script too: the draft is the text itself (`fail` and `cr
 and `usage` is what the draft reports).
 
 Before its stages, the provider makes one request to its "model" through the gate, as a real
-provider would: the runner's cooldowns and request budgets apply to it.
+provider would: the runner's cooldowns and budgets apply to it. Its input tokens are the
+prompt's estimate (estimate_tokens), corrected by `usage.input_tokens` when the script gives them.
 
 The default answer.txt is written only when the script names no files, deletions or
 renames. Paths are not checked: a test may want the runner to see a bad one. The files
@@ -150,7 +151,7 @@ class ScriptedProvider:
         self, request: ProviderRequest, progress: Progress, gate: ModelGate = OPEN_GATE
     ) -> ChangeSet:
         script = parse_script(request.prompt)
-        await _call_the_model(script, gate, progress)
+        await _call_the_model(script, gate, progress, input_tokens=estimate_tokens(request.prompt).tokens)
         paths = [file.path for file in script.upserts]
         for number, title in enumerate(script.titles, start=1):
             async with progress.stage(title):
@@ -223,10 +224,11 @@ def parse_script(prompt: str) -> Script:
     )
 
 
-async def _call_the_model(script: Script, gate: ModelGate, progress: Progress) -> None:
-    """One request to the scripted "model", through the gate as a real provider's would go."""
+async def _call_the_model(script: Script, gate: ModelGate, progress: Progress, *, input_tokens: int) -> None:
+    """One request to the scripted "model", through the gate as a real provider's would go: its
+    input tokens are the prompt's estimate, corrected by the script's usage if it gives one."""
     while True:
-        await gate.before_request()
+        await gate.before_request(input_tokens)
         if time.time() < script.quota_storm_until:
             gate.refused(retry_after=script.retry_after)
             continue
@@ -234,6 +236,8 @@ async def _call_the_model(script: Script, gate: ModelGate, progress: Progress) -
         break
     if script.usage is not None:
         progress.usage(script.usage)
+        if script.usage.input_tokens:
+            gate.tokens_counted(estimated=input_tokens, actual=script.usage.input_tokens)
 
 
 def _number(document: Mapping[str, Any], key: str, default: float | None) -> Any:

@@ -84,6 +84,11 @@ def test_a_model_s_limits_and_cooldown() -> None:
     unlimited = Model("m", "scripted", "M")
     assert model_limits(replace(unlimited, max_concurrent=5, requests_per_minute=600)) == "5 at once, 600/min"
     assert model_limits(replace(unlimited, requests_per_minute=60)) == "60/min"
+    assert model_limits(replace(unlimited, tokens_per_minute=250000)) == "250000 tokens/min"
+    assert (
+        model_limits(replace(unlimited, max_concurrent=5, requests_per_minute=600, tokens_per_minute=1000))
+        == "5 at once, 600/min, 1000 tokens/min"
+    )
     assert model_limits(unlimited) == "none"
     cooling = replace(unlimited, status=ModelStatus(cooldown_until=_NOW + timedelta(seconds=20)))
     assert cooldown(cooling, now=_NOW) == "until 12:00:20 UTC (in about 20 s)"

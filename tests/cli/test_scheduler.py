@@ -53,14 +53,26 @@ def test_models_show_their_limits_and_live_state(run_cli: RunCli, server: Server
     assert isinstance(models, list)
     by_name = {model["name"]: model for model in models}
     limited, unlimited = by_name["one-at-a-time"], by_name["scripted"]
-    assert (limited["max_concurrent"], limited["requests_per_minute"]) == (1, 600)
+    assert (limited["max_concurrent"], limited["requests_per_minute"], limited["tokens_per_minute"]) == (
+        1,
+        600,
+        250000,
+    )
     assert (limited["status"]["jobs_in_flight"], limited["status"]["jobs_queued"]) == (1, 2), limited
     assert limited["status"]["cooldown_until"] is None
-    assert (unlimited["max_concurrent"], unlimited["requests_per_minute"]) == (None, None)
+    assert (
+        unlimited["max_concurrent"],
+        unlimited["requests_per_minute"],
+        unlimited["tokens_per_minute"],
+    ) == (
+        None,
+        None,
+        None,
+    )
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "one-at-a-time" in line)
     # limits, in flight, queued (between the table's column rules)
-    assert re.search(r"1 at once, 600/min\s+\S\s+1\s+\S\s+2\s+\S", row), table.stdout
+    assert re.search(r"1 at once, 600/min, 250000 tokens/min\s+\S\s+1\s+\S\s+2\s+\S", row), table.stdout
 
 
 def test_status_and_watch_show_the_queue_and_the_ledger(run_cli: RunCli, server: ServerProcess) -> None:

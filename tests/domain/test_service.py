@@ -312,6 +312,31 @@ async def test_a_models_requests_per_minute_hold_its_requests_back(database_url:
         assert (await domain.wait(held)).state is VersionState.CANCELLED
 
 
+@pytest.mark.anyio
+async def test_a_models_tokens_per_minute_hold_its_requests_back(database_url: str) -> None:
+    from server.config import ModelConfig
+
+    # Each request is estimated (at 4 bytes a token) above the whole budget: the first goes with
+    # the bucket full and leaves it owing; the next waits for it to refill (over a minute).
+    budgeted = ModelConfig("budgeted", "scripted", "ten input tokens a minute", tokens_per_minute=10)
+    models = (ModelConfig("scripted", "scripted", "s"), budgeted)
+    prompt = _script(stages=1, files={"a.txt": "x" * 100})
+    async with _domain(database_url, models=models) as domain, _running(domain):
+        versions = [
+            await domain.service.generate(
+                caller=ALICE, prompt=prompt, model="budgeted", request_id="", attachments=()
+            )
+            for _ in range(2)
+        ]
+        await anyio.sleep(1.0)
+        seen = [await domain.service.get_version(caller=ALICE, ref=v.ref) for v in versions]
+        assert sorted(v.state for v in seen) == [VersionState.COMPLETED, VersionState.RUNNING]
+        held = next(v for v in seen if v.state is VersionState.RUNNING)
+        assert held.stage == 0
+        await domain.service.cancel(caller=ALICE, ref=held.ref)
+        assert (await domain.wait(held)).state is VersionState.CANCELLED
+
+
 @contextmanager
 def _statements(db: storage.Database) -> Iterator[list[str]]:
     """The SQL statements run on `db` inside the block."""

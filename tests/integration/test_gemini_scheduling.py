@@ -6,20 +6,25 @@ at the model.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import generation_pb2 as gen
 
 from support.databases import fresh_database
-from support.gemini_fake import FakeGemini
+from support.gemini_fake import USAGE, FakeGemini
 from tests._support import Api, ServerProcess
 from tests.conftest import BACKENDS, check_backend
 
 LIMITED = "gemini-2.5-flash"
 FREE = "gemini-2.5-flash-lite"
+TOKEN_LIMITED = "gemini-2.5-pro"
+# 24 input tokens a second.
+_TOKENS_PER_MINUTE = 1440
 _CONFIG = f"""
 provider = "gemini"
 
@@ -31,6 +36,11 @@ max_concurrent = 5
 [[models]]
 name = "{FREE}"
 provider = "gemini"
+
+[[models]]
+name = "{TOKEN_LIMITED}"
+provider = "gemini"
+tokens_per_minute = {_TOKENS_PER_MINUTE}
 """
 
 
@@ -60,11 +70,13 @@ def gemini(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Ser
             server.kill()
 
 
-def _run_all(api: Api, count: int, model: str) -> list[gen.Version]:
-    prompts = [f"a tiny python package number {index}" for index in range(count)]
+def _run_all(
+    api: Api, count: int, model: str, *, padding: str = "", timeout: float = 120
+) -> list[gen.Version]:
+    prompts = [f"a tiny python package number {index}{padding}" for index in range(count)]
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
         names = list(pool.map(lambda prompt: api.generate(prompt, model=model).name, prompts))
-        return list(pool.map(lambda name: api.wait(name, timeout=120), names))
+        return list(pool.map(lambda name: api.wait(name, timeout=timeout), names))
 
 
 def _completed(versions: Sequence[gen.Version]) -> None:
@@ -92,6 +104,34 @@ def test_a_models_limit_of_five_holds_at_the_model(gemini: tuple[ServerProcess, 
     _completed(versions)
     assert fake.peak_in_flight == 5
     assert fake.requests_per_model[LIMITED] == 20
+
+
+def test_a_models_tokens_per_minute_space_its_requests_at_the_model(
+    gemini: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini
+    # Each prompt alone is estimated (4 bytes a token) above the whole budget of 1440: a request
+    # goes only with the bucket full, and takes it below zero. The fake counts 12 input tokens
+    # (USAGE), which corrects the debt to 12: the next request goes half a second later, not
+    # the minute and more its estimate would have cost.
+    padding = ", with a long description" + "." * 8000
+    with server.channel() as channel:
+        api = Api(channel, "alice-token")
+        versions = _run_all(api, 5, TOKEN_LIMITED, padding=padding, timeout=30)
+        listed = {
+            m.name: m for m in api.stub.ListModels(pb.ListModelsRequest(), metadata=api.metadata).models
+        }
+    _completed(versions)
+    assert (listed[TOKEN_LIMITED].tokens_per_minute, listed[FREE].tokens_per_minute) == (
+        _TOKENS_PER_MINUTE,
+        0,
+    )
+    assert fake.requests_per_model[TOKEN_LIMITED] == 5
+    times = sorted(r.received_at for r in fake.requests if r.model == TOKEN_LIMITED)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    half_a_second = USAGE["promptTokenCount"] * 60 / _TOKENS_PER_MINUTE
+    assert min(gaps) >= half_a_second * 0.7, gaps
+    assert times[-1] - times[0] < 10, gaps
 
 
 def test_a_quota_storm_with_retry_info_is_waited_out_and_every_job_completes(

@@ -91,9 +91,17 @@ def test_the_ledger_holds_times_attempts_and_the_model_s_usage(client: AtelierCl
 def test_models_show_their_limits_and_a_cooldown(client: AtelierClient) -> None:
     models = {model.name: model for model in client.models()}
     limited, unlimited = models["one-at-a-time"], models["scripted"]
-    assert (limited.max_concurrent, limited.requests_per_minute) == (1, 600)
+    assert (limited.max_concurrent, limited.requests_per_minute, limited.tokens_per_minute) == (
+        1,
+        600,
+        250000,
+    )
     # 0 on the wire: no limit of its own.
-    assert (unlimited.max_concurrent, unlimited.requests_per_minute) == (None, None)
+    assert (unlimited.max_concurrent, unlimited.requests_per_minute, unlimited.tokens_per_minute) == (
+        None,
+        None,
+        None,
+    )
     assert unlimited.status == ModelStatus(jobs_in_flight=0, jobs_queued=0, cooldown_until=None)
 
     storm_ends = time.time() + 2.0

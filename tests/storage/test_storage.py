@@ -47,7 +47,7 @@ def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0012"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0013"
         # The migrations build exactly the schema the models describe.
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
 

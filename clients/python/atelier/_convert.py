@@ -370,6 +370,7 @@ def convert_model(message: model_pb2.Model) -> Model:
         default=message.default,
         max_concurrent=_limit_or_none(message.max_concurrent),
         requests_per_minute=_limit_or_none(message.requests_per_minute),
+        tokens_per_minute=_limit_or_none(message.tokens_per_minute),
         status=ModelStatus(
             jobs_in_flight=message.status.jobs_in_flight,
             jobs_queued=message.status.jobs_queued,

@@ -420,8 +420,10 @@ class ModelStatus:
 class Model:
     """A model that Generate, Tweak and Iterate can be asked to use.
 
-    `max_concurrent` (calls in flight) and `requests_per_minute` hold across every server sharing
-    one database; None means the model has no limit of its own (its provider's quota still applies).
+    `max_concurrent` (calls in flight), `requests_per_minute` and `tokens_per_minute` (input
+    tokens, estimated before each request and corrected by the model's count) hold across every
+    server sharing one database; None means the model has no limit of its own (its provider's
+    quota still applies).
     """
 
     name: str
@@ -433,6 +435,7 @@ class Model:
     requests_per_minute: int | None = None
     status: ModelStatus = field(default_factory=ModelStatus)
     price: Price = field(default_factory=Price)
+    tokens_per_minute: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """A model's capacity as this process sees it: cooldowns after 429s, the probe that ends one, and
-the model's requests-per-minute budget. Providers see it through `ModelGate`, one per job.
+the model's budgets of requests and of input tokens per minute. Providers see it through
+`ModelGate`, one per job.
 
 A 429 is the model's problem, not the job's: the whole model cools down, honouring the delay
 the answer asked for. While it cools, no request goes out; then one job probes. A refused probe
@@ -7,6 +8,10 @@ doubles the cooldown (with jitter, up to a cap); an answered one ends it for eve
 through all of this instead of spending their attempts, up to `provider_max_wait_seconds` each.
 The cooldown is stored with the model (storage.cool_down), so other replicas stop starting jobs
 of the model too; each replica probes for itself.
+
+The budgets are token buckets stored with the model too, so they hold across replicas. A
+request takes its estimated input tokens (the provider's estimate) before it goes out; the
+model's own count, once it answers, corrects the bucket by the difference.
 """
 
 from __future__ import annotations
@@ -33,10 +38,13 @@ _FIRST_STEP_SECONDS = 1.0
 _JITTER = 0.2
 # A cooldown extended by less than this is not written to the database again.
 _TELL_AFTER_SECONDS = 0.25
+# A job waiting for input tokens looks again at least this often: another replica's correction
+# may have given some back sooner than its wait foresaw (one made in this process wakes it).
+_TOKENS_LOOK_AGAIN_SECONDS = 2.0
 
 
 class ModelCapacity:
-    """One model's cooldown, probe and request budget in this process."""
+    """One model's cooldown, probe and budgets in this process."""
 
     def __init__(
         self,
@@ -82,7 +90,7 @@ class ModelCapacity:
 
     # The protocol each JobGate follows.
 
-    async def before_request(self, gate: JobGate) -> None:
+    async def before_request(self, gate: JobGate, input_tokens: int) -> None:
         while True:
             now = time.time()
             if self._until > now:
@@ -102,6 +110,25 @@ class ModelCapacity:
                 if wait <= 0:
                     break
                 await anyio.sleep(wait)
+        tokens_per_minute = self.model.tokens_per_minute
+        if tokens_per_minute and input_tokens > 0:
+            take = functools.partial(_take_input_tokens, self.model.name, tokens_per_minute, input_tokens)
+            while True:
+                # A correction can give tokens back before the wait is over: one made in this
+                # process wakes the waiting jobs (even one made while this take was being
+                # written); another replica's is seen at the next look.
+                changed = self._changed
+                wait = await transactions.write(self._db, take)
+                if wait <= 0:
+                    break
+                with anyio.move_on_after(min(wait, _TOKENS_LOOK_AGAIN_SECONDS)):
+                    await changed.wait()
+
+    def tokens_counted(self, estimated: int, actual: int) -> None:
+        per_minute = self.model.tokens_per_minute
+        if not per_minute or estimated <= 0 or actual == estimated:
+            return  # nothing was taken, or nothing to correct
+        self._spawn(self._correct_tokens, per_minute, actual - estimated)
 
     def answered(self, gate: JobGate) -> None:
         if gate.probe or self._step > 0:
@@ -147,6 +174,14 @@ class ModelCapacity:
             self._spawn(self._persist, lambda tx: storage.end_cooldown(tx, model=name))
         self._wake()
 
+    async def _correct_tokens(self, per_minute: int, by: int) -> None:
+        name = self.model.name
+        await self._persist(
+            lambda tx: storage.correct_input_tokens(tx, model=name, per_minute=per_minute, by=by)
+        )
+        if by < 0:
+            self._wake()  # tokens given back: the jobs waiting for them look again
+
     async def _persist(self, work: Callable[[storage.Transaction], object]) -> None:
         try:
             await transactions.write(self._db, work)
@@ -163,6 +198,10 @@ def _take_request(model: str, per_minute: int, tx: storage.Transaction) -> float
     return storage.take_request(tx, model=model, per_minute=per_minute)
 
 
+def _take_input_tokens(model: str, per_minute: int, tokens: int, tx: storage.Transaction) -> float:
+    return storage.take_input_tokens(tx, model=model, per_minute=per_minute, tokens=tokens)
+
+
 class JobGate:
     """One job's view of its model's capacity (the providers' ModelGate)."""
 
@@ -173,14 +212,17 @@ class JobGate:
         # Seconds this job waited on cooldowns, for its ledger and its bound.
         self.waited = 0.0
 
-    async def before_request(self) -> None:
-        await self._capacity.before_request(self)
+    async def before_request(self, input_tokens: int = 0) -> None:
+        await self._capacity.before_request(self, input_tokens)
 
     def answered(self) -> None:
         self._capacity.answered(self)
 
     def refused(self, *, retry_after: float | None) -> None:
         self._capacity.refused(self, retry_after)
+
+    def tokens_counted(self, *, estimated: int, actual: int) -> None:
+        self._capacity.tokens_counted(estimated, actual)
 
     def release(self) -> None:
         self._capacity.release(self)

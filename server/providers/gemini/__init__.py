@@ -15,7 +15,9 @@ a call adds (`ChangeSet.turns`) are exactly the contents it sent and received, w
 streamed chunks merged into one turn, so sending them back as history replays them unchanged.
 
 Every request to the model, retries and the repair request included, first waits for the
-job runner's `ModelGate`, and tells it how the model answered. A 429 goes to the gate with the
+job runner's `ModelGate` (given the request's input tokens, estimated locally: see
+`_contents.estimated_input_tokens`), and tells it how the model answered and how many input
+tokens the model counted. A 429 goes to the gate with the
 delay the answer asks for (RetryInfo, Retry-After), and the job waits out the model's cooldown
 there, spending none of its attempts; a 429 for a used-up daily quota fails at once
 (MODEL_DAILY_QUOTA_EXHAUSTED). Other retries are ours, not the SDK's: at most

@@ -1,9 +1,11 @@
 """How we call the model: google-genai's client, the model's gate, our retries, per-attempt deadlines.
 
-Every request to the model first passes the gate (`ModelGate.before_request`), then tells it
-how the model answered: a 429 is `refused`, with the delay the answer asks for, and the job waits
-out the model's cooldown in the gate without spending an attempt; anything else is `answered`.
-A 429 for a used-up daily quota fails the call at once.
+Every request to the model first passes the gate (`ModelGate.before_request`, given the
+request's input tokens as estimated here), then tells it how the model answered: a 429 is
+`refused`, with the delay the answer asks for, and the job waits out the model's cooldown in the
+gate without spending an attempt; anything else is `answered`. A 429 for a used-up daily quota
+fails the call at once. An answer's usage tells the gate the model's own count of the input
+tokens (`tokens_counted`), which corrects the estimate.
 
 Other retries are ours, not the SDK's: at most `provider_max_attempts` attempts per call, with
 capped exponential backoff and jitter, on 408/5xx answers, timeouts and broken connections.
@@ -27,7 +29,7 @@ from server import metrics
 from server.config import Settings
 from server.providers._base import ModelGate, Progress, ProviderError
 from server.providers.gemini._answer import Answer
-from server.providers.gemini._contents import merge_parts, without_thought_text
+from server.providers.gemini._contents import estimated_input_tokens, merge_parts, without_thought_text
 from server.providers.gemini._errors import (
     UNREADABLE,
     AttemptTimedOut,
@@ -151,6 +153,8 @@ class Call:
         self._config = config
         self._progress = progress
         self._gate = gate
+        # What each request of the call takes from the model's tokens-per-minute budget.
+        self._input_tokens = estimated_input_tokens(contents, config)
         self._failures = 0
         self._backoff = self._settings.provider_backoff_initial_seconds
         self._stream: AsyncIterator[types.GenerateContentResponse] | None = None
@@ -168,7 +172,7 @@ class Call:
         Each request waits for the gate first, and the gate hears how each one ended: every
         request it lets out is followed by exactly one answered() or refused()."""
         while True:
-            await self._gate.before_request()
+            await self._gate.before_request(self._input_tokens)
             self._deadline = anyio.current_time() + self._settings.gemini_attempt_seconds
             try:
                 async with self._within_attempt():
@@ -259,6 +263,8 @@ class Call:
             usage = received.usage
             if usage is not None:
                 self._progress.usage(usage)
+                if usage.input_tokens:  # 0: the model did not count them
+                    self._gate.tokens_counted(estimated=self._input_tokens, actual=usage.input_tokens)
         await self._close()
         await self._progress.message(
             f"received {received.amount} in {received.chunks} chunks"

@@ -11,12 +11,38 @@ from collections.abc import Iterable, Sequence
 from google.genai import types
 
 from server.files import FileContent
-from server.providers._base import Part, Turn
+from server.providers._base import Part, Turn, estimate_tokens
 
 # Inline data types Gemini reads; other binary files are listed, not sent.
 INLINE_MEDIA = frozenset(
     {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", "application/pdf"}
 )
+
+
+# What Gemini counts for an image (or a PDF page) at most 384 pixels each way, as its documentation
+# says; a larger one is cut into 768-pixel tiles of 258 tokens each, and audio and video count
+# by the second. The estimate counts every media part as the least it can be: the model's own
+# count, after the answer, corrects it.
+MEDIA_PART_TOKENS = 258
+
+
+def estimated_input_tokens(contents: Iterable[types.ContentDict], config: types.GenerateContentConfig) -> int:
+    """The request's input tokens, estimated here and now (the model's countTokens would be a
+    request of its own): its text, the system instruction's included, at estimate_tokens' rule,
+    and MEDIA_PART_TOKENS per inline media part. What the model's tokens-per-minute budget
+    takes before the request goes out."""
+    texts: list[str] = []
+    if isinstance(config.system_instruction, str):
+        texts.append(config.system_instruction)
+    media = 0
+    for content in contents:
+        for part in content.get("parts") or ():
+            if part.get("inline_data") is not None or part.get("file_data") is not None:
+                media += 1
+            text = part.get("text")
+            if text:
+                texts.append(text)
+    return estimate_tokens(*texts).tokens + media * MEDIA_PART_TOKENS
 
 
 def is_media(mime_type: str) -> bool:

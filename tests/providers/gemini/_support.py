@@ -103,6 +103,9 @@ class RecordingGate:
     def __init__(self, *, time_scale: float = 0.0, fails_at: int | None = None) -> None:
         self.calls: list[str] = []
         self.delays: list[float | None] = []
+        # The input tokens each request was estimated at, and each (estimated, actual) count.
+        self.input_tokens: list[int] = []
+        self.counts: list[tuple[int, int]] = []
         self.error = ProviderError(
             "gemini-2.5-flash: waited too long", reason="MODEL_QUOTA_EXHAUSTED", code="RESOURCE_EXHAUSTED"
         )
@@ -115,9 +118,10 @@ class RecordingGate:
     def requests(self) -> int:
         return self.calls.count("before")
 
-    async def before_request(self) -> None:
+    async def before_request(self, input_tokens: int = 0) -> None:
         assert not self._out, "a request went out before the previous one was reported"
         self.calls.append("before")
+        self.input_tokens.append(input_tokens)
         if self.requests == self._fails_at:
             raise self.error
         await anyio.sleep(max(0.0, self._cool_until - time.monotonic()))
@@ -134,6 +138,9 @@ class RecordingGate:
         self.calls.append("refused")
         self.delays.append(retry_after)
         self._cool_until = time.monotonic() + (retry_after or 0.0) * self._time_scale
+
+    def tokens_counted(self, *, estimated: int, actual: int) -> None:
+        self.counts.append((estimated, actual))
 
 
 def wire_parts(content: dict[str, Any]) -> list[tuple[str, Any]]:

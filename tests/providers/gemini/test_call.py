@@ -9,10 +9,12 @@ import time
 import anyio
 import pytest
 
+from server.files import FileContent
 from server.providers.gemini import GeminiProvider, _call
-from support.gemini_fake import FakeGemini, Reply
+from support.gemini_fake import USAGE, FakeGemini, Reply, inline_data_of, iter_parts
 from tests.providers._recording import RecordingProgress
 from tests.providers.gemini._support import (
+    RED,
     TEXT_MODEL,
     RecordingGate,
     failure,
@@ -34,6 +36,30 @@ async def test_the_key_comes_from_settings_not_the_environment(
     await run(fake.base_url, request_for())
 
     assert only(fake.requests).api_key == "test-key"
+
+
+# The gate's budgets.
+
+
+@pytest.mark.anyio
+async def test_each_request_takes_its_estimated_input_tokens_and_the_models_count_corrects_them(
+    fake: FakeGemini,
+) -> None:
+    fake.reply_error(429, "Resource has been exhausted")
+    fake.reply_json_files({"a.txt": "A\n"})  # reports 12 input tokens (USAGE)
+    gate = RecordingGate()
+    request = request_for("draw me a sunset, " * 40, attachments=[FileContent("red.png", "image/png", RED)])
+
+    await run(fake.base_url, request, gate=gate)
+
+    sent = fake.requests[0]
+    texts = [sent.system_instruction_text, *(p["text"] for _, p in iter_parts(sent.contents) if "text" in p)]
+    images = [p for _, p in iter_parts(sent.contents) if inline_data_of(p) is not None]
+    # About 4 bytes of text a token, and Gemini's 258 tokens an image: no request to count them.
+    expected = -(-len("".join(texts).encode()) // 4) + 258 * len(images)
+    assert len(images) == 1 and expected > 258 + 180
+    assert gate.input_tokens == [expected, expected]  # the refused request, then the answered one
+    assert gate.counts == [(expected, USAGE["promptTokenCount"])]
 
 
 # Retries and failures.

@@ -6,6 +6,7 @@ import hashlib
 import re
 
 import pytest
+from google.genai import types
 
 from server.files import FileContent
 from server.providers._base import (
@@ -14,6 +15,7 @@ from server.providers._base import (
     ProviderRequest,
     Turn,
 )
+from server.providers.gemini._contents import estimated_input_tokens
 from server.providers.gemini._request import CHANGE_SET_SCHEMA, build_user_turn
 from support.gemini_fake import FakeGemini
 from tests.providers.gemini._support import (
@@ -307,3 +309,18 @@ async def test_an_image_iteration_without_history_sends_the_current_image(fake: 
     ]
     assert change_set.upserts == (FileContent("art/logo.png", "image/png", BLUE),)
     assert change_set.summary == "updated art/logo.png"
+
+
+def test_a_requests_input_tokens_are_estimated_from_its_utf8_text_and_its_media_parts() -> None:
+    contents: list[types.ContentDict] = [
+        {
+            "role": "user",
+            "parts": [{"text": "abcd" * 10}, {"inline_data": {"data": RED, "mime_type": "image/png"}}],
+        },
+        {"role": "model", "parts": [{"text": "é" * 6, "thought": True}]},  # 12 bytes of UTF-8
+        {"role": "user", "parts": [{"file_data": {"file_uri": "https://x/a.pdf"}}, {"text": "x"}]},
+    ]
+    config = types.GenerateContentConfig(system_instruction="s" * 7)
+    # (40 + 12 + 1 + 7) bytes at 4 a token, and 258 for each of the two media parts.
+    assert estimated_input_tokens(contents, config) == 15 + 2 * 258
+    assert estimated_input_tokens([], types.GenerateContentConfig()) == 0

@@ -70,12 +70,14 @@ def ledger_tokens(ledger: Ledger) -> str:
 
 
 def model_limits(model: Model) -> str:
-    """`5 at once, 600/min`, or `none` for a model with no limit of its own."""
+    """`5 at once, 600/min, 250000 tokens/min`, or `none` for a model with no limit of its own."""
     limits = []
     if model.max_concurrent is not None:
         limits.append(f"{model.max_concurrent} at once")
     if model.requests_per_minute is not None:
         limits.append(f"{model.requests_per_minute}/min")
+    if model.tokens_per_minute is not None:
+        limits.append(f"{model.tokens_per_minute} tokens/min")
     return ", ".join(limits) or "none"
 
 

@@ -26,7 +26,7 @@ from atelier.v1 import cost_pb2 as atelier_dot_v1_dot_cost__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61telier/v1/model.proto\x12\natelier.v1\x1a\x15\x61telier/v1/cost.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x19\n\x11output_modalities\x18\x04 \x03(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x05 \x01(\x08\x12\x16\n\x0emax_concurrent\x18\x06 \x01(\x05\x12\x1b\n\x13requests_per_minute\x18\x07 \x01(\x05\x12\'\n\x06status\x18\x08 \x01(\x0b\x32\x17.atelier.v1.ModelStatus\x12 \n\x05price\x18\t \x01(\x0b\x32\x11.atelier.v1.Price\"q\n\x0bModelStatus\x12\x16\n\x0ejobs_in_flight\x18\x01 \x01(\x03\x12\x13\n\x0bjobs_queued\x18\x02 \x01(\x03\x12\x35\n\x11\x63ooldown_end_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61telier/v1/model.proto\x12\natelier.v1\x1a\x15\x61telier/v1/cost.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x19\n\x11output_modalities\x18\x04 \x03(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x05 \x01(\x08\x12\x16\n\x0emax_concurrent\x18\x06 \x01(\x05\x12\x1b\n\x13requests_per_minute\x18\x07 \x01(\x05\x12\'\n\x06status\x18\x08 \x01(\x0b\x32\x17.atelier.v1.ModelStatus\x12 \n\x05price\x18\t \x01(\x0b\x32\x11.atelier.v1.Price\x12\x19\n\x11tokens_per_minute\x18\n \x01(\x05\"q\n\x0bModelStatus\x12\x16\n\x0ejobs_in_flight\x18\x01 \x01(\x03\x12\x13\n\x0bjobs_queued\x18\x02 \x01(\x03\x12\x35\n\x11\x63ooldown_end_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atelier.v1.model_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODEL']._serialized_start=95
-  _globals['_MODEL']._serialized_end=328
-  _globals['_MODELSTATUS']._serialized_start=330
-  _globals['_MODELSTATUS']._serialized_end=443
+  _globals['_MODEL']._serialized_end=355
+  _globals['_MODELSTATUS']._serialized_start=357
+  _globals['_MODELSTATUS']._serialized_end=470
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Model(_message.Message):
-    __slots__ = ("name", "provider", "display_name", "output_modalities", "default", "max_concurrent", "requests_per_minute", "status", "price")
+    __slots__ = ("name", "provider", "display_name", "output_modalities", "default", "max_concurrent", "requests_per_minute", "status", "price", "tokens_per_minute")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class Model(_message.Message):
     REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     name: str
     provider: str
     display_name: str
@@ -30,7 +31,8 @@ class Model(_message.Message):
     requests_per_minute: int
     status: ModelStatus
     price: _cost_pb2.Price
-    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., display_name: _Optional[str] = ..., output_modalities: _Optional[_Iterable[str]] = ..., default: _Optional[bool] = ..., max_concurrent: _Optional[int] = ..., requests_per_minute: _Optional[int] = ..., status: _Optional[_Union[ModelStatus, _Mapping]] = ..., price: _Optional[_Union[_cost_pb2.Price, _Mapping]] = ...) -> None: ...
+    tokens_per_minute: int
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., display_name: _Optional[str] = ..., output_modalities: _Optional[_Iterable[str]] = ..., default: _Optional[bool] = ..., max_concurrent: _Optional[int] = ..., requests_per_minute: _Optional[int] = ..., status: _Optional[_Union[ModelStatus, _Mapping]] = ..., price: _Optional[_Union[_cost_pb2.Price, _Mapping]] = ..., tokens_per_minute: _Optional[int] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
     __slots__ = ("jobs_in_flight", "jobs_queued", "cooldown_end_time")

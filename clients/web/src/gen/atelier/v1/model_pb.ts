@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atelier/v1/model.proto.
  */
 export const file_atelier_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("ChZhdGVsaWVyL3YxL21vZGVsLnByb3RvEgphdGVsaWVyLnYxIukBCgVNb2RlbBIMCgRuYW1lGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIZChFvdXRwdXRfbW9kYWxpdGllcxgEIAMoCRIPCgdkZWZhdWx0GAUgASgIEhYKDm1heF9jb25jdXJyZW50GAYgASgFEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYByABKAUSJwoGc3RhdHVzGAggASgLMhcuYXRlbGllci52MS5Nb2RlbFN0YXR1cxIgCgVwcmljZRgJIAEoCzIRLmF0ZWxpZXIudjEuUHJpY2UicQoLTW9kZWxTdGF0dXMSFgoOam9ic19pbl9mbGlnaHQYASABKAMSEwoLam9ic19xdWV1ZWQYAiABKAMSNQoRY29vbGRvd25fZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_atelier_v1_cost, file_google_protobuf_timestamp]);
+  fileDesc("ChZhdGVsaWVyL3YxL21vZGVsLnByb3RvEgphdGVsaWVyLnYxIoQCCgVNb2RlbBIMCgRuYW1lGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIZChFvdXRwdXRfbW9kYWxpdGllcxgEIAMoCRIPCgdkZWZhdWx0GAUgASgIEhYKDm1heF9jb25jdXJyZW50GAYgASgFEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYByABKAUSJwoGc3RhdHVzGAggASgLMhcuYXRlbGllci52MS5Nb2RlbFN0YXR1cxIgCgVwcmljZRgJIAEoCzIRLmF0ZWxpZXIudjEuUHJpY2USGQoRdG9rZW5zX3Blcl9taW51dGUYCiABKAUicQoLTW9kZWxTdGF0dXMSFgoOam9ic19pbl9mbGlnaHQYASABKAMSEwoLam9ic19xdWV1ZWQYAiABKAMSNQoRY29vbGRvd25fZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_atelier_v1_cost, file_google_protobuf_timestamp]);
 
 /**
  * A model that Generate, Tweak and Iterate can be asked to use.
@@ -83,6 +83,15 @@ export type Model = Message<"atelier.v1.Model"> & {
    * @generated from field: atelier.v1.Price price = 9;
    */
   price?: Price | undefined;
+
+  /**
+   * The model's input tokens per minute, across every server sharing one database (what
+   * Gemini's TPM quota counts): each request's are estimated before it goes out, then corrected
+   * by the model's own count. 0 means no limit of its own.
+   *
+   * @generated from field: int32 tokens_per_minute = 10;
+   */
+  tokensPerMinute: number;
 };
 
 /**
