@@ -337,6 +337,33 @@ async def test_a_models_tokens_per_minute_hold_its_requests_back(database_url: s
         assert (await domain.wait(held)).state is VersionState.CANCELLED
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("budget", [{"requests_per_minute": 1}, {"tokens_per_minute": 10}])
+async def test_a_job_that_waits_on_its_models_budget_too_long_fails_with_the_quota_reason(
+    database_url: str, budget: dict[str, int]
+) -> None:
+    from server.config import ModelConfig
+
+    # Waiting on a budget counts toward provider_max_wait_seconds, as a cooldown does: the second
+    # request would wait about a minute for the bucket to refill, and the server allows 0.5 s.
+    budgeted = ModelConfig("budgeted", "scripted", "a small budget", **budget)  # type: ignore[arg-type]
+    models = (ModelConfig("scripted", "scripted", "s"), budgeted)
+    prompt = _script(stages=1, files={"a.txt": "x" * 100})
+    patient = _domain(database_url, models=models, provider_max_wait_seconds=0.5)
+    async with patient as domain, _running(domain):
+        versions = [
+            await domain.service.generate(
+                caller=ALICE, prompt=prompt, model="budgeted", request_id="", attachments=()
+            )
+            for _ in range(2)
+        ]
+        ended = [await domain.wait(v) for v in versions]
+    assert sorted(v.state for v in ended) == [VersionState.COMPLETED, VersionState.FAILED]
+    failed = next(v for v in ended if v.state is VersionState.FAILED)
+    assert failed.error is not None and failed.error.reason == "MODEL_QUOTA_EXHAUSTED"
+    assert "ATELIER_PROVIDER_MAX_WAIT_SECONDS" in failed.error.message
+
+
 @contextmanager
 def _statements(db: storage.Database) -> Iterator[list[str]]:
     """The SQL statements run on `db` inside the block."""

@@ -138,7 +138,8 @@ class ModelUsage:
 class Ledger:
     """What a version's job took, over all its attempts; filled in as attempts end.
 
-    `cooldown_time` is the part of running spent waiting for the model to cool down after a 429.
+    `cooldown_time` is the part of running spent waiting for the model: its cooldowns after a 429,
+    and its budgets of requests and input tokens per minute.
     `usage` has one entry per request to the model, in the order they were made.
     """
 

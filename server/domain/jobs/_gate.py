@@ -105,24 +105,23 @@ class ModelCapacity:
         per_minute = self.model.requests_per_minute
         if per_minute:
             take = functools.partial(_take_request, self.model.name, per_minute)
-            while True:  # a token bucket refills with time: sleeping is the wait
+            # A token bucket refills with time: waiting is the wait. It counts toward the job's
+            # bound on waiting (provider_max_wait_seconds), as a cooldown does.
+            while True:
                 wait = await transactions.write(self._db, take)
                 if wait <= 0:
                     break
-                await anyio.sleep(wait)
+                await gate.wait(wait)
         tokens_per_minute = self.model.tokens_per_minute
         if tokens_per_minute and input_tokens > 0:
             take = functools.partial(_take_input_tokens, self.model.name, tokens_per_minute, input_tokens)
             while True:
                 # A correction can give tokens back before the wait is over: one made in this
-                # process wakes the waiting jobs (even one made while this take was being
-                # written); another replica's is seen at the next look.
-                changed = self._changed
+                # process wakes the waiting jobs; another replica's is seen at the next look.
                 wait = await transactions.write(self._db, take)
                 if wait <= 0:
                     break
-                with anyio.move_on_after(min(wait, _TOKENS_LOOK_AGAIN_SECONDS)):
-                    await changed.wait()
+                await gate.wait(min(wait, _TOKENS_LOOK_AGAIN_SECONDS))
 
     def tokens_counted(self, estimated: int, actual: int) -> None:
         per_minute = self.model.tokens_per_minute
@@ -209,7 +208,7 @@ class JobGate:
         self._capacity = capacity
         # Whether this job's next (or current) request is the model's probe.
         self.probe = False
-        # Seconds this job waited on cooldowns, for its ledger and its bound.
+        # Seconds this job waited on cooldowns and budgets, for its ledger and its bound.
         self.waited = 0.0
 
     async def before_request(self, input_tokens: int = 0) -> None:

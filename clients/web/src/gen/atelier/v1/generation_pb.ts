@@ -332,7 +332,7 @@ export const VersionSchema: GenMessage<Version> = /*@__PURE__*/
 export type Ledger = Message<"atelier.v1.Ledger"> & {
   /**
    * Time spent queued before each attempt, running attempts, and, while running, waiting for
-   * the model to cool down after a 429.
+   * the model: its cooldowns after a 429, and its budgets of requests and input tokens per minute.
    *
    * @generated from field: google.protobuf.Duration queue_duration = 1;
    */
