@@ -130,8 +130,11 @@ def test_a_models_tokens_per_minute_space_its_requests_at_the_model(
     times = sorted(r.received_at for r in fake.requests if r.model == TOKEN_LIMITED)
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     half_a_second = USAGE["promptTokenCount"] * 60 / _TOKENS_PER_MINUTE
-    assert min(gaps) >= half_a_second * 0.7, gaps
-    assert times[-1] - times[0] < 10, gaps
+    # The budget spaces the takes; the fake sees them after each request's own way there, which
+    # varies by a few hundred ms on a busy machine (the first request also opens a connection).
+    # So the spacing is judged over the four gaps together, each may be off by that much.
+    assert 4 * half_a_second * 0.8 <= times[-1] - times[0] < 10, gaps
+    assert min(gaps) >= half_a_second * 0.3, gaps
 
 
 def test_a_quota_storm_with_retry_info_is_waited_out_and_every_job_completes(
