@@ -567,6 +567,8 @@ class AtelierMethods:
         async for message in request:
             if first:
                 request_id, description, first = message.request_id, message.description, False
+                # Refused at once, before any file is stored, rather than after the whole upload.
+                self._service.check_upload_description(description)
             if message.HasField("file"):
                 await upload.start_file(message.file.path, message.file.mime_type)
             if message.data:

@@ -336,6 +336,30 @@ def test_a_file_over_the_limit_is_refused_before_the_stream_ends_and_its_parts_a
     assert _unused_blobs(server.database_url) == 0
 
 
+def test_an_over_long_description_is_refused_before_the_files_are_read(
+    server: ServerProcess, channel: grpc.Channel
+) -> None:
+    api = Api(channel, "big-token")
+    before = _unused_blobs(server.database_url)
+    sent = 0
+    total = 400  # 100 MiB, were it all sent
+
+    def messages() -> Iterator[pb.UploadTreeRequest]:
+        nonlocal sent
+        # A description one byte over the test server's max_prompt_bytes (1 MiB, SERVER_ENV).
+        yield pb.UploadTreeRequest(description="d" * (MiB + 1), file=file_pb2.File(path="huge.bin"))
+        for _ in range(total):
+            sent += 1
+            yield pb.UploadTreeRequest(data=os.urandom(256 * 1024))
+
+    error = fails(lambda: api.stub.UploadTree(messages(), metadata=api.metadata, timeout=30))
+    check_error(error, grpc.StatusCode.INVALID_ARGUMENT, "PROMPT_TOO_LARGE", "description")
+    # Refused at the first message: only what gRPC had buffered went (the file-size test above
+    # sees about 58 chunks go before its refusal at 49), and no part was stored.
+    assert sent < 40, sent
+    assert _unused_blobs(server.database_url) == before
+
+
 def test_the_trees_limits_hold_for_uploads(channel: grpc.Channel) -> None:
     api = Api(channel, "big-token")
     many = [file_message(f"f{n}.txt", b"x") for n in range(6)]

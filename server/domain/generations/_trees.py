@@ -80,6 +80,11 @@ class TreeVerbs(ServiceBase):
         """An upload to feed file by file as it streams in; `finish_upload` makes its version."""
         return Upload(self._db, change_sets.Limits.of(self._settings))
 
+    def check_upload_description(self, description: str) -> None:
+        """An upload's description (optional) fits in max_prompt_bytes: a streamed upload asks
+        this as its first message arrives, so that a bad one is refused before any file is stored."""
+        self.check_prompt(description, field="description", required=False)
+
     async def upload(
         self,
         *,
@@ -90,6 +95,7 @@ class TreeVerbs(ServiceBase):
         deadline: Deadline = NO_DEADLINE,
     ) -> Version:
         """`finish_upload` of files already in memory."""
+        self.check_upload_description(description)
         upload = self.start_upload()
         for file in files:
             await upload.start_file(file.path, file.mime_type)
@@ -108,9 +114,9 @@ class TreeVerbs(ServiceBase):
         deadline: Deadline = NO_DEADLINE,
     ) -> Version:
         """Starts a generation from the caller's files: they become its COMPLETED version 1."""
+        self.check_upload_description(description)
         entries, small, parted = await upload.finish()
         description = description.strip() or f"Uploaded {len(entries)} files"
-        self.check_prompt(description)
         model = self._settings.resolved_default_model
         fingerprint = fingerprint_of("upload", description, sorted((e.path, e.blob_sha256) for e in entries))
 
