@@ -309,26 +309,32 @@ def test_a_big_file_streams_into_parts_and_reads_back_whole(channel: grpc.Channe
     assert api.read_file(version.name, "big.bin")[1] == data
 
 
+class _HugeUpload:
+    """An UploadTree stream: `first`, then 100 MiB of data in 256 KiB chunks; counts the chunks
+    gRPC took from it."""
+
+    def __init__(self, first: pb.UploadTreeRequest) -> None:
+        self.first = first
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[pb.UploadTreeRequest]:
+        yield self.first
+        for _ in range(400):
+            self.sent += 1
+            yield pb.UploadTreeRequest(data=os.urandom(256 * 1024))
+
+
 def test_a_file_over_the_limit_is_refused_before_the_stream_ends_and_its_parts_are_collected(
     server: ServerProcess, channel: grpc.Channel
 ) -> None:
     api = Api(channel, "big-token")
     before = _unused_blobs(server.database_url)
-    sent = 0
-    total = 400  # 100 MiB, were it all sent
-
-    def messages() -> Iterator[pb.UploadTreeRequest]:
-        nonlocal sent
-        yield pb.UploadTreeRequest(file=file_pb2.File(path="huge.bin"))
-        for _ in range(total):
-            sent += 1
-            yield pb.UploadTreeRequest(data=os.urandom(256 * 1024))
-
-    error = fails(lambda: api.stub.UploadTree(messages(), metadata=api.metadata, timeout=30))
+    upload = _HugeUpload(pb.UploadTreeRequest(file=file_pb2.File(path="huge.bin")))
+    error = fails(lambda: api.stub.UploadTree(iter(upload), metadata=api.metadata, timeout=30))
     check_error(error, grpc.StatusCode.INVALID_ARGUMENT, "FILE_TOO_LARGE", "data")
     # Refused at 12 MiB and a byte (49 chunks): what gRPC had buffered by then is all that went
     # (about 58 chunks; the old server read all 400 before it answered).
-    assert sent < 100, sent
+    assert upload.sent < 100, upload.sent
     # The parts stored as the file came (two of 4 MiB) are referred to by nothing, and the
     # collector takes them.
     assert _unused_blobs(server.database_url) == before + 2
@@ -341,22 +347,14 @@ def test_an_over_long_description_is_refused_before_the_files_are_read(
 ) -> None:
     api = Api(channel, "big-token")
     before = _unused_blobs(server.database_url)
-    sent = 0
-    total = 400  # 100 MiB, were it all sent
-
-    def messages() -> Iterator[pb.UploadTreeRequest]:
-        nonlocal sent
-        # A description one byte over the test server's max_prompt_bytes (1 MiB, SERVER_ENV).
-        yield pb.UploadTreeRequest(description="d" * (MiB + 1), file=file_pb2.File(path="huge.bin"))
-        for _ in range(total):
-            sent += 1
-            yield pb.UploadTreeRequest(data=os.urandom(256 * 1024))
-
-    error = fails(lambda: api.stub.UploadTree(messages(), metadata=api.metadata, timeout=30))
+    # A description one byte over the test server's max_prompt_bytes (1 MiB, SERVER_ENV).
+    first = pb.UploadTreeRequest(description="d" * (MiB + 1), file=file_pb2.File(path="huge.bin"))
+    upload = _HugeUpload(first)
+    error = fails(lambda: api.stub.UploadTree(iter(upload), metadata=api.metadata, timeout=30))
     check_error(error, grpc.StatusCode.INVALID_ARGUMENT, "PROMPT_TOO_LARGE", "description")
     # Refused at the first message: only what gRPC had buffered went (the file-size test above
     # sees about 58 chunks go before its refusal at 49), and no part was stored.
-    assert sent < 40, sent
+    assert upload.sent < 40, upload.sent
     assert _unused_blobs(server.database_url) == before
 
 
