@@ -778,11 +778,18 @@ def _cost_question(request: pb.EstimateCostRequest) -> CostQuestion:
             model=generate.model,
             variants=_variants(generate.variants),
             count=generate.count if generate.HasField("count") else None,
+            attachments=_attachments(generate.attachments),
         )
     if which == "tweak":
         tweak = request.tweak
         base = _names.parse_version_name(tweak.name, field="tweak.name")
-        return CostQuestion(kind=VersionKind.TWEAK, prompt=tweak.prompt, model=tweak.model, base=base)
+        return CostQuestion(
+            kind=VersionKind.TWEAK,
+            prompt=tweak.prompt,
+            model=tweak.model,
+            base=base,
+            attachments=_attachments(tweak.attachments),
+        )
     if which == "iterate":
         iterate = request.iterate
         base = _names.parse_version_name(iterate.parent, field="iterate.parent")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from server.config import Settings
 from server.providers._base import (
     BYTES_PER_TOKEN,
+    MEDIA_PART_TOKENS,
     OPEN_GATE,
     ChangeSet,
     DraftAnswer,
@@ -23,7 +24,11 @@ from server.providers._base import (
     ProviderRequest,
     TokenCount,
     Turn,
+    as_text,
+    estimate_input_tokens,
     estimate_tokens,
+    is_media,
+    text_size,
 )
 
 
@@ -66,6 +71,7 @@ def _build(name: str, settings: Settings) -> Provider:
 
 __all__ = [
     "BYTES_PER_TOKEN",
+    "MEDIA_PART_TOKENS",
     "OPEN_GATE",
     "ChangeSet",
     "DraftAnswer",
@@ -81,5 +87,9 @@ __all__ = [
     "ProviderRequest",
     "TokenCount",
     "Turn",
+    "as_text",
+    "estimate_input_tokens",
     "estimate_tokens",
+    "is_media",
+    "text_size",
 ]

@@ -147,14 +147,52 @@ class TokenCount:
 # rule of thumb for English text with BPE tokenizers.
 BYTES_PER_TOKEN = 4
 
+# What Gemini counts for an image (or a PDF page) at most 384 pixels each way, as its documentation
+# says; a larger one is cut into 768-pixel tiles of 258 tokens each, and audio and video count
+# by the second. The estimate counts every media part as the least it can be: the model's own
+# count, after the answer, corrects it.
+MEDIA_PART_TOKENS = 258
+
+# The types a model is sent as media (inline data): Gemini's, the one provider that sends files to
+# a model. Other binary files are named, not sent.
+INLINE_MEDIA = frozenset(
+    {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", "application/pdf"}
+)
+
+
+def is_media(mime_type: str) -> bool:
+    """Whether a file of this type is sent to the model as media (inline data)."""
+    return mime_type in INLINE_MEDIA or mime_type.startswith(("audio/", "video/"))
+
+
+def as_text(data: bytes) -> str | None:
+    """A file's bytes as the text a model is shown, or None for binary content."""
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def text_size(*texts: str) -> int:
+    """The size in UTF-8 of `texts` together."""
+    # An ASCII text's length is its size in UTF-8, found without encoding a copy: a request's
+    # context can be megabytes, and this runs on the event loop.
+    return sum(len(text) if text.isascii() else len(text.encode()) for text in texts)
+
 
 def estimate_tokens(*texts: str) -> TokenCount:
     """A documented estimate of the tokens of `texts` together: one per BYTES_PER_TOKEN bytes of
     UTF-8, rounded up."""
-    # An ASCII text's length is its size in UTF-8, found without encoding a copy: a request's
-    # context can be megabytes, and this runs on the event loop.
-    size = sum(len(text) if text.isascii() else len(text.encode()) for text in texts)
-    return TokenCount(tokens=-(-size // BYTES_PER_TOKEN), counted=False)
+    return TokenCount(tokens=-(-text_size(*texts) // BYTES_PER_TOKEN), counted=False)
+
+
+def estimate_input_tokens(texts: Sequence[str], media_parts: int) -> int:
+    """The tokens of input made of `texts` (estimate_tokens) and `media_parts` parts of media
+    (inline data or files, MEDIA_PART_TOKENS each): the one local estimate of what a model is
+    sent, for a request's tokens-per-minute budget and for EstimateCost."""
+    return estimate_tokens(*texts).tokens + media_parts * MEDIA_PART_TOKENS
 
 
 class ModelGate(Protocol):

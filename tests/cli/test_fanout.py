@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.cli.conftest import RunCli
 from tests.cli.test_commands import _json
@@ -39,6 +40,21 @@ def test_estimate_and_usage(run_cli: RunCli) -> None:
     usage = _json(run_cli, "usage")
     assert {row["principal"] for row in usage["rows"]} == {"alice"} and usage["currency"] == "USD"
     assert _json(run_cli, "usage", "--until", "2000-01-01")["rows"] == []
+
+
+def test_estimate_prices_the_attached_files(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_bytes(b"notes " * 20)  # 120 bytes of text
+    (tmp_path / "sketch.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    attach = ["--attach", "notes.txt", "--attach", "sketch.png"]
+    plain = _json(run_cli, "estimate", "a tiny tool", "--count", "2")
+    attached = _json(run_cli, "estimate", "a tiny tool", "--count", "2", *attach)
+    assert attached["input_tokens"] - plain["input_tokens"] == 2 * (120 // 4 + 258)
+    said = [a for a in attached["assumptions"] if a.startswith("2 attachments (")]
+    assert said and "1 image or other media file at 258 tokens each, 120 bytes of text" in said[0]
+    shown = run_cli("estimate", "a tiny tool", *attach)
+    assert shown.returncode == 0 and "- 2 attachments (1 image or other media file" in shown.stdout
+    refused = run_cli("estimate", "again", "--regenerate", "v1", *attach)
+    assert refused.returncode == 2 and "--attach" in refused.stderr
 
 
 def test_bad_fan_outs_are_usage_errors(run_cli: RunCli) -> None:

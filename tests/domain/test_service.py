@@ -27,15 +27,19 @@ from server.domain import (
     WRITE,
     Aborted,
     AlreadyExists,
+    CostQuestion,
+    Estimate,
     EventHub,
     FailedPrecondition,
     GenerationService,
+    InvalidArgument,
     JobRunner,
     NotFound,
     Principal,
     ProgressEvent,
     Strategy,
     Version,
+    VersionKind,
     VersionState,
     follow_other_replicas,
     poll_followed_versions,
@@ -248,6 +252,99 @@ async def test_upload_then_merge_of_two_refinements_keeps_both_changes(domain: D
     assert conflicts == [] and merged is not None
     contents = {entry.path: data async for entry, data in domain.service.export(caller=ALICE, ref=merged.ref)}
     assert contents == {"a.txt": b"ours\n", "b.txt": b"theirs\n"}
+
+
+# The least a PNG is to the server's content check: its signature.
+_PNG = b"\x89PNG\r\n\x1a\n" + bytes(40)
+
+
+def _tokens(size: int) -> int:
+    """The providers' local estimate of `size` bytes of text: one token per 4 bytes, rounded up."""
+    return -(-size // 4)
+
+
+@pytest.mark.anyio
+async def test_an_estimate_counts_each_outputs_attachments_as_the_model_is_sent_them(domain: Domain) -> None:
+    async def estimate(*attachments: FileContent, kind: VersionKind = VersionKind.GENERATE) -> Estimate:
+        question = CostQuestion(kind=kind, prompt="a knight", count=2, attachments=attachments)
+        return await domain.service.estimate_cost(caller=ALICE, question=question)
+
+    plain = await estimate()
+    notes = ("é" * 100 + "plain").encode()  # 205 bytes of UTF-8
+    attached = await estimate(
+        FileContent("notes.txt", "text/plain", notes),
+        FileContent("sketch.png", "image/png", _PNG),
+        FileContent("data.bin", "application/octet-stream", b"\x00\x01\x02"),
+    )
+    # Each of the 2 outputs sends the text by its bytes and the image at 258 tokens; the binary
+    # file is only named.
+    assert attached.input_tokens - plain.input_tokens == 2 * (_tokens(205) + 258)
+    assert (attached.outputs, attached.calls) == (plain.outputs, plain.calls) == (2, 2)
+    assert (
+        "3 attachments (1 image or other media file at 258 tokens each, 205 bytes of text at 4 bytes "
+        "a token, 1 other binary file, named only, not sent), sent with each call, are estimated locally"
+    ) in attached.assumptions
+    assert not any("attachment" in said for said in plain.assumptions)
+    # Attachments are checked as Generate checks them.
+    with pytest.raises(InvalidArgument) as refused:
+        await estimate(FileContent("sketch.png", "image/png", b"not a png"))
+    assert refused.value.reason == "CONTENT_TYPE_MISMATCH"
+
+
+@pytest.mark.anyio
+async def test_an_estimate_counts_the_earlier_turns_a_tweak_or_regenerate_sends_again(domain: Domain) -> None:
+    first, second, asked = "draw a knight", "now a dragon!", "make it red"
+    v1 = await domain.wait(
+        await domain.service.generate(
+            caller=ALICE,
+            prompt=first,
+            model="",
+            request_id="",
+            attachments=[FileContent("sketch.png", "image/png", _PNG)],
+        )
+    )
+    v2 = await domain.wait(
+        await domain.service.tweak(
+            caller=ALICE, parent=v1.ref, prompt=second, model="", request_id="", etag="", attachments=()
+        )
+    )
+    assert (v1.state, v2.state) == (VersionState.COMPLETED, VersionState.COMPLETED)
+
+    async def estimate(
+        kind: VersionKind, base: Version, prompt: str = asked, count: int | None = None
+    ) -> Estimate:
+        question = CostQuestion(kind=kind, prompt=prompt, base=base.ref, count=count)
+        return await domain.service.estimate_cost(caller=ALICE, question=question)
+
+    # The scripted provider's exchange: the prompt (with its attachments as inline data), then
+    # "wrote 1 file"; its tree is answer.txt, the prompt.
+    answer = "wrote 1 file"
+    two_turns = _tokens(len(first) + len(answer)) + 258
+    four_turns = _tokens(len(first) + len(answer) + len(second) + len(answer)) + 258
+    of_v1 = await estimate(VersionKind.TWEAK, v1)
+    of_v2 = await estimate(VersionKind.TWEAK, v2)
+    assert of_v1.input_tokens == _tokens(len(asked)) + _tokens(len(first)) + two_turns
+    assert of_v2.input_tokens == _tokens(len(asked)) + _tokens(len(second)) + four_turns
+    assert of_v2.input_tokens > of_v1.input_tokens
+    history = (
+        "{} earlier turns of the conversation ({} bytes of text at 4 bytes a token, 1 media part at "
+        "258 tokens each), which the model is sent again with each call, are estimated locally"
+    )
+    assert history.format(2, len(first) + len(answer)) in of_v1.assumptions
+    assert history.format(4, len(first) + len(second) + 2 * len(answer)) in of_v2.assumptions
+    assert not any("not counted" in said for said in of_v2.assumptions)
+    # An Iterate starts a conversation of its own: the files, no turns.
+    iterated = await estimate(VersionKind.ITERATE, v2)
+    assert iterated.input_tokens == _tokens(len(asked)) + _tokens(len(second))
+    assert not any("earlier turn" in said for said in iterated.assumptions)
+    # Regenerating v2 asks its prompt again after v1's turns, on v1's files, once per output.
+    again = await estimate(VersionKind.REGENERATE, v2, prompt="", count=2)
+    assert again.input_tokens == 2 * (_tokens(len(second)) + _tokens(len(first)) + two_turns)
+    assert history.format(2, len(first) + len(answer)) in again.assumptions
+    # Regenerating v1 sends its prompt and its attachment again, and no turns.
+    first_again = await estimate(VersionKind.REGENERATE, v1, prompt="")
+    assert first_again.input_tokens == _tokens(len(first)) + 258
+    assert first_again.assumptions[0].startswith("1 attachment (1 image or other media file at 258")
 
 
 @pytest.mark.anyio

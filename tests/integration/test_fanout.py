@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from atelier.v1 import atelier_service_pb2 as pb
-from atelier.v1 import batch_pb2
+from atelier.v1 import batch_pb2, file_pb2
 from atelier.v1 import generation_pb2 as gen
 from google.protobuf import timestamp_pb2
 
@@ -253,6 +253,67 @@ def test_estimate_cost_counts_the_prompt_with_the_models_counter_and_prices_ever
     models = alice.stub.ListModels(pb.ListModelsRequest(), metadata=alice.metadata).models
     price = next(m.price for m in models if m.name == MODEL)
     assert (price.input_per_million_tokens, price.output_per_million_tokens) == (INPUT_PRICE, OUTPUT_PRICE)
+
+
+def test_estimate_cost_counts_attachments_and_the_turns_a_tweak_sends_again(channel: grpc.Channel) -> None:
+    alice = Api(channel, "alice-token")
+
+    def estimate(request: pb.EstimateCostRequest) -> pb.EstimateCostResponse:
+        answer: pb.EstimateCostResponse = alice.stub.EstimateCost(request, metadata=alice.metadata)
+        return answer
+
+    prompt, notes = "a knight character sheet", b"strong and brave, " * 10  # 180 bytes of text
+    png = file_pb2.Attachment(name="sketch.png", mime_type="image/png", data=b"\x89PNG\r\n\x1a\n" + bytes(40))
+    text = file_pb2.Attachment(name="notes.txt", mime_type="text/plain", data=notes)
+    plain = estimate(pb.EstimateCostRequest(generate=pb.GenerateRequest(prompt=prompt, model=MODEL, count=2)))
+    attached = estimate(
+        pb.EstimateCostRequest(
+            generate=pb.GenerateRequest(prompt=prompt, model=MODEL, count=2, attachments=[text, png])
+        )
+    )
+    # The prompt is counted by the model's counter; each output's attachments are estimated here.
+    assert (plain.input_tokens, plain.input_tokens_counted) == (2 * 4, True)
+    assert attached.input_tokens - plain.input_tokens == 2 * (180 // 4 + 258)
+    assert not attached.input_tokens_counted and attached.cost > plain.cost
+    assert (
+        "2 attachments (1 image or other media file at 258 tokens each, 180 bytes of text at 4 bytes "
+        "a token), sent with each call, are estimated locally"
+    ) in attached.assumptions
+    assert not any("attachment" in said for said in plain.assumptions)
+    bad = file_pb2.Attachment(name="sketch.png", mime_type="png", data=b"x")
+    check_error(
+        fails(
+            lambda: estimate(
+                pb.EstimateCostRequest(generate=pb.GenerateRequest(prompt=prompt, attachments=[bad]))
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ATTACHMENT",
+    )
+    # A Tweak sends the earlier turns of its branch again: two after v1, four after v2 (which the
+    # fake answers with a file of its own, side.md).
+    v1 = alice.wait(alice.generate("the first view", model=MODEL).name)
+    tweaked = alice.stub.Tweak(
+        pb.TweakRequest(name=v1.name, prompt="now from the side"), metadata=alice.metadata
+    )
+    v2 = alice.wait(tweaked.name)
+    assert (v1.state, v2.state) == (COMPLETED, COMPLETED)
+    of_v1, of_v2 = (
+        estimate(pb.EstimateCostRequest(tweak=pb.TweakRequest(name=v.name, prompt="bigger")))
+        for v in (v1, v2)
+    )
+    assert of_v2.input_tokens > of_v1.input_tokens and not of_v2.input_tokens_counted
+    assert any(said.startswith("2 earlier turns of the conversation (") for said in of_v1.assumptions)
+    assert any(said.startswith("4 earlier turns of the conversation (") for said in of_v2.assumptions)
+    assert not any("not counted" in said for said in of_v2.assumptions)
+    # A Tweak's attachment is priced too.
+    with_png = estimate(
+        pb.EstimateCostRequest(tweak=pb.TweakRequest(name=v2.name, prompt="bigger", attachments=[png]))
+    )
+    assert with_png.input_tokens - of_v2.input_tokens == 258
+    # Regenerating v2 asks its prompt again after v1's two turns.
+    again = estimate(pb.EstimateCostRequest(regenerate=pb.RegenerateRequest(name=v2.name)))
+    assert any(said.startswith("2 earlier turns of the conversation (") for said in again.assumptions)
 
 
 @pytest.mark.parametrize(

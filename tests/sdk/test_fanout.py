@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from atelier import AsyncAtelierClient, AtelierClient, Variant, VersionState
+import pytest
+from atelier import AsyncAtelierClient, AtelierClient, Attachment, Variant, VersionState
 
 from tests._client_support import TOKEN
 from tests._support import ServerProcess, script
@@ -43,6 +44,25 @@ def test_variants_estimate_and_usage(client: AtelierClient) -> None:
     usage = client.usage()
     assert usage.currency == "USD" and {row.principal for row in usage.rows} == {"alice"}
     assert sum(row.versions for row in usage.rows) >= 2
+
+
+def test_an_estimate_prices_the_attachments(client: AtelierClient) -> None:
+    notes = Attachment("notes.txt", "text/plain", "ü".encode() * 50)  # 100 bytes of UTF-8
+    sketch = Attachment("sketch.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(40))
+    plain = client.estimate_cost("a tiny tool", variants=["front", "side"])
+    attached = client.estimate_cost("a tiny tool", variants=["front", "side"], attachments=[notes, sketch])
+    assert attached.input_tokens - plain.input_tokens == 2 * (100 // 4 + 258)
+    assert (
+        "2 attachments (1 image or other media file at 258 tokens each, 100 bytes of text at 4 bytes "
+        "a token), sent with each call, are estimated locally"
+    ) in attached.assumptions
+    done = client.wait(client.generate("a tiny tool").name)
+    tweak = client.estimate_cost("make it blue", tweak=done.name)
+    tweak_attached = client.estimate_cost("make it blue", tweak=done.name, attachments=[sketch])
+    assert tweak_attached.input_tokens - tweak.input_tokens == 258
+    assert any(a.startswith("2 earlier turns of the conversation (") for a in tweak.assumptions)
+    with pytest.raises(ValueError, match="attachments"):
+        client.estimate_cost(iterate=done.name, attachments=[sketch])
 
 
 def test_the_async_client_fans_out_too(server: ServerProcess) -> None:

@@ -316,10 +316,12 @@ class AsyncAtelierClient(BaseClient):
         tweak: str | None = None,
         iterate: str | None = None,
         regenerate: str | None = None,
+        attachments: Iterable[Attachment] = (),
         timeout: Timeout = DEFAULT,
     ) -> CostEstimate:
         """What a request would cost before it runs: a Generate of `prompt`, or a Tweak or Iterate
         (with `prompt`) or a Regenerate of the version named by `tweak`, `iterate` or `regenerate`.
+        `attachments` go with a Generate or a Tweak, and are priced as the model is sent them.
         Nothing is created; the answer lists its assumptions."""
         request = calls.estimate_request(
             prompt,
@@ -329,6 +331,7 @@ class AsyncAtelierClient(BaseClient):
             tweak=tweak,
             iterate=iterate,
             regenerate=regenerate,
+            attachments=attachments,
         )
         return await self._unary(calls.estimate_cost(request), timeout)
 

@@ -467,14 +467,26 @@ def estimate_request(
     tweak: str | None,
     iterate: str | None,
     regenerate: str | None,
+    attachments: Iterable[Attachment] = (),
 ) -> pb.EstimateCostRequest:
     """The request to price: a Generate of `prompt`, or a Tweak, Iterate or Regenerate of the
-    version named by `tweak`, `iterate` or `regenerate` (at most one)."""
+    version named by `tweak`, `iterate` or `regenerate` (at most one). `attachments` go with a
+    Generate or a Tweak (an Iterate takes none; a Regenerate sends its version's own again)."""
     bases = [name for name in (tweak, iterate, regenerate) if name]
     if len(bases) > 1:
         raise ValueError("name at most one of tweak, iterate and regenerate")
+    attached = list(attachments)
+    if attached and (iterate or regenerate):
+        raise ValueError("attachments go with a Generate or a Tweak, not an Iterate or a Regenerate")
     if tweak:
-        return pb.EstimateCostRequest(tweak=pb.TweakRequest(name=tweak, prompt=prompt, model=model or ""))
+        return pb.EstimateCostRequest(
+            tweak=pb.TweakRequest(
+                name=tweak,
+                prompt=prompt,
+                model=model or "",
+                attachments=convert.attachments_to_proto(attached),
+            )
+        )
     if iterate:
         return pb.EstimateCostRequest(
             iterate=pb.IterateRequest(parent=iterate, prompt=prompt, model=model or "")
@@ -483,7 +495,7 @@ def estimate_request(
         return pb.EstimateCostRequest(
             regenerate=regenerate_request(regenerate, variants=variants, count=count)
         )
-    generate = generate_request(prompt, model=model, variants=variants, count=count)
+    generate = generate_request(prompt, model=model, attachments=attached, variants=variants, count=count)
     return pb.EstimateCostRequest(generate=generate)
 
 

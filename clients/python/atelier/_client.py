@@ -308,10 +308,12 @@ class AtelierClient(BaseClient):
         tweak: str | None = None,
         iterate: str | None = None,
         regenerate: str | None = None,
+        attachments: Iterable[Attachment] = (),
         timeout: Timeout = DEFAULT,
     ) -> CostEstimate:
         """What a request would cost before it runs: a Generate of `prompt`, or a Tweak or Iterate
         (with `prompt`) or a Regenerate of the version named by `tweak`, `iterate` or `regenerate`.
+        `attachments` go with a Generate or a Tweak, and are priced as the model is sent them.
         Nothing is created; the answer lists its assumptions."""
         request = calls.estimate_request(
             prompt,
@@ -321,6 +323,7 @@ class AtelierClient(BaseClient):
             tweak=tweak,
             iterate=iterate,
             regenerate=regenerate,
+            attachments=attachments,
         )
         return self._unary(calls.estimate_cost(request), timeout)
 

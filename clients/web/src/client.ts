@@ -371,7 +371,8 @@ export class AtelierClient {
   /**
    * What a request would cost before it runs: a Generate of `prompt` (with its fan-out), or a
    * Tweak or Iterate (with `prompt`) or a Regenerate of the version named by `tweak`, `iterate` or
-   * `regenerate`. Nothing is created; the answer lists the assumptions it made.
+   * `regenerate`. `attachments` go with a Generate or a Tweak. Nothing is created; the answer
+   * lists the assumptions it made.
    */
   estimateCost(
     prompt: string,
@@ -380,17 +381,19 @@ export class AtelierClient {
       tweak?: string;
       iterate?: string;
       regenerate?: string;
+      attachments?: readonly AttachmentInput[];
       signal?: AbortSignal;
     } = {},
   ): Promise<EstimateCostResponse> {
     const model = options.model ?? "";
+    const attachments = (options.attachments ?? []).map(attachment);
     const request: EstimateCostRequest["request"] = options.tweak
-      ? { case: "tweak", value: create(TweakRequestSchema, { name: options.tweak, prompt, model }) }
+      ? { case: "tweak", value: create(TweakRequestSchema, { name: options.tweak, prompt, model, attachments }) }
       : options.iterate
         ? { case: "iterate", value: create(IterateRequestSchema, { parent: options.iterate, prompt, model }) }
         : options.regenerate
           ? { case: "regenerate", value: create(RegenerateRequestSchema, { name: options.regenerate, ...fanOut(options) }) }
-          : { case: "generate", value: create(GenerateRequestSchema, { prompt, model, ...fanOut(options) }) };
+          : { case: "generate", value: create(GenerateRequestSchema, { prompt, model, attachments, ...fanOut(options) }) };
     return this.unary(options.signal, (call) => this.raw.estimateCost({ request }, call));
   }
 

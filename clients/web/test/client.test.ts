@@ -131,6 +131,14 @@ describe("a fan-out", () => {
     expect([one.outputs, two.outputs, two.calls]).toEqual([1n, 2n, 2n]);
     expect([one.cost, two.cost]).toEqual([0.04, 0.08]); // the test server's offline model: $0.04 an image
     expect(two.assumptions.length).toBeGreaterThan(0);
+    // An attached image is priced as the model is sent it: 258 tokens a call, estimated, and said.
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]);
+    const attached = await client.estimateCost(PICTURE_PROMPT, {
+      variants: ["front", "side"],
+      attachments: [{ name: "sketch.png", mimeType: "image/png", data: png }],
+    });
+    expect(attached.inputTokens - two.inputTokens).toBe(2n * 258n);
+    expect(attached.assumptions.some((said) => said.startsWith("1 attachment (1 image or other media file"))).toBe(true);
 
     const first = await client.generate(PICTURE_PROMPT, { variants: ["front", "side"] });
     expect(isBatchName(first.batch)).toBe(true);

@@ -1,7 +1,8 @@
 """Our turns as google-genai contents, and back: the one place where the two shapes meet.
 
-Also what Gemini reads as inline data, which both sides need: a request shows those files,
-and an image model's answer replaces the tree's primary image.
+Also the tree's primary image, which both sides need: a request shows it to an image model, and
+the model's answer replaces it. (What is sent as media, and what it counts, is the providers'
+shared rule: `_base.is_media`, `_base.estimate_input_tokens`.)
 """
 
 from __future__ import annotations
@@ -11,26 +12,14 @@ from collections.abc import Iterable, Sequence
 from google.genai import types
 
 from server.files import FileContent
-from server.providers._base import Part, Turn, estimate_tokens
-
-# Inline data types Gemini reads; other binary files are listed, not sent.
-INLINE_MEDIA = frozenset(
-    {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", "application/pdf"}
-)
-
-
-# What Gemini counts for an image (or a PDF page) at most 384 pixels each way, as its documentation
-# says; a larger one is cut into 768-pixel tiles of 258 tokens each, and audio and video count
-# by the second. The estimate counts every media part as the least it can be: the model's own
-# count, after the answer, corrects it.
-MEDIA_PART_TOKENS = 258
+from server.providers._base import INLINE_MEDIA, Part, Turn, estimate_input_tokens
 
 
 def estimated_input_tokens(contents: Iterable[types.ContentDict], config: types.GenerateContentConfig) -> int:
     """The request's input tokens, estimated here and now (the model's countTokens would be a
-    request of its own): its text, the system instruction's included, at estimate_tokens' rule,
-    and MEDIA_PART_TOKENS per inline media part. What the model's tokens-per-minute budget
-    takes before the request goes out."""
+    request of its own): its text, the system instruction's included, and each inline or file
+    media part, at estimate_input_tokens' rule. What the model's tokens-per-minute budget takes
+    before the request goes out."""
     texts: list[str] = []
     if isinstance(config.system_instruction, str):
         texts.append(config.system_instruction)
@@ -42,11 +31,7 @@ def estimated_input_tokens(contents: Iterable[types.ContentDict], config: types.
             text = part.get("text")
             if text:
                 texts.append(text)
-    return estimate_tokens(*texts).tokens + media * MEDIA_PART_TOKENS
-
-
-def is_media(mime_type: str) -> bool:
-    return mime_type in INLINE_MEDIA or mime_type.startswith(("audio/", "video/"))
+    return estimate_input_tokens(texts, media)
 
 
 def primary_image(files: Sequence[FileContent]) -> FileContent | None:

@@ -17,9 +17,9 @@ from typing import Any
 from google.genai import types
 
 from server.files import FileContent
-from server.providers._base import Part, ProviderRequest, Turn
+from server.providers._base import Part, ProviderRequest, Turn, as_text, is_media
 from server.providers.gemini._answer import InvalidAnswer, read_upsert
-from server.providers.gemini._contents import answer_text, is_media, primary_image
+from server.providers.gemini._contents import answer_text, primary_image
 
 # How many bytes of the tree's files one user turn may carry; the rest is listed by path and size.
 FILE_CONTEXT_BUDGET = 1024 * 1024
@@ -149,7 +149,7 @@ def _attachment_parts(attachment: FileContent) -> list[Part]:
     label = f"FileContent {attachment.path} ({attachment.mime_type}, {len(attachment.data)} bytes)"
     if is_media(attachment.mime_type):
         return [Part(text=label + ":"), Part(data=attachment.data, mime_type=attachment.mime_type)]
-    text = _as_text(attachment.data)
+    text = as_text(attachment.data)
     if text is not None:
         return [Part(text=f"{label}:\n{text}")]
     return [Part(text=f"{label}: binary content, not shown.")]
@@ -158,7 +158,7 @@ def _attachment_parts(attachment: FileContent) -> list[Part]:
 def _files_context(
     files: Sequence[FileContent], seen: Mapping[str, bytes], prompt: str, budget: int
 ) -> list[Part]:
-    texts = {file.path: _as_text(file.data) for file in files if not is_media(file.mime_type)}
+    texts = {file.path: as_text(file.data) for file in files if not is_media(file.mime_type)}
     candidates = [file for file in files if seen.get(file.path) != file.data]
     # Most relevant first: the files the prompt names, then text (what the model edits), then
     # pictures and PDFs (context).
@@ -260,15 +260,6 @@ def _last_history_image(history: Sequence[Turn]) -> bytes | None:
             if part.data is not None and not part.thought and (part.mime_type or "").startswith("image/"):
                 return part.data
     return None
-
-
-def _as_text(data: bytes) -> str | None:
-    if b"\x00" in data:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def describe_request(request: ProviderRequest, user_turn: Turn) -> str:

@@ -282,6 +282,11 @@ def cmd_batch(cli: Cli) -> int:
 def cmd_estimate(cli: Cli) -> int:
     a = cli.args
     variants, count = _fan_out(a)
+    if a.attach and (a.iterate or a.regenerate):
+        raise Usage(
+            "--attach prices files sent with a generate or a --tweak: an iterate takes none, "
+            "and a regenerate sends its version's own again"
+        )
     estimate = cli.client.estimate_cost(
         a.prompt or "",
         model=a.model,
@@ -290,6 +295,7 @@ def cmd_estimate(cli: Cli) -> int:
         tweak=a.tweak and cli.version_name(a.tweak),
         iterate=a.iterate and cli.version_name(a.iterate),
         regenerate=a.regenerate and cli.version_name(a.regenerate),
+        attachments=_attachments(a.attach),
     )
     if cli.json:
         cli.emit(estimate)

@@ -380,9 +380,17 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
         "what a request would cost, before it runs",
         'atelier estimate "a character sheet" --variants front,side,back',
         "atelier estimate --regenerate v2 --count 4",
+        'atelier estimate "make it red" --tweak v2 --attach sketch.png',
     )
     p.add_argument("prompt", nargs="?", default="", help="the prompt (not for --regenerate)")
     p.add_argument("--model", help="a model from `atelier models`")
+    p.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="price a file attached to a generate or a tweak (repeatable)",
+    )
     _fan_out_options(p)
     base = p.add_mutually_exclusive_group()
     base.add_argument("--tweak", metavar="VERSION", help="price a tweak of VERSION with the prompt")

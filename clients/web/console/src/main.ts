@@ -233,8 +233,11 @@ async function updateEstimate(): Promise<void> {
     return;
   }
   try {
+    // The attachments are priced too, as the model would be sent them.
+    const attachments = await Promise.all([...(ui.attachments.files ?? [])].map((file) => attachmentFromBlob(file)));
     const estimate = await client.estimateCost(ui.prompt.value, {
       model: ui.model.value,
+      attachments,
       ...fanOutOfForm(),
       signal: controller.signal,
     });
@@ -254,6 +257,7 @@ async function updateEstimate(): Promise<void> {
 
 ui.prompt.addEventListener("input", estimateSoon);
 ui.model.addEventListener("change", () => void updateEstimate());
+ui.attachments.addEventListener("change", () => void updateEstimate());
 ui.count.addEventListener("input", estimateSoon);
 ui.variants.addEventListener("input", () => {
   ui.count.disabled = ui.variants.value.trim() !== "";
