@@ -48,11 +48,15 @@ from storage._deletion import (
     versions_in_flight,
 )
 from storage._drafts import (
+    RESERVED_DRAFT,
+    complete_draft,
     create_draft,
     delete_draft,
     draft_user,
+    find_draft_by_request_id,
     get_draft,
     list_drafts,
+    reserve_draft,
     update_draft_prompt,
 )
 from storage._errors import (
@@ -177,6 +181,7 @@ __all__ = [
     "JOBS_CHANNEL",
     "MODELS_CHANNEL",
     "PROCESS_TAG",
+    "RESERVED_DRAFT",
     "TERMINAL_STATES",
     "ApiKey",
     "BackupError",
@@ -234,6 +239,7 @@ __all__ = [
     "claim_job",
     "claim_jobs",
     "claim_webhook_deliveries",
+    "complete_draft",
     "cool_down",
     "correct_input_tokens",
     "create_api_key",
@@ -248,6 +254,7 @@ __all__ = [
     "end_job",
     "expired_generations",
     "expired_jobs",
+    "find_draft_by_request_id",
     "find_version_by_request_id",
     "finish_job",
     "generations_updated_before",
@@ -296,6 +303,7 @@ __all__ = [
     "report_positions",
     "request_cancel",
     "requeue_job",
+    "reserve_draft",
     "restore_database",
     "revoke_api_key",
     "running_by_owner",

@@ -249,7 +249,8 @@ def _translate_error(context: sa.engine.ExceptionContext) -> BaseException | Non
     original = context.sqlalchemy_exception or context.original_exception
     message = str(context.original_exception)
     if isinstance(original, sa.exc.IntegrityError):
-        # SQLite names the columns ("version.owner, version.request_id"), PostgreSQL the constraint.
+        # SQLite names the columns ("version.owner, version.request_id"), PostgreSQL the constraint
+        # (uq_version_owner_request_id, uq_draft_owner_request_id).
         if "request_id" in message:
             return RequestIdTaken(message)
         return WriteConflict(message)

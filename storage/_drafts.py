@@ -13,6 +13,10 @@ from storage._ids import new_generation_id
 from storage._models import Draft, Version
 from storage._tables import DRAFT
 
+# The revision of a reservation: a DraftPrompt's request id held while the model drafts (see
+# Draft.revision). Reads pass it by; `complete_draft` makes it revision 1, a draft.
+RESERVED_DRAFT = 0
+
 
 def create_draft(
     tx: Transaction,
@@ -51,13 +55,84 @@ def create_draft(
     return draft
 
 
+def reserve_draft(
+    tx: Transaction,
+    *,
+    owner: str,
+    request_id: str,
+    request_fingerprint: str,
+    text: str,
+    context: str,
+    model: str,
+    drafter_model: str,
+    provider: str,
+) -> Draft:
+    """Holds `request_id` for `owner` while the model drafts: a draft at RESERVED_DRAFT, with no
+    prompt yet. Raises RequestIdTaken if the owner's request id is already held or used."""
+    now = utcnow()
+    draft = Draft(
+        id=new_generation_id(),
+        owner=owner,
+        text=text,
+        context=context,
+        model=model,
+        drafter_model=drafter_model,
+        provider=provider,
+        drafted_prompt="",
+        prompt="",
+        revision=RESERVED_DRAFT,
+        request_id=request_id,
+        request_fingerprint=request_fingerprint,
+        create_time=now,
+        update_time=now,
+    )
+    tx.add(draft)
+    tx.flush()
+    return draft
+
+
+def complete_draft(
+    tx: Transaction,
+    *,
+    draft_id: str,
+    drafted_prompt: str,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    thinking_tokens: int = 0,
+) -> Draft | None:
+    """Makes a reservation the draft the model drafted (revision 1); None if it is gone (it was
+    abandoned, and another call with its request id took it over)."""
+    now = utcnow()
+    updated = tx.execute(
+        sa.update(DRAFT)
+        .where(DRAFT.c.id == draft_id, DRAFT.c.revision == RESERVED_DRAFT)
+        .values(
+            drafted_prompt=drafted_prompt,
+            prompt=drafted_prompt,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            thinking_tokens=thinking_tokens,
+            revision=RESERVED_DRAFT + 1,
+            update_time=now,
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if not updated:
+        return None
+    return tx.exec(select(Draft).where(Draft.id == draft_id).execution_options(populate_existing=True)).one()
+
+
+def find_draft_by_request_id(tx: Transaction, *, owner: str, request_id: str) -> Draft | None:
+    """The draft (or the reservation) `owner` made with `request_id`, if any."""
+    return tx.exec(select(Draft).where(Draft.owner == owner, Draft.request_id == request_id)).one_or_none()
+
+
 def get_draft(tx: Transaction, *, owner: str | None, draft_id: str, lock: bool = False) -> Draft | None:
     """The draft, if `owner` owns it; with `owner` None (an admin's view), whoever owns it.
 
     With `lock`, the row is share-locked until the transaction ends (PostgreSQL; SQLite's one
     writer needs none), so a version that is about to name the draft cannot lose it to a
     concurrent DeleteDraft: the delete waits, then finds the version and refuses."""
-    statement = select(Draft).where(Draft.id == draft_id)
+    statement = select(Draft).where(Draft.id == draft_id, col(Draft.revision) != RESERVED_DRAFT)
     if owner is not None:
         statement = statement.where(Draft.owner == owner)
     if lock:
@@ -67,7 +142,7 @@ def get_draft(tx: Transaction, *, owner: str | None, draft_id: str, lock: bool =
 
 def list_drafts(tx: Transaction, *, owner: str | None, before_id: str | None, limit: int) -> Sequence[Draft]:
     """The drafts `owner` owns (None: everyone's), newest first."""
-    statement = select(Draft)
+    statement = select(Draft).where(col(Draft.revision) != RESERVED_DRAFT)
     if owner is not None:
         statement = statement.where(Draft.owner == owner)
     if before_id is not None:

@@ -26,7 +26,7 @@ class WriteConflict(StorageError):
 
 
 class RequestIdTaken(WriteConflict):
-    """Another transaction created a version with the same owner and request id first."""
+    """Another transaction created a version (or a draft) with the same owner and request id first."""
 
 
 class StateConflict(StorageError):

@@ -127,7 +127,11 @@ class Draft(SQLModel, table=True):
     """
 
     __tablename__ = "draft"
-    __table_args__ = (sa.Index("ix_draft_owner_id", "owner", "id"),)
+    __table_args__ = (
+        sa.Index("ix_draft_owner_id", "owner", "id"),
+        # AIP-155: one request id names one draft per caller, as it names one version.
+        sa.UniqueConstraint("owner", "request_id", name="uq_draft_owner_request_id"),
+    )
 
     # Time-ordered, as generation ids are: listing by id is listing by age.
     id: str = Field(primary_key=True, max_length=32)
@@ -145,8 +149,13 @@ class Draft(SQLModel, table=True):
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
-    # Bumped on every change; the etag is derived from it.
+    # Bumped on every change; the etag is derived from it. 0: a reservation, not yet a draft: a
+    # DraftPrompt with a request id holds its id while the model drafts, so that a concurrent call
+    # with the same id asks no model too; no read sees it (RESERVED_DRAFT).
     revision: int = 1
+    request_id: str | None = Field(default=None, max_length=200)
+    # A hash of the creating request's parameters, to tell a retry from a reused request id.
+    request_fingerprint: str | None = Field(default=None, max_length=64)
     create_time: datetime
     update_time: datetime
 

@@ -40,6 +40,7 @@ def test_every_string_of_every_request_has_a_bound() -> None:
     expected = {
         "atelier.v1.GenerateRequest.request_id": 200,
         "atelier.v1.UploadTreeRequest.request_id": 200,
+        "atelier.v1.DraftPromptRequest.request_id": 200,
         "atelier.v1.TweakRequest.model": 200,
         "atelier.v1.Attachment.name": 1024,
         "atelier.v1.Attachment.mime_type": 255,
@@ -52,6 +53,7 @@ def test_every_string_of_every_request_has_a_bound() -> None:
 
 def test_the_bounds_are_the_columns_that_store_the_texts() -> None:
     assert storage.max_length(storage.Version, "request_id") == bounds.REQUEST_ID
+    assert storage.max_length(storage.Draft, "request_id") == bounds.REQUEST_ID
     assert storage.max_length(storage.VersionAttachment, "name") == bounds.ATTACHMENT_NAME
     assert storage.max_length(storage.ManifestEntry, "mime_type") >= bounds.MIME_TYPE
     assert storage.max_length(storage.ModelState, "model") >= bounds.MODEL

@@ -293,6 +293,7 @@ def draft_to_proto(draft: Draft) -> draft_pb2.Draft:
         update_time=_timestamp(draft.update_time),
         usage=_usage(draft.usage),
         etag=draft.etag,
+        request_id=draft.request_id or "",
     )
 
 

@@ -686,6 +686,7 @@ class AtelierMethods:
             text=request.text,
             context=request.context,
             model=request.model,
+            request_id=request.request_id,
             deadline=call.deadline(),
         )
         return _convert.draft_to_proto(draft)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import storage
 
-REQUEST_ID = storage.max_length(storage.Version, "request_id")
+# A request id names a version or a draft; the shorter column bounds it.
+REQUEST_ID = min(storage.max_length(table, "request_id") for table in (storage.Version, storage.Draft))
 # A model name reaches every table that names a model; the shortest column bounds it.
 MODEL = min(
     storage.max_length(table, "model")

@@ -221,6 +221,8 @@ class Draft:
     etag: str
     create_time: datetime
     update_time: datetime
+    # The request id (AIP-155) that made it, if any.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +413,7 @@ def draft_of(row: storage.Draft) -> Draft:
         etag=version_etag(row.revision),
         create_time=row.create_time,
         update_time=row.update_time,
+        request_id=row.request_id,
     )
 
 

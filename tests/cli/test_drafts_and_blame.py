@@ -50,6 +50,17 @@ def test_draft_edit_generate_and_blame(run_cli: RunCli) -> None:
     )
 
 
+def test_draft_new_with_a_request_id_answers_the_first_draft_again(run_cli: RunCli) -> None:
+    args = ("draft", "new", "a greeting script", "--model", "offline", "--request-id", "cli-draft-1")
+    first = _json(run_cli, *args)
+    assert _json(run_cli, *args) == first
+    # Another text with the same request id is refused, with the reason.
+    reused = run_cli("draft", "new", "a farewell script", "--model", "offline", "--request-id", "cli-draft-1")
+    assert reused.returncode == 5 and "REQUEST_ID_REUSED" in reused.stderr, reused.stderr
+    # Without one, each command drafts anew.
+    assert _json(run_cli, *args[:-2])["name"] != _json(run_cli, *args[:-2])["name"]
+
+
 def test_generate_needs_a_prompt_or_a_draft(run_cli: RunCli) -> None:
     result = run_cli("generate")
     assert result.returncode == 2 and "usage:" in result.stderr and "--draft" in result.stderr

@@ -38,14 +38,17 @@ from server.domain import (
     Principal,
     ProgressEvent,
     Strategy,
+    Unavailable,
     Version,
     VersionKind,
     VersionState,
     follow_other_replicas,
     poll_followed_versions,
 )
+from server.domain.generations._base import fingerprint_of
+from server.domain.resources import Draft
 from server.files import FileContent
-from server.providers import ProviderRegistry
+from server.providers import OPEN_GATE, DraftAnswer, DraftRequest, ModelGate, ProviderError, ProviderRegistry
 from support.databases import fresh_database
 from tests.conftest import check_backend
 
@@ -606,3 +609,149 @@ def _run_elsewhere(database_url: str, version: Version) -> None:
                 step(tx, version=row)
     finally:
         db.dispose()
+
+
+class _Drafter:
+    """The scripted provider's `draft`, counted: each call is one model call. With `hold`, a call
+    waits until `release` is set; with `fail_next`, the next call fails as a model would."""
+
+    def __init__(self, domain: Domain, monkeypatch: pytest.MonkeyPatch, *, hold: bool = False) -> None:
+        provider = domain.runner.providers.get("scripted")
+        self.calls = 0
+        self.hold = hold
+        self.fail_next = False
+        self.started = anyio.Event()
+        self.release = anyio.Event()
+        draft = provider.draft
+
+        async def counted(request: DraftRequest, gate: ModelGate = OPEN_GATE) -> DraftAnswer:
+            self.calls += 1
+            self.started.set()
+            if self.hold:
+                await self.release.wait()
+            if self.fail_next:
+                self.fail_next = False
+                raise ProviderError("the model is down", reason="MODEL_DOWN", code="UNAVAILABLE")
+            return await draft(request, gate)
+
+        monkeypatch.setattr(provider, "draft", counted)
+
+
+async def _draft(
+    domain: Domain, request_id: str, *, caller: Principal = ALICE, text: str = "a cat", context: str = ""
+) -> Draft:
+    return await domain.service.draft_prompt(
+        caller=caller, text=text, context=context, model="", request_id=request_id
+    )
+
+
+@pytest.mark.anyio
+async def test_a_draft_request_id_asks_the_model_once_and_refuses_another_input(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drafter = _Drafter(domain, monkeypatch)
+    first = await _draft(domain, "d-1")
+    assert first.request_id == "d-1"
+    assert await _draft(domain, "d-1") == first
+    assert drafter.calls == 1
+    for text, context in (("a dog", ""), ("a cat", "watercolour")):
+        with pytest.raises(AlreadyExists) as refused:
+            await _draft(domain, "d-1", text=text, context=context)
+        assert (refused.value.reason, refused.value.metadata) == ("REQUEST_ID_REUSED", {"request_id": "d-1"})
+    assert drafter.calls == 1
+    # Another owner's request id is its own; a version's request id is another namespace.
+    bobs = await _draft(domain, "d-1", caller=BOB)
+    assert bobs.id != first.id and bobs.owner == "bob" and drafter.calls == 2
+    await domain.service.generate(caller=ALICE, prompt="x", model="", request_id="d-1", attachments=())
+    # Without a request id, each call drafts anew.
+    await _draft(domain, "")
+    await _draft(domain, "")
+    assert drafter.calls == 4
+    listed = await domain.service.list_drafts(caller=ALICE, before_id=None, limit=10)
+    assert len(listed) == 3 and first in listed
+
+
+@pytest.mark.anyio
+async def test_concurrent_drafts_with_one_request_id_ask_the_model_once(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drafter = _Drafter(domain, monkeypatch, hold=True)
+    answers: list[Draft] = []
+    async with anyio.create_task_group() as group:
+
+        async def first() -> None:
+            answers.append(await _draft(domain, "d-race"))
+
+        group.start_soon(first)
+        await drafter.started.wait()
+        # The first call holds the request id while its model drafts: the second asks no model,
+        # and is told to retry; nor does a reservation show as a draft.
+        with pytest.raises(Unavailable) as busy:
+            await _draft(domain, "d-race")
+        assert busy.value.reason == "REQUEST_IN_PROGRESS"
+        assert await domain.service.list_drafts(caller=ALICE, before_id=None, limit=10) == []
+        drafter.release.set()
+    assert await _draft(domain, "d-race") == answers[0]
+    assert drafter.calls == 1
+
+
+@pytest.mark.anyio
+async def test_a_draft_that_failed_or_was_cancelled_frees_its_request_id(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drafter = _Drafter(domain, monkeypatch)
+    drafter.fail_next = True
+    with pytest.raises(Unavailable) as down:
+        await _draft(domain, "d-2")
+    assert down.value.reason == "MODEL_DOWN"
+    # Nothing was drafted: the retry asks the model again, and stores the draft.
+    draft = await _draft(domain, "d-2")
+    assert drafter.calls == 2 and draft.prompt == "a cat"
+
+    drafter.hold = True
+    drafter.started = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_draft, domain, "d-3")
+        await drafter.started.wait()
+        group.cancel_scope.cancel()
+    drafter.hold = False
+    assert (await _draft(domain, "d-3")).prompt == "a cat"
+    assert drafter.calls == 4
+
+
+@pytest.mark.anyio
+async def test_an_abandoned_draft_reservation_is_taken_over_once_it_is_too_old(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def reserve(domain: Domain, request_id: str) -> storage.Draft:
+        """What a server that stopped while its model drafted leaves behind."""
+        model = domain.settings.resolved_default_model.name
+        with domain.db.write() as tx:
+            return storage.reserve_draft(
+                tx,
+                owner="alice",
+                request_id=request_id,
+                request_fingerprint=fingerprint_of("draft", "a cat", "", model),
+                text="a cat",
+                context="",
+                model=model,
+                drafter_model=model,
+                provider="scripted",
+            )
+
+    async with _domain(database_url) as domain:
+        drafter = _Drafter(domain, monkeypatch)
+        await reserve(domain, "d-4")
+        with pytest.raises(Unavailable) as busy:
+            await _draft(domain, "d-4")
+        assert busy.value.reason == "REQUEST_IN_PROGRESS" and drafter.calls == 0
+    # A drafting call takes at most 0.05 s here: the reservation is abandoned by then.
+    quick = {"provider_max_wait_seconds": 0.0, "provider_max_attempts": 1, "gemini_attempt_seconds": 0.05}
+    async with _domain(database_url, **quick) as domain:
+        drafter = _Drafter(domain, monkeypatch)
+        abandoned = await reserve(domain, "d-5")
+        await anyio.sleep(0.1)
+        draft = await _draft(domain, "d-5")
+        assert draft.id != abandoned.id and draft.prompt == "a cat" and drafter.calls == 1
+        with pytest.raises(NotFound):
+            await domain.service.get_draft(caller=ALICE, draft_id=abandoned.id)

@@ -214,3 +214,34 @@ def test_delete_draft_deletes_an_unused_draft_of_its_owner_and_keeps_provenance(
     assert version.name in (in_use.details() or "")
     assert s.GetDraft(pb.GetDraftRequest(name=used.name), metadata=md).name == used.name
     assert alice.get(version.name).draft == used.name
+
+
+def test_a_repeated_draft_request_id_answers_the_first_draft(alice: Api, bob: Api) -> None:
+    s, md = alice.stub, alice.metadata
+    before = len(s.ListDrafts(pb.ListDraftsRequest(page_size=1000), metadata=md).drafts)
+    first = _draft(alice, "a cat in a hat", context="watercolour", model="offline", request_id="draft-1")
+    assert first.request_id == "draft-1"
+    assert (
+        _draft(alice, "a cat in a hat", context="watercolour", model="offline", request_id="draft-1") == first
+    )
+    # The same request id with another text, context or model is refused, as Generate refuses it
+    # (an empty model is this server's default, the scripted one).
+    for text, context, model in (
+        ("a dog in a hat", "watercolour", "offline"),
+        ("a cat in a hat", "oils", "offline"),
+        ("a cat in a hat", "watercolour", ""),
+    ):
+        reused = fails(
+            lambda: _draft(alice, text, context=context, model=model, request_id="draft-1")  # noqa: B023
+        )
+        check_error(reused, grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_REUSED")
+        assert "draft-1" in (reused.details() or "")
+    drafts = s.ListDrafts(pb.ListDraftsRequest(page_size=1000), metadata=md).drafts
+    assert len(drafts) == before + 1
+    # Another owner's request id never collides; the longest request id is stored as it is.
+    bobs = _draft(bob, "a cat in a hat", context="watercolour", model="offline", request_id="draft-1")
+    assert bobs.name != first.name and bobs.owner == "bob"
+    longest = "r" * 200
+    assert _draft(alice, "long", model="offline", request_id=longest) == _draft(
+        alice, "long", model="offline", request_id=longest
+    )

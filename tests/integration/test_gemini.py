@@ -285,6 +285,25 @@ def test_an_answer_that_trickles_past_the_attempt_deadline_is_retried_then_fails
             server.kill()
 
 
+def test_a_repeated_draft_request_id_sends_gemini_one_request(
+    gemini_server: tuple[ServerProcess, FakeGemini],
+) -> None:
+    server, fake = gemini_server
+    with server.channel() as channel:
+        api = Api(channel)
+        fake.reply_text("A red fox in fresh snow.")
+        request = pb.DraftPromptRequest(text="a fox in snow", model=IMAGE_MODEL, request_id="fox-1")
+        first = api.stub.DraftPrompt(request, metadata=api.metadata)
+        sent = len(fake.requests)
+        # A retry (as after a lost answer) is answered from storage: Gemini is not asked again.
+        assert api.stub.DraftPrompt(request, metadata=api.metadata) == first
+        other = pb.DraftPromptRequest(text="a wolf in snow", model=IMAGE_MODEL, request_id="fox-1")
+        with pytest.raises(grpc.RpcError) as reused:
+            api.stub.DraftPrompt(other, metadata=api.metadata)
+        assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert len(fake.requests) == sent == 1
+
+
 def test_a_prompt_the_text_model_drafted_runs_on_the_image_model(
     gemini_server: tuple[ServerProcess, FakeGemini],
 ) -> None:

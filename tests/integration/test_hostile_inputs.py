@@ -72,6 +72,11 @@ def _requests_with(done: gen.Version, text: str) -> list[tuple[str, Callable[[Ap
             call("Merge", pb.MergeRequest(ours=done.name, theirs=done.name, request_id=text)),
             "request_id",
         ),
+        (
+            "DraftPrompt request_id",
+            call("DraftPrompt", pb.DraftPromptRequest(text="hello", request_id=text)),
+            "request_id",
+        ),
         ("Upload description", upload(pb.UploadTreeRequest(description=f"a{text}b"), plain), "description"),
         ("Upload request_id", upload(pb.UploadTreeRequest(request_id=text), plain), "request_id"),
         ("Upload path", upload(pb.UploadTreeRequest(), file_message(text, b"x")), "file.path"),

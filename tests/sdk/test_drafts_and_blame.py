@@ -14,6 +14,7 @@ from tests._support import ServerProcess
 def test_drafts_and_blame_with_the_client(client: AtelierClient) -> None:
     draft = client.draft_prompt("a  tiny app", context="python", model="offline")
     assert (draft.prompt, draft.model, draft.edited) == ("A tiny app. Style: Python.", "offline", False)
+    assert draft.request_id  # made by the SDK, so that a retried DraftPrompt drafts nothing twice
     edited = client.update_draft(draft.name, "A tiny Python app.", etag=draft.etag)
     assert (edited.prompt, edited.drafted_prompt, edited.edited) == ("A tiny Python app.", draft.prompt, True)
     with pytest.raises(Aborted):
@@ -36,7 +37,10 @@ def test_drafts_and_blame_with_the_client(client: AtelierClient) -> None:
     # A draft a version came from stays; an unused one is deleted.
     with pytest.raises(FailedPrecondition):
         client.delete_draft(draft.name)
-    dropped = client.draft_prompt("never mind", model="offline")
+    dropped = client.draft_prompt("never mind", model="offline", request_id="sdk-draft-1")
+    # A repeat with the request id answers the same draft.
+    assert client.draft_prompt("never mind", model="offline", request_id="sdk-draft-1") == dropped
+    assert dropped.request_id == "sdk-draft-1"
     client.delete_draft(dropped.name, etag=dropped.etag)
     with pytest.raises(NotFound):
         client.get_draft(dropped.name)
@@ -55,7 +59,9 @@ def test_the_async_client_drafts_and_blames(server: ServerProcess) -> None:
             assert blamed and {b.kind for b in blamed} == {VersionKind.GENERATE}
             files = [f async for f in client.files(v1.name, blame=True)]
             assert [f.blame for f in files] == blamed
-            dropped = await client.draft_prompt("never mind", model="offline")
+            dropped = await client.draft_prompt("never mind", model="offline", request_id="sdk-draft-2")
+            again = await client.draft_prompt("never mind", model="offline", request_id="sdk-draft-2")
+            assert again == dropped
             await client.delete_draft(dropped.name)
             assert dropped.name not in [d.name async for d in client.drafts()]
 

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from atelier import AsyncAtelierClient, AtelierClient, Internal, RetryPolicy, Unavailable
-from atelier.v1 import generation_pb2
+from atelier.v1 import draft_pb2, generation_pb2
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.02)
 
@@ -73,6 +73,25 @@ def test_a_caller_request_id_is_kept_and_each_call_gets_its_own() -> None:
     assert [r.request_id for r in method.requests] == ["mine", "mine"]
 
 
+class _DraftMethod(_Method):
+    """DraftPrompt: answers a draft."""
+
+    def __call__(self, request: Any, *, timeout: float | None, metadata: Any) -> Any:
+        super().__call__(request, timeout=timeout, metadata=metadata)
+        return draft_pb2.Draft(name="drafts/d", text=request.text)
+
+
+def test_draft_prompt_is_retried_with_one_request_id_made_once_or_the_callers() -> None:
+    method = _DraftMethod(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
+    with _client(DraftPrompt=method) as client:
+        assert client.draft_prompt("a cat").name == "drafts/d"
+        client.draft_prompt("a cat", request_id="mine")
+        client.draft_prompt("a cat")
+    ids = [r.request_id for r in method.requests]
+    assert len(ids) == 5 and len(set(ids[:3])) == 1 and ids[0]
+    assert ids[3] == "mine" and ids[4] not in (ids[0], "mine")
+
+
 def test_get_is_retried_and_gives_up_after_the_policy_s_attempts() -> None:
     method = _Method(*[grpc.StatusCode.UNAVAILABLE] * 10)
     with _client(GetVersion=method) as client, pytest.raises(Unavailable) as caught:
@@ -105,16 +124,23 @@ class _AsyncMethod(_Method):
         return super().__call__(request, timeout=timeout, metadata=metadata)
 
 
+class _AsyncDraftMethod(_DraftMethod):
+    async def __call__(self, request: Any, *, timeout: float | None, metadata: Any) -> Any:  # noqa: ASYNC109
+        return super().__call__(request, timeout=timeout, metadata=metadata)
+
+
 def test_the_async_client_makes_the_same_retry_decisions() -> None:
     generate = _AsyncMethod(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
     cancel = _AsyncMethod(grpc.StatusCode.UNAVAILABLE)
     get = _AsyncMethod(grpc.StatusCode.INTERNAL)
+    draft = _AsyncDraftMethod(grpc.StatusCode.UNAVAILABLE)
 
     async def work() -> None:
         async with AsyncAtelierClient("127.0.0.1:1", retry=FAST, timeout=5) as client:
-            methods = {"Generate": generate, "CancelVersion": cancel, "GetVersion": get}
+            methods = {"Generate": generate, "CancelVersion": cancel, "GetVersion": get, "DraftPrompt": draft}
             client._stub = type("FakeStub", (), {name: staticmethod(m) for name, m in methods.items()})()
             assert (await client.generate("a prompt")).number == 1
+            assert (await client.draft_prompt("a cat", request_id="mine")).name == "drafts/d"
             with pytest.raises(Unavailable):
                 await client.cancel("generations/g/versions/1")
             with pytest.raises(Internal):
@@ -124,6 +150,7 @@ def test_the_async_client_makes_the_same_retry_decisions() -> None:
     ids = [r.request_id for r in generate.requests]
     assert len(ids) == 3 and len(set(ids)) == 1 and ids[0]
     assert len(cancel.requests) == 1 and len(get.requests) == 1
+    assert [r.request_id for r in draft.requests] == ["mine", "mine"]
 
 
 def test_a_refusal_with_retry_info_is_retried_after_the_delay_it_asks_and_one_without_is_not() -> None:

@@ -47,7 +47,7 @@ def test_migrations_create_every_table_and_can_run_again(db: storage.Database) -
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"blob", "generation", "version", "manifest_entry", "event", "job", "session", "turn"} <= tables
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0013"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0014"
         # The migrations build exactly the schema the models describe.
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
 
@@ -209,6 +209,50 @@ def test_a_request_id_names_one_version_per_owner(db: storage.Database) -> None:
     with db.read() as tx:
         found = storage.find_version_by_request_id(tx, owner="alice", request_id="r-1")
         assert found is not None and found.number == 1
+
+
+def _reserve_draft(db: storage.Database, owner: str, request_id: str) -> storage.Draft:
+    with db.write() as tx:
+        return storage.reserve_draft(
+            tx,
+            owner=owner,
+            request_id=request_id,
+            request_fingerprint="f",
+            text="a cat",
+            context="",
+            model="offline",
+            drafter_model="offline",
+            provider="offline",
+        )
+
+
+def test_a_request_id_names_one_draft_per_owner_and_a_reservation_is_no_draft(db: storage.Database) -> None:
+    reserved = _reserve_draft(db, "alice", "r-1")
+    assert reserved.revision == storage.RESERVED_DRAFT
+    with pytest.raises(storage.RequestIdTaken):
+        _reserve_draft(db, "alice", "r-1")
+    # Another owner's request id never collides; nor does a version's.
+    _reserve_draft(db, "bob", "r-1")
+    _generate(db, request_id="r-1")
+    with db.read() as tx:
+        # Until the model has drafted, no read sees the reservation but the request id's.
+        assert storage.get_draft(tx, owner="alice", draft_id=reserved.id) is None
+        assert storage.list_drafts(tx, owner=None, before_id=None, limit=10) == []
+        found = storage.find_draft_by_request_id(tx, owner="alice", request_id="r-1")
+        assert found is not None and found.id == reserved.id
+    with db.write() as tx:
+        done = storage.complete_draft(tx, draft_id=reserved.id, drafted_prompt="A cat.", input_tokens=3)
+    assert done is not None
+    assert (done.revision, done.prompt, done.drafted_prompt, done.input_tokens) == (1, "A cat.", "A cat.", 3)
+    with db.write() as tx:
+        # Completed once: a second completion finds no reservation.
+        assert storage.complete_draft(tx, draft_id=reserved.id, drafted_prompt="again") is None
+    with db.read() as tx:
+        draft = storage.get_draft(tx, owner="alice", draft_id=reserved.id)
+        assert draft is not None and (draft.prompt, draft.request_id) == ("A cat.", "r-1")
+        assert [d.id for d in storage.list_drafts(tx, owner="alice", before_id=None, limit=10)] == [
+            reserved.id
+        ]
 
 
 def test_each_job_is_claimed_once_even_by_concurrent_workers(db: storage.Database) -> None:

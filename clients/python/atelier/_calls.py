@@ -391,10 +391,14 @@ def blame(version: str, *, path: str | None, page_size: int) -> Pages[FileBlame]
     )
 
 
-def draft_prompt(text: str, *, context: str | None, model: str | None) -> UnaryCall[Draft]:
-    # Each attempt asks the model again and stores a new draft: not repeated on failure.
-    request = pb.DraftPromptRequest(text=text, context=context or "", model=model or "")
-    return _call("DraftPrompt", request, convert.convert_draft, retry=False)
+def draft_prompt(
+    text: str, *, context: str | None, model: str | None, request_id: str | None
+) -> UnaryCall[Draft]:
+    # The request id makes a retry answer the first attempt's draft, not ask the model again.
+    request = pb.DraftPromptRequest(
+        text=text, context=context or "", model=model or "", request_id=request_id or new_request_id()
+    )
+    return _call("DraftPrompt", request, convert.convert_draft)
 
 
 def get_draft(name: str) -> UnaryCall[Draft]:

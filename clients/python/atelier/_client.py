@@ -391,12 +391,20 @@ class AtelierClient(BaseClient):
         yield from self._paged(calls.blame(version, path=path, page_size=page_size), timeout)
 
     def draft_prompt(
-        self, text: str, *, context: str | None = None, model: str | None = None, timeout: Timeout = DEFAULT
+        self,
+        text: str,
+        *,
+        context: str | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
+        timeout: Timeout = DEFAULT,
     ) -> Draft:
         """Asks a text model to draft a prompt for `model` (None: the default) from `text` and an
         optional context or style instruction. The draft is stored (`Draft.name`); it is not a
-        version. Not retried: each call drafts anew."""
-        return self._unary(calls.draft_prompt(text, context=context, model=model), timeout)
+        version. `request_id` (default: a new UUID) makes a retry, this call's own or a repeat
+        with the same id, answer the first call's draft without asking the model again."""
+        call = calls.draft_prompt(text, context=context, model=model, request_id=request_id)
+        return self._unary(call, timeout)
 
     def get_draft(self, name: str, *, timeout: Timeout = DEFAULT) -> Draft:
         """The draft `drafts/{d}`."""

@@ -249,6 +249,7 @@ def convert_draft(message: draft_pb2.Draft) -> Draft:
         ),
         create_time=convert_timestamp(message.create_time, message.HasField("create_time")),
         update_time=convert_timestamp(message.update_time, message.HasField("update_time")),
+        request_id=_name_or_none(message.request_id),
     )
 
 

@@ -282,6 +282,8 @@ class Draft:
     usage: ModelUsage = field(default_factory=ModelUsage)
     create_time: datetime | None = None
     update_time: datetime | None = None
+    # The request id that created the draft (the SDK makes one per call when you give none).
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

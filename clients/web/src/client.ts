@@ -165,10 +165,16 @@ export class AtelierClient {
   // Drafts: a text model turns your text into a prompt for the model you chose; you edit it, then
   // `generate(prompt, { draft: draft.name })`. A draft is not a version and runs no job.
 
-  /** Asks the server's text model for a prompt for `model` (empty: the default) from `text`. */
-  draftPrompt(text: string, options: { context?: string; model?: string; signal?: AbortSignal } = {}): Promise<Draft> {
+  /**
+   * Asks the server's text model for a prompt for `model` (empty: the default) from `text`. A
+   * repeat with the same `requestId` answers the first call's draft and asks no model again.
+   */
+  draftPrompt(text: string, options: StartOptions & { context?: string; model?: string } = {}): Promise<Draft> {
     return this.unary(options.signal, (call) =>
-      this.raw.draftPrompt({ text, context: options.context ?? "", model: options.model ?? "" }, call),
+      this.raw.draftPrompt(
+        { text, context: options.context ?? "", model: options.model ?? "", requestId: requestId(options) },
+        call,
+      ),
     );
   }
 

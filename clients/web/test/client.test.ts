@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import {
   Aborted,
+  AlreadyExists,
   Cancelled,
   Code,
   FailedPrecondition,
@@ -192,7 +193,14 @@ describe("drafts, then generate; blame", () => {
 
     // A draft a version came from stays; an unused one is deleted.
     await expect(client.deleteDraft(draft.name)).rejects.toBeInstanceOf(FailedPrecondition);
-    const dropped = await client.draftPrompt("never mind", { model: "offline" });
+    const requestId = crypto.randomUUID();
+    const dropped = await client.draftPrompt("never mind", { model: "offline", requestId });
+    // A repeat with the request id answers the same draft; another text with it is refused.
+    expect(await client.draftPrompt("never mind", { model: "offline", requestId })).toEqual(dropped);
+    expect(dropped.requestId).toBe(requestId);
+    const reused = await client.draftPrompt("changed my mind", { model: "offline", requestId }).catch((e: unknown) => e);
+    expect(reused).toBeInstanceOf(AlreadyExists);
+    expect((reused as AlreadyExists).reason).toBe("REQUEST_ID_REUSED");
     await client.deleteDraft(dropped.name, { etag: dropped.etag });
     await expect(client.getDraft(dropped.name)).rejects.toBeInstanceOf(NotFound);
   });

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 import storage
 from server.config import ModelConfig, Settings
@@ -35,6 +36,7 @@ _log = logging.getLogger("atelier.sessions")
 _IMAGE_SIZE_CACHE_SIZE = 100_000
 _ENDED_CACHE_SIZE = 1024
 ENDED_CACHE_SECONDS = 30.0
+_Row = TypeVar("_Row")
 
 
 class ServiceBase:
@@ -83,15 +85,13 @@ class ServiceBase:
         owner of `generation_id` for a version added to it (an admin's too).
         """
 
-        def work(tx: storage.Transaction) -> tuple[storage.Version, bool]:
-            if request_id:
-                existing = _existing_request(tx, caller, generation_id, request_id, fingerprint)
-                if existing is not None:
-                    return existing, False
-            return create(tx), True
+        def find(tx: storage.Transaction) -> storage.Version | None:
+            if not request_id:
+                return None
+            return _existing_request(tx, caller, generation_id, request_id, fingerprint)
 
         try:
-            row, created = await transactions.write(self._db, work, deadline=deadline)
+            row, created = await self.once(find, find, create, deadline)
         except storage.GenerationDeleted as exc:
             raise not_found("generation", f"generations/{exc.generation_id}", "GENERATION_NOT_FOUND") from exc
         except storage.TooManyQueuedJobs as exc:
@@ -101,18 +101,35 @@ class ServiceBase:
                 reason="TOO_MANY_QUEUED_JOBS",
                 metadata={"limit": str(exc.limit)},
             ) from exc
-        except storage.RequestIdTaken:
-            # A concurrent call with the same request id won the race: answer as a retry would.
-            existing = await transactions.read(
-                self._db,
-                lambda tx: _existing_request(tx, caller, generation_id, request_id, fingerprint),
-            )
-            if existing is None:
-                raise
-            row, created = existing, False
         if created:
             self._runner.wake()
         return version_of(row)
+
+    async def once(
+        self,
+        find: Callable[[storage.Transaction], _Row | None],
+        find_again: Callable[[storage.Transaction], _Row | None],
+        create: Callable[[storage.Transaction], _Row],
+        deadline: Deadline,
+    ) -> tuple[_Row, bool]:
+        """`create(tx)` in a write transaction, unless `find(tx)` there finds what an earlier call
+        with the same request id made (AIP-155, and REQUEST_ID_REUSED is `find`'s to raise); True
+        when it created. A concurrent call with the same request id that wins the race on the
+        unique constraint (RequestIdTaken) is read with `find_again`, as a retry would find it."""
+
+        def work(tx: storage.Transaction) -> tuple[_Row, bool]:
+            existing = find(tx)
+            if existing is not None:
+                return existing, False
+            return create(tx), True
+
+        try:
+            return await transactions.write(self._db, work, deadline=deadline)
+        except storage.RequestIdTaken:
+            existing = await transactions.read(self._db, find_again)
+            if existing is None:
+                raise
+            return existing, False
 
     def check_prompt(self, prompt: str, *, field: str = "prompt", required: bool = True) -> None:
         """A prompt (or another text a model reads, named by `field`) must hold some non-blank
@@ -159,12 +176,16 @@ def _existing_request(
         owner = generation.owner
     existing = storage.find_version_by_request_id(tx, owner=owner, request_id=request_id)
     if existing is not None and existing.request_fingerprint != fingerprint:
-        raise AlreadyExists(
-            f"request_id {request_id!r} was already used for a different request",
-            reason="REQUEST_ID_REUSED",
-            metadata={"request_id": request_id},
-        )
+        raise request_id_reused(request_id)
     return existing
+
+
+def request_id_reused(request_id: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"request_id {request_id!r} was already used for a different request",
+        reason="REQUEST_ID_REUSED",
+        metadata={"request_id": request_id},
+    )
 
 
 def version_row(tx: storage.Transaction, caller: Principal, ref: VersionRef) -> storage.Version:

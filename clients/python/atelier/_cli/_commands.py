@@ -142,7 +142,9 @@ def _draft_name(name: str) -> str:
 
 def cmd_draft_new(cli: Cli) -> int:
     a = cli.args
-    draft = cli.client.draft_prompt(cli.prompt(a.text), context=a.context, model=a.model)
+    draft = cli.client.draft_prompt(
+        cli.prompt(a.text), context=a.context, model=a.model, request_id=a.request_id
+    )
     return _show_draft(cli, draft)
 
 

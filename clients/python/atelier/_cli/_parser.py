@@ -479,6 +479,7 @@ def build_parser(*, epilog: str | None) -> argparse.ArgumentParser:
     d.add_argument("text", help="what you want; `-` reads it from standard input, `@FILE` from a file")
     d.add_argument("--context", help="a context or style instruction for the draft")
     d.add_argument("--model", help="the model the prompt is for (a model from `atelier models`)")
+    d.add_argument("--request-id", help="an idempotency key (default: a new UUID)")
     d = action(drafts, "show", cmd_draft_show, "show a draft")
     d.add_argument("name", help="drafts/{id}, or the id")
     d = action(drafts, "edit", cmd_draft_edit, "replace a draft's prompt with your edit")

@@ -371,14 +371,16 @@ class GetUsageResponse(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[_cost_pb2.UsageRow, _Mapping]]] = ..., total_cost: _Optional[float] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class DraftPromptRequest(_message.Message):
-    __slots__ = ("text", "context", "model")
+    __slots__ = ("text", "context", "model", "request_id")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     text: str
     context: str
     model: str
-    def __init__(self, text: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, text: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetDraftRequest(_message.Message):
     __slots__ = ("name",)

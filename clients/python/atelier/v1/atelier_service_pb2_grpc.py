@@ -449,6 +449,7 @@ class AtelierServiceServicer:
         """Drafts a prompt: a text model turns the caller's text, with an optional context or style
         instruction, into a prompt suited to the target model. The draft is stored (`drafts/{id}`),
         owned by the caller; it is not a version. Edit it with UpdateDraft, then name it in Generate.
+        A repeated `request_id` returns the first call's draft and asks no model again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -26,7 +26,7 @@ from atelier.v1 import generation_pb2 as atelier_dot_v1_dot_generation__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61telier/v1/draft.proto\x12\natelier.v1\x1a\x1b\x61telier/v1/generation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x02\n\x05\x44raft\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rdrafter_model\x18\x05 \x01(\t\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x16\n\x0e\x64rafted_prompt\x18\x07 \x01(\t\x12\x0e\n\x06\x65\x64ited\x18\x08 \x01(\x08\x12\r\n\x05owner\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05usage\x18\x0c \x01(\x0b\x32\x16.atelier.v1.ModelUsage\x12\x0c\n\x04\x65tag\x18\r \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61telier/v1/draft.proto\x12\natelier.v1\x1a\x1b\x61telier/v1/generation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x02\n\x05\x44raft\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rdrafter_model\x18\x05 \x01(\t\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x16\n\x0e\x64rafted_prompt\x18\x07 \x01(\t\x12\x0e\n\x06\x65\x64ited\x18\x08 \x01(\x08\x12\r\n\x05owner\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05usage\x18\x0c \x01(\x0b\x32\x16.atelier.v1.ModelUsage\x12\x0c\n\x04\x65tag\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atelier.v1.draft_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DRAFT']._serialized_start=101
-  _globals['_DRAFT']._serialized_end=413
+  _globals['_DRAFT']._serialized_end=433
 # @@protoc_insertion_point(module_scope)

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atelier/v1/draft.proto.
  */
 export const file_atelier_v1_draft: GenFile = /*@__PURE__*/
-  fileDesc("ChZhdGVsaWVyL3YxL2RyYWZ0LnByb3RvEgphdGVsaWVyLnYxIrgCCgVEcmFmdBIMCgRuYW1lGAEgASgJEgwKBHRleHQYAiABKAkSDwoHY29udGV4dBgDIAEoCRINCgVtb2RlbBgEIAEoCRIVCg1kcmFmdGVyX21vZGVsGAUgASgJEg4KBnByb21wdBgGIAEoCRIWCg5kcmFmdGVkX3Byb21wdBgHIAEoCRIOCgZlZGl0ZWQYCCABKAgSDQoFb3duZXIYCSABKAkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgV1c2FnZRgMIAEoCzIWLmF0ZWxpZXIudjEuTW9kZWxVc2FnZRIMCgRldGFnGA0gASgJYgZwcm90bzM", [file_atelier_v1_generation, file_google_protobuf_timestamp]);
+  fileDesc("ChZhdGVsaWVyL3YxL2RyYWZ0LnByb3RvEgphdGVsaWVyLnYxIswCCgVEcmFmdBIMCgRuYW1lGAEgASgJEgwKBHRleHQYAiABKAkSDwoHY29udGV4dBgDIAEoCRINCgVtb2RlbBgEIAEoCRIVCg1kcmFmdGVyX21vZGVsGAUgASgJEg4KBnByb21wdBgGIAEoCRIWCg5kcmFmdGVkX3Byb21wdBgHIAEoCRIOCgZlZGl0ZWQYCCABKAgSDQoFb3duZXIYCSABKAkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgV1c2FnZRgMIAEoCzIWLmF0ZWxpZXIudjEuTW9kZWxVc2FnZRIMCgRldGFnGA0gASgJEhIKCnJlcXVlc3RfaWQYDiABKAliBnByb3RvMw", [file_atelier_v1_generation, file_google_protobuf_timestamp]);
 
 /**
  * A prompt drafted by a text model from a caller's text (DraftPrompt), for a target model.
@@ -108,6 +108,13 @@ export type Draft = Message<"atelier.v1.Draft"> & {
    * @generated from field: string etag = 13;
    */
   etag: string;
+
+  /**
+   * The AIP-155 request id that created the draft, if any.
+   *
+   * @generated from field: string request_id = 14;
+   */
+  requestId: string;
 };
 
 /**
