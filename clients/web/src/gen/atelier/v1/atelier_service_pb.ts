@@ -1006,8 +1006,9 @@ export type EstimateCostResponse = Message<"atelier.v1.EstimateCostResponse"> & 
   calls: bigint;
 
   /**
-   * The input tokens of all calls, and whether the provider's token counter counted them (false:
-   * estimated at one token per 4 bytes of UTF-8).
+   * The input tokens of all calls, and whether the provider's token counter counted all of them
+   * (false: some were estimated locally, text at one token per 4 bytes of UTF-8 and media at 258
+   * tokens a part; the assumptions say which).
    *
    * @generated from field: int64 input_tokens = 5;
    */
