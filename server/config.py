@@ -240,8 +240,8 @@ class Settings:
     # Generations not updated (no new version) for this long are deleted, as by DeleteGeneration
     # (0: kept for ever).
     retention_seconds: float = 0.0
-    # How often `serve` collects garbage: retention, purges, then blobs nothing refers to (0: never;
-    # `atelier-server gc` does it on demand).
+    # How often `serve` collects garbage: retention, purges, blobs nothing refers to, and draft
+    # reservations a stopped server left (0: never; `atelier-server gc` does it on demand).
     gc_interval_seconds: float = 3600.0
     # The collector leaves blobs stored less than this long ago, for writers that store contents
     # in one transaction and refer to them in a later one.

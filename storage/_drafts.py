@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -168,6 +169,16 @@ def update_draft_prompt(tx: Transaction, *, draft: Draft, prompt: str, revision:
 def draft_user(tx: Transaction, *, draft_id: str) -> Version | None:
     """A version made from the draft (its provenance names it), if any is stored."""
     return tx.exec(select(Version).where(Version.draft_id == draft_id).limit(1)).one_or_none()
+
+
+def delete_abandoned_reservations(tx: Transaction, *, created_before: datetime) -> int:
+    """Deletes the reservations made before `created_before` (their DraftPrompt call ended long
+    ago without freeing them: its server stopped); how many. Nothing reads them, and a retry
+    with the same request id would take one over anyway."""
+    deleted = tx.execute(
+        sa.delete(DRAFT).where(DRAFT.c.revision == RESERVED_DRAFT, DRAFT.c.create_time < created_before)
+    ).rowcount  # type: ignore[attr-defined]
+    return int(deleted)
 
 
 def delete_draft(tx: Transaction, *, draft_id: str, revision: int) -> bool:

@@ -140,7 +140,8 @@ def test_gc_refuses_bad_names_and_says_which_generations_it_did_not_find(databas
     missing = atelier_server("gc", "--purge", "generations/g-missing", env=env)
     assert missing.returncode == 1
     assert missing.stdout.splitlines() == [
-        "deleted 0 generations (retention), purged 0, removed 0 unused blobs",
+        "deleted 0 generations (retention), purged 0, removed 0 unused blobs and 0 abandoned draft "
+        "reservations",
         "not found, so not purged: generations/g-missing",
     ]
     negative = atelier_server("gc", "--grace", "-1", env=env)

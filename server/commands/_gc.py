@@ -50,7 +50,8 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> int:
         db.dispose()
     say(
         f"deleted {len(report.deleted)} generations (retention), purged {len(report.purged)}, "
-        f"removed {report.blobs_deleted} unused blobs"
+        f"removed {report.blobs_deleted} unused blobs and {report.reservations_deleted} abandoned "
+        "draft reservations"
     )
     missing = [f"generations/{generation_id}" for generation_id in ids if generation_id not in report.purged]
     if missing:

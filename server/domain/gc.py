@@ -9,6 +9,9 @@ One pass, run by `atelier-server gc` or every `gc_interval_seconds` by `serve`:
 3. Blobs: those nothing refers to (no version's tree, attachment or turn), stored before the
    grace period, are deleted, in small batches, never one a writer is about to refer to (see
    storage._blobs for how the collector and writers meet).
+4. Draft reservations: a DraftPrompt with a request id reserves it before asking the model, and
+   frees it if the call fails; one whose server stopped mid-call leaves it behind. Those older
+   than the longest a drafting call can take are deleted (nothing reads them).
 
 Every step is safe to run in several processes at once: two passes never both act on one row.
 """
@@ -29,7 +32,7 @@ import storage
 from server.config import Settings
 from server.domain import _transactions as transactions
 from server.domain import deletion
-from server.domain.generations import log_event
+from server.domain.generations import drafting_seconds, log_event
 
 _log = logging.getLogger("atelier.gc")
 # Generations handled per read, and blobs looked at per window.
@@ -45,6 +48,7 @@ class GcReport:
     deleted: tuple[str, ...] = ()
     purged: tuple[str, ...] = ()
     blobs_deleted: int = 0
+    reservations_deleted: int = 0
 
     @property
     def gone(self) -> tuple[str, ...]:
@@ -70,13 +74,18 @@ async def collect_garbage(
     purged.extend(await _purge_expired(db, on_gone))
     grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
     blobs = await _collect_blobs(db, created_before=storage.utcnow() - timedelta(seconds=grace))
-    report = GcReport(tuple(deleted), tuple(purged), blobs)
-    if report.gone or blobs:
+    abandoned_before = storage.utcnow() - timedelta(seconds=drafting_seconds(settings))
+    reservations = await transactions.write(
+        db, functools.partial(storage.delete_abandoned_reservations, created_before=abandoned_before)
+    )
+    report = GcReport(tuple(deleted), tuple(purged), blobs, reservations)
+    if report.gone or blobs or reservations:
         log_event(
             "garbage_collected",
             deleted=len(report.deleted),
             purged=len(report.purged),
             blobs_deleted=blobs,
+            reservations_deleted=reservations,
         )
     return report
 

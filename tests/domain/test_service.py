@@ -464,6 +464,43 @@ async def test_a_job_that_waits_on_its_models_budget_too_long_fails_with_the_quo
     assert "ATELIER_PROVIDER_MAX_WAIT_SECONDS" in failed.error.message
 
 
+@pytest.mark.anyio
+async def test_the_collector_deletes_the_draft_reservations_a_stopped_server_left(database_url: str) -> None:
+    from server.domain.gc import collect_garbage
+    from server.domain.generations import drafting_seconds
+
+    async with _domain(database_url) as domain:
+        reserved = {}
+        for request_id in ("left", "drafting"):
+            with domain.db.write() as tx:
+                reserved[request_id] = storage.reserve_draft(
+                    tx,
+                    owner=ALICE.name,
+                    request_id=request_id,
+                    request_fingerprint=fingerprint_of("draft", "a cat", "", "scripted"),
+                    text="a cat",
+                    context="",
+                    model="scripted",
+                    drafter_model="scripted",
+                    provider="scripted",
+                )
+        # "left" was reserved longer ago than any drafting call lasts: its server stopped mid-call.
+        long_ago = storage.utcnow() - timedelta(seconds=drafting_seconds(domain.settings) + 60)
+        with domain.db.write() as tx:
+            tx.execute(
+                sa.update(storage.Draft)
+                .where(storage.Draft.id == reserved["left"].id)  # type: ignore[arg-type]
+                .values(create_time=long_ago)
+            )
+        report = await collect_garbage(domain.db, domain.settings)
+        assert report.reservations_deleted == 1
+        with domain.db.read() as tx:
+            assert storage.find_draft_by_request_id(tx, owner=ALICE.name, request_id="left") is None
+            # One whose call may still be drafting is kept: that call will complete or free it.
+            assert storage.find_draft_by_request_id(tx, owner=ALICE.name, request_id="drafting") is not None
+        assert (await collect_garbage(domain.db, domain.settings)).reservations_deleted == 0
+
+
 @contextmanager
 def _statements(db: storage.Database) -> Iterator[list[str]]:
     """The SQL statements run on `db` inside the block."""

@@ -255,6 +255,36 @@ def test_a_request_id_names_one_draft_per_owner_and_a_reservation_is_no_draft(db
         ]
 
 
+def test_only_reservations_older_than_the_bound_are_deleted_as_abandoned(db: storage.Database) -> None:
+    old = _reserve_draft(db, "alice", "r-old")
+    fresh = _reserve_draft(db, "alice", "r-fresh")
+    done = _reserve_draft(db, "alice", "r-done")
+    with db.write() as tx:
+        assert storage.complete_draft(tx, draft_id=done.id, drafted_prompt="A cat.") is not None
+    # Only `old` was made before the bound (a completed draft is never a reservation).
+    bound = fresh.create_time
+    with db.write() as tx:
+        tx.execute(
+            sa.update(storage.Draft)
+            .where(storage.Draft.id == old.id)  # type: ignore[arg-type]
+            .values(create_time=bound - timedelta(hours=1))
+        )
+        tx.execute(
+            sa.update(storage.Draft)
+            .where(storage.Draft.id == done.id)  # type: ignore[arg-type]
+            .values(create_time=bound - timedelta(hours=1))
+        )
+    with db.write() as tx:
+        assert storage.delete_abandoned_reservations(tx, created_before=bound) == 1
+    with db.read() as tx:
+        assert storage.find_draft_by_request_id(tx, owner="alice", request_id="r-old") is None
+        kept = storage.find_draft_by_request_id(tx, owner="alice", request_id="r-fresh")
+        assert kept is not None and kept.revision == storage.RESERVED_DRAFT
+        assert storage.get_draft(tx, owner="alice", draft_id=done.id) is not None
+    with db.write() as tx:
+        assert storage.delete_abandoned_reservations(tx, created_before=bound) == 0
+
+
 def test_each_job_is_claimed_once_even_by_concurrent_workers(db: storage.Database) -> None:
     versions = [_generate(db, prompt=f"p{i}") for i in range(12)]
     claimed: list[int] = []

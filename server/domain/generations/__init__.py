@@ -13,7 +13,7 @@ from server.domain.generations._conversation import ConversationVerbs
 from server.domain.generations._costs import CostQuestion, CostVerbs
 from server.domain.generations._create import CreateVerbs
 from server.domain.generations._delete import DeleteVerbs
-from server.domain.generations._drafts import DraftVerbs
+from server.domain.generations._drafts import DraftVerbs, drafting_seconds
 from server.domain.generations._fanout import Variant
 from server.domain.generations._progress import ProgressVerbs
 from server.domain.generations._read import ReadVerbs
@@ -36,4 +36,4 @@ class GenerationService(
     """Every verb the API offers, for one database, event hub, job runner and settings."""
 
 
-__all__ = ["CostQuestion", "GenerationService", "Variant", "log_event"]
+__all__ = ["CostQuestion", "GenerationService", "Variant", "drafting_seconds", "log_event"]

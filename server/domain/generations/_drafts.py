@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import anyio
 
 import storage
-from server.config import ModelConfig
+from server.config import ModelConfig, Settings
 from server.domain import _transactions as transactions
 from server.domain.deadlines import NO_DEADLINE, Deadline
 from server.domain.errors import (
@@ -92,7 +92,7 @@ class DraftVerbs(ServiceBase):
         fingerprint = fingerprint_of("draft", text, context, target.name)
         # A reservation older than the longest a drafting call can take was abandoned (its server
         # stopped mid-call): a retry takes its request id over.
-        abandoned_before = storage.utcnow() - timedelta(seconds=self._drafting_seconds())
+        abandoned_before = storage.utcnow() - timedelta(seconds=drafting_seconds(self._settings))
 
         def reserve(tx: storage.Transaction) -> storage.Draft:
             return storage.reserve_draft(
@@ -159,17 +159,6 @@ class DraftVerbs(ServiceBase):
         finally:
             gate.release()
 
-    def _drafting_seconds(self) -> float:
-        """The longest a drafting call can take: its waits for the model's budget, then every
-        attempt at its longest, with the backoffs between them."""
-        settings = self._settings
-        attempts = settings.provider_max_attempts
-        return (
-            settings.provider_max_wait_seconds
-            + attempts * settings.gemini_attempt_seconds
-            + (attempts - 1) * settings.provider_backoff_max_seconds
-        )
-
     async def get_draft(self, *, caller: Principal, draft_id: str) -> Draft:
         return draft_of(await transactions.read(self._db, lambda tx: draft_row(tx, caller, draft_id)))
 
@@ -226,6 +215,17 @@ class DraftVerbs(ServiceBase):
         images, else the target itself."""
         own = [model for model in self._settings.available_models if model.provider == target.provider]
         return next((model for model in own if "image" not in model.output_modalities), target)
+
+
+def drafting_seconds(settings: Settings) -> float:
+    """The longest a drafting call can take: its waits for the model's budget, then every attempt
+    at its longest, with the backoffs between them. A reservation older than this was abandoned."""
+    attempts = settings.provider_max_attempts
+    return (
+        settings.provider_max_wait_seconds
+        + attempts * settings.gemini_attempt_seconds
+        + (attempts - 1) * settings.provider_backoff_max_seconds
+    )
 
 
 def _existing_draft(
