@@ -170,9 +170,8 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes, reopens, 
     await expect
       .poll(() => pictures.evaluateAll((imgs) => imgs.map((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth)))
       .toEqual([64, 64]);
-    // Each output opens on its own, and leads back to them all. The buttons sit below the log
-    // and the pictures, so each view is left to settle (its picture loaded) before a click: a
-    // button that moves as the view fills in can take a click meant for it elsewhere.
+    // Each output opens on its own, and leads back to them all; each view is seen whole (its
+    // pictures loaded) before the next click, as a person would.
     await dialog.getByRole("button", { name: "Open version 2 (side)" }).click();
     await expect.poll(() => dialog.getByRole("heading", { level: 2 }).textContent()).toContain("Version 2");
     await expect.poll(() => status.textContent()).toBe("Completed: 2 files");
