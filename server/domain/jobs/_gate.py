@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -104,24 +105,27 @@ class ModelCapacity:
             break
         per_minute = self.model.requests_per_minute
         if per_minute:
-            take = functools.partial(_take_request, self.model.name, per_minute)
-            # A token bucket refills with time: waiting is the wait. It counts toward the job's
-            # bound on waiting (provider_max_wait_seconds), as a cooldown does.
-            while True:
-                wait = await transactions.write(self._db, take)
-                if wait <= 0:
-                    break
-                await gate.wait(wait)
+            await self._spend(gate, functools.partial(_take_request, self.model.name, per_minute))
         tokens_per_minute = self.model.tokens_per_minute
         if tokens_per_minute and input_tokens > 0:
             take = functools.partial(_take_input_tokens, self.model.name, tokens_per_minute, input_tokens)
-            while True:
-                # A correction can give tokens back before the wait is over: one made in this
-                # process wakes the waiting jobs; another replica's is seen at the next look.
-                wait = await transactions.write(self._db, take)
-                if wait <= 0:
-                    break
-                await gate.wait(min(wait, _TOKENS_LOOK_AGAIN_SECONDS))
+            # A correction can give tokens back before the wait is over: one made in this process
+            # wakes the waiting jobs; another replica's is seen at the next look.
+            await self._spend(gate, take, look_again=_TOKENS_LOOK_AGAIN_SECONDS)
+
+    async def _spend(
+        self,
+        gate: JobGate,
+        take: Callable[[storage.Transaction], float],
+        *,
+        look_again: float = math.inf,
+    ) -> None:
+        """Takes from one of the model's budgets (a token bucket on its shared row) with `take`,
+        which answers the seconds until it could, waiting for them: the bucket refills with
+        time. The wait counts toward the job's bound on waiting (provider_max_wait_seconds), as
+        a cooldown does; a change of the model's state cuts it short, and `look_again` bounds it."""
+        while (wait := await transactions.write(self._db, take)) > 0:
+            await gate.wait(min(wait, look_again))
 
     def tokens_counted(self, estimated: int, actual: int) -> None:
         per_minute = self.model.tokens_per_minute
