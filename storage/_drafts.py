@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -34,9 +35,8 @@ def create_draft(
     thinking_tokens: int = 0,
 ) -> Draft:
     """Stores a new draft; its `prompt` starts as what the model drafted."""
-    now = utcnow()
-    draft = Draft(
-        id=new_generation_id(),
+    return _add_draft(
+        tx,
         owner=owner,
         text=text,
         context=context,
@@ -48,12 +48,7 @@ def create_draft(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         thinking_tokens=thinking_tokens,
-        create_time=now,
-        update_time=now,
     )
-    tx.add(draft)
-    tx.flush()
-    return draft
 
 
 def reserve_draft(
@@ -70,9 +65,8 @@ def reserve_draft(
 ) -> Draft:
     """Holds `request_id` for `owner` while the model drafts: a draft at RESERVED_DRAFT, with no
     prompt yet. Raises RequestIdTaken if the owner's request id is already held or used."""
-    now = utcnow()
-    draft = Draft(
-        id=new_generation_id(),
+    return _add_draft(
+        tx,
         owner=owner,
         text=text,
         context=context,
@@ -84,9 +78,13 @@ def reserve_draft(
         revision=RESERVED_DRAFT,
         request_id=request_id,
         request_fingerprint=request_fingerprint,
-        create_time=now,
-        update_time=now,
     )
+
+
+def _add_draft(tx: Transaction, **fields: Any) -> Draft:
+    """Inserts a draft of `fields`, with a new id, made and updated now."""
+    now = utcnow()
+    draft = Draft(id=new_generation_id(), create_time=now, update_time=now, **fields)
     tx.add(draft)
     tx.flush()
     return draft
