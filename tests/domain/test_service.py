@@ -389,36 +389,13 @@ async def test_a_principal_runs_at_most_its_cap_and_others_are_not_held_back(dat
 
 
 @pytest.mark.anyio
-async def test_a_models_requests_per_minute_hold_its_requests_back(database_url: str) -> None:
+@pytest.mark.parametrize("budget", [{"requests_per_minute": 1}, {"tokens_per_minute": 10}])
+async def test_a_models_budget_holds_its_requests_back(database_url: str, budget: dict[str, int]) -> None:
     from server.config import ModelConfig
 
-    budgeted = ModelConfig("budgeted", "scripted", "one request a minute", requests_per_minute=1)
-    models = (ModelConfig("scripted", "scripted", "s"), budgeted)
-    async with _domain(database_url, models=models) as domain, _running(domain):
-        versions = [
-            await domain.service.generate(
-                caller=ALICE, prompt=_script(stages=1), model="budgeted", request_id="", attachments=()
-            )
-            for _ in range(2)
-        ]
-        await anyio.sleep(1.0)
-        seen = [await domain.service.get_version(caller=ALICE, ref=v.ref) for v in versions]
-        # One request went out at once; the other waits for the budget to refill (a minute): its
-        # job runs, but no stage has started.
-        assert sorted(v.state for v in seen) == [VersionState.COMPLETED, VersionState.RUNNING]
-        held = next(v for v in seen if v.state is VersionState.RUNNING)
-        assert held.stage == 0
-        await domain.service.cancel(caller=ALICE, ref=held.ref)
-        assert (await domain.wait(held)).state is VersionState.CANCELLED
-
-
-@pytest.mark.anyio
-async def test_a_models_tokens_per_minute_hold_its_requests_back(database_url: str) -> None:
-    from server.config import ModelConfig
-
-    # Each request is estimated (at 4 bytes a token) above the whole budget: the first goes with
-    # the bucket full and leaves it owing; the next waits for it to refill (over a minute).
-    budgeted = ModelConfig("budgeted", "scripted", "ten input tokens a minute", tokens_per_minute=10)
+    # One request a minute; or ten input tokens a minute, with each request estimated (at 4 bytes
+    # a token) above the whole budget: the first goes with the bucket full and leaves it owing.
+    budgeted = ModelConfig("budgeted", "scripted", "a small budget", **budget)  # type: ignore[arg-type]
     models = (ModelConfig("scripted", "scripted", "s"), budgeted)
     prompt = _script(stages=1, files={"a.txt": "x" * 100})
     async with _domain(database_url, models=models) as domain, _running(domain):
@@ -430,6 +407,8 @@ async def test_a_models_tokens_per_minute_hold_its_requests_back(database_url: s
         ]
         await anyio.sleep(1.0)
         seen = [await domain.service.get_version(caller=ALICE, ref=v.ref) for v in versions]
+        # One request went out at once; the other waits for the budget to refill (a minute or
+        # more): its job runs, but no stage has started.
         assert sorted(v.state for v in seen) == [VersionState.COMPLETED, VersionState.RUNNING]
         held = next(v for v in seen if v.state is VersionState.RUNNING)
         assert held.stage == 0
