@@ -90,23 +90,52 @@ class _Clock:
         return self.begin <= moment < self.end
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process and all its threads (Linux); None elsewhere."""
+def process_cpu_seconds(pid: int, *, children: bool = True) -> float | None:
+    """User + system CPU time of a process and all its threads, and of the processes it started
+    that still run (`children`: a server's Gemini worker is part of the server) (Linux); None
+    elsewhere."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # Fields after the parenthesised command name start at field 3 (state); utime and stime are 14 and 15.
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if not children:
+        return own
+    return own + sum(process_cpu_seconds(child, children=False) or 0.0 for child in child_pids(pid))
 
 
 def process_rss_mib(pid: int) -> float:
-    """A process's resident memory (VmRSS) in MiB (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """The resident memory (VmRSS) in MiB of a process and of the processes it started (Linux)."""
+    return rss_mib(pid) + sum(rss_mib(child) for child in child_pids(pid))
+
+
+def rss_mib(pid: int) -> float:
+    """One process's resident memory (VmRSS) in MiB (Linux); 0 if it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0  # it ended meanwhile
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started that still run, and theirs (Linux)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                pids = [int(text) for text in children.read_text().split()]
+            except OSError:
+                continue
+            found.extend(pids)
+            todo.extend(pids)
+    return found
 
 
 async def _cpu_during(clock: _Clock, server_pid: int) -> CpuUse:

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench._child import run_in_child
 from bench._idle import IdleFigures, measure_idle
-from bench._load import process_cpu_seconds, process_rss_mib
+from bench._load import child_pids, process_cpu_seconds, process_rss_mib, rss_mib
 from bench._scheduler_load import FairnessRun, JobsRun, fairness_load, jobs_at_once_load
 from bench._servers import atelier_server
 from support.gemini_fake import FakeGemini
@@ -80,7 +80,9 @@ class ManyJobsStats:
     # the last bucket; None: no observation), and how many observations it is taken from.
     lag_p99_seconds: float | None
     lag_observations: int
+    # The server's CPU over the run, its Gemini worker process's included, and that worker's share.
     server_cpu_seconds: float | None
+    worker_cpu_seconds: float | None
 
     @property
     def span_per_latency(self) -> float:
@@ -169,7 +171,8 @@ class _PeakSampler:
     RSS at the sample with the most calls in flight (the later one of equals)."""
 
     def __init__(self, fake: FakeGemini, pid: int) -> None:
-        self._fake, self._pid = fake, pid
+        # The server and its worker process, listed once: listing them costs more than reading them.
+        self._fake, self._pids = fake, [pid, *child_pids(pid)]
         self._stop = threading.Event()
         self.in_flight = 0
         self.rss_mib = 0.0
@@ -179,7 +182,7 @@ class _PeakSampler:
         while not self._stop.wait(_SAMPLE_SECONDS):
             in_flight = self._fake.in_flight
             if in_flight and in_flight >= self.in_flight:
-                self.in_flight, self.rss_mib = in_flight, process_rss_mib(self._pid)
+                self.in_flight, self.rss_mib = in_flight, sum(rss_mib(pid) for pid in self._pids)
 
     @contextmanager
     def running(self) -> Iterator[_PeakSampler]:
@@ -199,11 +202,13 @@ def _measure_many_jobs(workdir: Path) -> ManyJobsStats:
         rss_before = process_rss_mib(server.pid)
         lag_before = _loop_lag_buckets(server.metrics_url)
         cpu_before = process_cpu_seconds(server.pid)
+        own_before = process_cpu_seconds(server.pid, children=False)
         with _PeakSampler(fake, server.pid).running() as sampler:
             run = run_in_child(
                 MANY_JOBS_LATENCY * 2 + _CHILD_GRACE_SECONDS, jobs_at_once_load, server.target, jobs=MANY_JOBS
             )
         cpu_after = process_cpu_seconds(server.pid)
+        own_after = process_cpu_seconds(server.pid, children=False)
         lag_p99, observations = p99_bucket_bound(lag_before, _loop_lag_buckets(server.metrics_url))
         return ManyJobsStats(
             run=run,
@@ -216,8 +221,15 @@ def _measure_many_jobs(workdir: Path) -> ManyJobsStats:
             in_flight_at_rss=sampler.in_flight,
             lag_p99_seconds=lag_p99,
             lag_observations=observations,
-            server_cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+            server_cpu_seconds=_difference(cpu_before, cpu_after),
+            worker_cpu_seconds=_difference(
+                _difference(own_before, cpu_before), _difference(own_after, cpu_after)
+            ),
         )
+
+
+def _difference(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 def _measure_fairness(workdir: Path) -> FairnessStats:

@@ -120,6 +120,8 @@ def _render_many_jobs(out: _Lines, many: ManyJobsStats) -> None:
         f"{many.rss_before_mib:.0f} -> {many.rss_at_peak_mib:.0f} MiB at {many.in_flight_at_rss:,} in flight",
     )
     server_cpu = "?" if many.server_cpu_seconds is None else f"{many.server_cpu_seconds:.1f}"
+    if many.worker_cpu_seconds is not None:
+        server_cpu += f" (its Gemini worker process {many.worker_cpu_seconds:.1f})"
     out.note(
         f"  (the goal is {SPAN_GOAL:g} x; {run.span_seconds:.1f} s in all: the last Generate answered at "
         f"{run.submit_seconds:.1f} s,",
@@ -204,6 +206,7 @@ def scheduler_json(stats: SchedulerStats) -> dict[str, Any]:
             "loop_lag_p99_bucket_seconds": _round(many.lag_p99_seconds, 4),
             "loop_lag_observations": many.lag_observations,
             "server_cpu_seconds": _round(many.server_cpu_seconds, 2),
+            "worker_cpu_seconds": _round(many.worker_cpu_seconds, 2),
             "outcomes": many.run.outcomes,
         },
         "fairness": {

@@ -20,10 +20,7 @@ import time
 from collections.abc import AsyncIterator
 
 import anyio
-import httpx2
-from google import genai
 from google.genai import errors, types
-from google.genai.client import DebugConfig
 
 from server import metrics
 from server.config import Settings
@@ -44,7 +41,8 @@ from server.providers.gemini._errors import (
     transient,
 )
 from server.providers.gemini._received import Received
-from server.providers.gemini._transport import LanedTransport
+from server.providers.gemini._remote import GeminiWorker
+from server.providers.gemini._worker import WorkerOptions
 
 # How often Receive reports progress, at most.
 _RECEIVE_REPORT_SECONDS = 0.5
@@ -68,38 +66,28 @@ _BLOCKED_FINISH = frozenset(
 
 
 class Caller:
-    """Calls Gemini models for one provider, with one google-genai client for its whole life."""
+    """Calls Gemini models for one provider, through one google-genai client for its whole life,
+    which lives in a worker process of its own (`_worker`)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        verify = httpx2.create_ssl_context()
-        # Room for every job this process runs at once (see _transport).
-        self.transport = LanedTransport(settings.max_in_flight, verify=verify)
-        # One client for the provider's life: Client.__del__ closes its transport. Retries are
-        # ours (see Call), so the SDK makes exactly one attempt per request. A transport of our
-        # own also keeps the SDK on httpx2 even where aiohttp is installed.
-        self._client = genai.Client(
-            vertexai=False,
-            api_key=settings.gemini_api_key,
-            # Never record or replay, whatever GOOGLE_GENAI_CLIENT_MODE says.
-            debug_config=DebugConfig(client_mode=None, replays_directory=None, replay_id=None),
-            http_options=types.HttpOptions(
+        self._worker = GeminiWorker(
+            WorkerOptions(
+                api_key=settings.gemini_api_key,
                 base_url=settings.gemini_base_url or None,
                 api_version=settings.gemini_api_version,
-                timeout=int(settings.gemini_timeout_seconds * 1000),
-                retry_options=types.HttpRetryOptions(attempts=1),
-                # The SDK would build a TLS context of its own (tens of ms) for the client it
-                # wraps around the transport; it takes ours instead.
-                async_client_args={"transport": self.transport, "verify": verify},
-            ),
+                timeout_ms=int(settings.gemini_timeout_seconds * 1000),
+                # Room for every job this process runs at once (see _transport).
+                max_connections=settings.max_in_flight,
+            )
         )
         self.jitter = random.Random()
         # Models that answered that they do not think: they are asked without thought summaries.
         self._thoughtless: set[str] = set()
 
     @property
-    def client(self) -> genai.Client:
-        return self._client
+    def worker(self) -> GeminiWorker:
+        return self._worker
 
     @property
     def settings(self) -> Settings:
@@ -121,8 +109,8 @@ class Caller:
         self._thoughtless.add(model)
 
     async def aclose(self) -> None:
-        """Closes the client's connections (the caller is unusable afterwards)."""
-        await self._client.aio.aclose()
+        """Ends the worker process and its connections (the caller is unusable afterwards)."""
+        await self._worker.aclose()
 
 
 def without_thoughts(config: types.GenerateContentConfig) -> types.GenerateContentConfig:
@@ -176,10 +164,7 @@ class Call:
             self._deadline = anyio.current_time() + self._settings.gemini_attempt_seconds
             try:
                 async with self._within_attempt():
-                    models = self._caller.client.aio.models
-                    self._stream = await models.generate_content_stream(
-                        model=self._model, contents=self._contents, config=self._config
-                    )
+                    self._stream = await self._caller.worker.stream(self._model, self._contents, self._config)
                     try:
                         self._first = await anext(self._stream)
                     except StopAsyncIteration:

@@ -69,13 +69,17 @@ class GeminiProvider:
             return "image" in found.output_modalities
         return model == self._settings.gemini_image_model
 
+    async def ready(self) -> None:
+        """Waits until calls can go out at once: the worker process that makes them has started."""
+        await self._caller.worker.ready()
+
     async def count_tokens(self, model: str, text: str) -> TokenCount:
         """Gemini's own count (models.countTokens), in one attempt: an estimate asks no retries."""
         try:
-            answer = await self._caller.client.aio.models.count_tokens(model=model, contents=text)
+            tokens = await self._caller.worker.count_tokens(model, text)
         except Exception as exc:
             raise provider_error(exc, model) from exc
-        return TokenCount(tokens=answer.total_tokens or 0, counted=True)
+        return TokenCount(tokens=tokens, counted=True)
 
     async def aclose(self) -> None:
         """Closes the client's connections (the provider is unusable afterwards)."""

@@ -74,6 +74,8 @@ async def run(
     provider = GeminiProvider(settings_for(base_url, **changes))
     progress = RecordingProgress()
     try:
+        # The fake's timed scripts (a storm's end) count from when requests can go out.
+        await provider.ready()
         return await provider.run(request, progress, gate), progress
     finally:
         await provider.aclose()

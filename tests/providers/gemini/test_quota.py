@@ -24,12 +24,17 @@ from tests.providers.gemini._support import (
 
 @pytest.mark.anyio
 async def test_a_storm_is_waited_out_in_the_gate_with_the_delay_it_asks_for(fake: FakeGemini) -> None:
-    fake.storm(until=time.monotonic() + 0.5, retry_delay_seconds=1.0)
     fake.reply_json_files({"a.txt": "A\n"})
     # The gate cools the model down for a tenth of what it is asked: 0.1 s a refusal.
     gate = RecordingGate(time_scale=0.1)
-
-    change_set, progress = await run(fake.base_url, request_for(), gate=gate, provider_max_attempts=1)
+    provider = GeminiProvider(settings_for(fake.base_url, provider_max_attempts=1))
+    progress = RecordingProgress()
+    try:
+        await provider.ready()
+        fake.storm(until=time.monotonic() + 0.5, retry_delay_seconds=1.0)
+        change_set = await provider.run(request_for(), progress, gate)
+    finally:
+        await provider.aclose()
 
     assert [file.path for file in change_set.upserts] == ["a.txt"]
     refusals = fake.storm_refusals
@@ -163,6 +168,7 @@ async def test_a_cancelled_request_is_reported_neither_answered_nor_refused(fake
     gate = RecordingGate()
     provider = GeminiProvider(settings_for(fake.base_url))
     try:
+        await provider.ready()
         with anyio.move_on_after(0.2) as scope:
             await provider.run(request_for(), RecordingProgress(), gate)
     finally:
