@@ -78,6 +78,7 @@ async def serve(settings: Settings) -> None:
     db = storage.Database(settings.database_url)
     await _migrate(db, on_start=settings.migrate_on_start)
     providers = ProviderRegistry(settings)
+    await providers.ready()
     hub = EventHub()
     runner = JobRunner(db=db, hub=hub, providers=providers, settings=settings)
     # Without a secret nothing can be signed: no deliverer, and requests with a webhook are refused.

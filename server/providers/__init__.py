@@ -41,6 +41,11 @@ class ProviderRegistry:
             if model.provider not in self._providers:
                 self._providers[model.provider] = _build(model.provider, settings)
 
+    async def ready(self) -> None:
+        """Returns once every provider can start work at once."""
+        for provider in self._providers.values():
+            await provider.ready()
+
     def get(self, name: str) -> Provider:
         provider = self._providers.get(name)
         if provider is None:

@@ -267,6 +267,11 @@ class Provider(Protocol):
     @property
     def name(self) -> str: ...
 
+    async def ready(self) -> None:
+        """Returns once the provider can start work at once (the server says it is listening
+        only then): a provider with a process of its own waits for it to have started."""
+        ...
+
     def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
         """The titles of the stages `run` will go through, in order, known before it starts."""
         ...

@@ -136,6 +136,9 @@ class ScriptedProvider:
     def name(self) -> str:
         return "scripted"
 
+    async def ready(self) -> None:
+        """Always ready: it runs in the server's process."""
+
     async def count_tokens(self, model: str, text: str) -> TokenCount:
         # No model, no token counter: the documented estimate.
         return estimate_tokens(text)

@@ -24,6 +24,8 @@ _ENTRY_WEIGHT = 200
 async def execute(ctx: JobContext, job: RunningJob, gate: JobGate) -> None:
     """Runs the job to its end and settles it. Stopping `job.scope` stops the work."""
     job.scope = anyio.CancelScope()
+    if job.stop_reason is not None:
+        job.scope.cancel()  # stopped before it started (a claim that ended as the runner stopped)
     progress = JobProgress(ctx, job)
     outcome: Outcome = None
     async with anyio.create_task_group() as group:

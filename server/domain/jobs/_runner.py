@@ -210,6 +210,9 @@ class JobRunner:
         metrics.QUEUE_SECONDS.labels(job.version.model).observe(job.claimed.queued_seconds)
         assert self._group is not None
         self._group.start_soon(self._run, job)
+        if self._stopping:
+            # Claimed while stop() ran: it never saw this job, and must not wait on it.
+            job.stop(StopReason.SHUTDOWN)
 
     async def _run(self, job: RunningJob) -> None:
         gate = self.capacity(job.version.model).gate()

@@ -38,6 +38,8 @@ _log = logging.getLogger("atelier.providers.gemini")
 
 # How long closing waits for the worker to end by itself before killing it.
 _EXIT_SECONDS = 5.0
+# How long closing a call waits for the worker to say it has released the call's connection.
+_CLOSE_SECONDS = 5.0
 # The directory that holds the `server` package, for the worker's imports.
 _ROOT = Path(__file__).resolve().parents[3]
 
@@ -124,12 +126,15 @@ class GeminiWorker:
         """Stops routing the call's answers; whether it was still open."""
         return self._calls.pop(call, None) is not None
 
-    async def close_call(self, call: int) -> None:
-        """Tells the worker to drop a call whose answer is no longer wanted."""
+    async def close_call(self, call: int) -> bool:
+        """Tells the worker to drop a call whose answer is no longer wanted; whether it was told."""
         if self._writer is None or self._writer.is_closing():
-            return
-        with contextlib.suppress(ConnectionError):
+            return False
+        try:
             await self._send(Close(call))
+        except ConnectionError:
+            return False
+        return True
 
     async def _send(self, message: object) -> None:
         writer = await self._attached()
@@ -227,8 +232,21 @@ class RemoteStream:
         raise _error_of(message)
 
     async def aclose(self) -> None:
-        if self._worker.forget(self._call):
-            await self._worker.close_call(self._call)
+        """Drops the call, and returns once the worker has released its connection: a job that
+        ends holds no request at the model, so the model's limit holds at the model."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            if await self._worker.close_call(self._call):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._until_ended(), _CLOSE_SECONDS)
+        finally:
+            self._worker.forget(self._call)
+
+    async def _until_ended(self) -> None:
+        while isinstance(await self._inbox.get(), Chunk):
+            pass
 
 
 def _error_of(message: _Message) -> Exception:

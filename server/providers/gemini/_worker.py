@@ -205,9 +205,11 @@ class _Child:
 
     def handle(self, message: object) -> None:
         if isinstance(message, Close):
-            task = self._calls.pop(message.call, None)
+            task = self._calls.get(message.call)
             if task is not None:
-                task.cancel()
+                task.cancel()  # its Done follows once its connection is released
+            else:
+                self._say(Done(message.call))  # it had ended: its answer is on its way
             return
         if isinstance(message, Stream):
             work = self._stream(message)
@@ -222,6 +224,9 @@ class _Child:
         try:
             await work
         except asyncio.CancelledError:
+            # Closed by the server, which waits for this word: by now the stream's connection
+            # is released, so a job that has ended holds no request at the model.
+            self._say(Done(call))
             raise
         except Exception as exc:
             await self.send(failure(call, exc))
@@ -248,9 +253,13 @@ class _Child:
         await self.send(Done(request.call, answer.total_tokens or 0))
 
     async def send(self, message: object) -> None:
-        # One write per frame: frames of concurrent calls never interleave.
-        self._writer.write(encode(message))
+        self._say(message)
         await self._writer.drain()
+
+    def _say(self, message: object) -> None:
+        # One write per frame: frames of concurrent calls never interleave.
+        if not self._writer.is_closing():
+            self._writer.write(encode(message))
 
     async def aclose(self) -> None:
         for task in list(self._calls.values()):

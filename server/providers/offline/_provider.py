@@ -43,6 +43,9 @@ class OfflineProvider:
     def name(self) -> str:
         return "offline"
 
+    async def ready(self) -> None:
+        """Always ready: it runs in the server's process."""
+
     def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
         return STAGE_TITLES
 
