@@ -270,7 +270,8 @@ class _Child:
 
 def _die_with_the_server() -> None:
     """Asks Linux to kill this process when the server's process dies (the closed stdin ends it
-    too, but only once the loop reads it)."""
+    too, but only once the loop reads it). Linux means the thread that started this process, so
+    the server starts it from its main thread (`_remote`: at start-up, and on its event loop)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
