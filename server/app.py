@@ -173,6 +173,8 @@ async def serve(settings: Settings) -> None:
             web.stop()
         await server.stop(settings.shutdown_grace_seconds)
         await _stopped(web)
+        # Last: calls in flight (DraftPrompt asks a model too) have ended.
+        await providers.aclose()
         group.cancel_scope.cancel()
     await anyio.to_thread.run_sync(stop_listening)
     stop_metrics()

@@ -46,6 +46,11 @@ class ProviderRegistry:
         for provider in self._providers.values():
             await provider.ready()
 
+    async def aclose(self) -> None:
+        """Ends every provider (the server is stopping: no job runs any more)."""
+        for provider in self._providers.values():
+            await provider.aclose()
+
     def get(self, name: str) -> Provider:
         provider = self._providers.get(name)
         if provider is None:

@@ -272,6 +272,10 @@ class Provider(Protocol):
         only then): a provider with a process of its own waits for it to have started."""
         ...
 
+    async def aclose(self) -> None:
+        """Ends what `ready` started; called once, when the server stops (no call runs then)."""
+        ...
+
     def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
         """The titles of the stages `run` will go through, in order, known before it starts."""
         ...

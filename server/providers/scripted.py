@@ -139,6 +139,9 @@ class ScriptedProvider:
     async def ready(self) -> None:
         """Always ready: it runs in the server's process."""
 
+    async def aclose(self) -> None:
+        """Nothing to end."""
+
     async def count_tokens(self, model: str, text: str) -> TokenCount:
         # No model, no token counter: the documented estimate.
         return estimate_tokens(text)

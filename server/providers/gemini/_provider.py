@@ -82,7 +82,7 @@ class GeminiProvider:
         return TokenCount(tokens=tokens, counted=True)
 
     async def aclose(self) -> None:
-        """Closes the client's connections (the provider is unusable afterwards)."""
+        """Ends the worker process and its connections (the provider is unusable afterwards)."""
         await self._caller.aclose()
 
     async def run(

@@ -46,6 +46,9 @@ class OfflineProvider:
     async def ready(self) -> None:
         """Always ready: it runs in the server's process."""
 
+    async def aclose(self) -> None:
+        """Nothing to end."""
+
     def stage_titles(self, request: ProviderRequest) -> Sequence[str]:
         return STAGE_TITLES
 
