@@ -24,12 +24,17 @@ async def read(db: storage.Database, work: Callable[[storage.Transaction], _T]) 
 
 
 async def write(
-    db: storage.Database, work: Callable[[storage.Transaction], _T], *, deadline: Deadline = NO_DEADLINE
+    db: storage.Database,
+    work: Callable[[storage.Transaction], _T],
+    *,
+    deadline: Deadline = NO_DEADLINE,
+    threads: anyio.CapacityLimiter | None = None,
 ) -> _T:
     """`work(tx)` in a write transaction, committed when it returns.
 
     Nothing is written for a caller who has gone (`deadline`): the transaction does not start,
     and it is rolled back instead of committed if the caller went while it waited or ran.
+    `threads` runs it on threads of the caller's own instead of the pool every request shares.
     """
 
     def run() -> _T:
@@ -45,5 +50,5 @@ async def write(
 
     # Shielded: once a write has started, its outcome must be known, even by a cancelled task.
     with anyio.CancelScope(shield=True):
-        result = await anyio.to_thread.run_sync(run)
+        result = await anyio.to_thread.run_sync(run, limiter=threads)
     return result
