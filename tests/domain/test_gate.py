@@ -4,11 +4,13 @@ off, an answered one lets everyone go, and no job waits longer than the server a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from server.config import ModelConfig, Settings
@@ -88,3 +90,35 @@ async def test_a_job_waits_no_longer_than_the_server_allows() -> None:
         await gate.before_request()
     assert failed.value.reason == "MODEL_QUOTA_EXHAUSTED" and "waited" in failed.value.message
     assert 0.25 <= gate.waited < 1.0
+
+
+@pytest.mark.anyio
+async def test_only_a_read_newer_than_this_processs_cooldown_can_end_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spawned: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    capacity = ModelCapacity(
+        ModelConfig("m", "scripted", "m"),
+        db=None,  # type: ignore[arg-type]  # its writes are replaced below
+        settings=Settings(),
+        spawn=lambda function, *args: spawned.append((function, args)),
+    )
+
+    async def stored(work: Callable[..., Any]) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    monkeypatch.setattr(capacity, "_persist", stored)
+    gate = capacity.gate()
+    await gate.before_request()
+    before = time.monotonic()
+    gate.refused(retry_after=30.0)
+    # Its write is on its way: a read showing no cooldown is not another replica ending it.
+    # (Taken for one, it let every waiting job out into the storm again.)
+    capacity.adopt(None, 0.0, read_at=time.monotonic())
+    assert capacity.cooling_until is not None
+    [(function, args)] = spawned
+    await function(*args)  # the write commits
+    capacity.adopt(None, 0.0, read_at=before)  # a read that began before it
+    assert capacity.cooling_until is not None
+    capacity.adopt(None, 0.0, read_at=time.monotonic())  # another replica's probe ended it
+    assert capacity.cooling_until is None

@@ -70,6 +70,10 @@ class ModelCapacity:
         self._changed = anyio.Event()
         # The cooldown (end, step) last written to the database.
         self._told = (0.0, 0.0)
+        # Writes of this process's cooldowns not yet committed, and when the last one was
+        # (time.monotonic()): until then the database does not know of them (see adopt).
+        self._writing = 0
+        self._written_at = 0.0
 
     @property
     def cooling_until(self) -> datetime | None:
@@ -80,13 +84,24 @@ class ModelCapacity:
         """The gate one job uses for the requests it makes."""
         return JobGate(self)
 
-    def adopt(self, until: datetime | None, step: float) -> None:
-        """What the database says of the model (another replica's cooldown, or its end)."""
+    def adopt(self, until: datetime | None, step: float, *, read_at: float) -> None:
+        """What the database says of the model (another replica's cooldown, or its end), as a
+        read that began at `read_at` (time.monotonic()) saw it."""
         stored = until.timestamp() if until is not None else 0.0
         if stored > self._until or step > self._step:
             self._until, self._step = max(self._until, stored), max(self._step, step)
             self._wake()
-        elif step == 0 and stored == 0 and self._step > 0 and not self._probing:
+        elif (
+            step == 0
+            and stored == 0
+            and self._step > 0
+            and not self._probing
+            # A read older than this process's own cooldown knows nothing of it: that is not
+            # another replica's probe ending it. (Taken for one, it let every waiting job out
+            # into the storm again.)
+            and not self._writing
+            and read_at > self._written_at
+        ):
             self._recovered(persist=False)
 
     # The protocol each JobGate follows.
@@ -159,7 +174,9 @@ class ModelCapacity:
             self._told = (self._until, self._step)
             until, step, name = datetime.fromtimestamp(self._until, UTC), self._step, self.model.name
             _log.warning("%s refused a request (429): cooling down until %s", name, until.isoformat())
-            self._spawn(self._persist, lambda tx: storage.cool_down(tx, model=name, until=until, step=step))
+            self._writing += 1
+            write = functools.partial(storage.cool_down, model=name, until=until, step=step)
+            self._spawn(self._persist_cooldown, lambda tx: write(tx))
         self._wake()
 
     def release(self, gate: JobGate) -> None:
@@ -184,6 +201,13 @@ class ModelCapacity:
         )
         if by < 0:
             self._wake()  # tokens given back: the jobs waiting for them look again
+
+    async def _persist_cooldown(self, work: Callable[[storage.Transaction], object]) -> None:
+        try:
+            await self._persist(work)
+        finally:
+            self._writing -= 1
+            self._written_at = time.monotonic()
 
     async def _persist(self, work: Callable[[storage.Transaction], object]) -> None:
         try:

@@ -336,9 +336,10 @@ class JobRunner:
 
     async def _look_at_the_queue(self) -> None:
         settings = self._settings
+        read_at = time.monotonic()
         activity = await transactions.read(self._db, storage.model_activity)
         for model, state in activity.items():
-            self.capacity(model).adopt(state.cooldown_until, state.cooldown_step)
+            self.capacity(model).adopt(state.cooldown_until, state.cooldown_step, read_at=read_at)
             metrics.QUEUE_DEPTH.labels(model).set(state.queued)
             metrics.JOBS_IN_FLIGHT.labels(model).set(state.running)
             until = self.capacity(model).cooling_until
