@@ -249,7 +249,7 @@ async def test_cancelling_stops_the_call_promptly(fake: FakeGemini) -> None:
         await provider.aclose()
 
     assert scope.cancelled_caught
-    assert stopped - started < 0.7
+    assert stopped - started < 1.0  # the answer would have come 1 s after the request
 
 
 # Progress.

@@ -94,7 +94,10 @@ async def test_a_worker_that_dies_is_replaced_and_the_call_is_retried(fake: Fake
                 results.append(await provider.run(request_for(), RecordingProgress()))
 
             group.start_soon(run)
-            await anyio.sleep(0.4)  # the request is at the model, which answers after 1 s
+            for _ in range(500):  # until the request is at the model, which answers after 1 s
+                if fake.requests:
+                    break
+                await anyio.sleep(0.01)
             assert len(fake.requests) == 1
             os.kill(first, signal.SIGKILL)
         [second] = _workers_of(os.getpid())
