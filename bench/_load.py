@@ -20,6 +20,7 @@ from atelier.v1 import atelier_service_pb2 as pb
 from atelier.v1 import atelier_service_pb2_grpc, generation_pb2, progress_pb2
 
 from bench._echo import METHOD, STREAM_METHOD
+from support.processes import child_pids
 
 # Long enough for a job on a loaded server; the window bounds the run, not these.
 _CALL_TIMEOUT = 30.0
@@ -108,11 +109,15 @@ def process_cpu_seconds(pid: int, *, children: bool = True) -> float | None:
 
 def process_rss_mib(pid: int) -> float:
     """The resident memory (VmRSS) in MiB of a process and of the processes it started (Linux)."""
-    return rss_mib(pid) + sum(rss_mib(child) for child in child_pids(pid))
+    return rss_mib(pid, *child_pids(pid))
 
 
-def rss_mib(pid: int) -> float:
-    """One process's resident memory (VmRSS) in MiB (Linux); 0 if it has ended."""
+def rss_mib(*pids: int) -> float:
+    """The resident memory (VmRSS) in MiB of these processes (Linux); 0 for one that has ended."""
+    return sum(_rss_mib(pid) for pid in pids)
+
+
+def _rss_mib(pid: int) -> float:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -121,21 +126,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def child_pids(pid: int) -> list[int]:
-    """The processes `pid` started that still run, and theirs (Linux)."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
-            try:
-                pids = [int(text) for text in children.read_text().split()]
-            except OSError:
-                continue
-            found.extend(pids)
-            todo.extend(pids)
-    return found
 
 
 async def _cpu_during(clock: _Clock, server_pid: int) -> CpuUse:

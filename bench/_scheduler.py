@@ -28,10 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench._child import run_in_child
 from bench._idle import IdleFigures, measure_idle
-from bench._load import child_pids, process_cpu_seconds, process_rss_mib, rss_mib
+from bench._load import process_cpu_seconds, process_rss_mib, rss_mib
 from bench._scheduler_load import FairnessRun, JobsRun, fairness_load, jobs_at_once_load
 from bench._servers import atelier_server
 from support.gemini_fake import FakeGemini
+from support.processes import child_pids
 
 MANY_JOBS = 1000
 MANY_JOBS_LATENCY = 10.0
@@ -182,7 +183,7 @@ class _PeakSampler:
         while not self._stop.wait(_SAMPLE_SECONDS):
             in_flight = self._fake.in_flight
             if in_flight and in_flight >= self.in_flight:
-                self.in_flight, self.rss_mib = in_flight, sum(rss_mib(pid) for pid in self._pids)
+                self.in_flight, self.rss_mib = in_flight, rss_mib(*self._pids)
 
     @contextmanager
     def running(self) -> Iterator[_PeakSampler]:

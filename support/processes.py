@@ -1,8 +1,10 @@
-"""What a process that starts others (the test session, the benchmark) does first."""
+"""Processes that start others (the test session, the benchmark): what they do first, and how
+they find the processes a server started."""
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 
 def answer_ctrl_c() -> None:
@@ -15,3 +17,18 @@ def answer_ctrl_c() -> None:
     process handles SIGINT every program it starts begins with the default.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started that still run, and theirs (Linux)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                pids = [int(text) for text in children.read_text().split()]
+            except OSError:
+                continue
+            found.extend(pids)
+            todo.extend(pids)
+    return found

@@ -21,7 +21,6 @@ import asyncio
 import builtins
 import contextlib
 import ctypes
-import json
 import os
 import pickle
 import signal
@@ -31,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-import pydantic
 from google import genai
 from google.genai import errors, types
 from google.genai.client import DebugConfig
 
+from server.providers.gemini._errors import UNREADABLE
 from server.providers.gemini._transport import LanedTransport
 
 _HEADER = struct.Struct(">I")
@@ -141,7 +140,7 @@ def failure(call: int, exc: BaseException) -> Failed:
             details=exc.details,
             headers=tuple((str(k), str(v)) for k, v in headers.items()),
         )
-    if isinstance(exc, (errors.UnknownApiResponseError, json.JSONDecodeError, pydantic.ValidationError)):
+    if isinstance(exc, UNREADABLE):
         return Failed(call, "unreadable", type(exc).__name__, message)
     name = type(exc).__name__
     if isinstance(exc, httpx2.HTTPError) and getattr(httpx2, name, None) is type(exc):

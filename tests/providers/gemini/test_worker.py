@@ -19,6 +19,7 @@ from server.providers.gemini import GeminiProvider
 from server.providers.gemini._errors import is_quota_refusal, requested_delay, transient
 from server.providers.gemini._worker import failure, raised_again
 from support.gemini_fake import FakeGemini
+from support.processes import child_pids
 from tests._support import ServerProcess
 from tests.providers._recording import RecordingProgress
 from tests.providers.gemini._support import request_for, settings_for
@@ -70,12 +71,14 @@ def test_an_unreadable_answer_stays_unreadable_and_anything_else_is_a_crash() ->
 
 def _workers_of(pid: int) -> list[int]:
     """The Gemini worker processes `pid` started (Linux)."""
-    found = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            if b"gemini._worker" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(int(child))
-    return found
+    return [child for child in child_pids(pid) if b"gemini._worker" in _cmdline(child)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # it ended meanwhile
 
 
 @pytest.mark.anyio
