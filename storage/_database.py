@@ -33,6 +33,16 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # The key of the PostgreSQL advisory lock that migrations hold ("atelier" in ASCII).
 _MIGRATION_LOCK = 0x6174656C696572
 _BEGIN_MODE = "atelier_begin_mode"
+# Connections a pool keeps open. On SQLite, work is CPU in this process (SQLite runs in it, and
+# Python's GIL lets one thread run at a time): a few connections keep the one writer and the
+# readers busy, and more only add threads that take the GIL from the writer. The many-jobs
+# benchmark (docs/PERFORMANCE.md) ran 1,000 jobs in 1.36x the model's latency with 8 threads
+# and connections, 1.48x with 16, and 1.6-1.7x with 40 threads on SQLAlchemy's default pool of
+# 5 (+10 opened and closed again as needed). On PostgreSQL a transaction mostly waits on the
+# network, so more of them overlap usefully.
+_SQLITE_POOL_SIZE = 8
+_POSTGRES_POOL_SIZE = 10
+_POSTGRES_MAX_OVERFLOW = 20
 _log = logging.getLogger("atelier.storage")
 
 
@@ -61,8 +71,13 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             self.engine = _sqlite_engine(url)
+            # How many transactions may usefully run at once: what the pool holds.
+            self.max_connections = _SQLITE_POOL_SIZE
         else:
-            self.engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.engine = sa.create_engine(
+                url, pool_size=_POSTGRES_POOL_SIZE, max_overflow=_POSTGRES_MAX_OVERFLOW, pool_pre_ping=True
+            )
+            self.max_connections = _POSTGRES_POOL_SIZE + _POSTGRES_MAX_OVERFLOW
         sa.event.listen(self.engine, "handle_error", _translate_error)
         self._write_engine = self.engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
         self._write_lock: AbstractContextManager[object] = (
@@ -218,9 +233,14 @@ def _alembic_config() -> Config:
 
 def _sqlite_engine(url: str) -> sa.Engine:
     database = make_url(url).database
+    pool: dict[str, int] = {}
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # The overflow serves what runs beside the transactions' threads (the scheduler's
+        # claims, migrations at start) without closing and opening connections as the default
+        # pool (5, +10) did. (An in-memory database keeps SQLAlchemy's one connection per thread.)
+        pool = {"pool_size": _SQLITE_POOL_SIZE, "max_overflow": _SQLITE_POOL_SIZE}
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
