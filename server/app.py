@@ -71,7 +71,11 @@ async def serve(settings: Settings) -> None:
     server = grpc.aio.server(options=_server_options(settings))
     port = _listen(server, settings.listen, None if tls is None else tls.credentials)
     web = (
-        WebServer(listen=settings.web_listen, grace_seconds=settings.shutdown_grace_seconds)
+        WebServer(
+            listen=settings.web_listen,
+            grace_seconds=settings.shutdown_grace_seconds,
+            tls=None if tls is None else tls.web_context,
+        )
         if settings.web_listen
         else None
     )

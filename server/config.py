@@ -223,8 +223,9 @@ class Settings:
     provider_max_wait_seconds: float = 300.0
     # Where Prometheus metrics are served (host:port); empty: not served.
     metrics_listen: str = ""
-    # TLS on the gRPC port: the server's PEM certificate chain, set with ATELIER_TLS_KEY_FILE
-    # (both, or neither: plaintext). SIGHUP reads the TLS files again (server/tls.py).
+    # TLS on the gRPC port and the web port: the server's PEM certificate chain, set with
+    # ATELIER_TLS_KEY_FILE (both, or neither: plaintext). SIGHUP reads the TLS files again
+    # (server/tls.py).
     tls_cert_file: str = ""
     # The unencrypted PEM private key of the TLS certificate.
     tls_key_file: str = ""

@@ -1,10 +1,13 @@
-"""TLS and mutual TLS on the gRPC port, with certificates that SIGHUP replaces without a restart.
+"""TLS and mutual TLS on the gRPC port and the web port, with certificates that SIGHUP replaces
+without a restart.
 
 The files that the settings name are read and checked here, with Python's `ssl`, before gRPC
 sees them: gRPC itself would only fail the first handshake, with no word about which file is
-wrong. The server's credentials are gRPC's dynamic ones: before each new connection's handshake,
-gRPC asks `ServerTls` for a new certificate configuration. Connections made before a reload keep
-the certificate they were made with until they close.
+wrong. The gRPC port's credentials are gRPC's dynamic ones: before each new connection's
+handshake, gRPC asks `ServerTls` for a new certificate configuration. The web port's `ssl`
+context switches each new connection, as its handshake begins (OpenSSL's server-name callback,
+called with or without SNI), to the context of the certificates read last. On both ports,
+connections made before a reload keep the certificate they were made with until they close.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class ServerCertificates:
     private_key: bytes = field(repr=False)
     # Present: mutual TLS, with callers' certificates checked against these roots.
     client_ca: bytes | None
+    # The same, for the web port (HTTP/1.1 over TLS).
+    web_context: ssl.SSLContext = field(repr=False, compare=False)
 
     @property
     def fingerprint(self) -> str:
@@ -51,12 +56,16 @@ def read_certificates(settings: Settings) -> ServerCertificates:
     chain = _read("ATELIER_TLS_CERT_FILE", settings.tls_cert_file)
     key = _read("ATELIER_TLS_KEY_FILE", settings.tls_key_file)
     _check_certificates("ATELIER_TLS_CERT_FILE", settings.tls_cert_file, chain)
-    _check_key(settings)
+    web_context = _web_context(settings)
     client_ca = None
     if settings.tls_client_ca_file:
         client_ca = _read("ATELIER_TLS_CLIENT_CA_FILE", settings.tls_client_ca_file)
         _check_certificates("ATELIER_TLS_CLIENT_CA_FILE", settings.tls_client_ca_file, client_ca)
-    return ServerCertificates(certificate_chain=chain, private_key=key, client_ca=client_ca)
+        web_context.verify_mode = ssl.CERT_REQUIRED
+        web_context.load_verify_locations(cadata=client_ca.decode("ascii"))
+    return ServerCertificates(
+        certificate_chain=chain, private_key=key, client_ca=client_ca, web_context=web_context
+    )
 
 
 class ServerTls:
@@ -75,6 +84,11 @@ class ServerTls:
             self._next_configuration,
             require_client_authentication=self.mutual,
         )
+        # The web port's context, for its life: the first certificates', whose callback hands
+        # each handshake the latest ones. (Whether a certificate is asked of callers stays this
+        # context's: OpenSSL keeps the first context's verify mode when it switches.)
+        self.web_context = self.certificates.web_context
+        self.web_context.sni_callback = self._web_handshake
 
     @property
     def mode(self) -> str:
@@ -88,6 +102,10 @@ class ServerTls:
             self._pending = certificates.configuration()
             self.certificates = certificates
         return certificates
+
+    def _web_handshake(self, connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        with self._lock:
+            connection.context = self.certificates.web_context
 
     def _next_configuration(self) -> grpc.ServerCertificateConfiguration | None:
         # gRPC calls this on one of its own threads before every new connection's handshake.
@@ -115,8 +133,9 @@ def _check_certificates(setting: str, path: str, pem: bytes) -> None:
         raise problem
 
 
-def _check_key(settings: Settings) -> None:
-    """That the key is PEM, unencrypted, and the private key of the certificate.
+def _web_context(settings: Settings) -> ssl.SSLContext:
+    """The web port's context with the certificate and its key, checking that the key is PEM,
+    unencrypted, and the private key of the certificate.
 
     `ssl` loads a key only from a file, so this reads the two files again, just after
     `read_certificates` did: a rotation writes them before it sends SIGHUP, not during the reload."""
@@ -124,10 +143,10 @@ def _check_key(settings: Settings) -> None:
     def no_passphrase() -> str:
         raise _EncryptedKey
 
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_alpn_protocols(["http/1.1"])
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
-            settings.tls_cert_file, settings.tls_key_file, password=no_passphrase
-        )
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file, password=no_passphrase)
     except _EncryptedKey as exc:
         raise ValueError(
             f"ATELIER_TLS_KEY_FILE: {settings.tls_key_file} is encrypted; gRPC needs the key unencrypted"
@@ -141,6 +160,7 @@ def _check_key(settings: Settings) -> None:
         raise ValueError(f"ATELIER_TLS_KEY_FILE: {settings.tls_key_file} holds no PEM private key") from exc
     except OSError as exc:  # the file went away since it was read
         raise ValueError(f"ATELIER_TLS_KEY_FILE: cannot read {settings.tls_key_file}: {exc}") from exc
+    return context
 
 
 class _EncryptedKey(Exception):

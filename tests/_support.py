@@ -26,7 +26,7 @@ TERMINAL = {
     generation_pb2.VERSION_STATE_NEEDS_REVIEW,
 }
 _LISTENING = re.compile(r"Atelier listening on (\S+):(\d+)")
-_WEB = re.compile(r"Atelier web on (http://\S+)")
+_WEB = re.compile(r"Atelier web on (https?://\S+)")
 
 
 class ServerProcess:

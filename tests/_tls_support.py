@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import socket
+import ssl
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -97,3 +102,44 @@ def refusal(channel: grpc.Channel) -> grpc.StatusCode:
         code: grpc.StatusCode = error.code()
         return code
     raise AssertionError("the call went through")
+
+
+def web_context(*, trust: Pki, identity: Pki | None = None) -> ssl.SSLContext:
+    """A client's context for the web port: trusts `trust`'s CA, presents `identity`'s certificate."""
+    context = ssl.create_default_context(cafile=str(trust.ca))
+    if identity is not None:
+        context.load_cert_chain(identity.client_cert, identity.client_key)
+    return context
+
+
+def web_client(web_url: str, *, trust: Pki, identity: Pki | None = None) -> httpx.Client:
+    return httpx.Client(base_url=web_url, verify=web_context(trust=trust, identity=identity), timeout=10)
+
+
+def web_fingerprint(web_url: str, *, trust: Pki, identity: Pki | None = None) -> str:
+    """The SHA-256 of the certificate the web port presents to a new connection (as
+    `openssl x509 -fingerprint` writes it); ssl.SSLError if the handshake fails."""
+    address = urllib.parse.urlsplit(web_url)
+    assert address.hostname is not None and address.port is not None
+    context = web_context(trust=trust, identity=identity)
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=address.hostname) as connection,
+    ):
+        # TLS 1.3 tells the client of a refused certificate only after the handshake: a request
+        # is what meets the refusal.
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: atelier\r\nConnection: close\r\n\r\n")
+        if not connection.recv(64).startswith(b"HTTP/1.1 200"):
+            raise ssl.SSLError("the web port did not answer")
+        der = connection.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).digest().hex(":").upper()
+
+
+def web_refused(web_url: str, *, trust: Pki, identity: Pki | None = None) -> bool:
+    """Whether the web port refuses a new connection with these certificates at the handshake."""
+    try:
+        web_fingerprint(web_url, trust=trust, identity=identity)
+    except (ssl.SSLError, ConnectionError):
+        return True
+    return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+import ssl
 from collections.abc import Iterator
 
 import anyio
@@ -31,19 +32,21 @@ class _Server(uvicorn.Server):
 
 
 class WebServer:
-    """Binds `listen` at once (or exits with one clear line); serves an application from `run`."""
+    """Binds `listen` at once (or exits with one clear line); serves an application from `run`,
+    over TLS with `tls` (the server's: server.tls.ServerTls.web_context)."""
 
-    def __init__(self, *, listen: str, grace_seconds: float) -> None:
+    def __init__(self, *, listen: str, grace_seconds: float, tls: ssl.SSLContext | None = None) -> None:
         self._socket = _bind(listen)
         self.host, self.port = self._socket.getsockname()[:2]
         self._grace_seconds = grace_seconds
+        self._tls = tls
         self._server: _Server | None = None
         self.finished = anyio.Event()
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'http' if self._tls is None else 'https'}://{host}:{self.port}"
 
     async def run(self, app: App, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serves `app` until `stop`; reports started once it accepts connections."""
@@ -55,6 +58,7 @@ class WebServer:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=math.ceil(self._grace_seconds),
+            ssl_context_factory=None if self._tls is None else self._context,
         )
         self._server = server = _Server(config)
         try:
@@ -64,6 +68,10 @@ class WebServer:
                 task_status.started()
         finally:
             self.finished.set()
+
+    def _context(self, _config: uvicorn.Config, _default: object) -> ssl.SSLContext:
+        assert self._tls is not None
+        return self._tls
 
     def stop(self) -> None:
         """Refuses new connections, lets the calls in flight end within the grace period (then

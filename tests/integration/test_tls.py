@@ -4,6 +4,7 @@ certificates (made at test time), and every other caller is refused at the hands
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shutil
@@ -14,13 +15,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from atelier import AsyncAtelierClient, AtelierClient, RetryPolicy, Unavailable, VersionState
 from grpc_health.v1 import health_pb2
 
 from support.databases import fresh_database
 from tests._support import ROOT, ServerProcess, tool_env
-from tests._tls_support import Pki, health_check, refusal, tls_channel
+from tests._tls_support import (
+    Pki,
+    health_check,
+    refusal,
+    tls_channel,
+    web_client,
+    web_fingerprint,
+    web_refused,
+)
+from tests._web_support import ok
 from tests.conftest import BACKENDS, check_backend
 
 README_ADDRESS = "127.0.0.1:50051"
@@ -132,6 +143,30 @@ def test_health_and_reflection_work_over_tls(tls_server: ServerProcess, pki: Pki
     assert "rpc Generate ( .atelier.v1.GenerateRequest )" in described.stdout, described.stderr
 
 
+def test_the_web_port_speaks_tls_with_the_same_certificate(
+    tls_server: ServerProcess, pki: Pki, stranger: Pki
+) -> None:
+    assert tls_server.web_url.startswith("https://127.0.0.1:")
+    assert web_fingerprint(tls_server.web_url, trust=pki) == pki.server_fingerprint()
+    assert web_refused(tls_server.web_url, trust=stranger)  # a client that does not trust its CA
+    with web_client(tls_server.web_url, trust=pki) as web:
+        assert web.get("/healthz").status_code == 200
+        assert "offline" in {model["provider"] for model in ok(web, "ListModels", {})["models"]}
+    # Plain HTTP is not served on it.
+    with pytest.raises(httpx.TransportError):
+        httpx.get(tls_server.web_url.replace("https://", "http://", 1) + "/healthz", timeout=5)
+
+    # A file's URL, made by a call on the gRPC port, is the web port's https URL, served over TLS.
+    with AtelierClient(tls_server.target, root_certificates=pki.ca.read_bytes()) as client:
+        done = client.wait(client.generate(PROMPT).name)
+        readme = next(file for file in client.files(done.name) if file.path == "README.md")
+    assert readme.download_url.startswith(f"{tls_server.web_url}/files/")
+    with web_client(tls_server.web_url, trust=pki) as web:
+        served = web.get(readme.download_url)
+    assert served.status_code == 200
+    assert hashlib.sha256(served.content).hexdigest() == readme.sha256
+
+
 def test_the_readme_tls_recipe_works(tls_server: ServerProcess, pki: Pki, tmp_path: Path) -> None:
     out = _run_readme_recipe(0, tls_server, pki, tmp_path)
     assert '"default_model": "offline"' in out  # grpcurl's ListModels
@@ -185,6 +220,16 @@ def test_mutual_tls_accepts_a_certificate_from_its_ca(mtls_server: ServerProcess
         mtls_server.target, "list",
     )  # fmt: skip
     assert "atelier.v1.AtelierService" in listed.stdout, listed.stderr
+
+
+def test_the_web_port_asks_every_caller_for_a_certificate_under_mutual_tls(
+    mtls_server: ServerProcess, pki: Pki, stranger: Pki
+) -> None:
+    assert web_fingerprint(mtls_server.web_url, trust=pki, identity=pki) == pki.server_fingerprint()
+    assert web_refused(mtls_server.web_url, trust=pki)  # no certificate
+    assert web_refused(mtls_server.web_url, trust=pki, identity=stranger)  # one from another CA
+    with web_client(mtls_server.web_url, trust=pki, identity=pki) as web:
+        assert ok(web, "ListModels", {})["models"]
 
 
 def test_the_readme_mutual_tls_recipe_works(mtls_server: ServerProcess, pki: Pki, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from atelier.v1 import generation_pb2
 from grpc_health.v1 import health_pb2
 
 from tests._support import Api, ServerProcess, script
-from tests._tls_support import Pki, health_check, refusal, tls_channel
+from tests._tls_support import Pki, health_check, refusal, tls_channel, web_fingerprint, web_refused
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -81,6 +81,10 @@ def test_sighup_gives_new_connections_the_new_certificates(
         # ...and so did the client CA: a certificate from the old one no longer gets in.
         with tls_channel(server.target, trust=new, identity=old) as channel:
             assert refusal(channel) == grpc.StatusCode.UNAVAILABLE
+        # The web port's new connections too.
+        assert web_fingerprint(server.web_url, trust=new, identity=new) == new.server_fingerprint()
+        assert web_refused(server.web_url, trust=old, identity=old)
+        assert web_refused(server.web_url, trust=new, identity=old)
 
         # The connection made before the reload goes on, with its stream and new calls.
         list(stream)
