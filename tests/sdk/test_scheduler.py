@@ -112,13 +112,18 @@ def test_models_show_their_limits_and_a_cooldown(client: AtelierClient) -> None:
         ).name
         for i in range(3)
     ]
-    time.sleep(0.5)
-    asked = datetime.now(UTC)
-    during = next(model for model in client.models() if model.name == "scripted")
+    # Cooldowns of 0.5 s follow each other while the storm lasts, with a probe between two: one
+    # look can fall between them, so look until one is seen (or the storm is over).
+    shown: list[ModelStatus] = []
+    while not shown and time.time() < storm_ends:
+        asked = datetime.now(UTC)
+        status = next(model for model in client.models() if model.name == "scripted").status
+        if status.cooldown_until is not None and status.cooldown_until > asked - timedelta(seconds=1):
+            shown.append(status)
+        time.sleep(0.1)
     versions = [client.wait(name, timeout=60) for name in names]
 
-    until = during.status.cooldown_until
-    assert until is not None and until > asked - timedelta(seconds=1), during.status
+    assert shown, "ListModels never showed the model cooling down during the storm"
     assert all(v.state == VersionState.COMPLETED for v in versions)
     assert max(v.ledger.cooldown_time for v in versions) > timedelta(seconds=0.3)
     assert all(v.ledger.attempts == 1 for v in versions), "waiting out a cooldown spends no attempt"
