@@ -24,7 +24,7 @@ from google.rpc import status_pb2
 
 from server.api._errors import to_status_proto
 from server.api._names import batch_name, draft_name, generation_name, session_name, turn_name, version_name
-from server.config import ModelConfig
+from server.config import ModelConfig, Settings
 from server.domain import (
     CURRENCY,
     Batch,
@@ -294,6 +294,18 @@ def draft_to_proto(draft: Draft) -> draft_pb2.Draft:
         usage=_usage(draft.usage),
         etag=draft.etag,
         request_id=draft.request_id or "",
+    )
+
+
+def request_limits_to_proto(settings: Settings) -> atelier_service_pb2.RequestLimits:
+    return atelier_service_pb2.RequestLimits(
+        max_batch_size=settings.max_batch_size,
+        max_prompt_bytes=settings.max_prompt_bytes,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        max_message_bytes=settings.max_message_bytes,
+        max_file_bytes=settings.max_file_bytes,
+        max_tree_bytes=settings.max_tree_bytes,
+        max_tree_files=settings.max_tree_files,
     )
 
 

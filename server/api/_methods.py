@@ -497,6 +497,7 @@ class AtelierMethods:
         return pb.ListModelsResponse(
             models=[_convert.model_to_proto(view) for view in views],
             default_model=next(view.config.name for view in views if view.default),
+            limits=_convert.request_limits_to_proto(self._settings),
         )
 
     @_unary(READ)

@@ -36,6 +36,7 @@ from atelier._types import (
     MergeStrategy,
     Model,
     ProgressEvent,
+    RequestLimits,
     Session,
     Turn,
     Usage,
@@ -476,6 +477,11 @@ class AsyncAtelierClient(BaseClient):
     async def models(self, *, timeout: Timeout = DEFAULT) -> list[Model]:
         """The models the server offers; the default one has `default=True`."""
         return await self._unary(calls.list_models(), timeout)
+
+    async def limits(self, *, timeout: Timeout = DEFAULT) -> RequestLimits:
+        """What the server accepts in a request: the most outputs of a fan-out, the longest
+        prompt, the attachments' and trees' sizes (from ListModels)."""
+        return await self._unary(calls.request_limits(), timeout)
 
     async def session(self, generation: str, *, timeout: Timeout = DEFAULT) -> Session:
         """The conversation session of a generation."""

@@ -27,6 +27,7 @@ from atelier._types import (
     MergeStrategy,
     Model,
     ProgressEvent,
+    RequestLimits,
     Session,
     Turn,
     Usage,
@@ -517,6 +518,12 @@ def list_models() -> UnaryCall[list[Model]]:
         "ListModels",
         pb.ListModelsRequest(),
         lambda response: [convert.convert_model(m) for m in response.models],
+    )
+
+
+def request_limits() -> UnaryCall[RequestLimits]:
+    return _call(
+        "ListModels", pb.ListModelsRequest(), lambda response: convert.convert_request_limits(response.limits)
     )
 
 

@@ -32,6 +32,7 @@ from atelier._types import (
     MergeStrategy,
     Model,
     ProgressEvent,
+    RequestLimits,
     Session,
     Turn,
     Usage,
@@ -462,6 +463,11 @@ class AtelierClient(BaseClient):
     def models(self, *, timeout: Timeout = DEFAULT) -> list[Model]:
         """The models the server offers; the default one has `default=True`."""
         return self._unary(calls.list_models(), timeout)
+
+    def limits(self, *, timeout: Timeout = DEFAULT) -> RequestLimits:
+        """What the server accepts in a request: the most outputs of a fan-out, the longest
+        prompt, the attachments' and trees' sizes (from ListModels)."""
+        return self._unary(calls.request_limits(), timeout)
 
     def session(self, generation: str, *, timeout: Timeout = DEFAULT) -> Session:
         """The conversation session of a generation."""

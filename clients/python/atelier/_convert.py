@@ -32,6 +32,7 @@ from atelier._types import (
     Price,
     ProgressEvent,
     ProgressEventType,
+    RequestLimits,
     Session,
     Turn,
     TurnPart,
@@ -359,6 +360,18 @@ def convert_usage(message: atelier_service_pb2.GetUsageResponse) -> Usage:
         ),
         total_cost=message.total_cost,
         currency=message.currency,
+    )
+
+
+def convert_request_limits(message: atelier_service_pb2.RequestLimits) -> RequestLimits:
+    return RequestLimits(
+        max_batch_size=message.max_batch_size,
+        max_prompt_bytes=message.max_prompt_bytes,
+        max_attachment_bytes=message.max_attachment_bytes,
+        max_message_bytes=message.max_message_bytes,
+        max_file_bytes=message.max_file_bytes,
+        max_tree_bytes=message.max_tree_bytes,
+        max_tree_files=message.max_tree_files,
     )
 
 

@@ -442,6 +442,26 @@ class Model:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """What the server accepts in a request (its settings), so that a client can check before it
+    sends; over a limit, a request fails with InvalidArgument and a reason that names it. Sizes
+    are in bytes; `max_attachment_bytes` 0 means no attachment is accepted."""
+
+    # The most outputs one fan-out (variants or a count) may ask for.
+    max_batch_size: int
+    # The longest prompt, in UTF-8 bytes.
+    max_prompt_bytes: int
+    # A request's attachments, all together.
+    max_attachment_bytes: int
+    # The largest gRPC message the server receives or sends.
+    max_message_bytes: int
+    # The largest file, the most bytes and the most files a version's tree may hold.
+    max_file_bytes: int
+    max_tree_bytes: int
+    max_tree_files: int
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     """The conversation with the model behind a generation (`generations/{g}/session`)."""
 

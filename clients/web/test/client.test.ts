@@ -54,6 +54,10 @@ describe("models", () => {
     expect(answer.defaultModel).toBe("offline");
     expect(pickModel(answer)?.name).toBe("offline");
     expect(pickModel(answer, "scripted")?.name).toBe("scripted");
+    // And what it accepts in a request: its settings (the test server's fan-out limit is 12).
+    expect(answer.limits?.maxBatchSize).toBe(12);
+    expect(answer.limits?.maxPromptBytes).toBe(32n * 1024n);
+    expect(answer.limits?.maxAttachmentBytes).toBe(16n * 1024n * 1024n);
   });
 });
 

@@ -96,6 +96,8 @@ export class ServerProcess {
         ATELIER_PROGRESS_POLL_SECONDS: "0.5",
         ATELIER_SHUTDOWN_GRACE_SECONDS: "1",
         ATELIER_LOG_LEVEL: "INFO",
+        // Not the default (16), so that a client shown 12 was told it by this server.
+        ATELIER_MAX_BATCH_SIZE: "12",
         ...this.env,
       },
     });

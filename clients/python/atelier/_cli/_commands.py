@@ -20,6 +20,7 @@ from atelier._cli._describe import (
     money,
     price,
     queue_place,
+    request_limits,
 )
 from atelier._cli._exit_codes import EXIT_JOB_FAILED, EXIT_OK, Usage
 from atelier._cli._run import Cli, changes
@@ -526,6 +527,7 @@ def cmd_models(cli: Cli) -> int:
             escape(price(model.price)),
         )
     cli.out.print(table)
+    cli.say(escape(request_limits(cli.client.limits())))
     return EXIT_OK
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from atelier._types import BatchCounts, Ledger, Model, Price, ProgressEvent, Version
+from atelier._types import BatchCounts, Ledger, Model, Price, ProgressEvent, RequestLimits, Version
 
 
 def ordinal(n: int) -> str:
@@ -79,6 +79,31 @@ def model_limits(model: Model) -> str:
     if model.tokens_per_minute is not None:
         limits.append(f"{model.tokens_per_minute} tokens/min")
     return ", ".join(limits) or "none"
+
+
+def byte_size(size: int) -> str:
+    """`512 B`, `32 KiB`, `1.5 MiB`: powers of 1,024, as the server's settings are written."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def request_limits(limits: RequestLimits) -> str:
+    """What the server accepts in a request, in one sentence."""
+    attachments = (
+        f"attachments of {byte_size(limits.max_attachment_bytes)} in all"
+        if limits.max_attachment_bytes
+        else "no attachments"
+    )
+    return (
+        f"Requests: prompts of at most {byte_size(limits.max_prompt_bytes)}, {attachments}, "
+        f"{limits.max_batch_size} outputs a fan-out, files of {byte_size(limits.max_file_bytes)}, "
+        f"trees of {byte_size(limits.max_tree_bytes)} and {limits.max_tree_files:,} files, "
+        f"messages of {byte_size(limits.max_message_bytes)}."
+    )
 
 
 def cooldown(model: Model, *, now: datetime | None = None) -> str:

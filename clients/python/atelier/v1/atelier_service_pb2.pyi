@@ -209,12 +209,32 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models", "default_model")
+    __slots__ = ("models", "default_model", "limits")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[_model_pb2.Model]
     default_model: str
-    def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.Model, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
+    limits: RequestLimits
+    def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.Model, _Mapping]]] = ..., default_model: _Optional[str] = ..., limits: _Optional[_Union[RequestLimits, _Mapping]] = ...) -> None: ...
+
+class RequestLimits(_message.Message):
+    __slots__ = ("max_batch_size", "max_prompt_bytes", "max_attachment_bytes", "max_message_bytes", "max_file_bytes", "max_tree_bytes", "max_tree_files")
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROMPT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTACHMENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TREE_FILES_FIELD_NUMBER: _ClassVar[int]
+    max_batch_size: int
+    max_prompt_bytes: int
+    max_attachment_bytes: int
+    max_message_bytes: int
+    max_file_bytes: int
+    max_tree_bytes: int
+    max_tree_files: int
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_prompt_bytes: _Optional[int] = ..., max_attachment_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_file_bytes: _Optional[int] = ..., max_tree_bytes: _Optional[int] = ..., max_tree_files: _Optional[int] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("name",)

@@ -345,7 +345,8 @@ class AtelierServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Lists the configured models, so that clients never hard-code them.
+        """Lists the configured models, so that clients never hard-code them, and the limits
+        this server puts on a request, so that clients can check before they send.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

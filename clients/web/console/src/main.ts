@@ -183,6 +183,11 @@ async function openForm(settings: FormSettings & { draft?: Draft } = {}): Promis
 async function fillModels(select: HTMLSelectElement, chosen?: string): Promise<void> {
   try {
     const offered = await loadModels();
+    // The server says how many outputs a fan-out may have: the browser holds the form to it.
+    const most = offered.limits?.maxBatchSize ?? 0;
+    if (most > 0) {
+      ui.count.max = String(most);
+    }
     const selected = chosen || select.value || offered.defaultModel;
     select.replaceChildren(
       ...offered.models.map((model) =>

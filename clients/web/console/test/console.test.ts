@@ -151,6 +151,8 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes, reopens, 
     await dialog.getByLabel("Prompt").fill("a logo of a lighthouse");
     // The test server prices the offline model at $0.04 an image, one image an output.
     await expect.poll(() => estimate.textContent()).toBe("Estimated cost: $0.04 for 1 output on offline");
+    // The server's limit on a fan-out's outputs (from ListModels) bounds the field.
+    expect(await dialog.getByLabel("How many").getAttribute("max")).toBe("12");
     await dialog.getByLabel("How many").fill("3");
     await expect.poll(() => estimate.textContent()).toBe("Estimated cost: $0.12 for 3 outputs on offline");
     await dialog.getByLabel("Or variants").fill("front, side");

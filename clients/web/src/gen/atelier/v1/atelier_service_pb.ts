@@ -36,7 +36,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atelier/v1/atelier_service.proto.
  */
 export const file_atelier_v1_atelier_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBhdGVsaWVyL3YxL2F0ZWxpZXJfc2VydmljZS5wcm90bxIKYXRlbGllci52MSL3AQoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEisKC2F0dGFjaG1lbnRzGAQgAygLMhYuYXRlbGllci52MS5BdHRhY2htZW50EjAKB3dlYmhvb2sYBSABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24SJQoIdmFyaWFudHMYBiADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYByABKAVIAIgBARINCgVkcmFmdBgIIAEoCUIICgZfY291bnQivAEKDFR3ZWFrUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIrCgthdHRhY2htZW50cxgDIAMoCzIWLmF0ZWxpZXIudjEuQXR0YWNobWVudBISCgpyZXF1ZXN0X2lkGAQgASgJEgwKBGV0YWcYBSABKAkSDQoFbW9kZWwYBiABKAkSMAoHd2ViaG9vaxgHIAEoCzIfLmF0ZWxpZXIudjEuV2ViaG9va1N1YnNjcmlwdGlvbiJ6ChFSZWdlbmVyYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJQoIdmFyaWFudHMYAyADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYBCABKAVIAIgBAUIICgZfY291bnQikwEKDkl0ZXJhdGVSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIMCgRldGFnGAQgASgJEg0KBW1vZGVsGAUgASgJEjAKB3dlYmhvb2sYBiABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24iSAoPUHJvZ3Jlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDEhQKDHJlc3VtZV90b2tlbhgDIAEoCSIkChRDYW5jZWxWZXJzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIiEKEUdldFZlcnNpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiTAoTTGlzdFZlcnNpb25zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFZlcnNpb25zUmVzcG9uc2USJQoIdmVyc2lvbnMYASADKAsyEy5hdGVsaWVyLnYxLlZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiQKFEdldEdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiZAoWTGlzdEdlbmVyYXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVvd25lchgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiXwoXTGlzdEdlbmVyYXRpb25zUmVzcG9uc2USKwoLZ2VuZXJhdGlvbnMYASADKAsyFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKF0RlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiKQoZVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJImAKEExpc3RGaWxlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhUKDWluY2x1ZGVfYmxhbWUYBCABKAgiTQoRTGlzdEZpbGVzUmVzcG9uc2USHwoFZmlsZXMYASADKAsyEC5hdGVsaWVyLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KD1JlYWRGaWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkiUAoQUmVhZEZpbGVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDIhMKEUxpc3RNb2RlbHNSZXF1ZXN0Ik4KEkxpc3RNb2RlbHNSZXNwb25zZRIhCgZtb2RlbHMYASADKAsyES5hdGVsaWVyLnYxLk1vZGVsEhUKDWRlZmF1bHRfbW9kZWwYAiABKAkiIQoRR2V0U2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJaChBMaXN0VHVybnNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIk0KEUxpc3RUdXJuc1Jlc3BvbnNlEh8KBXR1cm5zGAEgAygLMhAuYXRlbGllci52MS5UdXJuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHCgtEaWZmUmVxdWVzdBIMCgRiYXNlGAEgASgJEg4KBnRhcmdldBgCIAEoCRIaChJpbmNsdWRlX3RleHRfZGlmZnMYAyABKAgiMwoMRGlmZlJlc3BvbnNlEiMKBWZpbGVzGAEgAygLMhQuYXRlbGllci52MS5GaWxlRGlmZiIhChFFeHBvcnRUcmVlUmVxdWVzdBIMCgRuYW1lGAEgASgJIlIKEkV4cG9ydFRyZWVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImoKEVVwbG9hZFRyZWVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHgoEZmlsZRgDIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAQgASgMIm0KDE1lcmdlUmVxdWVzdBIMCgRvdXJzGAEgASgJEg4KBnRoZWlycxgCIAEoCRIrCghzdHJhdGVneRgDIAEoDjIZLmF0ZWxpZXIudjEuTWVyZ2VTdHJhdGVneRISCgpyZXF1ZXN0X2lkGAQgASgJImMKDU1lcmdlUmVzcG9uc2USJAoHdmVyc2lvbhgBIAEoCzITLmF0ZWxpZXIudjEuVmVyc2lvbhIsCgljb25mbGljdHMYAiADKAsyGS5hdGVsaWVyLnYxLk1lcmdlQ29uZmxpY3QiHwoPR2V0QmF0Y2hSZXF1ZXN0EgwKBG5hbWUYASABKAki4AEKE0VzdGltYXRlQ29zdFJlcXVlc3QSLwoIZ2VuZXJhdGUYASABKAsyGy5hdGVsaWVyLnYxLkdlbmVyYXRlUmVxdWVzdEgAEikKBXR3ZWFrGAIgASgLMhguYXRlbGllci52MS5Ud2Vha1JlcXVlc3RIABItCgdpdGVyYXRlGAMgASgLMhouYXRlbGllci52MS5JdGVyYXRlUmVxdWVzdEgAEjMKCnJlZ2VuZXJhdGUYBCABKAsyHS5hdGVsaWVyLnYxLlJlZ2VuZXJhdGVSZXF1ZXN0SABCCQoHcmVxdWVzdCL3AQoURXN0aW1hdGVDb3N0UmVzcG9uc2USDQoFbW9kZWwYASABKAkSIAoFcHJpY2UYAiABKAsyES5hdGVsaWVyLnYxLlByaWNlEg8KB291dHB1dHMYAyABKAMSDQoFY2FsbHMYBCABKAMSFAoMaW5wdXRfdG9rZW5zGAUgASgDEhwKFGlucHV0X3Rva2Vuc19jb3VudGVkGAYgASgIEhUKDW91dHB1dF90b2tlbnMYByABKAMSDgoGaW1hZ2VzGAggASgDEgwKBGNvc3QYCSABKAESEAoIY3VycmVuY3kYCiABKAkSEwoLYXNzdW1wdGlvbnMYCyADKAkiggEKD0dldFVzYWdlUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcHJpbmNpcGFsGAMgASgJIlwKEEdldFVzYWdlUmVzcG9uc2USIgoEcm93cxgBIAMoCzIULmF0ZWxpZXIudjEuVXNhZ2VSb3cSEgoKdG90YWxfY29zdBgCIAEoARIQCghjdXJyZW5jeRgDIAEoCSJWChJEcmFmdFByb21wdFJlcXVlc3QSDAoEdGV4dBgBIAEoCRIPCgdjb250ZXh0GAIgASgJEg0KBW1vZGVsGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiHwoPR2V0RHJhZnRSZXF1ZXN0EgwKBG5hbWUYASABKAkiOgoRTGlzdERyYWZ0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUAoSTGlzdERyYWZ0c1Jlc3BvbnNlEiEKBmRyYWZ0cxgBIAMoCzIRLmF0ZWxpZXIudjEuRHJhZnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkAKElVwZGF0ZURyYWZ0UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIMCgRldGFnGAMgASgJIlEKDEJsYW1lUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiTgoNQmxhbWVSZXNwb25zZRIkCgVmaWxlcxgBIAMoCzIVLmF0ZWxpZXIudjEuRmlsZUJsYW1lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIwChJEZWxldGVEcmFmdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRldGFnGAIgASgJMuYSCg5BdGVsaWVyU2VydmljZRI8CghHZW5lcmF0ZRIbLmF0ZWxpZXIudjEuR2VuZXJhdGVSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEjYKBVR3ZWFrEhguYXRlbGllci52MS5Ud2Vha1JlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SQAoKUmVnZW5lcmF0ZRIdLmF0ZWxpZXIudjEuUmVnZW5lcmF0ZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SOgoHSXRlcmF0ZRIaLmF0ZWxpZXIudjEuSXRlcmF0ZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SRAoIUHJvZ3Jlc3MSGy5hdGVsaWVyLnYxLlByb2dyZXNzUmVxdWVzdBoZLmF0ZWxpZXIudjEuUHJvZ3Jlc3NFdmVudDABEkYKDUNhbmNlbFZlcnNpb24SIC5hdGVsaWVyLnYxLkNhbmNlbFZlcnNpb25SZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEkAKCkdldFZlcnNpb24SHS5hdGVsaWVyLnYxLkdldFZlcnNpb25SZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uElEKDExpc3RWZXJzaW9ucxIfLmF0ZWxpZXIudjEuTGlzdFZlcnNpb25zUmVxdWVzdBogLmF0ZWxpZXIudjEuTGlzdFZlcnNpb25zUmVzcG9uc2USSQoNR2V0R2VuZXJhdGlvbhIgLmF0ZWxpZXIudjEuR2V0R2VuZXJhdGlvblJlcXVlc3QaFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SWgoPTGlzdEdlbmVyYXRpb25zEiIuYXRlbGllci52MS5MaXN0R2VuZXJhdGlvbnNSZXF1ZXN0GiMuYXRlbGllci52MS5MaXN0R2VuZXJhdGlvbnNSZXNwb25zZRJPChBEZWxldGVHZW5lcmF0aW9uEiMuYXRlbGllci52MS5EZWxldGVHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJTChJVbmRlbGV0ZUdlbmVyYXRpb24SJS5hdGVsaWVyLnYxLlVuZGVsZXRlR2VuZXJhdGlvblJlcXVlc3QaFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SSAoJTGlzdEZpbGVzEhwuYXRlbGllci52MS5MaXN0RmlsZXNSZXF1ZXN0Gh0uYXRlbGllci52MS5MaXN0RmlsZXNSZXNwb25zZRJHCghSZWFkRmlsZRIbLmF0ZWxpZXIudjEuUmVhZEZpbGVSZXF1ZXN0GhwuYXRlbGllci52MS5SZWFkRmlsZVJlc3BvbnNlMAESSwoKTGlzdE1vZGVscxIdLmF0ZWxpZXIudjEuTGlzdE1vZGVsc1JlcXVlc3QaHi5hdGVsaWVyLnYxLkxpc3RNb2RlbHNSZXNwb25zZRI5CgREaWZmEhcuYXRlbGllci52MS5EaWZmUmVxdWVzdBoYLmF0ZWxpZXIudjEuRGlmZlJlc3BvbnNlEk0KCkV4cG9ydFRyZWUSHS5hdGVsaWVyLnYxLkV4cG9ydFRyZWVSZXF1ZXN0Gh4uYXRlbGllci52MS5FeHBvcnRUcmVlUmVzcG9uc2UwARJCCgpVcGxvYWRUcmVlEh0uYXRlbGllci52MS5VcGxvYWRUcmVlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbigBEjwKBU1lcmdlEhguYXRlbGllci52MS5NZXJnZVJlcXVlc3QaGS5hdGVsaWVyLnYxLk1lcmdlUmVzcG9uc2USQAoKR2V0U2Vzc2lvbhIdLmF0ZWxpZXIudjEuR2V0U2Vzc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlNlc3Npb24SSAoJTGlzdFR1cm5zEhwuYXRlbGllci52MS5MaXN0VHVybnNSZXF1ZXN0Gh0uYXRlbGllci52MS5MaXN0VHVybnNSZXNwb25zZRJsChVMaXN0V2ViaG9va0RlbGl2ZXJpZXMSKC5hdGVsaWVyLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaKS5hdGVsaWVyLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEl4KFVJlcGxheVdlYmhvb2tEZWxpdmVyeRIoLmF0ZWxpZXIudjEuUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBobLmF0ZWxpZXIudjEuV2ViaG9va0RlbGl2ZXJ5EkIKC1VwbG9hZEZpbGVzEh4uYXRlbGllci52MS5VcGxvYWRGaWxlc1JlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SOgoIR2V0QmF0Y2gSGy5hdGVsaWVyLnYxLkdldEJhdGNoUmVxdWVzdBoRLmF0ZWxpZXIudjEuQmF0Y2gSUQoMRXN0aW1hdGVDb3N0Eh8uYXRlbGllci52MS5Fc3RpbWF0ZUNvc3RSZXF1ZXN0GiAuYXRlbGllci52MS5Fc3RpbWF0ZUNvc3RSZXNwb25zZRJFCghHZXRVc2FnZRIbLmF0ZWxpZXIudjEuR2V0VXNhZ2VSZXF1ZXN0GhwuYXRlbGllci52MS5HZXRVc2FnZVJlc3BvbnNlEkAKC0RyYWZ0UHJvbXB0Eh4uYXRlbGllci52MS5EcmFmdFByb21wdFJlcXVlc3QaES5hdGVsaWVyLnYxLkRyYWZ0EjoKCEdldERyYWZ0EhsuYXRlbGllci52MS5HZXREcmFmdFJlcXVlc3QaES5hdGVsaWVyLnYxLkRyYWZ0EksKCkxpc3REcmFmdHMSHS5hdGVsaWVyLnYxLkxpc3REcmFmdHNSZXF1ZXN0Gh4uYXRlbGllci52MS5MaXN0RHJhZnRzUmVzcG9uc2USQAoLVXBkYXRlRHJhZnQSHi5hdGVsaWVyLnYxLlVwZGF0ZURyYWZ0UmVxdWVzdBoRLmF0ZWxpZXIudjEuRHJhZnQSPAoFQmxhbWUSGC5hdGVsaWVyLnYxLkJsYW1lUmVxdWVzdBoZLmF0ZWxpZXIudjEuQmxhbWVSZXNwb25zZRJFCgtEZWxldGVEcmFmdBIeLmF0ZWxpZXIudjEuRGVsZXRlRHJhZnRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5YgZwcm90bzM", [file_atelier_v1_batch, file_atelier_v1_cost, file_atelier_v1_blame, file_atelier_v1_draft, file_atelier_v1_file, file_atelier_v1_generation, file_atelier_v1_model, file_atelier_v1_progress, file_atelier_v1_session, file_atelier_v1_tree, file_atelier_v1_webhook, file_atelier_v1_upload, file_google_protobuf_timestamp, file_google_protobuf_empty]);
+  fileDesc("CiBhdGVsaWVyL3YxL2F0ZWxpZXJfc2VydmljZS5wcm90bxIKYXRlbGllci52MSL3AQoPR2VuZXJhdGVSZXF1ZXN0Eg4KBnByb21wdBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEisKC2F0dGFjaG1lbnRzGAQgAygLMhYuYXRlbGllci52MS5BdHRhY2htZW50EjAKB3dlYmhvb2sYBSABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24SJQoIdmFyaWFudHMYBiADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYByABKAVIAIgBARINCgVkcmFmdBgIIAEoCUIICgZfY291bnQivAEKDFR3ZWFrUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIrCgthdHRhY2htZW50cxgDIAMoCzIWLmF0ZWxpZXIudjEuQXR0YWNobWVudBISCgpyZXF1ZXN0X2lkGAQgASgJEgwKBGV0YWcYBSABKAkSDQoFbW9kZWwYBiABKAkSMAoHd2ViaG9vaxgHIAEoCzIfLmF0ZWxpZXIudjEuV2ViaG9va1N1YnNjcmlwdGlvbiJ6ChFSZWdlbmVyYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJQoIdmFyaWFudHMYAyADKAsyEy5hdGVsaWVyLnYxLlZhcmlhbnQSEgoFY291bnQYBCABKAVIAIgBAUIICgZfY291bnQikwEKDkl0ZXJhdGVSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIMCgRldGFnGAQgASgJEg0KBW1vZGVsGAUgASgJEjAKB3dlYmhvb2sYBiABKAsyHy5hdGVsaWVyLnYxLldlYmhvb2tTdWJzY3JpcHRpb24iSAoPUHJvZ3Jlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDEhQKDHJlc3VtZV90b2tlbhgDIAEoCSIkChRDYW5jZWxWZXJzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIiEKEUdldFZlcnNpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiTAoTTGlzdFZlcnNpb25zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFZlcnNpb25zUmVzcG9uc2USJQoIdmVyc2lvbnMYASADKAsyEy5hdGVsaWVyLnYxLlZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiQKFEdldEdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiZAoWTGlzdEdlbmVyYXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVvd25lchgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiXwoXTGlzdEdlbmVyYXRpb25zUmVzcG9uc2USKwoLZ2VuZXJhdGlvbnMYASADKAsyFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKF0RlbGV0ZUdlbmVyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiKQoZVW5kZWxldGVHZW5lcmF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJImAKEExpc3RGaWxlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhUKDWluY2x1ZGVfYmxhbWUYBCABKAgiTQoRTGlzdEZpbGVzUmVzcG9uc2USHwoFZmlsZXMYASADKAsyEC5hdGVsaWVyLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KD1JlYWRGaWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkiUAoQUmVhZEZpbGVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDIhMKEUxpc3RNb2RlbHNSZXF1ZXN0InkKEkxpc3RNb2RlbHNSZXNwb25zZRIhCgZtb2RlbHMYASADKAsyES5hdGVsaWVyLnYxLk1vZGVsEhUKDWRlZmF1bHRfbW9kZWwYAiABKAkSKQoGbGltaXRzGAMgASgLMhkuYXRlbGllci52MS5SZXF1ZXN0TGltaXRzIsIBCg1SZXF1ZXN0TGltaXRzEhYKDm1heF9iYXRjaF9zaXplGAEgASgFEhgKEG1heF9wcm9tcHRfYnl0ZXMYAiABKAMSHAoUbWF4X2F0dGFjaG1lbnRfYnl0ZXMYAyABKAMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYBCABKAMSFgoObWF4X2ZpbGVfYnl0ZXMYBSABKAMSFgoObWF4X3RyZWVfYnl0ZXMYBiABKAMSFgoObWF4X3RyZWVfZmlsZXMYByABKAUiIQoRR2V0U2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJaChBMaXN0VHVybnNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIk0KEUxpc3RUdXJuc1Jlc3BvbnNlEh8KBXR1cm5zGAEgAygLMhAuYXRlbGllci52MS5UdXJuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHCgtEaWZmUmVxdWVzdBIMCgRiYXNlGAEgASgJEg4KBnRhcmdldBgCIAEoCRIaChJpbmNsdWRlX3RleHRfZGlmZnMYAyABKAgiMwoMRGlmZlJlc3BvbnNlEiMKBWZpbGVzGAEgAygLMhQuYXRlbGllci52MS5GaWxlRGlmZiIhChFFeHBvcnRUcmVlUmVxdWVzdBIMCgRuYW1lGAEgASgJIlIKEkV4cG9ydFRyZWVSZXNwb25zZRIeCgRmaWxlGAEgASgLMhAuYXRlbGllci52MS5GaWxlEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImoKEVVwbG9hZFRyZWVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHgoEZmlsZRgDIAEoCzIQLmF0ZWxpZXIudjEuRmlsZRIMCgRkYXRhGAQgASgMIm0KDE1lcmdlUmVxdWVzdBIMCgRvdXJzGAEgASgJEg4KBnRoZWlycxgCIAEoCRIrCghzdHJhdGVneRgDIAEoDjIZLmF0ZWxpZXIudjEuTWVyZ2VTdHJhdGVneRISCgpyZXF1ZXN0X2lkGAQgASgJImMKDU1lcmdlUmVzcG9uc2USJAoHdmVyc2lvbhgBIAEoCzITLmF0ZWxpZXIudjEuVmVyc2lvbhIsCgljb25mbGljdHMYAiADKAsyGS5hdGVsaWVyLnYxLk1lcmdlQ29uZmxpY3QiHwoPR2V0QmF0Y2hSZXF1ZXN0EgwKBG5hbWUYASABKAki4AEKE0VzdGltYXRlQ29zdFJlcXVlc3QSLwoIZ2VuZXJhdGUYASABKAsyGy5hdGVsaWVyLnYxLkdlbmVyYXRlUmVxdWVzdEgAEikKBXR3ZWFrGAIgASgLMhguYXRlbGllci52MS5Ud2Vha1JlcXVlc3RIABItCgdpdGVyYXRlGAMgASgLMhouYXRlbGllci52MS5JdGVyYXRlUmVxdWVzdEgAEjMKCnJlZ2VuZXJhdGUYBCABKAsyHS5hdGVsaWVyLnYxLlJlZ2VuZXJhdGVSZXF1ZXN0SABCCQoHcmVxdWVzdCL3AQoURXN0aW1hdGVDb3N0UmVzcG9uc2USDQoFbW9kZWwYASABKAkSIAoFcHJpY2UYAiABKAsyES5hdGVsaWVyLnYxLlByaWNlEg8KB291dHB1dHMYAyABKAMSDQoFY2FsbHMYBCABKAMSFAoMaW5wdXRfdG9rZW5zGAUgASgDEhwKFGlucHV0X3Rva2Vuc19jb3VudGVkGAYgASgIEhUKDW91dHB1dF90b2tlbnMYByABKAMSDgoGaW1hZ2VzGAggASgDEgwKBGNvc3QYCSABKAESEAoIY3VycmVuY3kYCiABKAkSEwoLYXNzdW1wdGlvbnMYCyADKAkiggEKD0dldFVzYWdlUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcHJpbmNpcGFsGAMgASgJIlwKEEdldFVzYWdlUmVzcG9uc2USIgoEcm93cxgBIAMoCzIULmF0ZWxpZXIudjEuVXNhZ2VSb3cSEgoKdG90YWxfY29zdBgCIAEoARIQCghjdXJyZW5jeRgDIAEoCSJWChJEcmFmdFByb21wdFJlcXVlc3QSDAoEdGV4dBgBIAEoCRIPCgdjb250ZXh0GAIgASgJEg0KBW1vZGVsGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiHwoPR2V0RHJhZnRSZXF1ZXN0EgwKBG5hbWUYASABKAkiOgoRTGlzdERyYWZ0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUAoSTGlzdERyYWZ0c1Jlc3BvbnNlEiEKBmRyYWZ0cxgBIAMoCzIRLmF0ZWxpZXIudjEuRHJhZnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkAKElVwZGF0ZURyYWZ0UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnByb21wdBgCIAEoCRIMCgRldGFnGAMgASgJIlEKDEJsYW1lUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiTgoNQmxhbWVSZXNwb25zZRIkCgVmaWxlcxgBIAMoCzIVLmF0ZWxpZXIudjEuRmlsZUJsYW1lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIwChJEZWxldGVEcmFmdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRldGFnGAIgASgJMuYSCg5BdGVsaWVyU2VydmljZRI8CghHZW5lcmF0ZRIbLmF0ZWxpZXIudjEuR2VuZXJhdGVSZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEjYKBVR3ZWFrEhguYXRlbGllci52MS5Ud2Vha1JlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SQAoKUmVnZW5lcmF0ZRIdLmF0ZWxpZXIudjEuUmVnZW5lcmF0ZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SOgoHSXRlcmF0ZRIaLmF0ZWxpZXIudjEuSXRlcmF0ZVJlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SRAoIUHJvZ3Jlc3MSGy5hdGVsaWVyLnYxLlByb2dyZXNzUmVxdWVzdBoZLmF0ZWxpZXIudjEuUHJvZ3Jlc3NFdmVudDABEkYKDUNhbmNlbFZlcnNpb24SIC5hdGVsaWVyLnYxLkNhbmNlbFZlcnNpb25SZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uEkAKCkdldFZlcnNpb24SHS5hdGVsaWVyLnYxLkdldFZlcnNpb25SZXF1ZXN0GhMuYXRlbGllci52MS5WZXJzaW9uElEKDExpc3RWZXJzaW9ucxIfLmF0ZWxpZXIudjEuTGlzdFZlcnNpb25zUmVxdWVzdBogLmF0ZWxpZXIudjEuTGlzdFZlcnNpb25zUmVzcG9uc2USSQoNR2V0R2VuZXJhdGlvbhIgLmF0ZWxpZXIudjEuR2V0R2VuZXJhdGlvblJlcXVlc3QaFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SWgoPTGlzdEdlbmVyYXRpb25zEiIuYXRlbGllci52MS5MaXN0R2VuZXJhdGlvbnNSZXF1ZXN0GiMuYXRlbGllci52MS5MaXN0R2VuZXJhdGlvbnNSZXNwb25zZRJPChBEZWxldGVHZW5lcmF0aW9uEiMuYXRlbGllci52MS5EZWxldGVHZW5lcmF0aW9uUmVxdWVzdBoWLmF0ZWxpZXIudjEuR2VuZXJhdGlvbhJTChJVbmRlbGV0ZUdlbmVyYXRpb24SJS5hdGVsaWVyLnYxLlVuZGVsZXRlR2VuZXJhdGlvblJlcXVlc3QaFi5hdGVsaWVyLnYxLkdlbmVyYXRpb24SSAoJTGlzdEZpbGVzEhwuYXRlbGllci52MS5MaXN0RmlsZXNSZXF1ZXN0Gh0uYXRlbGllci52MS5MaXN0RmlsZXNSZXNwb25zZRJHCghSZWFkRmlsZRIbLmF0ZWxpZXIudjEuUmVhZEZpbGVSZXF1ZXN0GhwuYXRlbGllci52MS5SZWFkRmlsZVJlc3BvbnNlMAESSwoKTGlzdE1vZGVscxIdLmF0ZWxpZXIudjEuTGlzdE1vZGVsc1JlcXVlc3QaHi5hdGVsaWVyLnYxLkxpc3RNb2RlbHNSZXNwb25zZRI5CgREaWZmEhcuYXRlbGllci52MS5EaWZmUmVxdWVzdBoYLmF0ZWxpZXIudjEuRGlmZlJlc3BvbnNlEk0KCkV4cG9ydFRyZWUSHS5hdGVsaWVyLnYxLkV4cG9ydFRyZWVSZXF1ZXN0Gh4uYXRlbGllci52MS5FeHBvcnRUcmVlUmVzcG9uc2UwARJCCgpVcGxvYWRUcmVlEh0uYXRlbGllci52MS5VcGxvYWRUcmVlUmVxdWVzdBoTLmF0ZWxpZXIudjEuVmVyc2lvbigBEjwKBU1lcmdlEhguYXRlbGllci52MS5NZXJnZVJlcXVlc3QaGS5hdGVsaWVyLnYxLk1lcmdlUmVzcG9uc2USQAoKR2V0U2Vzc2lvbhIdLmF0ZWxpZXIudjEuR2V0U2Vzc2lvblJlcXVlc3QaEy5hdGVsaWVyLnYxLlNlc3Npb24SSAoJTGlzdFR1cm5zEhwuYXRlbGllci52MS5MaXN0VHVybnNSZXF1ZXN0Gh0uYXRlbGllci52MS5MaXN0VHVybnNSZXNwb25zZRJsChVMaXN0V2ViaG9va0RlbGl2ZXJpZXMSKC5hdGVsaWVyLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaKS5hdGVsaWVyLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEl4KFVJlcGxheVdlYmhvb2tEZWxpdmVyeRIoLmF0ZWxpZXIudjEuUmVwbGF5V2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBobLmF0ZWxpZXIudjEuV2ViaG9va0RlbGl2ZXJ5EkIKC1VwbG9hZEZpbGVzEh4uYXRlbGllci52MS5VcGxvYWRGaWxlc1JlcXVlc3QaEy5hdGVsaWVyLnYxLlZlcnNpb24SOgoIR2V0QmF0Y2gSGy5hdGVsaWVyLnYxLkdldEJhdGNoUmVxdWVzdBoRLmF0ZWxpZXIudjEuQmF0Y2gSUQoMRXN0aW1hdGVDb3N0Eh8uYXRlbGllci52MS5Fc3RpbWF0ZUNvc3RSZXF1ZXN0GiAuYXRlbGllci52MS5Fc3RpbWF0ZUNvc3RSZXNwb25zZRJFCghHZXRVc2FnZRIbLmF0ZWxpZXIudjEuR2V0VXNhZ2VSZXF1ZXN0GhwuYXRlbGllci52MS5HZXRVc2FnZVJlc3BvbnNlEkAKC0RyYWZ0UHJvbXB0Eh4uYXRlbGllci52MS5EcmFmdFByb21wdFJlcXVlc3QaES5hdGVsaWVyLnYxLkRyYWZ0EjoKCEdldERyYWZ0EhsuYXRlbGllci52MS5HZXREcmFmdFJlcXVlc3QaES5hdGVsaWVyLnYxLkRyYWZ0EksKCkxpc3REcmFmdHMSHS5hdGVsaWVyLnYxLkxpc3REcmFmdHNSZXF1ZXN0Gh4uYXRlbGllci52MS5MaXN0RHJhZnRzUmVzcG9uc2USQAoLVXBkYXRlRHJhZnQSHi5hdGVsaWVyLnYxLlVwZGF0ZURyYWZ0UmVxdWVzdBoRLmF0ZWxpZXIudjEuRHJhZnQSPAoFQmxhbWUSGC5hdGVsaWVyLnYxLkJsYW1lUmVxdWVzdBoZLmF0ZWxpZXIudjEuQmxhbWVSZXNwb25zZRJFCgtEZWxldGVEcmFmdBIeLmF0ZWxpZXIudjEuRGVsZXRlRHJhZnRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5YgZwcm90bzM", [file_atelier_v1_batch, file_atelier_v1_cost, file_atelier_v1_blame, file_atelier_v1_draft, file_atelier_v1_file, file_atelier_v1_generation, file_atelier_v1_model, file_atelier_v1_progress, file_atelier_v1_session, file_atelier_v1_tree, file_atelier_v1_webhook, file_atelier_v1_upload, file_google_protobuf_timestamp, file_google_protobuf_empty]);
 
 /**
  * @generated from message atelier.v1.GenerateRequest
@@ -636,6 +636,14 @@ export type ListModelsResponse = Message<"atelier.v1.ListModelsResponse"> & {
    * @generated from field: string default_model = 2;
    */
   defaultModel: string;
+
+  /**
+   * What this server accepts in a request (its settings); over a limit, a request is
+   * refused with INVALID_ARGUMENT and a reason that names it.
+   *
+   * @generated from field: atelier.v1.RequestLimits limits = 3;
+   */
+  limits?: RequestLimits | undefined;
 };
 
 /**
@@ -644,6 +652,70 @@ export type ListModelsResponse = Message<"atelier.v1.ListModelsResponse"> & {
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
   messageDesc(file_atelier_v1_atelier_service, 19);
+
+/**
+ * The sizes a server accepts. A value of 0 means no request may have any (attachments), or,
+ * where the comment says so, no limit.
+ *
+ * @generated from message atelier.v1.RequestLimits
+ */
+export type RequestLimits = Message<"atelier.v1.RequestLimits"> & {
+  /**
+   * The most outputs one fan-out (Generate or Regenerate with variants or a count) may ask for.
+   *
+   * @generated from field: int32 max_batch_size = 1;
+   */
+  maxBatchSize: number;
+
+  /**
+   * The longest prompt, in UTF-8 bytes.
+   *
+   * @generated from field: int64 max_prompt_bytes = 2;
+   */
+  maxPromptBytes: bigint;
+
+  /**
+   * The most bytes a request's attachments may hold, all together (0: none are accepted).
+   *
+   * @generated from field: int64 max_attachment_bytes = 3;
+   */
+  maxAttachmentBytes: bigint;
+
+  /**
+   * The largest gRPC message the server receives or sends.
+   *
+   * @generated from field: int64 max_message_bytes = 4;
+   */
+  maxMessageBytes: bigint;
+
+  /**
+   * The largest file a version's tree may hold (an upload's, an attachment's or a model's).
+   *
+   * @generated from field: int64 max_file_bytes = 5;
+   */
+  maxFileBytes: bigint;
+
+  /**
+   * The most bytes a version's tree may hold, all files together.
+   *
+   * @generated from field: int64 max_tree_bytes = 6;
+   */
+  maxTreeBytes: bigint;
+
+  /**
+   * The most files a version's tree may hold.
+   *
+   * @generated from field: int32 max_tree_files = 7;
+   */
+  maxTreeFiles: number;
+};
+
+/**
+ * Describes the message atelier.v1.RequestLimits.
+ * Use `create(RequestLimitsSchema)` to create a new message.
+ */
+export const RequestLimitsSchema: GenMessage<RequestLimits> = /*@__PURE__*/
+  messageDesc(file_atelier_v1_atelier_service, 20);
 
 /**
  * @generated from message atelier.v1.GetSessionRequest
@@ -662,7 +734,7 @@ export type GetSessionRequest = Message<"atelier.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 20);
+  messageDesc(file_atelier_v1_atelier_service, 21);
 
 /**
  * @generated from message atelier.v1.ListTurnsRequest
@@ -699,7 +771,7 @@ export type ListTurnsRequest = Message<"atelier.v1.ListTurnsRequest"> & {
  * Use `create(ListTurnsRequestSchema)` to create a new message.
  */
 export const ListTurnsRequestSchema: GenMessage<ListTurnsRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 21);
+  messageDesc(file_atelier_v1_atelier_service, 22);
 
 /**
  * @generated from message atelier.v1.ListTurnsResponse
@@ -721,7 +793,7 @@ export type ListTurnsResponse = Message<"atelier.v1.ListTurnsResponse"> & {
  * Use `create(ListTurnsResponseSchema)` to create a new message.
  */
 export const ListTurnsResponseSchema: GenMessage<ListTurnsResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 22);
+  messageDesc(file_atelier_v1_atelier_service, 23);
 
 /**
  * @generated from message atelier.v1.DiffRequest
@@ -752,7 +824,7 @@ export type DiffRequest = Message<"atelier.v1.DiffRequest"> & {
  * Use `create(DiffRequestSchema)` to create a new message.
  */
 export const DiffRequestSchema: GenMessage<DiffRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 23);
+  messageDesc(file_atelier_v1_atelier_service, 24);
 
 /**
  * @generated from message atelier.v1.DiffResponse
@@ -771,7 +843,7 @@ export type DiffResponse = Message<"atelier.v1.DiffResponse"> & {
  * Use `create(DiffResponseSchema)` to create a new message.
  */
 export const DiffResponseSchema: GenMessage<DiffResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 24);
+  messageDesc(file_atelier_v1_atelier_service, 25);
 
 /**
  * @generated from message atelier.v1.ExportTreeRequest
@@ -788,7 +860,7 @@ export type ExportTreeRequest = Message<"atelier.v1.ExportTreeRequest"> & {
  * Use `create(ExportTreeRequestSchema)` to create a new message.
  */
 export const ExportTreeRequestSchema: GenMessage<ExportTreeRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 25);
+  messageDesc(file_atelier_v1_atelier_service, 26);
 
 /**
  * @generated from message atelier.v1.ExportTreeResponse
@@ -817,7 +889,7 @@ export type ExportTreeResponse = Message<"atelier.v1.ExportTreeResponse"> & {
  * Use `create(ExportTreeResponseSchema)` to create a new message.
  */
 export const ExportTreeResponseSchema: GenMessage<ExportTreeResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 26);
+  messageDesc(file_atelier_v1_atelier_service, 27);
 
 /**
  * @generated from message atelier.v1.UploadTreeRequest
@@ -855,7 +927,7 @@ export type UploadTreeRequest = Message<"atelier.v1.UploadTreeRequest"> & {
  * Use `create(UploadTreeRequestSchema)` to create a new message.
  */
 export const UploadTreeRequestSchema: GenMessage<UploadTreeRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 27);
+  messageDesc(file_atelier_v1_atelier_service, 28);
 
 /**
  * @generated from message atelier.v1.MergeRequest
@@ -889,7 +961,7 @@ export type MergeRequest = Message<"atelier.v1.MergeRequest"> & {
  * Use `create(MergeRequestSchema)` to create a new message.
  */
 export const MergeRequestSchema: GenMessage<MergeRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 28);
+  messageDesc(file_atelier_v1_atelier_service, 29);
 
 /**
  * @generated from message atelier.v1.MergeResponse
@@ -913,7 +985,7 @@ export type MergeResponse = Message<"atelier.v1.MergeResponse"> & {
  * Use `create(MergeResponseSchema)` to create a new message.
  */
 export const MergeResponseSchema: GenMessage<MergeResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 29);
+  messageDesc(file_atelier_v1_atelier_service, 30);
 
 /**
  * @generated from message atelier.v1.GetBatchRequest
@@ -932,7 +1004,7 @@ export type GetBatchRequest = Message<"atelier.v1.GetBatchRequest"> & {
  * Use `create(GetBatchRequestSchema)` to create a new message.
  */
 export const GetBatchRequestSchema: GenMessage<GetBatchRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 30);
+  messageDesc(file_atelier_v1_atelier_service, 31);
 
 /**
  * @generated from message atelier.v1.EstimateCostRequest
@@ -975,7 +1047,7 @@ export type EstimateCostRequest = Message<"atelier.v1.EstimateCostRequest"> & {
  * Use `create(EstimateCostRequestSchema)` to create a new message.
  */
 export const EstimateCostRequestSchema: GenMessage<EstimateCostRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 31);
+  messageDesc(file_atelier_v1_atelier_service, 32);
 
 /**
  * @generated from message atelier.v1.EstimateCostResponse
@@ -1057,7 +1129,7 @@ export type EstimateCostResponse = Message<"atelier.v1.EstimateCostResponse"> & 
  * Use `create(EstimateCostResponseSchema)` to create a new message.
  */
 export const EstimateCostResponseSchema: GenMessage<EstimateCostResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 32);
+  messageDesc(file_atelier_v1_atelier_service, 33);
 
 /**
  * @generated from message atelier.v1.GetUsageRequest
@@ -1089,7 +1161,7 @@ export type GetUsageRequest = Message<"atelier.v1.GetUsageRequest"> & {
  * Use `create(GetUsageRequestSchema)` to create a new message.
  */
 export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 33);
+  messageDesc(file_atelier_v1_atelier_service, 34);
 
 /**
  * @generated from message atelier.v1.GetUsageResponse
@@ -1120,7 +1192,7 @@ export type GetUsageResponse = Message<"atelier.v1.GetUsageResponse"> & {
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 34);
+  messageDesc(file_atelier_v1_atelier_service, 35);
 
 /**
  * @generated from message atelier.v1.DraftPromptRequest
@@ -1163,7 +1235,7 @@ export type DraftPromptRequest = Message<"atelier.v1.DraftPromptRequest"> & {
  * Use `create(DraftPromptRequestSchema)` to create a new message.
  */
 export const DraftPromptRequestSchema: GenMessage<DraftPromptRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 35);
+  messageDesc(file_atelier_v1_atelier_service, 36);
 
 /**
  * @generated from message atelier.v1.GetDraftRequest
@@ -1182,7 +1254,7 @@ export type GetDraftRequest = Message<"atelier.v1.GetDraftRequest"> & {
  * Use `create(GetDraftRequestSchema)` to create a new message.
  */
 export const GetDraftRequestSchema: GenMessage<GetDraftRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 36);
+  messageDesc(file_atelier_v1_atelier_service, 37);
 
 /**
  * @generated from message atelier.v1.ListDraftsRequest
@@ -1204,7 +1276,7 @@ export type ListDraftsRequest = Message<"atelier.v1.ListDraftsRequest"> & {
  * Use `create(ListDraftsRequestSchema)` to create a new message.
  */
 export const ListDraftsRequestSchema: GenMessage<ListDraftsRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 37);
+  messageDesc(file_atelier_v1_atelier_service, 38);
 
 /**
  * @generated from message atelier.v1.ListDraftsResponse
@@ -1226,7 +1298,7 @@ export type ListDraftsResponse = Message<"atelier.v1.ListDraftsResponse"> & {
  * Use `create(ListDraftsResponseSchema)` to create a new message.
  */
 export const ListDraftsResponseSchema: GenMessage<ListDraftsResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 38);
+  messageDesc(file_atelier_v1_atelier_service, 39);
 
 /**
  * @generated from message atelier.v1.UpdateDraftRequest
@@ -1259,7 +1331,7 @@ export type UpdateDraftRequest = Message<"atelier.v1.UpdateDraftRequest"> & {
  * Use `create(UpdateDraftRequestSchema)` to create a new message.
  */
 export const UpdateDraftRequestSchema: GenMessage<UpdateDraftRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 39);
+  messageDesc(file_atelier_v1_atelier_service, 40);
 
 /**
  * @generated from message atelier.v1.BlameRequest
@@ -1295,7 +1367,7 @@ export type BlameRequest = Message<"atelier.v1.BlameRequest"> & {
  * Use `create(BlameRequestSchema)` to create a new message.
  */
 export const BlameRequestSchema: GenMessage<BlameRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 40);
+  messageDesc(file_atelier_v1_atelier_service, 41);
 
 /**
  * @generated from message atelier.v1.BlameResponse
@@ -1319,7 +1391,7 @@ export type BlameResponse = Message<"atelier.v1.BlameResponse"> & {
  * Use `create(BlameResponseSchema)` to create a new message.
  */
 export const BlameResponseSchema: GenMessage<BlameResponse> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 41);
+  messageDesc(file_atelier_v1_atelier_service, 42);
 
 /**
  * @generated from message atelier.v1.DeleteDraftRequest
@@ -1345,7 +1417,7 @@ export type DeleteDraftRequest = Message<"atelier.v1.DeleteDraftRequest"> & {
  * Use `create(DeleteDraftRequestSchema)` to create a new message.
  */
 export const DeleteDraftRequestSchema: GenMessage<DeleteDraftRequest> = /*@__PURE__*/
-  messageDesc(file_atelier_v1_atelier_service, 42);
+  messageDesc(file_atelier_v1_atelier_service, 43);
 
 /**
  * Atelier runs AI generation jobs and lets people refine their results.
@@ -1520,7 +1592,8 @@ export const AtelierService: GenService<{
     output: typeof ReadFileResponseSchema;
   },
   /**
-   * Lists the configured models, so that clients never hard-code them.
+   * Lists the configured models, so that clients never hard-code them, and the limits
+   * this server puts on a request, so that clients can check before they send.
    *
    * @generated from rpc atelier.v1.AtelierService.ListModels
    */
