@@ -74,6 +74,7 @@ const ui = {
   batchStatus: byId("batch-status", HTMLParagraphElement),
   batchOutputs: byId("batch-outputs", HTMLUListElement),
   batchBack: byId("batch-back", HTMLButtonElement),
+  batchCancel: byId("batch-cancel", HTMLButtonElement),
   batchClose: byId("batch-close", HTMLButtonElement),
   showBatch: byId("show-batch", HTMLButtonElement),
   run: byId("run", HTMLDivElement),
@@ -106,8 +107,10 @@ const ui = {
 
 /** The version the studio shows, and the controller that ends everything done for it. */
 let view: { version: Version; controller: AbortController } | undefined;
-/** The batch the studio shows side by side, and what Back puts in the form. */
-let batchView: { name: string; back: FormSettings; controller: AbortController } | undefined;
+/** The batch the studio shows side by side, its outputs' cards, and what Back puts in the form. */
+let batchView:
+  | { name: string; back: FormSettings; controller: AbortController; cards: Map<string, HTMLLIElement> }
+  | undefined;
 
 /** What the form starts with: a prompt, a model, and a fan-out (one output when absent). */
 interface FormSettings {
@@ -299,11 +302,13 @@ ui.form.addEventListener("submit", (event) => {
 async function showBatch(name: string, back: FormSettings): Promise<void> {
   stopView();
   const controller = new AbortController();
-  batchView = { name, back, controller };
+  const cards = new Map<string, HTMLLIElement>();
+  batchView = { name, back, controller, cards };
   const { signal } = controller;
   showStep("batch");
   ui.batchOutputs.replaceChildren();
   ui.batchStatus.textContent = "";
+  ui.batchCancel.hidden = true;
   try {
     const batch = await client.getBatch(name, { signal });
     const first = batch.versions[0];
@@ -312,7 +317,9 @@ async function showBatch(name: string, back: FormSettings): Promise<void> {
     }
     ui.title.textContent = `${batch.versions.length} outputs of “${truncate(back.prompt ?? first.prompt, 60)}”`;
     ui.batchTitle.textContent = `${first.model} · ${name}`;
-    const cards = new Map(batch.versions.map((version) => [version.name, outputCard(version)]));
+    for (const version of batch.versions) {
+      cards.set(version.name, outputCard(version));
+    }
     ui.batchOutputs.replaceChildren(...cards.values());
     if (batch.counts) {
       showCounts(batch.counts);
@@ -398,8 +405,15 @@ function showCounts(counts: BatchCounts): void {
     .filter(([count]) => count > 0n)
     .map(([count, word]) => `${count} ${word}`);
   const ended = counts.total - counts.running - counts.queued;
+  ui.batchCancel.hidden = isBatchDone(counts);
   ui.batchStatus.textContent = `${isBatchDone(counts) ? "Done" : `${ended} of ${counts.total} ended`}: ${parts.join(", ")}`;
   ui.batchStatus.dataset["state"] = isBatchDone(counts) ? (counts.completed === counts.total ? "COMPLETED" : "FAILED") : "RUNNING";
+}
+
+/** Whether a card's output has ended: its `data-state` names a terminal state. */
+function cardEnded(card: HTMLLIElement): boolean {
+  const state = VersionState[(card.dataset["state"] ?? "") as keyof typeof VersionState];
+  return state !== undefined && isTerminal(state);
 }
 
 function setText(root: HTMLElement, selector: string, text: string): void {
@@ -798,6 +812,25 @@ ui.showBatch.addEventListener("click", () => {
 
 ui.batchBack.addEventListener("click", () => void openForm(batchView?.back ?? {}));
 ui.batchClose.addEventListener("click", closeStudio);
+ui.batchCancel.addEventListener("click", () => {
+  const shown = batchView;
+  if (!shown) {
+    return;
+  }
+  // Every output still queued or running; one that ends meanwhile is already where Cancel leads.
+  const open = [...shown.cards].filter(([, card]) => !cardEnded(card)).map(([name]) => name);
+  void busy(ui.batchCancel, async () => {
+    await Promise.all(
+      open.map((name) =>
+        client.cancel(name).catch((error: unknown) => {
+          if (toAtelierError(error).reason !== "VERSION_ALREADY_ENDED") {
+            throw error;
+          }
+        }),
+      ),
+    );
+  });
+});
 
 ui.regenerate.addEventListener("click", () => {
   const current = view?.version;

@@ -1,7 +1,7 @@
 // The console, driven as a person would in real headless Chromium (Debian's, by Playwright) against
 // the real server's web port: Generate (with an attachment), watch the stages, see the picture,
 // Regenerate, Tweak (and who last changed a file), Diff, Back, a fan-out (its estimate, its outputs
-// side by side), a queued job's place and Cancel, Close while a job runs, reopen it and see it
+// side by side, and Cancel the rest), a queued job's place and Cancel, Close while a job runs, reopen it and see it
 // finished; then draft a prompt, edit it and Generate from it. A failure leaves a screenshot in clients/web/build/screenshots;
 // ATELIER_CONSOLE_SCREENSHOT=path saves one of the finished picture.
 import { mkdirSync } from "node:fs";
@@ -204,6 +204,26 @@ it("generates, follows, shows, regenerates, tweaks, goes back, closes, reopens, 
     expect(await dialog.getByRole("button", { name: "Cancel job" }).isVisible()).toBe(false);
     await api.cancel(blocker.name);
     await dialog.getByRole("button", { name: "Back to the form" }).click();
+  });
+
+  await step("Cancel the rest stops every output of a fan-out that has not ended", async () => {
+    // On the one-at-a-time model: the first output runs for 20 s, the others wait behind it.
+    await dialog.getByLabel("Prompt").fill(JSON.stringify({ stages: 1, delay: 20 }));
+    await dialog.getByLabel("How many").fill("3");
+    await dialog.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => status.textContent()).toMatch(/^0 of 3 ended: /);
+    const cancelRest = dialog.getByRole("button", { name: "Cancel the rest" });
+    await cancelRest.click();
+    await expect.poll(() => status.textContent()).toBe("Done: 3 cancelled");
+    expect(await cancelRest.isVisible()).toBe(false);
+    const cards = dialog.getByRole("list", { name: "Outputs side by side" }).locator(":scope > li");
+    await expect.poll(() => cards.evaluateAll((items) => items.map((item) => item.getAttribute("data-state")))).toEqual([
+      "CANCELLED",
+      "CANCELLED",
+      "CANCELLED",
+    ]);
+    await dialog.getByRole("button", { name: "Back to the form" }).click();
+    await dialog.getByLabel("How many").fill("1");
   });
 
   await step("start a slow job, watch it live, close it", async () => {
