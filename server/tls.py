@@ -34,7 +34,7 @@ class ServerCertificates:
     private_key: bytes = field(repr=False)
     # Present: mutual TLS, with callers' certificates checked against these roots.
     client_ca: bytes | None
-    # The same, for the web port (HTTP/1.1 over TLS).
+    # These certificates as the web port's `ssl` context (HTTP/1.1 over TLS).
     web_context: ssl.SSLContext = field(repr=False, compare=False)
 
     @property
