@@ -242,25 +242,19 @@ def _connect_call(
     headers = {key: value.strip() for key, value in metadata}
     headers["connect-timeout-ms"] = str(int(_CALL_TIMEOUT_SECONDS * 1000))
     path = f"/{SERVICE.full_name}/{method.name}"
-
-    def encode(message: Message) -> bytes:
-        if codec == "proto":
-            return message.SerializeToString()
-        return json_format.MessageToJson(message).encode()
-
-    if codec == "json" and noise is None:
-        try:
-            for message in payload if method.client_streaming else [payload]:
-                encode(message)
-        except json_format.SerializeToJsonError:
-            codec = "proto"  # a message JSON cannot hold (a Timestamp out of range) goes as binary
+    messages = payload if method.client_streaming else [payload]
     try:
-        if not (method.client_streaming or method.server_streaming):
-            body = noise if noise is not None else encode(payload)
+        encoded = [_encode(message, codec) for message in messages]
+    except json_format.SerializeToJsonError:
+        codec = "proto"  # a message JSON cannot hold (a Timestamp out of range) goes as binary
+        encoded = [_encode(message, codec) for message in messages]
+    unary = not (method.client_streaming or method.server_streaming)
+    framed = encoded[0] if unary else b"".join(_frame(data) for data in encoded)
+    body = noise if noise is not None else framed
+    try:
+        if unary:
             answer = web.post(path, content=body, headers={**headers, "content-type": f"application/{codec}"})
             return "OK" if answer.status_code == 200 else _connect_error(answer.status_code, answer.content)
-        messages = payload if method.client_streaming else [payload]
-        body = noise if noise is not None else b"".join(_frame(encode(message)) for message in messages)
         streaming = {**headers, "content-type": f"application/connect+{codec}"}
         with web.stream("POST", path, content=body, headers=streaming) as answer:
             if answer.status_code != 200:
@@ -268,6 +262,12 @@ def _connect_call(
             return _end_of_stream(answer)
     except httpx.TimeoutException:
         return "DEADLINE_EXCEEDED"
+
+
+def _encode(message: Message, codec: str) -> bytes:
+    if codec == "proto":
+        return message.SerializeToString()
+    return json_format.MessageToJson(message).encode()
 
 
 def _frame(data: bytes, flags: int = 0) -> bytes:

@@ -176,7 +176,7 @@ class ModelCapacity:
             _log.warning("%s refused a request (429): cooling down until %s", name, until.isoformat())
             self._writing += 1
             write = functools.partial(storage.cool_down, model=name, until=until, step=step)
-            self._spawn(self._persist_cooldown, lambda tx: write(tx))
+            self._spawn(self._persist_cooldown, write)
         self._wake()
 
     def release(self, gate: JobGate) -> None:

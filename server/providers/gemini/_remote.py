@@ -1,6 +1,6 @@
 """The server's side of the Gemini worker process (`_worker`): google-genai's calls, made there.
 
-The worker starts at the first call and again at the first call after it stopped. A call in
+The worker starts with the provider, and again at the first call after it stopped. A call in
 flight when it stops fails with a ConnectionError, which `_call` retries like any broken
 connection. Closing a call's stream early (a cancelled job, an attempt out of time) tells the
 worker to drop the request and free its connection.
@@ -30,6 +30,7 @@ from server.providers.gemini._worker import (
     Stream,
     WorkerOptions,
     encode,
+    open_pipes,
     raised_again,
     read_frame,
 )
@@ -174,13 +175,8 @@ class GeminiWorker:
                 process = self._process = self._spawn()
                 self._ready = asyncio.Event()
             assert process.stdin is not None and process.stdout is not None
-            loop = asyncio.get_running_loop()
-            reader = asyncio.StreamReader(limit=2**31)
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), process.stdout)
-            flow = asyncio.streams.FlowControlMixin
-            transport, protocol = await loop.connect_write_pipe(flow, process.stdin)
-            self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
-            self._reader = loop.create_task(self._read(process, reader))
+            reader, self._writer = await open_pipes(process.stdout, process.stdin)
+            self._reader = asyncio.get_running_loop().create_task(self._read(process, reader))
             return self._writer
 
     async def _read(self, process: subprocess.Popen[bytes], reader: asyncio.StreamReader) -> None:

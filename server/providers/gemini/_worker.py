@@ -27,7 +27,7 @@ import signal
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import httpx2
 from google import genai
@@ -112,6 +112,17 @@ class Failed:
 def encode(message: object) -> bytes:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _HEADER.pack(len(body)) + body
+
+
+async def open_pipes(
+    read_from: IO[bytes], write_to: IO[bytes]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The two ends of the protocol, as streams of the running loop (a frame may be any size)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**31)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_from)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, write_to)
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 async def read_frame(reader: asyncio.StreamReader) -> Any:
@@ -276,13 +287,7 @@ def _die_with_the_server() -> None:
 
 
 async def _serve(protocol_in: int, protocol_out: int) -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**31)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(protocol_in, "rb"))
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(protocol_out, "wb")
-    )
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    reader, writer = await open_pipes(os.fdopen(protocol_in, "rb"), os.fdopen(protocol_out, "wb"))
     options = await read_frame(reader)
     if not isinstance(options, WorkerOptions):
         return
